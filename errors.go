@@ -1,0 +1,78 @@
+package eventfold
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrWrongExpectedVersion is matched (errors.Is) by every
+// *WrongExpectedVersionError.
+var ErrWrongExpectedVersion = errors.New("eventfold: wrong expected version")
+
+// ErrDuplicateEventID is returned when an appended event's ID is already in
+// the log.
+var ErrDuplicateEventID = errors.New("eventfold: duplicate event id")
+
+// ErrInvalidInput is matched (errors.Is) by every *ValidationError.
+var ErrInvalidInput = errors.New("eventfold: invalid input")
+
+// ErrUnknownDialect is returned for a database that eventfold does not know.
+var ErrUnknownDialect = errors.New("eventfold: unknown database dialect")
+
+// ErrArchived is matched when a read asks for events that were moved out of
+// the hot table by an archive run. See *ArchivedError.
+var ErrArchived = errors.New("eventfold: events archived")
+
+// ErrTransient is wrapped by errors a retry may cure: serialization
+// failures, deadlocks and lock timeouts, as each database reports them.
+var ErrTransient = errors.New("eventfold: transient database conflict")
+
+// WrongExpectedVersionError reports that a stream was not at the version the
+// appender expected. Concurrent appends to one stream with the same
+// expectation produce exactly one winner; the others get this error.
+type WrongExpectedVersionError struct {
+	StreamID string
+	Expected ExpectedVersion
+	// Actual is the stream's version when the append was refused (0: no
+	// stream). It is -1 when the database could not tell.
+	Actual int64
+}
+
+func (e *WrongExpectedVersionError) Error() string {
+	return fmt.Sprintf("eventfold: wrong expected version for stream %q: expected %s, actual %d", e.StreamID, e.Expected, e.Actual)
+}
+
+// Is makes errors.Is(err, ErrWrongExpectedVersion) true.
+func (e *WrongExpectedVersionError) Is(target error) bool { return target == ErrWrongExpectedVersion }
+
+// ValidationError reports bad input; nothing was written.
+type ValidationError struct {
+	// Field names what was wrong, e.g. "stream id" or "event 2 data".
+	Field  string
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("eventfold: invalid %s: %s", e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrInvalidInput) true.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalidInput }
+
+// ArchivedError reports that a read reached into positions that were
+// archived. Events from Position onwards (exclusive of the archived range)
+// are still in the hot table.
+type ArchivedError struct {
+	// ArchivedBefore is the first position that is still in the hot table:
+	// every event below it was archived.
+	ArchivedBefore int64
+	// Requested is the position or stream version the read asked for.
+	Requested int64
+}
+
+func (e *ArchivedError) Error() string {
+	return fmt.Sprintf("eventfold: events before global position %d are archived (requested %d); restore them with esctl restore", e.ArchivedBefore, e.Requested)
+}
+
+// Is makes errors.Is(err, ErrArchived) true.
+func (e *ArchivedError) Is(target error) bool { return target == ErrArchived }

@@ -1,0 +1,72 @@
+// Package dialect holds what the per-dialect Ops implementations
+// (internal/dialect/postgres, mysql, sqlite, mssql) share.
+package dialect
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/eventfold/eventfold"
+)
+
+// DB is what a database/sql based dialect runs statements on: *sql.DB,
+// *sql.Tx and *sql.Conn all satisfy it, and so does sqlc's generated DBTX.
+type DB interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	PrepareContext(ctx context.Context, query string) (*sql.Stmt, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// WrongVersion builds the typed error for a refused append. actualText is
+// the actual version as the database reported it; it may be empty.
+func WrongVersion(streamID string, expected eventfold.ExpectedVersion, actualText string) error {
+	actual := int64(-1)
+	if v, err := strconv.ParseInt(strings.TrimSpace(actualText), 10, 64); err == nil {
+		actual = v
+	}
+	return &eventfold.WrongExpectedVersionError{StreamID: streamID, Expected: expected, Actual: actual}
+}
+
+// ActualFromMessage extracts n from a message containing "actual=<n>".
+func ActualFromMessage(msg string) string {
+	i := strings.Index(msg, "actual=")
+	if i < 0 {
+		return ""
+	}
+	s := msg[i+len("actual="):]
+	j := 0
+	for j < len(s) && (s[j] == '-' || (s[j] >= '0' && s[j] <= '9')) {
+		j++
+	}
+	return s[:j]
+}
+
+// Transient wraps err so that errors.Is(err, eventfold.ErrTransient) holds,
+// keeping the driver's error reachable with errors.As.
+func Transient(err error) error {
+	return &transientError{err: err}
+}
+
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return fmt.Sprintf("%v (transient: retry may succeed)", e.err) }
+func (e *transientError) Unwrap() []error {
+	return []error{e.err, eventfold.ErrTransient}
+}
+
+// DuplicateEventID wraps err so that errors.Is(err, eventfold.ErrDuplicateEventID) holds.
+func DuplicateEventID(err error) error {
+	return fmt.Errorf("%w: %w", eventfold.ErrDuplicateEventID, err)
+}
+
+// ReadLimitClamp keeps SQL LIMIT values in a sane range.
+func ReadLimitClamp(limit int) int {
+	if limit <= 0 || limit > 100000 {
+		return 100000
+	}
+	return limit
+}

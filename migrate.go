@@ -1,0 +1,71 @@
+package eventfold
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+
+	migrations "github.com/eventfold/eventfold/sql"
+)
+
+// MigrationTable is the goose version table eventfold uses, so that a
+// user's own goose_db_version table is never touched.
+const MigrationTable = "eventfold_goose_version"
+
+// MigrationsFS returns the embedded migrations of one dialect: the same
+// files as sql/<dialect>/ in the repository.
+func MigrationsFS(d Dialect) (fs.FS, error) {
+	dir, _, err := gooseDialect(d)
+	if err != nil {
+		return nil, err
+	}
+	return fs.Sub(migrations.FS, dir)
+}
+
+func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
+	switch d {
+	case Postgres:
+		return "postgres", goose.DialectPostgres, nil
+	case MySQL:
+		return "mysql", goose.DialectMySQL, nil
+	case SQLite:
+		return "sqlite", goose.DialectSQLite3, nil
+	case SQLServer:
+		return "mssql", goose.DialectMSSQL, nil
+	}
+	return "", "", &unknownDialectError{name: string(d)}
+}
+
+// NewMigrator returns a goose Provider over eventfold's migrations for
+// dialect d, recording versions in MigrationTable. Use it for status and
+// down migrations; Store.Migrate covers the common case.
+func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
+	fsys, err := MigrationsFS(d)
+	if err != nil {
+		return nil, err
+	}
+	_, gd, _ := gooseDialect(d)
+	p, err := goose.NewProvider(gd, db, fsys,
+		goose.WithTableName(MigrationTable),
+		goose.WithDisableGlobalRegistry(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("eventfold: migrations for %s: %w", d, err)
+	}
+	return p, nil
+}
+
+// Migrate applies every pending migration.
+func (s *Store[TTx]) Migrate(ctx context.Context) error {
+	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
+	if err != nil {
+		return err
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
+	}
+	return nil
+}

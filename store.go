@@ -1,0 +1,218 @@
+package eventfold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Config configures a Store. The zero value is ready to use.
+type Config struct {
+	// Limits bound what an append accepts. Defaults: see Limits.
+	Limits Limits
+}
+
+// Store appends to and reads from the event log, through a Driver.
+// It is safe for concurrent use.
+type Store[TTx any] struct {
+	driver Driver[TTx]
+	limits Limits
+}
+
+// New returns a Store over d. cfg may be nil.
+func New[TTx any](d Driver[TTx], cfg *Config) *Store[TTx] {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	return &Store[TTx]{driver: d, limits: cfg.Limits.withDefaults()}
+}
+
+// Driver returns the store's driver.
+func (s *Store[TTx]) Driver() Driver[TTx] { return s.driver }
+
+// Dialect returns the database dialect.
+func (s *Store[TTx]) Dialect() Dialect { return s.driver.Dialect() }
+
+// Limits returns the limits in force.
+func (s *Store[TTx]) Limits() Limits { return s.limits }
+
+// Close closes the driver (never a pool the caller passed in).
+func (s *Store[TTx]) Close() error { return s.driver.Close() }
+
+// InTx runs fn in a new transaction and commits it when fn returns nil;
+// any error, or a panic, rolls it back.
+func (s *Store[TTx]) InTx(ctx context.Context, fn func(tx TTx) error) (err error) {
+	tx, err := s.driver.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("eventfold: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = s.driver.Rollback(context.WithoutCancel(ctx), tx)
+			panic(p)
+		}
+		if err != nil {
+			_ = s.driver.Rollback(context.WithoutCancel(ctx), tx)
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = s.driver.Commit(ctx, tx); err != nil {
+		return fmt.Errorf("eventfold: commit: %w", err)
+	}
+	return nil
+}
+
+// Append appends events to stream streamID in a transaction of its own,
+// after checking that the stream is at the expected version. Either every
+// event is appended or none is.
+func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...EventData) ([]Event, error) {
+	prepared, err := prepareAppend(streamID, expected, events, s.limits)
+	if err != nil {
+		return nil, err
+	}
+	var out []Event
+	err = s.InTx(ctx, func(tx TTx) error {
+		out, err = s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
+		return err
+	})
+	if err != nil {
+		return nil, wrapAppend(streamID, err)
+	}
+	return out, nil
+}
+
+// AppendTx appends inside the caller's transaction: the events commit or
+// roll back with it. On error the caller must roll tx back (on PostgreSQL
+// the transaction is aborted anyway).
+func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, streamID string, expected ExpectedVersion, events ...EventData) ([]Event, error) {
+	prepared, err := prepareAppend(streamID, expected, events, s.limits)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
+	if err != nil {
+		return nil, wrapAppend(streamID, err)
+	}
+	return out, nil
+}
+
+func wrapAppend(streamID string, err error) error {
+	var wev *WrongExpectedVersionError
+	var ve *ValidationError
+	if errors.As(err, &wev) || errors.As(err, &ve) {
+		return err // already says which stream
+	}
+	return fmt.Errorf("eventfold: append to stream %q: %w", streamID, err)
+}
+
+// ReadStreamOptions selects events of one stream.
+type ReadStreamOptions struct {
+	// From is the first version to read (inclusive). Forward it defaults to
+	// 1; backward, 0 means the stream's last event.
+	From int64
+	// Limit caps the number of events. Defaults to 1000.
+	Limit int
+	// Backward reads from From towards version 1.
+	Backward bool
+}
+
+// DefaultReadLimit is the page size when a read sets no Limit.
+const DefaultReadLimit = 1000
+
+// ReadStream reads events of one stream. A stream that does not exist
+// reads as no events.
+func (s *Store[TTx]) ReadStream(ctx context.Context, streamID string, opt ReadStreamOptions) ([]Event, error) {
+	return s.readStream(ctx, s.driver.Ops(), streamID, opt)
+}
+
+// ReadStreamTx is ReadStream inside the caller's transaction.
+func (s *Store[TTx]) ReadStreamTx(ctx context.Context, tx TTx, streamID string, opt ReadStreamOptions) ([]Event, error) {
+	return s.readStream(ctx, s.driver.OpsTx(tx), streamID, opt)
+}
+
+func (s *Store[TTx]) readStream(ctx context.Context, ops Ops, streamID string, opt ReadStreamOptions) ([]Event, error) {
+	if err := ValidateStreamID(streamID); err != nil {
+		return nil, err
+	}
+	if opt.Limit < 0 {
+		return nil, &ValidationError{Field: "limit", Reason: fmt.Sprintf("%d is negative", opt.Limit)}
+	}
+	if opt.From < 0 {
+		return nil, &ValidationError{Field: "from", Reason: fmt.Sprintf("version %d is negative", opt.From)}
+	}
+	if opt.Limit == 0 {
+		opt.Limit = DefaultReadLimit
+	}
+	if !opt.Backward && opt.From == 0 {
+		opt.From = 1
+	}
+	evs, err := ops.ReadStream(ctx, streamID, opt.From, opt.Limit, opt.Backward)
+	if err != nil {
+		return nil, fmt.Errorf("eventfold: read stream %q: %w", streamID, err)
+	}
+	return evs, nil
+}
+
+// ReadAllOptions selects a slice of the whole log.
+type ReadAllOptions struct {
+	// From is the first global position to read (inclusive). Defaults to 0,
+	// the start of the log.
+	From int64
+	// Limit caps the number of events. Defaults to 1000.
+	Limit int
+}
+
+// ReadAll reads the whole log forward in global-position order. It never
+// returns an event past one that a still-running transaction may yet
+// commit, so a reader that continues from the last position it saw plus one
+// neither skips nor repeats an event, whatever order transactions commit in.
+// A long-running writer therefore delays readers (lag), never loses events.
+func (s *Store[TTx]) ReadAll(ctx context.Context, opt ReadAllOptions) ([]Event, error) {
+	return s.readAll(ctx, s.driver.Ops(), opt)
+}
+
+// ReadAllTx is ReadAll inside the caller's transaction.
+func (s *Store[TTx]) ReadAllTx(ctx context.Context, tx TTx, opt ReadAllOptions) ([]Event, error) {
+	return s.readAll(ctx, s.driver.OpsTx(tx), opt)
+}
+
+func (s *Store[TTx]) readAll(ctx context.Context, ops Ops, opt ReadAllOptions) ([]Event, error) {
+	if opt.Limit < 0 {
+		return nil, &ValidationError{Field: "limit", Reason: fmt.Sprintf("%d is negative", opt.Limit)}
+	}
+	if opt.From < 0 {
+		return nil, &ValidationError{Field: "from", Reason: fmt.Sprintf("position %d is negative", opt.From)}
+	}
+	if opt.Limit == 0 {
+		opt.Limit = DefaultReadLimit
+	}
+	evs, err := ops.ReadAll(ctx, opt.From, opt.Limit)
+	if err != nil {
+		return nil, fmt.Errorf("eventfold: read all from %d: %w", opt.From, err)
+	}
+	return evs, nil
+}
+
+// Head returns the position up to which the log is complete: every event at
+// or below it that will ever commit has committed. 0 for an empty log.
+func (s *Store[TTx]) Head(ctx context.Context) (int64, error) {
+	h, err := s.driver.Ops().Head(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("eventfold: head: %w", err)
+	}
+	return h, nil
+}
+
+// StreamVersion returns the current version of a stream (0: no stream).
+func (s *Store[TTx]) StreamVersion(ctx context.Context, streamID string) (int64, error) {
+	if err := ValidateStreamID(streamID); err != nil {
+		return 0, err
+	}
+	v, err := s.driver.Ops().StreamVersion(ctx, streamID)
+	if err != nil {
+		return 0, fmt.Errorf("eventfold: version of stream %q: %w", streamID, err)
+	}
+	return v, nil
+}
