@@ -1,0 +1,208 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventfold/eventfold"
+)
+
+// freshLogCases each get a database of their own: they look at the whole log.
+func freshLogCases[TTx any]() []storeCase[TTx] {
+	return []storeCase[TTx]{
+		{"read-all", func(t *testing.T, s *eventfold.Store[TTx]) {
+			ctx := context.Background()
+			if h, err := s.Head(ctx); err != nil || h != 0 {
+				t.Fatalf("empty log head %d, %v", h, err)
+			}
+			if evs := readAllFrom(t, s, 0); len(evs) != 0 {
+				t.Fatalf("empty log read %d events", len(evs))
+			}
+			var appended []eventfold.Event
+			for i := range 5 {
+				appended = append(appended, mustAppend(t, s, fmt.Sprintf("s-%d", i%2), eventfold.Any, ev("E", `1`), ev("F", `2`))...)
+			}
+			all := readAllFrom(t, s, 0)
+			if !reflect.DeepEqual(positions(all), positions(appended)) {
+				t.Fatalf("read all %v, appended %v", positions(all), positions(appended))
+			}
+			head, err := s.Head(ctx)
+			if err != nil || head != appended[len(appended)-1].GlobalPosition {
+				t.Fatalf("head %d (%v), want %d", head, err, appended[len(appended)-1].GlobalPosition)
+			}
+			page, err := s.ReadAll(ctx, eventfold.ReadAllOptions{From: appended[3].GlobalPosition, Limit: 4})
+			if err != nil || !reflect.DeepEqual(positions(page), positions(appended[3:7])) {
+				t.Fatalf("from the 4th, limit 4: %v (%v), want %v", positions(page), err, positions(appended[3:7]))
+			}
+			if page, _ := s.ReadAll(ctx, eventfold.ReadAllOptions{From: head + 1}); len(page) != 0 {
+				t.Fatalf("read past the head: %v", positions(page))
+			}
+		}},
+		{"out-of-order-commits", func(t *testing.T, s *eventfold.Store[TTx]) {
+			outOfOrder(t, s)
+		}},
+		{"concurrent-writers-tailing-reader", func(t *testing.T, s *eventfold.Store[TTx]) {
+			tailUnderLoad(t, s, 8, 40)
+		}},
+	}
+}
+
+// tailer reads the log the way a subscriber does: from the last position
+// it saw plus one, checking it never sees a position twice or out of order.
+type tailer[TTx any] struct {
+	s    *eventfold.Store[TTx]
+	next int64
+	seen []eventfold.Event
+}
+
+func (r *tailer[TTx]) poll(t *testing.T) {
+	t.Helper()
+	for _, e := range readAllFrom(t, r.s, r.next) {
+		if len(r.seen) > 0 && e.GlobalPosition <= r.seen[len(r.seen)-1].GlobalPosition {
+			t.Errorf("reader saw position %d after %d", e.GlobalPosition, r.seen[len(r.seen)-1].GlobalPosition)
+		}
+		r.seen = append(r.seen, e)
+		r.next = e.GlobalPosition + 1
+	}
+}
+
+// outOfOrder holds one transaction open while later ones commit, and rolls
+// one back: a reader continuing from its last position must end up with
+// exactly the committed events, in order.
+func outOfOrder[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
+	ctx := context.Background()
+	d := s.Driver()
+	r := &tailer[TTx]{s: s}
+	mustAppend(t, s, "before", eventfold.Any, ev("Before", `0`))
+	r.poll(t)
+
+	for round, commitHeld := range []bool{true, false} {
+		held, err := d.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		heldEvents, err := s.AppendTx(ctx, held, fmt.Sprintf("held-%d", round), eventfold.Any, ev("Held", `1`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Later writers: on PostgreSQL they commit at once; on MySQL and SQL
+		// Server they queue on the position counter, on SQLite on the single
+		// writer. Either way the reader must not pass the held event.
+		var wg sync.WaitGroup
+		var later atomic.Int64
+		for i := range 3 {
+			wg.Go(func() {
+				if _, err := s.Append(ctx, fmt.Sprintf("later-%d-%d", round, i), eventfold.Any, ev("Later", `2`)); err != nil {
+					t.Errorf("later append: %v", err)
+				}
+				later.Add(1)
+			})
+		}
+		deadline := time.Now().Add(300 * time.Millisecond)
+		for time.Now().Before(deadline) {
+			r.poll(t)
+			for _, e := range r.seen {
+				if e.StreamID == heldEvents[0].StreamID {
+					t.Fatalf("reader saw the uncommitted held event")
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("round %d: %d later appends committed while the first was held", round, later.Load())
+		if commitHeld {
+			err = d.Commit(ctx, held)
+		} else {
+			err = d.Rollback(ctx, held)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		r.poll(t)
+	}
+	all := readAllFrom(t, s, 0)
+	if !reflect.DeepEqual(positions(r.seen), positions(all)) {
+		t.Fatalf("tailing reader saw %v, the log holds %v", positions(r.seen), positions(all))
+	}
+	counts := map[string]int{}
+	for _, e := range all {
+		counts[e.Type]++
+	}
+	if want := map[string]int{"Before": 1, "Held": 1, "Later": 6}; !reflect.DeepEqual(counts, want) {
+		t.Fatalf("log holds %v, want %v", counts, want)
+	}
+}
+
+// tailUnderLoad runs writers that commit or roll back at random while a
+// reader tails the log; the reader must see exactly the committed events.
+func tailUnderLoad[TTx any](t *testing.T, s *eventfold.Store[TTx], writers, txPerWriter int) {
+	ctx := context.Background()
+	d := s.Driver()
+	var committed sync.Map // event id -> struct{}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 42))
+			for i := range txPerWriter {
+				tx, err := d.Begin(ctx)
+				if err != nil {
+					t.Errorf("begin: %v", err)
+					return
+				}
+				evs, err := s.AppendTx(ctx, tx, fmt.Sprintf("w%d-%d", w, rng.IntN(3)), eventfold.Any, ev("Load", `{"w":1}`), ev("Load", `{"w":2}`))
+				if err != nil {
+					_ = d.Rollback(ctx, tx)
+					if !isTransient(err) {
+						t.Errorf("append: %v", err)
+					}
+					continue
+				}
+				if rng.IntN(4) == 0 {
+					time.Sleep(time.Duration(rng.IntN(3)) * time.Millisecond)
+				}
+				if rng.IntN(5) == 0 || i%17 == 0 {
+					_ = d.Rollback(ctx, tx)
+					continue
+				}
+				if err := d.Commit(ctx, tx); err != nil {
+					t.Errorf("commit: %v", err)
+					continue
+				}
+				for _, e := range evs {
+					committed.Store(e.ID, struct{}{})
+				}
+			}
+		})
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	r := &tailer[TTx]{s: s}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		case <-time.After(5 * time.Millisecond):
+		}
+		r.poll(t)
+	}
+	r.poll(t)
+	want := 0
+	committed.Range(func(_, _ any) bool { want++; return true })
+	if len(r.seen) != want {
+		t.Fatalf("reader saw %d events, writers committed %d", len(r.seen), want)
+	}
+	for _, e := range r.seen {
+		if _, ok := committed.Load(e.ID); !ok {
+			t.Fatalf("reader saw event %s that was never committed", e.ID)
+		}
+	}
+	if !reflect.DeepEqual(positions(r.seen), positions(readAllFrom(t, s, 0))) {
+		t.Fatalf("reader's sequence differs from the final log")
+	}
+}

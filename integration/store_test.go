@@ -1,0 +1,141 @@
+package integration
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+)
+
+// storeCase is one conformance test, written once for every driver.
+type storeCase[TTx any] struct {
+	name string
+	run  func(t *testing.T, s *eventfold.Store[TTx])
+}
+
+// TestStoreConformance runs the store suite on every dialect through
+// database/sql.
+func TestStoreConformance(t *testing.T) {
+	for _, d := range testdb.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			runStoreSuite(t, func(t *testing.T) *eventfold.Store[*sql.Tx] { return testdb.SQLStore(t, d) })
+		})
+	}
+}
+
+func runStoreSuite[TTx any](t *testing.T, open func(t *testing.T) *eventfold.Store[TTx]) {
+	// Probe once so an unavailable database skips (or fails) the whole group.
+	s := open(t)
+	for _, c := range storeCases[TTx]() {
+		t.Run(c.name, func(t *testing.T) { c.run(t, s) })
+	}
+	t.Run("fresh-log", func(t *testing.T) {
+		for _, c := range freshLogCases[TTx]() {
+			t.Run(c.name, func(t *testing.T) { c.run(t, open(t)) })
+		}
+	})
+}
+
+var streamSeq struct {
+	sync.Mutex
+	n int
+}
+
+// newStream returns a stream id no other test uses.
+func newStream(t *testing.T) string {
+	streamSeq.Lock()
+	defer streamSeq.Unlock()
+	streamSeq.n++
+	return fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "."), streamSeq.n)
+}
+
+func ev(typ, data string) eventfold.EventData {
+	return eventfold.EventData{Type: typ, Data: json.RawMessage(data)}
+}
+
+func mustAppend[TTx any](t *testing.T, s *eventfold.Store[TTx], stream string, exp eventfold.ExpectedVersion, evs ...eventfold.EventData) []eventfold.Event {
+	t.Helper()
+	out, err := s.Append(context.Background(), stream, exp, evs...)
+	if err != nil {
+		t.Fatalf("append to %s (expected %s): %v", stream, exp, err)
+	}
+	return out
+}
+
+func jsonEqual(t *testing.T, want, got json.RawMessage) {
+	t.Helper()
+	var w, g any
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatalf("want is not JSON: %v", err)
+	}
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("got %q is not JSON: %v", got, err)
+	}
+	if !reflect.DeepEqual(w, g) {
+		t.Fatalf("JSON differs: want %s, got %s", want, got)
+	}
+}
+
+func wantWrongVersion(t *testing.T, err error, stream string, actual int64) {
+	t.Helper()
+	var wev *eventfold.WrongExpectedVersionError
+	if !errors.As(err, &wev) {
+		t.Fatalf("want *WrongExpectedVersionError, got %T: %v", err, err)
+	}
+	if !errors.Is(err, eventfold.ErrWrongExpectedVersion) {
+		t.Fatalf("errors.Is(ErrWrongExpectedVersion) is false for %v", err)
+	}
+	if wev.StreamID != stream || wev.Actual != actual {
+		t.Fatalf("wrong version error says stream %q actual %d, want %q actual %d", wev.StreamID, wev.Actual, stream, actual)
+	}
+}
+
+func readStream[TTx any](t *testing.T, s *eventfold.Store[TTx], stream string, opt eventfold.ReadStreamOptions) []eventfold.Event {
+	t.Helper()
+	evs, err := s.ReadStream(context.Background(), stream, opt)
+	if err != nil {
+		t.Fatalf("read stream %s: %v", stream, err)
+	}
+	return evs
+}
+
+func versions(evs []eventfold.Event) []int64 {
+	out := make([]int64, len(evs))
+	for i, e := range evs {
+		out[i] = e.StreamVersion
+	}
+	return out
+}
+
+func positions(evs []eventfold.Event) []int64 {
+	out := make([]int64, len(evs))
+	for i, e := range evs {
+		out[i] = e.GlobalPosition
+	}
+	return out
+}
+
+// readAllFrom reads the log from position from to the horizon, page by page.
+func readAllFrom[TTx any](t *testing.T, s *eventfold.Store[TTx], from int64) []eventfold.Event {
+	t.Helper()
+	var out []eventfold.Event
+	for {
+		page, err := s.ReadAll(context.Background(), eventfold.ReadAllOptions{From: from, Limit: 500})
+		if err != nil {
+			t.Fatalf("read all from %d: %v", from, err)
+		}
+		out = append(out, page...)
+		if len(page) < 500 {
+			return out
+		}
+		from = page[len(page)-1].GlobalPosition + 1
+	}
+}

@@ -1,0 +1,177 @@
+package sqldriver
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"  // registers "pgx"
+	_ "github.com/microsoft/go-mssqldb" // registers "sqlserver"
+	_ "modernc.org/sqlite"              // registers "sqlite"
+
+	"github.com/eventfold/eventfold"
+)
+
+// DialectOf tells the dialect of an eventfold DSN from its scheme.
+func DialectOf(dsn string) (eventfold.Dialect, error) {
+	scheme, _, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return "", &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%q has no scheme; want postgres://, mysql://, sqlite://PATH or sqlserver://", Redact(dsn))}
+	}
+	d, err := eventfold.ParseDialect(strings.ToLower(scheme))
+	if err != nil {
+		return "", fmt.Errorf("dsn %q: %w", Redact(dsn), err)
+	}
+	return d, nil
+}
+
+// Open opens the database an eventfold DSN names and checks that it
+// answers. The scheme picks the driver:
+//
+//	postgres://user:pass@host:5432/db?sslmode=disable   (pgx, through database/sql)
+//	mysql://user:pass@host:3306/db                      (go-sql-driver/mysql; MySQL 8 or MariaDB)
+//	sqlite://path/to/file.db  or  sqlite:///abs/path.db (modernc.org/sqlite, WAL)
+//	sqlserver://user:pass@host:1433?database=db         (go-mssqldb)
+//
+// Errors never contain the password.
+func Open(ctx context.Context, dsn string) (*Driver, error) {
+	d, err := DialectOf(dsn)
+	if err != nil {
+		return nil, err
+	}
+	var db *sql.DB
+	switch d {
+	case eventfold.Postgres:
+		db, err = sql.Open("pgx", dsn)
+	case eventfold.MySQL:
+		db, err = openMySQL(dsn)
+	case eventfold.SQLite:
+		db, err = openSQLite(dsn)
+	case eventfold.SQLServer:
+		db, err = sql.Open("sqlserver", dsn)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), redactErr(err, dsn))
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pingCtx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqldriver: connect to %s: %s", Redact(dsn), redactErr(err, dsn))
+	}
+	drv, err := New(db, d)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	drv.owned = true
+	return drv, nil
+}
+
+// openMySQL turns mysql://user:pass@host:port/db?params into a
+// go-sql-driver configuration, in UTC with parseTime.
+func openMySQL(dsn string) (*sql.DB, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL")
+	}
+	cfg := gomysql.NewConfig()
+	cfg.Net = "tcp"
+	cfg.Addr = u.Host
+	if u.Port() == "" {
+		cfg.Addr = u.Hostname() + ":3306"
+	}
+	if u.User != nil {
+		cfg.User = u.User.Username()
+		cfg.Passwd, _ = u.User.Password()
+	}
+	cfg.DBName = strings.TrimPrefix(u.Path, "/")
+	cfg.ParseTime = true
+	cfg.Loc = time.UTC
+	cfg.Params = map[string]string{"time_zone": "'+00:00'"}
+	for k, vs := range u.Query() {
+		if len(vs) > 0 {
+			cfg.Params[k] = vs[len(vs)-1]
+		}
+	}
+	conn, err := gomysql.NewConnector(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// openSQLite opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
+// timeout and BEGIN IMMEDIATE for every transaction.
+func openSQLite(dsn string) (*sql.DB, error) {
+	path := strings.TrimPrefix(dsn, dsn[:strings.Index(dsn, "://")+3])
+	query := ""
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	if path == "" {
+		return nil, fmt.Errorf("sqlite DSN has no file path (want sqlite://PATH)")
+	}
+	params := url.Values{}
+	params.Add("_pragma", "busy_timeout(10000)")
+	params.Add("_pragma", "journal_mode(WAL)")
+	params.Add("_pragma", "synchronous(NORMAL)")
+	params.Add("_pragma", "foreign_keys(1)")
+	params.Set("_txlock", "immediate")
+	params.Set("_time_format", "sqlite")
+	extra, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite DSN parameters: %v", err)
+	}
+	for k, vs := range extra {
+		for _, v := range vs {
+			params.Add(k, v)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+params.Encode())
+	if err != nil {
+		return nil, err
+	}
+	if path == ":memory:" || strings.Contains(query, "mode=memory") {
+		db.SetMaxOpenConns(1) // every connection would be a different database
+	}
+	return db, nil
+}
+
+// Redact returns dsn with any password replaced by "xxxxx", for logs and
+// error messages.
+func Redact(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		if err != nil && strings.Contains(dsn, "@") {
+			return "(unparseable DSN)"
+		}
+		return dsn
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	for _, k := range []string{"password", "pwd"} {
+		if q.Has(k) {
+			q.Set(k, "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+	}
+	return u.String()
+}
+
+// redactErr renders err with the password, if the driver echoed it, removed.
+func redactErr(err error, dsn string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
+		if pw, has := u.User.Password(); has && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+	}
+	return msg
+}
