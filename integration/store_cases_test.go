@@ -246,7 +246,7 @@ func storeCases[TTx any]() []storeCase[TTx] {
 			big := `"` + strings.Repeat("x", eventfold.DefaultMaxEventSize) + `"`
 			for _, c := range []struct {
 				name, stream, field string
-				events         []eventfold.EventData
+				events              []eventfold.EventData
 			}{
 				{"empty stream id", "", "stream id", []eventfold.EventData{ev("T", `{}`)}},
 				{"long stream id", strings.Repeat("s", eventfold.MaxStreamIDLength+1), "stream id", []eventfold.EventData{ev("T", `{}`)}},

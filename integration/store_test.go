@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
 )
@@ -29,6 +31,10 @@ func TestStoreConformance(t *testing.T) {
 			runStoreSuite(t, func(t *testing.T) *eventfold.Store[*sql.Tx] { return testdb.SQLStore(t, d) })
 		})
 	}
+	// PostgreSQL again, through pgx natively (transaction type pgx.Tx).
+	t.Run("postgres-pgx", func(t *testing.T) {
+		runStoreSuite(t, func(t *testing.T) *eventfold.Store[pgx.Tx] { return testdb.PgxStore(t) })
+	})
 }
 
 func runStoreSuite[TTx any](t *testing.T, open func(t *testing.T) *eventfold.Store[TTx]) {

@@ -4,10 +4,23 @@
 
 package sqlitedb
 
+type EventfoldArchiveWatermark struct {
+	ID             int64
+	ArchivedBefore int64
+	UpdatedAt      string
+}
+
 type EventfoldCheckpoint struct {
 	Name      string
 	Position  int64
 	UpdatedAt string
+}
+
+type EventfoldCommand struct {
+	CommandID   string
+	CommandType string
+	Events      string
+	RecordedAt  string
 }
 
 type EventfoldEvent struct {

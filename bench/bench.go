@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/pgxdriver"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// Config configures a benchmark run.
+type Config struct {
+	// DSN names the database (eventfold DSN). Required.
+	DSN string
+	// Concurrency is the number of concurrent clients. Defaults to 1.
+	Concurrency int
+	// Duration is how long each mode runs. Defaults to 5s.
+	Duration time.Duration
+	// EventsPerCommand is how many events each command appends (each
+	// reduced into the read model). Defaults to 1.
+	EventsPerCommand int
+	// GroupCommit also measures the orchestrator's group-commit mode.
+	GroupCommit bool
+	// Raw also measures the hand-written baseline and reports ratios.
+	Raw bool
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 1
+	}
+	if c.Duration <= 0 {
+		c.Duration = 5 * time.Second
+	}
+	if c.EventsPerCommand <= 0 {
+		c.EventsPerCommand = 1
+	}
+	return c
+}
+
+// Report is what Run measured.
+type Report struct {
+	Results []Result `json:"results"`
+	// Ratios compares each eventfold mode with the raw baseline of the same
+	// run (commands per second), e.g. "dispatch/raw": 0.91.
+	Ratios map[string]float64 `json:"ratios,omitempty"`
+}
+
+// Run measures the dispatch workload in each requested mode, printing a
+// line per mode to progress (may be nil).
+func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
+	cfg = cfg.withDefaults()
+	if progress == nil {
+		progress = io.Discard
+	}
+	d, err := sqldriver.DialectOf(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	sqls, err := sqlFor(d)
+	if err != nil {
+		return nil, err
+	}
+	drv, err := sqldriver.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer drv.Close()
+	drv.DB().SetMaxOpenConns(cfg.Concurrency + 4)
+	drv.DB().SetMaxIdleConns(cfg.Concurrency + 4)
+	sqlStore := eventfold.New(drv, nil)
+	if err := sqlStore.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	for _, stmt := range sqls.create {
+		if _, err := drv.DB().ExecContext(ctx, stmt); err != nil {
+			return nil, fmt.Errorf("bench: create tables: %w", err)
+		}
+	}
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	rep := &Report{Ratios: map[string]float64{}}
+	measure := func(mode string, fn op) error {
+		resetPeakRSS()
+		lat, errs, firstErr, elapsed := runLoad(ctx, cfg.Concurrency, cfg.Duration, fn)
+		r := summarize(mode, lat, errs, elapsed, cfg.EventsPerCommand)
+		r.Dialect, r.Concurrency, r.PeakRSSBytes = string(d), cfg.Concurrency, peakRSS()
+		if r.Commands == 0 && firstErr != nil {
+			return fmt.Errorf("bench: %s: every command failed: %w", mode, firstErr)
+		}
+		if firstErr != nil {
+			fmt.Fprintf(progress, "%s: %d errors, first: %v\n", mode, errs, firstErr)
+		}
+		fmt.Fprintln(progress, r)
+		rep.Results = append(rep.Results, r)
+		return nil
+	}
+
+	if cfg.Raw {
+		rawOp, closeRaw, err := rawRunner(ctx, d, cfg, sqls)
+		if err != nil {
+			return nil, err
+		}
+		err = measure("raw", rawOp)
+		closeRaw()
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	modes := []bool{false}
+	if cfg.GroupCommit {
+		modes = append(modes, true)
+	}
+	for _, group := range modes {
+		mode := "dispatch"
+		if group {
+			mode = "dispatch-group-commit"
+		}
+		ocfg := &orchestrator.Config{}
+		if group {
+			if err := enableGroupCommit(ocfg); err != nil {
+				return nil, err
+			}
+		}
+		var fn op
+		var closeFn func()
+		if d == eventfold.Postgres {
+			pool, err := pgxpool.New(ctx, withPoolSize(cfg.DSN, cfg.Concurrency+4))
+			if err != nil {
+				return nil, fmt.Errorf("bench: connect: %w", err)
+			}
+			store := eventfold.New[pgx.Tx](pgxdriver.New(pool), nil)
+			o := newOrchestrator(store, func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+				_, err := tx.Exec(ctx, q, args...)
+				return err
+			}, sqls, ocfg)
+			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1], cfg.EventsPerCommand), pool.Close
+		} else {
+			o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+				_, err := tx.ExecContext(ctx, q, args...)
+				return err
+			}, sqls, ocfg)
+			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1], cfg.EventsPerCommand), func() {}
+		}
+		err := measure(mode, fn)
+		closeFn()
+		if err != nil {
+			return nil, err
+		}
+	}
+	raw := rep.find("raw")
+	for _, r := range rep.Results {
+		if r.Mode != "raw" && raw != nil && raw.CommandsPerSecond > 0 {
+			rep.Ratios[r.Mode+"/raw"] = r.CommandsPerSecond / raw.CommandsPerSecond
+		}
+	}
+	return rep, nil
+}
+
+func (r *Report) find(mode string) *Result {
+	for i := range r.Results {
+		if r.Results[i].Mode == mode {
+			return &r.Results[i]
+		}
+	}
+	return nil
+}
+
+// withPoolSize sets pgxpool's pool_max_conns on a PostgreSQL URL.
+func withPoolSize(dsn string, n int) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	q.Set("pool_max_conns", strconv.Itoa(n))
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// rawRunner returns the hand-written baseline: the same statements as the
+// pgbench script, on the bare driver, no framework.
+func rawRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialectSQL) (op, func(), error) {
+	payload := func(seq int) string {
+		b, _ := json.Marshal(deposited{Amount: 1 + seq%1000})
+		return string(b)
+	}
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "r"
+	if d == eventfold.Postgres {
+		pool, err := pgxpool.New(ctx, withPoolSize(cfg.DSN, cfg.Concurrency+4))
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: raw: connect: %w", err)
+		}
+		return func(ctx context.Context, w, seq int) error {
+			account := fmt.Sprintf("acct-%s-%d-%d", run, w, seq)
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback(context.WithoutCancel(ctx))
+			for i := range cfg.EventsPerCommand {
+				if _, err := tx.Exec(ctx, sqls.rawInsert, account, i+1, payload(seq)); err != nil {
+					return err
+				}
+				if _, err := tx.Exec(ctx, sqls.upsert, account, 1+seq%1000); err != nil {
+					return err
+				}
+			}
+			return tx.Commit(ctx)
+		}, pool.Close, nil
+	}
+	drv, err := sqldriver.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := drv.DB()
+	db.SetMaxOpenConns(cfg.Concurrency + 4)
+	db.SetMaxIdleConns(cfg.Concurrency + 4)
+	return func(ctx context.Context, w, seq int) error {
+		account := fmt.Sprintf("acct-%s-%d-%d", run, w, seq)
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		for i := range cfg.EventsPerCommand {
+			if _, err := tx.ExecContext(ctx, sqls.rawInsert, account, i+1, payload(seq)); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, sqls.upsert, account, 1+seq%1000); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}, func() { drv.Close() }, nil
+}
+
+// enableGroupCommit switches the orchestrator config to group commit.
+func enableGroupCommit(cfg *orchestrator.Config) error {
+	return errors.New("bench: group commit is not implemented yet")
+}

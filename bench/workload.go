@@ -1,0 +1,52 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/orchestrator"
+)
+
+// deposit is the benchmark's command: Events deposits into one account.
+type deposit struct {
+	Account string `json:"account"`
+	Amount  int    `json:"amount"`
+	Events  int    `json:"events"`
+}
+
+// deposited is the benchmark's event.
+type deposited struct {
+	Amount int `json:"amount"`
+}
+
+// txExec runs a statement in a transaction of the driver's type.
+type txExec[TTx any] func(ctx context.Context, tx TTx, query string, args ...any) error
+
+// newOrchestrator wires the dispatch workload: the handler emits the
+// deposits, the reducer upserts the account row for each event.
+func newOrchestrator[TTx any](store *eventfold.Store[TTx], exec txExec[TTx], sqls dialectSQL, cfg *orchestrator.Config) *orchestrator.Orchestrator[TTx] {
+	o := orchestrator.New(store, cfg)
+	orchestrator.Handle(o, "Deposit", func(ctx context.Context, tx TTx, cmd deposit) ([]orchestrator.Emit, error) {
+		emits := make([]orchestrator.Emit, cmd.Events)
+		for i := range emits {
+			emits[i] = orchestrator.Emit{Stream: cmd.Account, Expected: eventfold.Any, Type: "Deposited", Data: deposited{Amount: cmd.Amount}}
+		}
+		return emits, nil
+	})
+	orchestrator.Reduce(o, "Deposited", func(ctx context.Context, tx TTx, ev eventfold.Event, d deposited) error {
+		return exec(ctx, tx, sqls.upsert, ev.StreamID, d.Amount)
+	})
+	return o
+}
+
+// dispatchOp dispatches one Deposit per call into a fresh account, as the
+// pgbench script does.
+func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events int) op {
+	return func(ctx context.Context, w, seq int) error {
+		_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Deposit", Payload: deposit{
+			Account: fmt.Sprintf("acct-%s-%d-%d", run, w, seq), Amount: 1 + seq%1000, Events: events,
+		}})
+		return err
+	}
+}

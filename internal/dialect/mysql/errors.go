@@ -1,0 +1,59 @@
+package mysql
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dialect"
+)
+
+// Error numbers this package acts on. The 310xx ones are raised by
+// eventfold_append_events (sql/mysql/00001_events.sql) with SIGNAL.
+const (
+	errWrongExpectedVersion = 31001 // 'eventfold: wrong expected version: actual=<n>'
+	errDuplicateKey         = 1062  // ER_DUP_ENTRY
+	errRecordChanged        = 1020  // ER_CHECKREAD: MariaDB's snapshot isolation found a row changed since read
+	errLockWaitTimeout      = 1205  // ER_LOCK_WAIT_TIMEOUT
+	errDeadlock             = 1213  // ER_LOCK_DEADLOCK
+)
+
+// eventIDKey is the unique key on eventfold_events.event_id. Servers name it
+// in the duplicate-key message ("for key 'eventfold_events_event_id_key'" on
+// MariaDB, "for key 'eventfold_events.eventfold_events_event_id_key'" on
+// MySQL 8), which is how a duplicate event id is told apart from other
+// duplicates.
+const eventIDKey = "eventfold_events_event_id_key"
+
+// appendError maps an error from an append of events to streamID under
+// expectation expected: a refused expectation becomes
+// *eventfold.WrongExpectedVersionError; everything else goes through
+// interpretError.
+func appendError(err error, streamID string, expected eventfold.ExpectedVersion) error {
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && me.Number == errWrongExpectedVersion {
+		return dialect.WrongVersion(streamID, expected, dialect.ActualFromMessage(me.Message))
+	}
+	return interpretError(err)
+}
+
+// interpretError maps server errors onto eventfold's sentinels, keeping the
+// driver's *mysql.MySQLError reachable with errors.As. It is the one place
+// where error numbers are read, apart from appendError's version check.
+func interpretError(err error) error {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return err
+	}
+	switch me.Number {
+	case errDuplicateKey:
+		if strings.Contains(me.Message, eventIDKey) {
+			return dialect.DuplicateEventID(err)
+		}
+	case errDeadlock, errLockWaitTimeout, errRecordChanged:
+		return dialect.Transient(err)
+	}
+	return err
+}

@@ -1,0 +1,64 @@
+package postgres
+
+import (
+	"database/sql"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dialect"
+)
+
+// SQLSTATEs and constraint names this package maps; they are defined in
+// sql/postgres/00001_events.sql.
+const (
+	codeWrongExpectedVersion = "EF001" // raised by eventfold.append_events, DETAIL = actual version
+	codeUniqueViolation      = "23505"
+	codeSerializationFailure = "40001"
+	codeDeadlockDetected     = "40P01"
+	codeLockNotAvailable     = "55P03"
+
+	constraintEventID       = "events_event_id_key"
+	constraintStreamVersion = "events_stream_id_stream_version_key"
+)
+
+// interpretError maps a PostgreSQL error to eventfold's errors; it is the
+// one place that knows SQLSTATEs. streamID and expected describe the append
+// being run, for the wrong-version error; operations that do not append
+// pass "" and eventfold.Any. Errors it does not know pass through unchanged
+// (still reachable with errors.As as *pgconn.PgError).
+func interpretError(err error, streamID string, expected eventfold.ExpectedVersion) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	switch pgErr.Code {
+	case codeWrongExpectedVersion:
+		return dialect.WrongVersion(streamID, expected, pgErr.Detail)
+	case codeUniqueViolation:
+		switch pgErr.ConstraintName {
+		case constraintEventID:
+			return dialect.DuplicateEventID(err)
+		case constraintStreamVersion:
+			// The stream row lock makes this unreachable in normal use; if
+			// it happens, another appender won, with a version we do not know.
+			return dialect.WrongVersion(streamID, expected, "")
+		}
+	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable:
+		return dialect.Transient(err)
+	}
+	return err
+}
+
+// isNoRows reports whether err says a single-row query found nothing: a
+// normal answer for some queries, not a failure. stdRow already turns
+// sql.ErrNoRows into pgx.ErrNoRows; both are checked so that code using
+// database/sql directly is covered too.
+func isNoRows(err error) bool {
+	return errors.Is(err, pgx.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
+}

@@ -1,0 +1,147 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
+	"github.com/eventfold/eventfold/internal/dialect"
+)
+
+// Append appends events to one stream through eventfold.append_events,
+// which checks the expected version and assigns versions and positions.
+// Inputs are validated by eventfold.Store (IDs set and canonical, metadata
+// a JSON object).
+func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
+	arg := pgdb.AppendEventsParams{
+		StreamID:        streamID,
+		ExpectedVersion: int64(expected),
+		EventIds:        make([]pgtype.UUID, len(events)),
+		EventTypes:      make([]string, len(events)),
+		Data:            make([][]byte, len(events)),
+		Metadata:        make([][]byte, len(events)),
+	}
+	for i, e := range events {
+		id, err := uuid.Parse(e.ID)
+		if err != nil {
+			return nil, fmt.Errorf("event %d id %q: %w", i, e.ID, err)
+		}
+		arg.EventIds[i] = pgtype.UUID{Bytes: id, Valid: true}
+		arg.EventTypes[i] = e.Type
+		arg.Data[i] = e.Data
+		arg.Metadata[i] = e.Metadata
+		if len(e.Metadata) == 0 {
+			arg.Metadata[i] = []byte(`{}`)
+		}
+	}
+	rows, err := o.q.AppendEvents(ctx, o.db, arg)
+	if err != nil {
+		return nil, interpretError(err, streamID, expected)
+	}
+	if len(rows) != len(events) {
+		return nil, fmt.Errorf("eventfold.append_events returned %d rows for %d events", len(rows), len(events))
+	}
+	out := make([]eventfold.Event, len(events))
+	for i, r := range rows {
+		out[i] = eventfold.Event{
+			GlobalPosition: r.GlobalPosition,
+			StreamID:       streamID,
+			StreamVersion:  r.StreamVersion,
+			ID:             uuid.UUID(arg.EventIds[i].Bytes).String(),
+			Type:           events[i].Type,
+			Data:           events[i].Data,
+			Metadata:       arg.Metadata[i],
+			RecordedAt:     r.RecordedAt.Time.UTC(),
+		}
+	}
+	return out, nil
+}
+
+// ReadStream reads one stream forward from version from, or backward from
+// it (from < 1 backward: from the last event).
+func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit int, backward bool) ([]eventfold.Event, error) {
+	n := int32(dialect.ReadLimitClamp(limit))
+	var rows []pgdb.EventfoldEvent
+	var err error
+	if backward {
+		if from < 1 {
+			from = math.MaxInt64
+		}
+		rows, err = o.q.ReadStreamBackward(ctx, o.db, pgdb.ReadStreamBackwardParams{StreamID: streamID, FromVersion: from, MaxCount: n})
+	} else {
+		rows, err = o.q.ReadStreamForward(ctx, o.db, pgdb.ReadStreamForwardParams{StreamID: streamID, FromVersion: from, MaxCount: n})
+	}
+	if err != nil {
+		return nil, interpretError(err, streamID, eventfold.Any)
+	}
+	return eventsFromRows(rows), nil
+}
+
+// ReadAll reads the log in position order from position from, only below
+// the snapshot horizon (see queries/postgres/events.sql). Inside a
+// transaction that has written, the horizon is at most that transaction's
+// own xid, so its own appends are not returned until it has committed.
+func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.Event, error) {
+	rows, err := o.q.ReadAll(ctx, o.db, pgdb.ReadAllParams{FromPosition: from, MaxCount: int32(dialect.ReadLimitClamp(limit))})
+	if err != nil {
+		return nil, interpretError(err, "", eventfold.Any)
+	}
+	return eventsFromRows(rows), nil
+}
+
+// Head returns the highest position below the snapshot horizon.
+func (o *Ops) Head(ctx context.Context) (int64, error) {
+	h, err := o.q.Head(ctx, o.db)
+	if err != nil {
+		return 0, interpretError(err, "", eventfold.Any)
+	}
+	return h, nil
+}
+
+// StreamVersion returns the stream's version; a missing stream is at 0.
+func (o *Ops) StreamVersion(ctx context.Context, streamID string) (int64, error) {
+	v, err := o.q.StreamVersion(ctx, o.db, streamID)
+	if isNoRows(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, interpretError(err, streamID, eventfold.Any)
+	}
+	return v, nil
+}
+
+// Exec runs a statement that returns no rows.
+func (o *Ops) Exec(ctx context.Context, query string, args ...any) error {
+	if _, err := o.db.Exec(ctx, query, args...); err != nil {
+		return interpretError(err, "", eventfold.Any)
+	}
+	return nil
+}
+
+func eventsFromRows(rows []pgdb.EventfoldEvent) []eventfold.Event {
+	out := make([]eventfold.Event, len(rows))
+	for i, r := range rows {
+		out[i] = eventFromRow(r)
+	}
+	return out
+}
+
+// eventFromRow converts a generated row; generated types never leave this
+// package.
+func eventFromRow(r pgdb.EventfoldEvent) eventfold.Event {
+	return eventfold.Event{
+		GlobalPosition: r.GlobalPosition,
+		StreamID:       r.StreamID,
+		StreamVersion:  r.StreamVersion,
+		ID:             uuid.UUID(r.EventID.Bytes).String(),
+		Type:           r.EventType,
+		Data:           r.Data,
+		Metadata:       r.Metadata,
+		RecordedAt:     r.RecordedAt.Time.UTC(),
+	}
+}

@@ -1,0 +1,118 @@
+package pgxdriver
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dialect/postgres"
+)
+
+// Driver is eventfold.Driver[pgx.Tx] over a *pgxpool.Pool. It is safe for
+// concurrent use.
+type Driver struct {
+	pool    *pgxpool.Pool
+	ownPool bool // opened by Open, so Close closes it
+	ops     *postgres.Ops
+
+	dbOnce sync.Once
+	db     *sql.DB // lazily opened on pool by DB
+}
+
+var _ eventfold.Driver[pgx.Tx] = (*Driver)(nil)
+
+// New returns a Driver on the caller's pool. Close never closes the pool;
+// the caller does, after closing the Driver.
+//
+//	store := eventfold.New(pgxdriver.New(pool), nil)
+//	if err := store.Migrate(ctx); err != nil { ... }
+func New(pool *pgxpool.Pool) *Driver {
+	return &Driver{pool: pool, ops: postgres.NewPgx(pool)}
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string, as pgxpool.ParseConfig accepts) with a pool of its own, which
+// Close closes.
+func Open(ctx context.Context, dsn string) (*Driver, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("pgxdriver: parse dsn: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgxdriver: open pool: %w", err)
+	}
+	// Fail now on a wrong host or password rather than on first use.
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("pgxdriver: connect: %w", err)
+	}
+	d := New(pool)
+	d.ownPool = true
+	return d, nil
+}
+
+// Pool returns the pool the driver runs on.
+func (d *Driver) Pool() *pgxpool.Pool { return d.pool }
+
+// Dialect returns eventfold.Postgres.
+func (d *Driver) Dialect() eventfold.Dialect { return eventfold.Postgres }
+
+// Begin starts a READ COMMITTED, read-write transaction. READ COMMITTED is
+// what eventfold.append_events is written for: a waiter on a stream's row
+// lock re-reads the winner's version instead of failing with a
+// serialization error.
+func (d *Driver) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
+	if err != nil {
+		return nil, fmt.Errorf("pgxdriver: begin: %w", err)
+	}
+	return tx, nil
+}
+
+// Commit commits tx.
+func (d *Driver) Commit(ctx context.Context, tx pgx.Tx) error {
+	return tx.Commit(ctx)
+}
+
+// Rollback rolls tx back; a transaction that already finished is left alone.
+func (d *Driver) Rollback(ctx context.Context, tx pgx.Tx) error {
+	if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
+		return err
+	}
+	return nil
+}
+
+// Ops returns the store operations on the pool.
+func (d *Driver) Ops() eventfold.Ops { return d.ops }
+
+// OpsTx returns the store operations inside tx.
+func (d *Driver) OpsTx(tx pgx.Tx) eventfold.Ops { return postgres.NewPgx(tx) }
+
+// DB returns a *sql.DB on the same pool (pgx stdlib), opened on first use
+// and closed by Close. It borrows pool connections only while in use.
+func (d *Driver) DB() *sql.DB {
+	d.dbOnce.Do(func() { d.db = stdlib.OpenDBFromPool(d.pool) })
+	return d.db
+}
+
+// Close closes the *sql.DB made by DB, and the pool if Open made it.
+func (d *Driver) Close() error {
+	var err error
+	// Run the Once so that a DB call after Close cannot open a new handle.
+	d.dbOnce.Do(func() {})
+	if d.db != nil {
+		err = d.db.Close()
+	}
+	if d.ownPool {
+		d.pool.Close()
+	}
+	return err
+}

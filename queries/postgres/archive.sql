@@ -1,0 +1,52 @@
+-- Archive watermark and archive/restore of event ranges (esctl archive,
+-- esctl restore). Table: sql/postgres/00004_archive.sql.
+
+-- name: ArchiveWatermark :one
+SELECT archived_before FROM eventfold.archive_watermark WHERE id = 1;
+
+-- name: SetArchiveWatermark :exec
+INSERT INTO eventfold.archive_watermark (id, archived_before, updated_at)
+VALUES (1, sqlc.arg(archived_before), now())
+ON CONFLICT (id) DO UPDATE
+SET archived_before = excluded.archived_before, updated_at = excluded.updated_at;
+
+-- name: ArchiveFirstPositionRecordedAt :one
+-- Lowest position recorded at or after a time; 0 when there is none.
+SELECT coalesce(min(global_position), 0)::bigint AS global_position
+FROM eventfold.events
+WHERE recorded_at >= sqlc.arg(recorded_at);
+
+-- name: ArchiveDeleteEventRange :execrows
+DELETE FROM eventfold.events
+WHERE global_position >= sqlc.arg(from_position)
+  AND global_position <= sqlc.arg(through_position);
+
+-- name: ArchiveRestoreEvents :execrows
+-- Puts archived events back exactly as they were; positions already present
+-- are skipped (a restore may be re-run). A different event with the same id
+-- at another position still fails on events_event_id_key.
+INSERT INTO eventfold.events
+    (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+SELECT r.global_position, r.stream_id, r.stream_version, r.event_id, r.event_type, r.data, r.metadata, r.recorded_at
+FROM unnest(
+    sqlc.arg(global_positions)::bigint[],
+    sqlc.arg(stream_ids)::text[],
+    sqlc.arg(stream_versions)::bigint[],
+    sqlc.arg(event_ids)::uuid[],
+    sqlc.arg(event_types)::text[],
+    sqlc.arg(data)::jsonb[],
+    sqlc.arg(metadata)::jsonb[],
+    sqlc.arg(recorded_at)::timestamptz[]
+) AS r(global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+ON CONFLICT (global_position) DO NOTHING;
+
+-- name: ArchiveRestoreStreams :exec
+-- Makes sure every restored stream has a row at least at its highest
+-- restored version (normally it has: archiving never touches streams).
+INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
+SELECT r.stream_id, max(r.version), now()
+FROM unnest(sqlc.arg(stream_ids)::text[], sqlc.arg(versions)::bigint[]) AS r(stream_id, version)
+GROUP BY r.stream_id
+ON CONFLICT (stream_id) DO UPDATE
+SET version = excluded.version, updated_at = excluded.updated_at
+WHERE s.version < excluded.version;
