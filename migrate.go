@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	migrations "github.com/eventfold/eventfold/sql"
 )
@@ -14,6 +16,11 @@ import (
 // MigrationTable is the goose version table eventfold uses, so that a
 // user's own goose_db_version table is never touched.
 const MigrationTable = "eventfold_goose_version"
+
+// migrationLockID is the advisory lock key eventfold's migrations take
+// (crc32 of "eventfold"), distinct from goose's default so that a user's
+// own goose migrations never wait on ours.
+const migrationLockID = 0x1f3f0d4e
 
 // MigrationsFS returns the embedded migrations of one dialect: the same
 // files as sql/<dialect>/ in the repository.
@@ -48,10 +55,28 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 		return nil, err
 	}
 	_, gd, _ := gooseDialect(d)
-	p, err := goose.NewProvider(gd, db, fsys,
+	opts := []goose.ProviderOption{
 		goose.WithTableName(MigrationTable),
 		goose.WithDisableGlobalRegistry(true),
-	)
+	}
+	// Two processes migrating at once (say, two replicas starting) must not
+	// race: lock where goose can. SQLite has one writer anyway; goose has no
+	// locker for SQL Server.
+	switch d {
+	case Postgres:
+		l, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(l))
+	case MySQL:
+		l, err := lock.NewMySQLTableLocker(lock.WithTableName(MigrationTable+"_lock"), lock.WithTableLockID(migrationLockID), lock.WithTableLockTimeout(time.Second, 300))
+		if err != nil {
+			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
+		}
+		opts = append(opts, goose.WithLocker(l))
+	}
+	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("eventfold: migrations for %s: %w", d, err)
 	}

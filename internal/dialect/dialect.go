@@ -53,7 +53,9 @@ func Transient(err error) error {
 
 type transientError struct{ err error }
 
-func (e *transientError) Error() string { return fmt.Sprintf("%v (transient: retry may succeed)", e.err) }
+func (e *transientError) Error() string {
+	return fmt.Sprintf("%v (transient: retry may succeed)", e.err)
+}
 func (e *transientError) Unwrap() []error {
 	return []error{e.err, eventfold.ErrTransient}
 }

@@ -44,7 +44,7 @@ CREATE TABLE eventfold.streams (
     CONSTRAINT streams_version_nonnegative CHECK (version >= 0)
 );
 
-COMMENT ON TABLE eventfold.streams IS 'One row per stream with its current version; append_events locks it (FOR UPDATE) to serialise appends to that stream.';
+COMMENT ON TABLE eventfold.streams IS 'One row per stream with its current version; append_events upserts it (INSERT ... ON CONFLICT DO UPDATE), which locks the row and so serialises appends to that stream.';
 
 CREATE TABLE eventfold.events (
     -- (xid << 20) + index in transaction; see the header of this file.
@@ -153,32 +153,16 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
 
-    -- Lock the stream row: concurrent appends to this stream wait here until
-    -- we commit, then re-read the version we wrote (READ COMMITTED).
-    SELECT s.version INTO v_current
-      FROM eventfold.streams s
-     WHERE s.stream_id = p_stream_id
-       FOR UPDATE;
-
-    IF NOT FOUND THEN
-        v_current := 0;
-        -- Only create the stream when the expectation allows a new stream;
-        -- otherwise fall through to the check below, which refuses.
-        IF p_expected_version IN (-1, -2, 0) THEN
-            -- ON CONFLICT DO NOTHING waits for a concurrent creator to finish
-            -- instead of failing with a unique violation.
-            INSERT INTO eventfold.streams AS s (stream_id, version)
-            VALUES (p_stream_id, 0)
-            ON CONFLICT (stream_id) DO NOTHING;
-            IF NOT FOUND THEN
-                -- Someone else created the stream meanwhile: lock and use theirs.
-                SELECT s.version INTO v_current
-                  FROM eventfold.streams s
-                 WHERE s.stream_id = p_stream_id
-                   FOR UPDATE;
-            END IF;
-        END IF;
-    END IF;
+    -- One statement creates or locks the stream row and advances its
+    -- version: concurrent appends to this stream wait here until we commit
+    -- (a concurrent creator's insert too), then see the version we wrote.
+    -- If the expectation below fails, the RAISE undoes this write with the
+    -- rest of the statement. One row write instead of read, insert, update.
+    INSERT INTO eventfold.streams AS s (stream_id, version)
+    VALUES (p_stream_id, v_count)
+    ON CONFLICT (stream_id) DO UPDATE
+       SET version = s.version + EXCLUDED.version, updated_at = now()
+    RETURNING s.version - v_count INTO v_current;
 
     IF NOT (p_expected_version = -1
             OR (p_expected_version = -2 AND v_current = 0)
@@ -208,10 +192,6 @@ BEGIN
             USING ERRCODE = '54000',
                   HINT = 'Split the work into several transactions.';
     END IF;
-
-    UPDATE eventfold.streams s
-       SET version = v_current + v_count, updated_at = now()
-     WHERE s.stream_id = p_stream_id;
 
     RETURN QUERY
     WITH inserted AS (
