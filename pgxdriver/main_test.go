@@ -19,15 +19,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
 	"github.com/eventfold/eventfold/pgxdriver"
 )
 
-// defaultServerDSN is used when EVENTFOLD_POSTGRES_DSN is not set: the
-// tests then create a scratch database of their own and drop it at the end.
-const defaultServerDSN = "postgres://postgres@127.0.0.1:5432/postgres"
-
-// testDSN is the database every test shares (its own streams keep tests
-// apart; tests that need a database to themselves make one).
+// testDSN is a scratch database every test shares (its own streams keep
+// tests apart; tests that need a database to themselves make one). The
+// server comes from EVENTFOLD_POSTGRES_DSN (or a container) as package
+// testdb finds it.
 var testDSN string
 
 func TestMain(m *testing.M) {
@@ -35,16 +34,22 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	testDSN = os.Getenv("EVENTFOLD_POSTGRES_DSN")
-	if testDSN == "" {
-		dsn, drop, err := createDatabase(context.Background(), defaultServerDSN, "pg_helper_pgxdriver_"+randomHex(4))
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "pgxdriver tests: create scratch database (set EVENTFOLD_POSTGRES_DSN to use another server): %v\n", err)
+	server, reason := testdb.Server(eventfold.Postgres)
+	if server == "" {
+		if testdb.Required(eventfold.Postgres) {
+			fmt.Fprintf(os.Stderr, "pgxdriver tests: postgres is required (EVENTFOLD_REQUIRE) but unavailable: %s\n", reason)
 			return 1
 		}
-		defer drop()
-		testDSN = dsn
+		fmt.Printf("pgxdriver tests skipped: postgres unavailable: %s\n", reason)
+		return 0
 	}
+	dsn, drop, err := createDatabase(context.Background(), server, "pg_helper_pgxdriver_"+randomHex(4))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pgxdriver tests: create scratch database: %v\n", err)
+		return 1
+	}
+	defer drop()
+	testDSN = dsn
 	return m.Run()
 }
 

@@ -62,6 +62,22 @@ func unavailable(t testing.TB, d eventfold.Dialect, reason string) {
 	t.Skipf("%s unavailable: %s", d, reason)
 }
 
+// Server returns the DSN of the database server for d, or "" and the
+// reason there is none; for TestMain functions, which have no *testing.T.
+func Server(d eventfold.Dialect) (dsn, reason string) { return serverDSN(d) }
+
+// ServerDSN returns the DSN of the database server for d (eventfold URL
+// form), for tests that manage databases themselves. It skips the test, or
+// fails it when EVENTFOLD_REQUIRE names d, if there is none.
+func ServerDSN(t testing.TB, d eventfold.Dialect) string {
+	t.Helper()
+	server, reason := serverDSN(d)
+	if server == "" {
+		unavailable(t, d, reason)
+	}
+	return server
+}
+
 // EmptyDSN returns the DSN of a fresh, empty database of dialect d, dropped
 // when the test ends.
 func EmptyDSN(t testing.TB, d eventfold.Dialect) string {

@@ -120,8 +120,9 @@ INSERT INTO eventfold_position (id, last_position) VALUES (1, 0);
 --
 -- The parameters are declared utf8mb4 explicitly: a routine's string parameters otherwise take
 -- the database's default character set, which may be latin1 and would mangle stream ids and
--- payloads. p_events is LONGTEXT rather than JSON for the same reason (MariaDB's JSON is
--- LONGTEXT in the database charset); JSON_TABLE parses it on both servers.
+-- payloads. p_events is LONGTEXT rather than JSON for the same reason: MariaDB 10.11 gives a
+-- JSON routine parameter the database's character set (in a latin1 database an emoji in the
+-- payload fails with error 1366). JSON_TABLE parses the text on both servers.
 -- +goose StatementBegin
 CREATE PROCEDURE eventfold_append_events(
     IN p_stream_id        VARCHAR(200) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin,
@@ -196,11 +197,20 @@ BEGIN
                 VALUES (p_stream_id, 0, v_now);
                 SET v_current = 0;
             END;
-            IF v_raced THEN
+            IF v_raced AND p_expected_version = -1 THEN
                 BEGIN
                     DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_current = 0;
                     SELECT version INTO v_current
                     FROM eventfold_streams WHERE stream_id = p_stream_id FOR UPDATE;
+                END;
+            ELSEIF v_raced THEN
+                -- NoStream/0 fails below whatever the version is: read it without a lock.
+                -- Locking here would upgrade the shared lock the duplicate-key check left us,
+                -- and two losers upgrading at once deadlock each other.
+                BEGIN
+                    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_current = 0;
+                    SELECT version INTO v_current
+                    FROM eventfold_streams WHERE stream_id = p_stream_id;
                 END;
             END IF;
         ELSE

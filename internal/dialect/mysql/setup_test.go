@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,21 +16,18 @@ import (
 
 	"github.com/eventfold/eventfold"
 	mysqlops "github.com/eventfold/eventfold/internal/dialect/mysql"
+	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
-// defaultDSN is the MariaDB every development machine and CI run has.
-const defaultDSN = "root@tcp(127.0.0.1:3306)/"
-
-// serverConfig returns the server to test on: EVENTFOLD_MYSQL_DSN (in
-// go-sql-driver form) or the local MariaDB. Each test creates a scratch
-// database of its own there, so the account needs CREATE and DROP.
+// serverConfig returns the server to test on: EVENTFOLD_MYSQL_DSN (eventfold
+// URL form, mysql://user:pass@host:port/) as package testdb finds it; the
+// test is skipped without one, or fails when EVENTFOLD_REQUIRE names mysql.
+// Each test creates a scratch database of its own there, so the account
+// needs CREATE and DROP.
 func serverConfig(t *testing.T) *mysql.Config {
 	t.Helper()
-	dsn := os.Getenv("EVENTFOLD_MYSQL_DSN")
-	if dsn == "" {
-		dsn = defaultDSN
-	}
-	cfg, err := mysql.ParseDSN(dsn)
+	cfg, err := sqldriver.MySQLConfig(testdb.ServerDSN(t, eventfold.MySQL))
 	require.NoError(t, err, "parse EVENTFOLD_MYSQL_DSN")
 	// What package sqldriver sets: times in UTC both ways.
 	cfg.ParseTime = true

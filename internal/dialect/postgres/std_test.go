@@ -2,69 +2,26 @@ package postgres_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dialect/postgres"
+	"github.com/eventfold/eventfold/internal/testdb"
 )
 
 // stdTestDB returns a database/sql handle (pgx stdlib) on a fresh, migrated
-// database of its own, dropped when the test ends. The server comes from
-// EVENTFOLD_POSTGRES_DSN, else the local test server.
+// database of its own, dropped when the test ends (package testdb).
 func stdTestDB(t *testing.T) *sql.DB {
 	t.Helper()
-	ctx := context.Background()
-	server := os.Getenv("EVENTFOLD_POSTGRES_DSN")
-	if server == "" {
-		server = "postgres://postgres@127.0.0.1:5432/postgres"
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	name := "pg_helper_std_" + hex.EncodeToString(b)
-
-	admin, err := pgx.Connect(ctx, server)
-	require.NoError(t, err)
-	defer admin.Close(ctx)
-	_, err = admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), server)
-		if err != nil {
-			t.Logf("drop database %s: %v", name, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Logf("drop database %s: %v", name, err)
-		}
-	})
-
-	dsn := server + " dbname=" + name
-	if strings.HasPrefix(server, "postgres://") || strings.HasPrefix(server, "postgresql://") {
-		u, err := url.Parse(server)
-		require.NoError(t, err)
-		u.Path = "/" + name
-		dsn = u.String()
-	}
-	db, err := sql.Open("pgx", dsn)
+	db, err := sql.Open("pgx", testdb.DSN(t, eventfold.Postgres))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close() })
-	p, err := eventfold.NewMigrator(eventfold.Postgres, db)
-	require.NoError(t, err)
-	_, err = p.Up(ctx)
-	require.NoError(t, err)
 	return db
 }
 

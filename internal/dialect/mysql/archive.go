@@ -1,0 +1,101 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dbsqlc/mysqldb"
+)
+
+// The archive watermark (sql/mysql/00004_archive.sql) and the range
+// operations behind `esctl archive` and `esctl restore`. esctl
+// type-asserts Ops to its own interface; plain values only.
+
+// ArchivedBefore returns the archive watermark: every event below it was
+// archived. 0 when nothing is, or when migration 00004 is not applied yet
+// (so that reads keep working on a database migrated only partly).
+func (o *Ops) ArchivedBefore(ctx context.Context) (int64, error) {
+	w, err := o.q.ArchiveWatermark(ctx, o.db)
+	var me *gomysql.MySQLError
+	if errors.Is(err, sql.ErrNoRows) || (errors.As(err, &me) && me.Number == 1146) {
+		return 0, nil // 1146: table doesn't exist
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read archive watermark: %w", err)
+	}
+	return w, nil
+}
+
+// SetArchivedBefore sets the archive watermark.
+func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
+	err := o.q.SetArchiveWatermark(ctx, o.db, mysqldb.SetArchiveWatermarkParams{ArchivedBefore: pos, UpdatedAt: time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("set archive watermark to %d: %w", pos, err)
+	}
+	return nil
+}
+
+// FirstPositionRecordedAt returns the lowest position of an event recorded
+// at or after t; 0 when there is none.
+func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error) {
+	p, err := o.q.ArchiveFirstPositionRecordedAt(ctx, o.db, t.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("first position recorded at or after %s: %w", t.Format(time.RFC3339), err)
+	}
+	return p, nil
+}
+
+// DeleteEventRange deletes the events with from <= position <= through.
+// The streams table and the position counter are left alone: positions are
+// never handed out twice.
+func (o *Ops) DeleteEventRange(ctx context.Context, from, through int64) (int64, error) {
+	n, err := o.q.ArchiveDeleteEventRange(ctx, o.db, mysqldb.ArchiveDeleteEventRangeParams{FromPosition: from, ThroughPosition: through})
+	if err != nil {
+		return 0, fmt.Errorf("delete events [%d, %d]: %w", from, through, err)
+	}
+	return n, nil
+}
+
+// RestoreEvents inserts archived events with their original positions,
+// versions, ids and times, skipping positions already present, makes sure
+// each stream's row is at least at its highest restored version and that
+// the position counter is past every restored position. Run it inside a
+// transaction: it issues one statement per event.
+func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int64, error) {
+	var inserted, last int64
+	top := map[string]int64{}
+	for _, e := range events {
+		n, err := o.q.ArchiveRestoreEvent(ctx, o.db, mysqldb.ArchiveRestoreEventParams{
+			GlobalPosition: e.GlobalPosition, StreamID: e.StreamID, StreamVersion: e.StreamVersion,
+			EventID: e.ID, EventType: e.Type, Data: e.Data, Metadata: e.Metadata,
+			RecordedAt: e.RecordedAt.UTC(),
+		})
+		if err != nil {
+			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, err)
+		}
+		if n == 1 { // 1: inserted; 0: the position was there already
+			inserted++
+		}
+		top[e.StreamID] = max(top[e.StreamID], e.StreamVersion)
+		last = max(last, e.GlobalPosition)
+	}
+	now := time.Now().UTC()
+	for stream, version := range top {
+		err := o.q.ArchiveRestoreStream(ctx, o.db, mysqldb.ArchiveRestoreStreamParams{StreamID: stream, Version: version, UpdatedAt: now})
+		if err != nil {
+			return inserted, fmt.Errorf("restore stream row %q: %w", stream, err)
+		}
+	}
+	if last > 0 {
+		if err := o.q.ArchiveRaisePositionCounter(ctx, o.db, last); err != nil {
+			return inserted, fmt.Errorf("raise the position counter to %d: %w", last, err)
+		}
+	}
+	return inserted, nil
+}

@@ -1,0 +1,25 @@
+-- Log statistics for esctl stats.
+
+-- name: StatsEventTypes :many
+SELECT event_type, CAST(COUNT(*) AS SIGNED) AS events
+FROM eventfold_events
+GROUP BY event_type
+ORDER BY events DESC, event_type;
+
+-- name: StatsEventDays :many
+-- Days in UTC (recorded_at is stored in UTC), newest first.
+SELECT CAST(DATE_FORMAT(recorded_at, '%Y-%m-%d') AS CHAR) AS day, CAST(COUNT(*) AS SIGNED) AS events
+FROM eventfold_events
+GROUP BY day
+ORDER BY day DESC;
+
+-- name: StatsTotals :one
+SELECT CAST((SELECT COUNT(*) FROM eventfold_events) AS SIGNED) AS events,
+       CAST((SELECT COUNT(*) FROM eventfold_streams) AS SIGNED) AS streams,
+       CAST((SELECT COALESCE(MIN(global_position), 0) FROM eventfold_events) AS SIGNED) AS first_position;
+
+-- name: StatsEventsAfter :one
+-- How many events lie beyond a position (a subscription's lag in events).
+SELECT CAST(COUNT(*) AS SIGNED) AS events
+FROM eventfold_events
+WHERE global_position > sqlc.arg(global_position);
