@@ -1,5 +1,3 @@
-//go:build eventfold_pending
-
 package sqldriver
 
 import (

@@ -1,0 +1,17 @@
+// Package mssql implements eventfold's store operations on SQL Server
+// through database/sql and github.com/microsoft/go-mssqldb (driver name
+// "sqlserver", parameters @p1, @p2, ...).
+//
+// sqlc has no SQL Server engine, so the queries here are written by hand;
+// the cross-database conformance suite keeps them honest. Appends go
+// through the stored procedure eventfold.append_events (see
+// sql/mssql/00001_events.sql), which checks the expected version, takes
+// global positions from the one-row counter eventfold.position and inserts
+// the events. The counter's row lock is held until the transaction ends,
+// so positions become visible in order and a plain
+// "global_position >= from" read never skips a late commit.
+//
+// Stream ids: SQL Server ignores trailing spaces when it compares strings,
+// so "a" and "a " would be one stream. Appends refuse stream ids that end
+// in a space, and reads of such an id find nothing.
+package mssql
