@@ -3,9 +3,12 @@
 -- name: StreamVersion :one
 SELECT version FROM eventfold_streams WHERE stream_id = ?;
 
--- name: UpsertStreamVersion :exec
+-- name: AdvanceStream :one
+-- Creates the stream or adds to its version; returns the new version.
 INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at;
+ON CONFLICT (stream_id) DO UPDATE
+   SET version = version + excluded.version, updated_at = excluded.updated_at
+RETURNING version;
 
 -- name: InsertEvent :one
 INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata)

@@ -9,6 +9,26 @@ import (
 	"context"
 )
 
+const advanceStream = `-- name: AdvanceStream :one
+INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
+ON CONFLICT (stream_id) DO UPDATE
+   SET version = version + excluded.version, updated_at = excluded.updated_at
+RETURNING version
+`
+
+type AdvanceStreamParams struct {
+	StreamID string
+	Version  int64
+}
+
+// Creates the stream or adds to its version; returns the new version.
+func (q *Queries) AdvanceStream(ctx context.Context, db DBTX, arg AdvanceStreamParams) (int64, error) {
+	row := db.QueryRowContext(ctx, advanceStream, arg.StreamID, arg.Version)
+	var version int64
+	err := row.Scan(&version)
+	return version, err
+}
+
 const head = `-- name: Head :one
 SELECT CAST(coalesce(max(global_position), 0) AS INTEGER) FROM eventfold_events
 `
@@ -202,19 +222,4 @@ func (q *Queries) StreamVersion(ctx context.Context, db DBTX, streamID string) (
 	var version int64
 	err := row.Scan(&version)
 	return version, err
-}
-
-const upsertStreamVersion = `-- name: UpsertStreamVersion :exec
-INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at
-`
-
-type UpsertStreamVersionParams struct {
-	StreamID string
-	Version  int64
-}
-
-func (q *Queries) UpsertStreamVersion(ctx context.Context, db DBTX, arg UpsertStreamVersionParams) error {
-	_, err := db.ExecContext(ctx, upsertStreamVersion, arg.StreamID, arg.Version)
-	return err
 }

@@ -34,12 +34,27 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 
 // Append implements eventfold.Ops. It must run inside a write transaction.
 func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
-	current, err := o.StreamVersion(ctx, streamID)
-	if err != nil {
-		return nil, err
-	}
-	if !expected.Satisfied(current) {
-		return nil, &eventfold.WrongExpectedVersionError{StreamID: streamID, Expected: expected, Actual: current}
+	n := int64(len(events))
+	var current int64
+	if expected == eventfold.Any {
+		// Nothing to check: one statement creates or advances the stream.
+		v, err := o.q.AdvanceStream(ctx, o.db, sqlitedb.AdvanceStreamParams{StreamID: streamID, Version: n})
+		if err != nil {
+			return nil, interpretError(err, streamID, expected)
+		}
+		current = v - n
+	} else {
+		v, err := o.StreamVersion(ctx, streamID)
+		if err != nil {
+			return nil, err
+		}
+		if !expected.Satisfied(v) {
+			return nil, &eventfold.WrongExpectedVersionError{StreamID: streamID, Expected: expected, Actual: v}
+		}
+		if _, err := o.q.AdvanceStream(ctx, o.db, sqlitedb.AdvanceStreamParams{StreamID: streamID, Version: n}); err != nil {
+			return nil, interpretError(err, streamID, expected)
+		}
+		current = v
 	}
 	out := make([]eventfold.Event, len(events))
 	for i, e := range events {
@@ -59,10 +74,6 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 			GlobalPosition: row.GlobalPosition, StreamID: streamID, StreamVersion: version,
 			ID: e.ID, Type: e.Type, Data: e.Data, Metadata: e.Metadata, RecordedAt: at,
 		}
-	}
-	err = o.q.UpsertStreamVersion(ctx, o.db, sqlitedb.UpsertStreamVersionParams{StreamID: streamID, Version: current + int64(len(events))})
-	if err != nil {
-		return nil, interpretError(err, streamID, expected)
 	}
 	return out, nil
 }

@@ -1,0 +1,98 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"testing"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// The hot paths as Go benchmarks, one client, per dialect available:
+// go test -run XXX -bench . ./bench (with EVENTFOLD_*_DSN set for servers).
+// BenchmarkRaw is the baseline of the same run: compare ratios, not
+// absolute numbers.
+
+func benchDialects() []eventfold.Dialect {
+	return []eventfold.Dialect{eventfold.SQLite, eventfold.Postgres, eventfold.MySQL}
+}
+
+func setupStore(b *testing.B, d eventfold.Dialect) (*eventfold.Store[*sql.Tx], dialectSQL, string) {
+	dsn := testdb.DSN(b, d)
+	drv, err := sqldriver.Open(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { drv.Close() })
+	store := eventfold.New(drv, nil)
+	sqls, err := sqlFor(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, stmt := range sqls.create {
+		if _, err := store.Driver().DB().Exec(stmt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return store, sqls, dsn
+}
+
+func BenchmarkAppend(b *testing.B) {
+	for _, d := range benchDialects() {
+		b.Run(string(d), func(b *testing.B) {
+			store, _, _ := setupStore(b, d)
+			ctx := context.Background()
+			ev := eventfold.EventData{Type: "Deposited", Data: []byte(`{"amount":1}`)}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if _, err := store.Append(ctx, fmt.Sprintf("s-%d", i), eventfold.Any, ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkDispatch(b *testing.B) {
+	for _, d := range benchDialects() {
+		b.Run(string(d), func(b *testing.B) {
+			store, sqls, _ := setupStore(b, d)
+			o := newOrchestrator(store, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+				_, err := tx.ExecContext(ctx, q, args...)
+				return err
+			}, sqls, &orchestrator.Config{})
+			fn := dispatchOp(o, "b", 1)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := fn(ctx, 0, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRaw(b *testing.B) {
+	for _, d := range benchDialects() {
+		b.Run(string(d), func(b *testing.B) {
+			_, sqls, dsn := setupStore(b, d)
+			fn, closeFn, err := rawRunner(context.Background(), d, Config{DSN: dsn, Concurrency: 1, EventsPerCommand: 1}, sqls)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer closeFn()
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if err := fn(ctx, 0, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,86 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dbsqlc/sqlitedb"
+)
+
+// The archive watermark (sql/sqlite/00004_archive.sql) and the range
+// operations behind `esctl archive` and `esctl restore`. esctl
+// type-asserts Ops to its own interface; plain values only.
+
+// ArchivedBefore returns the archive watermark: every event below it was
+// archived. 0 when nothing is, or when migration 00004 is not applied yet
+// (so that reads keep working on a database migrated only partly).
+func (o *Ops) ArchivedBefore(ctx context.Context) (int64, error) {
+	w, err := o.q.ArchiveWatermark(ctx, o.db)
+	if errors.Is(err, sql.ErrNoRows) || (err != nil && strings.Contains(err.Error(), "no such table")) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read archive watermark: %w", err)
+	}
+	return w, nil
+}
+
+// SetArchivedBefore sets the archive watermark.
+func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
+	if err := o.q.SetArchiveWatermark(ctx, o.db, pos); err != nil {
+		return fmt.Errorf("set archive watermark to %d: %w", pos, err)
+	}
+	return nil
+}
+
+// FirstPositionRecordedAt returns the lowest position of an event recorded
+// at or after t; 0 when there is none.
+func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error) {
+	p, err := o.q.ArchiveFirstPositionRecordedAt(ctx, o.db, t.UTC().Format(TimeLayout))
+	if err != nil {
+		return 0, fmt.Errorf("first position recorded at or after %s: %w", t.Format(time.RFC3339), err)
+	}
+	return p, nil
+}
+
+// DeleteEventRange deletes the events with from <= position <= through.
+// The streams table is left alone.
+func (o *Ops) DeleteEventRange(ctx context.Context, from, through int64) (int64, error) {
+	n, err := o.q.ArchiveDeleteEventRange(ctx, o.db, sqlitedb.ArchiveDeleteEventRangeParams{FromPosition: from, ThroughPosition: through})
+	if err != nil {
+		return 0, fmt.Errorf("delete events [%d, %d]: %w", from, through, err)
+	}
+	return n, nil
+}
+
+// RestoreEvents inserts archived events with their original positions,
+// versions, ids and times, skipping positions already present, and makes
+// sure each stream's row is at least at its highest restored version. Run
+// it inside a transaction: it issues one statement per event.
+func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int64, error) {
+	var inserted int64
+	top := map[string]int64{}
+	for _, e := range events {
+		n, err := o.q.ArchiveRestoreEvent(ctx, o.db, sqlitedb.ArchiveRestoreEventParams{
+			GlobalPosition: e.GlobalPosition, StreamID: e.StreamID, StreamVersion: e.StreamVersion,
+			EventID: e.ID, EventType: e.Type, Data: string(e.Data), Metadata: string(e.Metadata),
+			RecordedAt: e.RecordedAt.UTC().Format(TimeLayout),
+		})
+		if err != nil {
+			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, err)
+		}
+		inserted += n
+		top[e.StreamID] = max(top[e.StreamID], e.StreamVersion)
+	}
+	for stream, version := range top {
+		if err := o.q.ArchiveRestoreStream(ctx, o.db, sqlitedb.ArchiveRestoreStreamParams{StreamID: stream, Version: version}); err != nil {
+			return inserted, fmt.Errorf("restore stream row %q: %w", stream, err)
+		}
+	}
+	return inserted, nil
+}

@@ -1,0 +1,49 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dbsqlc/sqlitedb"
+)
+
+// Idempotency records of package orchestrator (table eventfold_commands,
+// sql/sqlite/00002_commands.sql). The orchestrator type-asserts Ops to its
+// own interface; refs is opaque JSON to this package.
+
+// LookupCommand returns the event references recorded for command id;
+// found is false when the id is new.
+func (o *Ops) LookupCommand(ctx context.Context, id string) (refs []byte, found bool, err error) {
+	s, err := o.q.LookupCommand(ctx, o.db, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, interpretError(err, "", eventfold.Any)
+	}
+	return []byte(s), true, nil
+}
+
+// RecordCommand records command id with its event references. duplicate is
+// true when the id was already recorded (ON CONFLICT DO NOTHING). With one
+// writer at a time this only happens when the caller skipped the lookup.
+func (o *Ops) RecordCommand(ctx context.Context, id, commandType string, refs []byte) (duplicate bool, err error) {
+	n, err := o.q.RecordCommand(ctx, o.db, sqlitedb.RecordCommandParams{CommandID: id, CommandType: commandType, Events: string(refs)})
+	if err != nil {
+		return false, interpretError(err, "", eventfold.Any)
+	}
+	return n == 0, nil
+}
+
+// PruneCommands deletes the records made before before.
+func (o *Ops) PruneCommands(ctx context.Context, before time.Time) (int64, error) {
+	n, err := o.q.PruneCommands(ctx, o.db, before.UTC().Format(subscriptionTimeLayout))
+	if err != nil {
+		return 0, fmt.Errorf("prune command records: %w", interpretError(err, "", eventfold.Any))
+	}
+	return n, nil
+}

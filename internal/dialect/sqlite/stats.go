@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+)
+
+// Log statistics behind `esctl stats`.
+
+// StatsEventTypes calls fn for every event type with its number of events,
+// most frequent first.
+func (o *Ops) StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error {
+	rows, err := o.q.StatsEventTypes(ctx, o.db)
+	if err != nil {
+		return fmt.Errorf("count events per type: %w", err)
+	}
+	for _, r := range rows {
+		fn(r.EventType, r.Events)
+	}
+	return nil
+}
+
+// StatsEventDays calls fn for every day (YYYY-MM-DD, UTC) with its number
+// of events, newest first.
+func (o *Ops) StatsEventDays(ctx context.Context, fn func(day string, events int64)) error {
+	rows, err := o.q.StatsEventDays(ctx, o.db)
+	if err != nil {
+		return fmt.Errorf("count events per day: %w", err)
+	}
+	for _, r := range rows {
+		fn(r.Day, r.Events)
+	}
+	return nil
+}
+
+// StatsTotals returns the number of events and streams in the hot table
+// and the lowest position there (0: empty).
+func (o *Ops) StatsTotals(ctx context.Context) (events, streams, firstPosition int64, err error) {
+	r, err := o.q.StatsTotals(ctx, o.db)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("count events and streams: %w", err)
+	}
+	return r.Events, r.Streams, r.FirstPosition, nil
+}
+
+// StatsEventsAfter counts the events beyond position pos, up to the
+// head: a subscription's lag in events.
+func (o *Ops) StatsEventsAfter(ctx context.Context, pos int64) (int64, error) {
+	n, err := o.q.StatsEventsAfter(ctx, o.db, pos)
+	if err != nil {
+		return 0, fmt.Errorf("count events after %d: %w", pos, err)
+	}
+	return n, nil
+}

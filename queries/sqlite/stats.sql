@@ -1,0 +1,25 @@
+-- Log statistics for esctl stats.
+
+-- name: StatsEventTypes :many
+SELECT event_type, CAST(count(*) AS INTEGER) AS events
+FROM eventfold_events
+GROUP BY event_type
+ORDER BY events DESC, event_type;
+
+-- name: StatsEventDays :many
+-- Days in UTC (recorded_at is stored as UTC text), newest first.
+SELECT CAST(substr(recorded_at, 1, 10) AS TEXT) AS day, CAST(count(*) AS INTEGER) AS events
+FROM eventfold_events
+GROUP BY 1
+ORDER BY 1 DESC;
+
+-- name: StatsTotals :one
+SELECT CAST((SELECT count(*) FROM eventfold_events) AS INTEGER) AS events,
+       CAST((SELECT count(*) FROM eventfold_streams) AS INTEGER) AS streams,
+       CAST((SELECT coalesce(min(global_position), 0) FROM eventfold_events) AS INTEGER) AS first_position;
+
+-- name: StatsEventsAfter :one
+-- How many events lie beyond a position (a subscription's lag in events).
+SELECT CAST(count(*) AS INTEGER) AS events
+FROM eventfold_events
+WHERE global_position > sqlc.arg(global_position);
