@@ -9,7 +9,10 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/pgxdriver"
 	"github.com/eventfold/eventfold/sqldriver"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // The hot paths as Go benchmarks, one client, per dialect available:
@@ -94,5 +97,29 @@ func BenchmarkRaw(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkDispatchPgx is BenchmarkDispatch on PostgreSQL through pgx
+// natively (transaction type pgx.Tx), as esctl bench measures it.
+func BenchmarkDispatchPgx(b *testing.B) {
+	_, sqls, dsn := setupStore(b, eventfold.Postgres)
+	pool, err := pgxpool.New(context.Background(), dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	store := eventfold.New[pgx.Tx](pgxdriver.New(pool), nil)
+	o := newOrchestrator(store, func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+		_, err := tx.Exec(ctx, q, args...)
+		return err
+	}, sqls, &orchestrator.Config{})
+	fn := dispatchOp(o, "p", 1)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := fn(ctx, 0, i); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

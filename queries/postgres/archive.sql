@@ -22,30 +22,26 @@ WHERE global_position >= sqlc.arg(from_position)
   AND global_position <= sqlc.arg(through_position);
 
 -- name: ArchiveRestoreEvents :execrows
--- Puts archived events back exactly as they were; positions already present
--- are skipped (a restore may be re-run). A different event with the same id
--- at another position still fails on events_event_id_key.
+-- Puts archived events back exactly as they were, from a JSON array of
+-- events as esctl prints them; positions already present are skipped (a
+-- restore may be re-run). A different event with the same id at another
+-- position still fails on events_event_id_key.
 INSERT INTO eventfold.events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-SELECT r.global_position, r.stream_id, r.stream_version, r.event_id, r.event_type, r.data, r.metadata, r.recorded_at
-FROM unnest(
-    sqlc.arg(global_positions)::bigint[],
-    sqlc.arg(stream_ids)::text[],
-    sqlc.arg(stream_versions)::bigint[],
-    sqlc.arg(event_ids)::uuid[],
-    sqlc.arg(event_types)::text[],
-    sqlc.arg(data)::jsonb[],
-    sqlc.arg(metadata)::jsonb[],
-    sqlc.arg(recorded_at)::timestamptz[]
-) AS r(global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+SELECT r.global_position, r.stream_id, r.stream_version, r.id, r.type,
+       coalesce(r.data, 'null'::jsonb), coalesce(r.metadata, '{}'::jsonb), r.recorded_at
+FROM jsonb_to_recordset(sqlc.arg(events)::jsonb) AS r(
+    global_position bigint, stream_id text, stream_version bigint, id uuid,
+    type text, data jsonb, metadata jsonb, recorded_at timestamptz)
+ORDER BY r.global_position
 ON CONFLICT (global_position) DO NOTHING;
 
 -- name: ArchiveRestoreStreams :exec
 -- Makes sure every restored stream has a row at least at its highest
 -- restored version (normally it has: archiving never touches streams).
 INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
-SELECT r.stream_id, max(r.version), now()
-FROM unnest(sqlc.arg(stream_ids)::text[], sqlc.arg(versions)::bigint[]) AS r(stream_id, version)
+SELECT r.stream_id, max(r.stream_version), now()
+FROM jsonb_to_recordset(sqlc.arg(events)::jsonb) AS r(stream_id text, stream_version bigint)
 GROUP BY r.stream_id
 ON CONFLICT (stream_id) DO UPDATE
 SET version = excluded.version, updated_at = excluded.updated_at

@@ -51,7 +51,7 @@ type EventfoldLease struct {
 	AcquiredAt pgtype.Timestamptz
 }
 
-// One row per stream with its current version; append_events locks it (FOR UPDATE) to serialise appends to that stream.
+// One row per stream with its current version; append_events upserts it (INSERT ... ON CONFLICT DO UPDATE), which locks the row and so serialises appends to that stream.
 type EventfoldStream struct {
 	StreamID  string
 	Version   int64

@@ -1,0 +1,47 @@
+package esctl
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+func runDemo(ctx context.Context, env *Env, args []string) error {
+	fs, dsn := env.newFlags("demo", "[--dsn DSN]",
+		`Runs the example bank application (examples/bank): opens accounts, moves money,
+shows a rejected command, the read models and the events. Without --dsn it uses a fresh
+SQLite file in a temporary directory, so it touches nothing of yours.`,
+		`  esctl demo
+  esctl demo --dsn postgres://postgres@127.0.0.1:5432/scratch`)
+	if err := env.parse(fs, dsn, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if env.opts.Demo == nil {
+		return fmt.Errorf("demo: the example application is not built into this %s", env.Program)
+	}
+	target := *dsn
+	if target == "" {
+		dir, err := os.MkdirTemp("", "eventfold-demo-")
+		if err != nil {
+			return err
+		}
+		target = "sqlite://" + filepath.Join(dir, "demo.db")
+		fmt.Fprintf(env.Stderr, "demo database: %s\n", target)
+	}
+	return env.opts.Demo(ctx, env.Stdout, target)
+}
+
+func runBench(ctx context.Context, env *Env, args []string) error {
+	fs, dsn := env.newFlags("bench", "[flags]",
+		`Measures append and dispatch throughput. Reserved: a build registers it through
+Options.Commands (a Command named "bench" replaces this one).`,
+		`  esctl bench --help`)
+	if err := env.parse(fs, dsn, args); err != nil {
+		return err
+	}
+	return fmt.Errorf("bench: not built into this %s yet", env.Program)
+}

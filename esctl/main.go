@@ -1,0 +1,283 @@
+package esctl
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// DefaultDSN is the database esctl uses when neither --dsn nor
+// EVENTFOLD_DSN is set.
+const DefaultDSN = "sqlite://eventfold.db"
+
+// Exit codes, part of esctl's contract with scripts.
+const (
+	ExitOK           = 0 // success
+	ExitError        = 1 // anything else went wrong
+	ExitUsage        = 2 // bad flags, bad JSON, bad expected version
+	ExitWrongVersion = 3 // the stream was not at the expected version
+)
+
+// Options configures an embedded command tree. The zero value is the bare
+// esctl.
+type Options struct {
+	// Name is the program name shown in usage. Defaults to "esctl".
+	Name string
+	// Replayer rebuilds the service's read models for `replay`. Nil: replay
+	// explains how to embed esctl with reducers registered.
+	Replayer Replayer
+	// Demo runs the example application for `demo` against a DSN. Nil: demo
+	// says it is not built into this binary.
+	Demo func(ctx context.Context, stdout io.Writer, dsn string) error
+	// Commands adds subcommands, or replaces built-in ones of the same name
+	// (for example "bench").
+	Commands []Command
+	// Getenv reads EVENTFOLD_DSN. Defaults to os.Getenv.
+	Getenv func(string) string
+
+	hooks *testHooks // failure injection for tests of resumable work
+}
+
+// Command is one subcommand.
+type Command struct {
+	// Name is what the user types, e.g. "bench".
+	Name string
+	// Summary is the one-line description shown by `esctl help`.
+	Summary string
+	// Run runs the command with the arguments after its name. Return
+	// UsageError for bad flags or input (exit 2), flag.ErrHelp after
+	// printing help (exit 0), any other error for exit 1.
+	Run func(ctx context.Context, env *Env, args []string) error
+}
+
+// Env is what a command runs with: output streams, the DSN and helpers to
+// open the store.
+type Env struct {
+	// Stdout receives results (JSON lines, tables); Stderr messages and
+	// progress bars.
+	Stdout, Stderr io.Writer
+	// DSN is the database, from --dsn, EVENTFOLD_DSN or DefaultDSN.
+	DSN string
+	// Program is the program name for usage text.
+	Program string
+
+	opts *Options
+}
+
+// UsageError reports bad flags or input; Main exits 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+// Main runs esctl with args (without the program name) and returns the exit
+// code. ctx ends long-running commands such as tail.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Options) int {
+	if opts.Name == "" {
+		opts.Name = "esctl"
+	}
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	env := &Env{Stdout: stdout, Stderr: stderr, Program: opts.Name, opts: &opts}
+
+	global := flag.NewFlagSet(opts.Name, flag.ContinueOnError)
+	global.SetOutput(stderr)
+	dsn := global.String("dsn", "", "database URL (or EVENTFOLD_DSN); default "+DefaultDSN)
+	global.Usage = func() { env.printUsage(stderr) }
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	env.DSN = *dsn
+	if env.DSN == "" {
+		env.DSN = opts.Getenv("EVENTFOLD_DSN")
+	}
+	if env.DSN == "" {
+		env.DSN = DefaultDSN
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		env.printUsage(stderr)
+		return ExitUsage
+	}
+	name := rest[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		if len(rest) > 1 {
+			if c, ok := env.commands()[rest[1]]; ok {
+				return env.exit(c.Run(ctx, env, []string{"--help"}))
+			}
+		}
+		env.printUsage(stdout)
+		return ExitOK
+	}
+	c, ok := env.commands()[name]
+	if !ok {
+		fmt.Fprintf(stderr, "%s: unknown command %q\n", opts.Name, name)
+		env.printUsage(stderr)
+		return ExitUsage
+	}
+	return env.exit(c.Run(ctx, env, rest[1:]))
+}
+
+// exit prints err (without any password) and maps it to an exit code.
+func (env *Env) exit(err error) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	msg := env.scrub(err.Error())
+	var ue *UsageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
+		return ExitUsage
+	case errors.Is(err, errUsageReported):
+		return ExitUsage
+	case errors.Is(err, eventfold.ErrWrongExpectedVersion):
+		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
+		return ExitWrongVersion
+	case errors.Is(err, eventfold.ErrInvalidInput):
+		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
+		return ExitUsage
+	}
+	fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
+	return ExitError
+}
+
+// scrub removes the DSN's password from s, wherever a driver echoed it.
+func (env *Env) scrub(s string) string {
+	if env.DSN == "" {
+		return s
+	}
+	if red := sqldriver.Redact(env.DSN); red != env.DSN {
+		s = strings.ReplaceAll(s, env.DSN, red)
+	}
+	for _, pw := range dsnSecrets(env.DSN) {
+		s = strings.ReplaceAll(s, pw, "xxxxx")
+	}
+	return s
+}
+
+// commands returns the command table: built-ins, then Options.Commands
+// (which may replace a built-in of the same name, e.g. bench).
+func (env *Env) commands() map[string]Command {
+	m := map[string]Command{}
+	for _, c := range builtins() {
+		m[c.Name] = c
+	}
+	for _, c := range env.opts.Commands {
+		m[c.Name] = c
+	}
+	return m
+}
+
+func builtins() []Command {
+	return []Command{
+		{Name: "migrate", Summary: "apply, roll back, list or print the schema migrations", Run: runMigrate},
+		{Name: "append", Summary: "append an event to a stream", Run: runAppend},
+		{Name: "read", Summary: "read a stream, or the whole log with --all", Run: runRead},
+		{Name: "tail", Summary: "follow the live log", Run: runTail},
+		{Name: "stats", Summary: "events per type and day, streams, head, subscriptions and lag", Run: runStats},
+		{Name: "subscriptions", Summary: "list subscriptions or reset one's position", Run: runSubscriptions},
+		{Name: "archive", Summary: "move the oldest events to a compressed file", Run: runArchive},
+		{Name: "restore", Summary: "put archived events back from a file", Run: runRestore},
+		{Name: "replay", Summary: "rebuild read models from the log", Run: runReplay},
+		{Name: "demo", Summary: "run the example bank application", Run: runDemo},
+		{Name: "bench", Summary: "measure throughput (not built into this binary)", Run: runBench},
+	}
+}
+
+func (env *Env) printUsage(w io.Writer) {
+	p := env.Program
+	fmt.Fprintf(w, "%s: eventfold's operator command line\n\n", p)
+	fmt.Fprintf(w, "Usage:\n  %s [--dsn DSN] <command> [flags]\n\nCommands:\n", p)
+	cmds := env.commands()
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-14s %s\n", n, cmds[n].Summary)
+	}
+	fmt.Fprintf(w, `
+The database is chosen by --dsn, else EVENTFOLD_DSN, else %s:
+  postgres://user:pass@host:5432/db   mysql://user:pass@host:3306/db
+  sqlite://path/to/file.db            sqlserver://user:pass@host:1433?database=db
+
+Exit codes: 0 ok, 1 error, 2 usage error, 3 wrong expected version.
+Run '%s <command> --help' for a command's flags and an example.
+
+Example:
+  %s --dsn sqlite://app.db migrate up
+  %s --dsn sqlite://app.db append --stream account-1 --type Opened --data '{"owner":"ada"}'
+`, DefaultDSN, p, p, p)
+}
+
+// newFlags returns a flag set for one command whose --help prints usage,
+// the flags and an example to stdout. Every command also accepts --dsn
+// after its name.
+func (env *Env) newFlags(name, args, about, example string) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(env.Program+" "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dsn := fs.String("dsn", "", "database URL (overrides the global --dsn and EVENTFOLD_DSN)")
+	fs.Usage = func() {
+		w := env.Stdout
+		fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n\nFlags:\n", env.Program, name, args, about)
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		fmt.Fprintf(w, "\nExample:\n%s\n", strings.ReplaceAll(example, "esctl ", env.Program+" "))
+	}
+	return fs, dsn
+}
+
+// errUsageReported marks a usage error whose message was already printed.
+var errUsageReported = errors.New("usage error")
+
+// parse parses a command's flags; a bad flag is a usage error naming it, and
+// --help prints usage and ends the command with exit 0.
+func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
+	}
+	if *dsn != "" {
+		env.DSN = *dsn
+	}
+	return nil
+}
+
+// noArgs rejects stray positional arguments.
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name(), fs.Arg(0), fs.Name())
+	}
+	return nil
+}
+
+// Open opens the store the DSN names. The caller closes it.
+func (env *Env) Open(ctx context.Context) (*eventfold.Store[*sql.Tx], error) {
+	d, err := sqldriver.Open(ctx, env.DSN)
+	if err != nil {
+		return nil, err
+	}
+	return eventfold.New(d, nil), nil
+}

@@ -1,0 +1,246 @@
+package esctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+func runMigrate(ctx context.Context, env *Env, args []string) error {
+	fs, dsn := env.newFlags("migrate", "up|down|status|sql [flags]",
+		`Manages eventfold's schema (goose migrations, version table eventfold_goose_version).
+  up      apply every pending migration (or up to --to VERSION)
+  down    roll back the latest migration (or down to --to VERSION; 0 removes everything)
+  status  list the migrations and whether each is applied
+  sql     print the migration SQL for the DSN's dialect (or --dialect), to review or
+          apply by hand; --down prints the rollback SQL instead. Needs no connection.`,
+		`  esctl --dsn postgres://app@db:5432/app migrate up
+  esctl --dsn mysql://root@127.0.0.1:3306/app migrate status
+  esctl migrate sql --dialect postgres > eventfold.sql`)
+	to := fs.Int64("to", -1, "target version for up or down")
+	dialectName := fs.String("dialect", "", "for sql: postgres, mysql, sqlite or sqlserver (default: the DSN's)")
+	down := fs.Bool("down", false, "for sql: print the rollback (Down) SQL, newest migration first")
+	// Flags may come before or after the subcommand word.
+	sub := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	if err := env.parse(fs, dsn, args); err != nil {
+		return err
+	}
+	if sub == "" && fs.NArg() > 0 {
+		sub = fs.Arg(0)
+	} else if err := noArgs(fs); err != nil {
+		return err
+	}
+	switch sub {
+	case "sql":
+		d, err := migrateDialect(env, *dialectName)
+		if err != nil {
+			return err
+		}
+		return printMigrationSQL(env, d, *down)
+	case "up", "down", "status":
+	case "":
+		return usagef("migrate: missing subcommand: want up, down, status or sql (see '%s migrate --help')", env.Program)
+	default:
+		return usagef("migrate: unknown subcommand %q: want up, down, status or sql", sub)
+	}
+	store, err := env.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	p, err := eventfold.NewMigrator(store.Dialect(), store.Driver().DB())
+	if err != nil {
+		return err
+	}
+	switch sub {
+	case "up":
+		var res []*goose.MigrationResult
+		if *to >= 0 {
+			res, err = p.UpTo(ctx, *to)
+		} else {
+			res, err = p.Up(ctx)
+		}
+		printResults(env, res)
+		if err != nil {
+			return fmt.Errorf("migrate up: %w", err)
+		}
+		if len(res) == 0 {
+			fmt.Fprintln(env.Stdout, "no pending migrations")
+		}
+	case "down":
+		var res []*goose.MigrationResult
+		if *to >= 0 {
+			res, err = p.DownTo(ctx, *to)
+		} else {
+			var r *goose.MigrationResult
+			r, err = p.Down(ctx)
+			if r != nil {
+				res = append(res, r)
+			}
+		}
+		printResults(env, res)
+		if errors.Is(err, goose.ErrNoNextVersion) {
+			fmt.Fprintln(env.Stdout, "no migration to roll back")
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("migrate down: %w", err)
+		}
+	case "status":
+		st, err := p.Status(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate status: %w", err)
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+		for _, s := range st {
+			at := "-"
+			if !s.AppliedAt.IsZero() {
+				at = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
+		}
+		return tw.Flush()
+	}
+	return nil
+}
+
+func printResults(env *Env, res []*goose.MigrationResult) {
+	for _, r := range res {
+		if r == nil {
+			continue
+		}
+		status := "OK"
+		if r.Error != nil {
+			status = "FAILED"
+		}
+		fmt.Fprintf(env.Stdout, "%-6s %-4s %s (%s)\n", status, r.Direction, r.Source.Path, r.Duration.Round(1e5))
+	}
+}
+
+// migrateDialect picks the dialect for `migrate sql`: --dialect, else the
+// DSN's scheme. No connection is made.
+func migrateDialect(env *Env, name string) (eventfold.Dialect, error) {
+	if name != "" {
+		d, err := eventfold.ParseDialect(strings.ToLower(name))
+		if err != nil {
+			return "", usagef("migrate sql: --dialect %q: want postgres, mysql, sqlite or sqlserver", name)
+		}
+		return d, nil
+	}
+	d, err := sqldriver.DialectOf(env.DSN)
+	if err != nil {
+		return "", &UsageError{Msg: "migrate sql: " + err.Error()}
+	}
+	return d, nil
+}
+
+// printMigrationSQL prints every migration's Up (or Down) section, ready
+// for the dialect's own client: DELIMITER blocks around MySQL routines, GO
+// between SQL Server batches.
+func printMigrationSQL(env *Env, d eventfold.Dialect, down bool) error {
+	fsys, err := eventfold.MigrationsFS(d)
+	if err != nil {
+		return err
+	}
+	files, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Slice(files, func(i, j int) bool {
+		vi, vj := fileVersion(files[i]), fileVersion(files[j])
+		if down {
+			return vi > vj
+		}
+		return vi < vj
+	})
+	dir := "Up"
+	if down {
+		dir = "Down"
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "-- eventfold schema for %s: the %s sections of %d migration file(s), in order.\n", d, dir, len(files))
+	fmt.Fprintf(w, "-- Applied by hand, the goose version table (%s) is not updated: afterwards\n", eventfold.MigrationTable)
+	fmt.Fprintf(w, "-- 'esctl migrate status' still lists these as pending. Prefer 'esctl migrate up'\n")
+	fmt.Fprintf(w, "-- or: goose -table %s ... up\n", eventfold.MigrationTable)
+	for _, f := range files {
+		b, err := fs.ReadFile(fsys, f)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\n-- ===== %s (%s) =====\n", f, dir)
+		fmt.Fprint(w, gooseSection(string(b), down, d))
+	}
+	return nil
+}
+
+func fileVersion(name string) int64 {
+	n, _, _ := strings.Cut(name, "_")
+	v, _ := strconv.ParseInt(n, 10, 64)
+	return v
+}
+
+// gooseSection extracts the Up or Down part of a goose SQL file. Comments
+// before "-- +goose Up" (the file's explanatory header) are kept with Up.
+func gooseSection(src string, down bool, d eventfold.Dialect) string {
+	var b strings.Builder
+	section := "header"
+	inBlock := false
+	for _, line := range strings.SplitAfter(src, "\n") {
+		trim := strings.TrimSpace(line)
+		switch {
+		case strings.HasPrefix(trim, "-- +goose Up"):
+			section = "up"
+			continue
+		case strings.HasPrefix(trim, "-- +goose Down"):
+			section = "down"
+			continue
+		case strings.HasPrefix(trim, "-- +goose StatementBegin"):
+			inBlock = true
+			if want(section, down) && d == eventfold.MySQL {
+				b.WriteString("DELIMITER //\n")
+			}
+			continue
+		case strings.HasPrefix(trim, "-- +goose StatementEnd"):
+			inBlock = false
+			if want(section, down) {
+				switch d {
+				case eventfold.MySQL:
+					b.WriteString("//\nDELIMITER ;\n")
+				case eventfold.SQLServer:
+					b.WriteString("GO\n")
+				}
+			}
+			continue
+		case strings.HasPrefix(trim, "-- +goose"):
+			continue // NO TRANSACTION, ENVSUB and the like
+		}
+		if want(section, down) {
+			b.WriteString(line)
+			if d == eventfold.SQLServer && !inBlock && strings.HasSuffix(trim, ";") && !strings.HasPrefix(trim, "--") {
+				b.WriteString("GO\n")
+			}
+		}
+	}
+	return b.String()
+}
+
+func want(section string, down bool) bool {
+	if down {
+		return section == "down"
+	}
+	return section == "up" || section == "header"
+}

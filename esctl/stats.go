@@ -1,0 +1,219 @@
+package esctl
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// statsOps is what stats needs from a dialect's Ops
+// (internal/dialect/<x>/stats.go).
+type statsOps interface {
+	StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error
+	StatsEventDays(ctx context.Context, fn func(day string, events int64)) error
+	StatsTotals(ctx context.Context) (events, streams, firstPosition int64, err error)
+	StatsEventsAfter(ctx context.Context, pos int64) (int64, error)
+}
+
+// checkpointOps is the part of package listener's per-dialect operations
+// (internal/dialect/<x>/subscriptions.go) that esctl reads and resets.
+type checkpointOps interface {
+	ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error
+	GetCheckpoint(ctx context.Context, name string) (pos int64, found bool, err error)
+	SetCheckpoint(ctx context.Context, name string, pos int64) error
+	LeaseOwner(ctx context.Context, name string) (string, error)
+}
+
+// Stats is what `esctl stats --json` prints.
+type Stats struct {
+	Dialect        string         `json:"dialect"`
+	Database       string         `json:"database"` // the DSN, password redacted
+	Events         int64          `json:"events"`   // in the hot table
+	Streams        int64          `json:"streams"`
+	Head           int64          `json:"head"`
+	FirstPosition  int64          `json:"first_position"`  // lowest in the hot table; 0: empty
+	ArchivedBefore int64          `json:"archived_before"` // 0: nothing archived
+	ByType         []TypeCount    `json:"by_type"`
+	ByDay          []DayCount     `json:"by_day"`
+	Subscriptions  []Subscription `json:"subscriptions"`
+}
+
+// TypeCount is the number of events of one type.
+type TypeCount struct {
+	Type   string `json:"type"`
+	Events int64  `json:"events"`
+}
+
+// DayCount is the number of events recorded on one day (UTC).
+type DayCount struct {
+	Day    string `json:"day"`
+	Events int64  `json:"events"`
+}
+
+// Subscription is one durable subscription (package listener) and its lag.
+type Subscription struct {
+	Name      string    `json:"name"`
+	Position  int64     `json:"position"`   // last event handled
+	LagEvents int64     `json:"lag_events"` // events after Position, up to the head
+	UpdatedAt time.Time `json:"updated_at"`
+	Owner     string    `json:"owner"` // holder of an unexpired lease; "" when none runs it
+}
+
+func runStats(ctx context.Context, env *Env, args []string) error {
+	fs, dsn := env.newFlags("stats", "[--json] [--days N]",
+		`Prints what the log holds: events and streams, head position, archive watermark,
+events per type, events per day (UTC), and each subscription with its lag in events
+and the process holding its lease.`,
+		`  esctl stats
+  esctl stats --json | jq '.subscriptions[] | select(.lag_events > 1000)'`)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	days := fs.Int("days", 14, "show the last N days with events (0: all; --json prints all)")
+	if err := env.parse(fs, dsn, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	store, err := env.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	st, err := collectStats(ctx, env, store.Driver().Ops(), store.Dialect())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return printStats(env, st, *days)
+}
+
+func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.Dialect) (*Stats, error) {
+	so, ok := ops.(statsOps)
+	if !ok {
+		return nil, fmt.Errorf("the %s dialect has no statistics support in this build", d)
+	}
+	st := &Stats{Dialect: string(d), Database: sqldriver.Redact(env.DSN), ByType: []TypeCount{}, ByDay: []DayCount{}, Subscriptions: []Subscription{}}
+	var err error
+	if st.Events, st.Streams, st.FirstPosition, err = so.StatsTotals(ctx); err != nil {
+		return nil, err
+	}
+	if st.Head, err = ops.Head(ctx); err != nil {
+		return nil, fmt.Errorf("head: %w", err)
+	}
+	if st.ArchivedBefore, err = ArchivedBefore(ctx, ops); err != nil {
+		return nil, err
+	}
+	if err := so.StatsEventTypes(ctx, func(t string, n int64) { st.ByType = append(st.ByType, TypeCount{t, n}) }); err != nil {
+		return nil, err
+	}
+	if err := so.StatsEventDays(ctx, func(day string, n int64) { st.ByDay = append(st.ByDay, DayCount{day, n}) }); err != nil {
+		return nil, err
+	}
+	subs, err := listSubscriptions(ctx, ops)
+	if err != nil {
+		return nil, err
+	}
+	st.Subscriptions = subs
+	return st, nil
+}
+
+// listSubscriptions reads the checkpoints of package listener with their
+// lag. A database without the subscriptions tables (migration 00003) has
+// no subscriptions.
+func listSubscriptions(ctx context.Context, ops eventfold.Ops) ([]Subscription, error) {
+	subs := []Subscription{}
+	co, ok := ops.(checkpointOps)
+	if !ok {
+		return subs, nil
+	}
+	err := co.ListCheckpoints(ctx, func(name string, pos int64, at time.Time) {
+		subs = append(subs, Subscription{Name: name, Position: pos, UpdatedAt: at.UTC()})
+	})
+	if err != nil {
+		if missingTable(err) {
+			return subs, nil
+		}
+		return nil, fmt.Errorf("list subscriptions: %w", err)
+	}
+	so, _ := ops.(statsOps)
+	for i := range subs {
+		if so != nil {
+			if subs[i].LagEvents, err = so.StatsEventsAfter(ctx, subs[i].Position); err != nil {
+				return nil, err
+			}
+		}
+		if subs[i].Owner, err = co.LeaseOwner(ctx, subs[i].Name); err != nil && !missingTable(err) {
+			return nil, fmt.Errorf("lease of subscription %q: %w", subs[i].Name, err)
+		}
+	}
+	return subs, nil
+}
+
+func printStats(env *Env, st *Stats, days int) error {
+	w := env.Stdout
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "database\t%s (%s)\n", st.Database, st.Dialect)
+	fmt.Fprintf(tw, "events\t%d\n", st.Events)
+	fmt.Fprintf(tw, "streams\t%d\n", st.Streams)
+	fmt.Fprintf(tw, "head position\t%d\n", st.Head)
+	if st.ArchivedBefore > 0 {
+		fmt.Fprintf(tw, "archived\tevery event before position %d\n", st.ArchivedBefore)
+	} else {
+		fmt.Fprintf(tw, "archived\tnothing\n")
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\nEvents per type:")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	for _, t := range st.ByType {
+		fmt.Fprintf(tw, "  %d\t  %s\t\n", t.Events, t.Type)
+	}
+	tw.Flush()
+	if len(st.ByType) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+
+	fmt.Fprintln(w, "\nEvents per day (UTC, newest first):")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for i, d := range st.ByDay {
+		if days > 0 && i == days {
+			fmt.Fprintf(tw, "  ...\t(%d more days; --days 0 shows all)\n", len(st.ByDay)-days)
+			break
+		}
+		fmt.Fprintf(tw, "  %s\t%d\n", d.Day, d.Events)
+	}
+	tw.Flush()
+	if len(st.ByDay) == 0 {
+		fmt.Fprintln(w, "  (none)")
+	}
+
+	fmt.Fprintln(w, "\nSubscriptions:")
+	printSubscriptions(env, st.Subscriptions)
+	return nil
+}
+
+func printSubscriptions(env *Env, subs []Subscription) {
+	if len(subs) == 0 {
+		fmt.Fprintln(env.Stdout, "  (none)")
+		return
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  NAME\tPOSITION\tLAG (EVENTS)\tUPDATED\tRUN BY")
+	for _, s := range subs {
+		owner := s.Owner
+		if owner == "" {
+			owner = "-"
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%s\t%s\n", s.Name, s.Position, s.LagEvents, s.UpdatedAt.Format("2006-01-02 15:04:05Z"), owner)
+	}
+	tw.Flush()
+}

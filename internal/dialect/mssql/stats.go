@@ -1,0 +1,68 @@
+package mssql
+
+import (
+	"context"
+	"fmt"
+)
+
+// Log statistics behind `esctl stats`, in hand-written T-SQL.
+
+// StatsEventTypes calls fn for every event type with its number of events,
+// most frequent first.
+func (o *Ops) StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error {
+	return o.statsRows(ctx, "count events per type", `
+SELECT event_type, COUNT_BIG(*) AS events FROM eventfold.events
+GROUP BY event_type ORDER BY events DESC, event_type`, fn)
+}
+
+// StatsEventDays calls fn for every day (YYYY-MM-DD, UTC) with its number
+// of events, newest first.
+func (o *Ops) StatsEventDays(ctx context.Context, fn func(day string, events int64)) error {
+	return o.statsRows(ctx, "count events per day", `
+SELECT CONVERT(char(10), recorded_at, 23) AS day, COUNT_BIG(*) AS events FROM eventfold.events
+GROUP BY CONVERT(char(10), recorded_at, 23) ORDER BY day DESC`, fn)
+}
+
+func (o *Ops) statsRows(ctx context.Context, what, query string, fn func(string, int64)) error {
+	rows, err := o.db.QueryContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, interpretError(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		fn(k, n)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("%s: %w", what, interpretError(err))
+	}
+	return nil
+}
+
+// StatsTotals returns the number of events and streams in the hot table
+// and the lowest position there (0: empty).
+func (o *Ops) StatsTotals(ctx context.Context) (events, streams, firstPosition int64, err error) {
+	err = o.db.QueryRowContext(ctx, `
+SELECT (SELECT COUNT_BIG(*) FROM eventfold.events),
+       (SELECT COUNT_BIG(*) FROM eventfold.streams),
+       (SELECT COALESCE(MIN(global_position), 0) FROM eventfold.events)`).Scan(&events, &streams, &firstPosition)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("count events and streams: %w", interpretError(err))
+	}
+	return events, streams, firstPosition, nil
+}
+
+// StatsEventsAfter counts the events beyond position pos: a subscription's
+// lag in events.
+func (o *Ops) StatsEventsAfter(ctx context.Context, pos int64) (int64, error) {
+	var n int64
+	err := o.db.QueryRowContext(ctx, `SELECT COUNT_BIG(*) FROM eventfold.events WHERE global_position > @p1`, pos).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count events after %d: %w", pos, interpretError(err))
+	}
+	return n, nil
+}

@@ -1,0 +1,274 @@
+package orchestrator
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+
+	"github.com/eventfold/eventfold"
+)
+
+// MaxCommandIDLength bounds Envelope.ID, in bytes.
+const MaxCommandIDLength = 200
+
+// Dispatch runs cmd through the middleware chain and then, in one
+// transaction, its handler, the appends and every reducer, and commits.
+// It returns the committed events, or an error after which nothing of the
+// command is stored. See the package documentation for the steps and the
+// errors.
+func (o *Orchestrator[TTx]) Dispatch(ctx context.Context, cmd Command) (*Result, error) {
+	if raw, ok := cmd.Payload.(json.RawMessage); ok {
+		// Decode before the middleware runs, so that validation and
+		// authorisation middleware see the typed command.
+		if h, found := o.handler(cmd.Name); found {
+			p, err := h.decode(raw, !o.cfg.AllowUnknownFields)
+			if err != nil {
+				return nil, fmt.Errorf("%w: command %q: decode payload: %v", ErrInvalidCommand, cmd.Name, err)
+			}
+			cmd.Payload = p
+		}
+	}
+	o.mu.RLock()
+	chain := o.chain
+	o.mu.RUnlock()
+	return chain(ctx, cmd)
+}
+
+// DispatchJSON dispatches the command name with a JSON payload, decoded
+// into the type its handler was registered with (unknown fields are
+// rejected unless Config.AllowUnknownFields). It is what an HTTP command
+// endpoint calls.
+func (o *Orchestrator[TTx]) DispatchJSON(ctx context.Context, name string, payload json.RawMessage, env Envelope) (*Result, error) {
+	if len(payload) == 0 {
+		payload = json.RawMessage(`{}`)
+	}
+	return o.Dispatch(ctx, Command{Name: name, Payload: payload, Envelope: env})
+}
+
+// dispatch is the innermost Dispatcher: attempts with retries.
+func (o *Orchestrator[TTx]) dispatch(ctx context.Context, cmd Command) (*Result, error) {
+	h, idempotent, cmd, err := o.prepare(cmd)
+	if err != nil {
+		return nil, err
+	}
+	ctx = withCommand(ctx, cmd)
+	for attempt := 1; ; attempt++ {
+		res, err := o.attempt(ctx, h, cmd, idempotent)
+		if err == nil {
+			res.Attempts = attempt
+			if !res.Duplicate && o.cfg.AfterCommit != nil && len(res.Events) > 0 {
+				o.cfg.AfterCommit(ctx, res.Events)
+			}
+			return res, nil
+		}
+		if !o.cfg.Retryable(err) {
+			return nil, err
+		}
+		if attempt >= o.cfg.MaxAttempts {
+			if o.cfg.MaxAttempts == 1 {
+				return nil, err
+			}
+			return nil, &RetriesExhaustedError{Command: cmd.Name, Attempts: attempt, Err: err}
+		}
+		wait := o.cfg.backoff(attempt)
+		o.cfg.Logger.DebugContext(ctx, "orchestrator: retrying command",
+			"command", cmd.Name, "command_id", cmd.Envelope.ID, "attempt", attempt, "wait", wait, "error", err)
+		if serr := sleep(ctx, wait); serr != nil {
+			return nil, fmt.Errorf("orchestrator: command %q: %w while waiting to retry after: %w", cmd.Name, serr, err)
+		}
+	}
+}
+
+// prepare resolves the handler and gives the command an id.
+func (o *Orchestrator[TTx]) prepare(cmd Command) (*handlerEntry[TTx], bool, Command, error) {
+	h, ok := o.handler(cmd.Name)
+	if !ok {
+		return nil, false, cmd, fmt.Errorf("%w: %q has no handler", ErrUnknownCommand, cmd.Name)
+	}
+	if raw, isRaw := cmd.Payload.(json.RawMessage); isRaw && h.typ != nil {
+		p, err := h.decode(raw, !o.cfg.AllowUnknownFields)
+		if err != nil {
+			return nil, false, cmd, fmt.Errorf("%w: command %q: decode payload: %v", ErrInvalidCommand, cmd.Name, err)
+		}
+		cmd.Payload = p
+	}
+	idempotent := cmd.Envelope.ID != ""
+	if !idempotent {
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, false, cmd, fmt.Errorf("orchestrator: generate command id: %w", err)
+		}
+		cmd.Envelope.ID = id.String()
+	} else if len(cmd.Envelope.ID) > MaxCommandIDLength {
+		return nil, false, cmd, fmt.Errorf("%w: command id is %d bytes long, the limit is %d", ErrInvalidCommand, len(cmd.Envelope.ID), MaxCommandIDLength)
+	}
+	return h, idempotent, cmd, nil
+}
+
+// attempt runs the command once in a transaction of its own.
+func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], cmd Command, idempotent bool) (res *Result, err error) {
+	drv := o.store.Driver()
+	tx, err := drv.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: command %q: begin: %w", cmd.Name, err)
+	}
+	done := false
+	defer func() {
+		if done {
+			return
+		}
+		// Roll back even when ctx is cancelled; a panic is re-raised.
+		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
+		if p := recover(); p != nil {
+			panic(p)
+		}
+	}()
+	res, err = o.execute(ctx, tx, h, cmd, idempotent)
+	if err != nil {
+		return nil, err
+	}
+	if res.Duplicate {
+		return res, nil // nothing was written; the deferred rollback ends tx
+	}
+	done = true
+	if err := drv.Commit(ctx, tx); err != nil {
+		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
+		return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: err}
+	}
+	return res, nil
+}
+
+// DispatchTx runs cmd inside the caller's transaction tx: idempotency
+// lookup, handler, appends, reducers and the idempotency record, without
+// middleware, retries or AfterCommit. The caller commits, or rolls back on
+// error (on PostgreSQL the transaction is aborted anyway). Use it to
+// combine a command with other writes of your own; Dispatch is the usual
+// entry point. It is also the unit a group-commit mode runs per SAVEPOINT.
+func (o *Orchestrator[TTx]) DispatchTx(ctx context.Context, tx TTx, cmd Command) (*Result, error) {
+	h, idempotent, cmd, err := o.prepare(cmd)
+	if err != nil {
+		return nil, err
+	}
+	ctx = withCommand(ctx, cmd)
+	res, err := o.execute(ctx, tx, h, cmd, idempotent)
+	if err != nil {
+		return nil, err
+	}
+	res.Attempts = 1
+	return res, nil
+}
+
+// execute runs one prepared command inside an open transaction.
+func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry[TTx], cmd Command, idempotent bool) (*Result, error) {
+	id := cmd.Envelope.ID
+	var rec commandRecorder
+	if idempotent {
+		var err error
+		if rec, err = o.recorder(tx); err != nil {
+			return nil, err
+		}
+		refs, found, err := rec.LookupCommand(withStep(ctx, Step{Kind: "lookup", Name: cmd.Name}), id)
+		if err != nil {
+			return nil, fmt.Errorf("orchestrator: command %q: look up command id %q: %w", cmd.Name, id, err)
+		}
+		if found {
+			evs, err := o.readBack(withStep(ctx, Step{Kind: "lookup", Name: cmd.Name}), tx, refs)
+			if err != nil {
+				return nil, fmt.Errorf("orchestrator: command %q (id %s) was dispatched before, but its events cannot be read back: %w", cmd.Name, id, err)
+			}
+			return &Result{CommandID: id, Events: evs, Duplicate: true}, nil
+		}
+	}
+
+	emits, err := h.run(withStep(ctx, Step{Kind: "handler", Name: cmd.Name}), tx, cmd.Payload)
+	if err != nil {
+		return nil, &HandlerError{Command: cmd.Name, CommandID: id, Err: err}
+	}
+
+	events := make([]eventfold.Event, 0, len(emits))
+	for i, e := range emits {
+		data, err := buildEvent(cmd, e)
+		if err != nil {
+			return nil, &AppendError{Command: cmd.Name, Index: i, Stream: e.Stream, EventType: e.Type, Err: err}
+		}
+		got, err := o.store.AppendTx(withStep(ctx, Step{Kind: "append", Name: e.Stream, EventType: e.Type}), tx, e.Stream, e.Expected, data)
+		if err != nil {
+			return nil, &AppendError{Command: cmd.Name, Index: i, Stream: e.Stream, EventType: e.Type, Err: err}
+		}
+		events = append(events, got...)
+	}
+
+	for _, ev := range events {
+		for _, r := range o.reducersFor(ev.Type) {
+			if err := r.run(withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: ev.Type}), tx, ev); err != nil {
+				return nil, &ReducerError{
+					Reducer: r.name, Command: cmd.Name,
+					EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
+					Err: err,
+				}
+			}
+		}
+	}
+
+	if idempotent {
+		refs, err := encodeRefs(events)
+		if err != nil {
+			return nil, err
+		}
+		dup, err := rec.RecordCommand(withStep(ctx, Step{Kind: "record", Name: cmd.Name}), id, cmd.Name, refs)
+		if err != nil {
+			return nil, fmt.Errorf("orchestrator: command %q: record command id %q: %w", cmd.Name, id, err)
+		}
+		if dup {
+			return nil, fmt.Errorf("orchestrator: command %q (id %s): %w", cmd.Name, id, errDuplicateInFlight)
+		}
+	}
+	return &Result{CommandID: id, Events: events}, nil
+}
+
+// buildEvent turns an Emit into the EventData to append, with the
+// command's metadata.
+func buildEvent(cmd Command, e Emit) (eventfold.EventData, error) {
+	data, err := marshalData(e.Data)
+	if err != nil {
+		return eventfold.EventData{}, fmt.Errorf("marshal %s data: %w", e.Type, err)
+	}
+	md := make(map[string]any, len(cmd.Envelope.Metadata)+len(e.Metadata)+3)
+	for k, v := range cmd.Envelope.Metadata {
+		md[k] = v
+	}
+	// The system keys win over caller metadata, so a client cannot forge
+	// causation; the handler's own Emit.Metadata wins over everything.
+	md["command"] = cmd.Name
+	md["causation_id"] = cmd.Envelope.ID
+	md["correlation_id"] = cmd.Envelope.CorrelationID
+	if cmd.Envelope.CorrelationID == "" {
+		md["correlation_id"] = cmd.Envelope.ID
+	}
+	for k, v := range e.Metadata {
+		md[k] = v
+	}
+	meta, err := json.Marshal(md)
+	if err != nil {
+		return eventfold.EventData{}, fmt.Errorf("marshal %s metadata: %w", e.Type, err)
+	}
+	return eventfold.EventData{ID: e.ID, Type: e.Type, Data: data, Metadata: meta}, nil
+}
+
+func decodeJSON(raw json.RawMessage, v any, strict bool) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}

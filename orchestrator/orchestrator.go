@@ -1,0 +1,204 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"runtime"
+	"sync"
+
+	"github.com/eventfold/eventfold"
+)
+
+// Orchestrator dispatches commands over one Store. Register handlers,
+// reducers and middleware first (Handle, Reduce, Use), then dispatch from
+// any number of goroutines; registration is safe at any time but is meant
+// for start-up.
+type Orchestrator[TTx any] struct {
+	store *eventfold.Store[TTx]
+	cfg   Config
+
+	mu       sync.RWMutex
+	handlers map[string]*handlerEntry[TTx]
+	reducers map[string][]*reducerEntry[TTx] // by event type
+	all      []*reducerEntry[TTx]            // run for every event type
+	mws      []Middleware
+	chain    Dispatcher
+}
+
+type handlerEntry[TTx any] struct {
+	name string
+	typ  reflect.Type // nil for untyped handlers (payload passed as is)
+	// decode turns JSON into the handler's payload type.
+	decode func(raw json.RawMessage, strict bool) (any, error)
+	run    func(ctx context.Context, tx TTx, payload any) ([]Emit, error)
+}
+
+type reducerEntry[TTx any] struct {
+	name string
+	run  func(ctx context.Context, tx TTx, ev eventfold.Event) error
+}
+
+// New returns an Orchestrator over store. cfg may be nil.
+func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Orchestrator[TTx] {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	o := &Orchestrator[TTx]{
+		store:    store,
+		cfg:      cfg.withDefaults(),
+		handlers: map[string]*handlerEntry[TTx]{},
+		reducers: map[string][]*reducerEntry[TTx]{},
+	}
+	o.chain = o.dispatch
+	return o
+}
+
+// Store returns the store the orchestrator appends to.
+func (o *Orchestrator[TTx]) Store() *eventfold.Store[TTx] { return o.store }
+
+// Handle registers the handler for command name. The handler runs inside
+// the dispatch transaction: it may read (and lock) read-model rows through
+// tx to validate the command, and returns the events to append, or an
+// error, which rolls everything back. A handler may run more than once for
+// one dispatch (retries re-run it on fresh state), so it must not have side
+// effects outside tx. Registering a name twice panics.
+func Handle[TTx, C any](o *Orchestrator[TTx], name string, fn func(ctx context.Context, tx TTx, cmd C) ([]Emit, error)) {
+	typ := reflect.TypeFor[C]()
+	o.addHandler(&handlerEntry[TTx]{
+		name: name,
+		typ:  typ,
+		decode: func(raw json.RawMessage, strict bool) (any, error) {
+			var c C
+			if err := decodeJSON(raw, &c, strict); err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		run: func(ctx context.Context, tx TTx, payload any) ([]Emit, error) {
+			c, ok := payload.(C)
+			if !ok {
+				return nil, fmt.Errorf("%w: command %q wants a %v payload, got %T", ErrInvalidCommand, name, typ, payload)
+			}
+			return fn(ctx, tx, c)
+		},
+	})
+}
+
+// HandleAny registers an untyped handler: it receives the payload as given
+// to Dispatch (a json.RawMessage when dispatched from JSON).
+func HandleAny[TTx any](o *Orchestrator[TTx], name string, fn func(ctx context.Context, tx TTx, cmd Command) ([]Emit, error)) {
+	o.addHandler(&handlerEntry[TTx]{
+		name:   name,
+		decode: func(raw json.RawMessage, _ bool) (any, error) { return raw, nil },
+		run: func(ctx context.Context, tx TTx, payload any) ([]Emit, error) {
+			c, _ := CommandFrom(ctx)
+			c.Payload = payload
+			return fn(ctx, tx, c)
+		},
+	})
+}
+
+func (o *Orchestrator[TTx]) addHandler(h *handlerEntry[TTx]) {
+	if h.name == "" {
+		panic("orchestrator: Handle with an empty command name")
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if _, dup := o.handlers[h.name]; dup {
+		panic(fmt.Sprintf("orchestrator: command %q registered twice", h.name))
+	}
+	o.handlers[h.name] = h
+}
+
+// ReducerOption adjusts a reducer registration.
+type ReducerOption func(*reducerOptions)
+
+type reducerOptions struct{ name string }
+
+// WithName names a reducer in errors and logs (defaults to the Go function
+// name), e.g. "balances" or "statement".
+func WithName(name string) ReducerOption {
+	return func(r *reducerOptions) { r.name = name }
+}
+
+func reducerName(fn any, opts []ReducerOption) string {
+	var r reducerOptions
+	for _, opt := range opts {
+		opt(&r)
+	}
+	if r.name != "" {
+		return r.name
+	}
+	if f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()); f != nil {
+		return f.Name()
+	}
+	return "reducer"
+}
+
+// Reduce registers a reducer for events of type eventType; the event's
+// data is decoded from JSON into E. Any number of reducers may be
+// registered per type (one per read model, say); they run in registration
+// order, in the dispatch transaction, before the commit. An error rolls the
+// whole command back, events included.
+func Reduce[TTx, E any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, ev eventfold.Event, data E) error, opts ...ReducerOption) {
+	o.addReducer(eventType, &reducerEntry[TTx]{
+		name: reducerName(fn, opts),
+		run: func(ctx context.Context, tx TTx, ev eventfold.Event) error {
+			var data E
+			if err := json.Unmarshal(ev.Data, &data); err != nil {
+				return fmt.Errorf("decode %s data: %w", ev.Type, err)
+			}
+			return fn(ctx, tx, ev, data)
+		},
+	})
+}
+
+// ReduceEvent registers an untyped reducer for events of type eventType,
+// or, when eventType is "", for every event.
+func ReduceEvent[TTx any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, ev eventfold.Event) error, opts ...ReducerOption) {
+	o.addReducer(eventType, &reducerEntry[TTx]{name: reducerName(fn, opts), run: fn})
+}
+
+func (o *Orchestrator[TTx]) addReducer(eventType string, r *reducerEntry[TTx]) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if eventType == "" {
+		o.all = append(o.all, r)
+		return
+	}
+	o.reducers[eventType] = append(o.reducers[eventType], r)
+}
+
+// reducersFor returns the reducers for one event type, type-specific ones
+// first, then the catch-all ones.
+func (o *Orchestrator[TTx]) reducersFor(eventType string) []*reducerEntry[TTx] {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	rs := o.reducers[eventType]
+	if len(o.all) == 0 {
+		return rs
+	}
+	out := make([]*reducerEntry[TTx], 0, len(rs)+len(o.all))
+	return append(append(out, rs...), o.all...)
+}
+
+func (o *Orchestrator[TTx]) handler(name string) (*handlerEntry[TTx], bool) {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	h, ok := o.handlers[name]
+	return h, ok
+}
+
+// Commands lists the registered command names with their payload types
+// (nil for untyped handlers), e.g. for an HTTP layer's documentation.
+func (o *Orchestrator[TTx]) Commands() map[string]reflect.Type {
+	o.mu.RLock()
+	defer o.mu.RUnlock()
+	out := make(map[string]reflect.Type, len(o.handlers))
+	for n, h := range o.handlers {
+		out[n] = h.typ
+	}
+	return out
+}

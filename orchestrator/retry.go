@@ -1,0 +1,88 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/eventfold/eventfold"
+)
+
+// IsRetryable reports whether running the whole command again may succeed:
+// a wrong expected version (the handler decided on stale state), a
+// transient conflict the store reported (eventfold.ErrTransient), a
+// concurrent duplicate of the command id, or a serialization failure,
+// deadlock or lock timeout raised by the database inside a handler's or
+// reducer's own query (which the store never saw, so it is classified
+// here from the driver's error code).
+//
+// Connection failures are not retried: the transaction's fate may be
+// unknown. Re-dispatch with the same command id to be safe.
+func IsRetryable(err error) bool {
+	switch {
+	case err == nil:
+		return false
+	case errors.Is(err, eventfold.ErrWrongExpectedVersion),
+		errors.Is(err, eventfold.ErrTransient),
+		errors.Is(err, errDuplicateInFlight):
+		return true
+	}
+	// PostgreSQL (pgx, directly or through database/sql).
+	var pg interface{ SQLState() string }
+	if errors.As(err, &pg) {
+		switch pg.SQLState() {
+		case "40001", // serialization_failure
+			"40P01", // deadlock_detected
+			"55P03": // lock_not_available
+			return true
+		}
+	}
+	// MySQL / MariaDB.
+	var my *gomysql.MySQLError
+	if errors.As(err, &my) {
+		switch my.Number {
+		case 1213, // ER_LOCK_DEADLOCK
+			1205: // ER_LOCK_WAIT_TIMEOUT
+			return true
+		}
+	}
+	// SQL Server (go-mssqldb's Error has SQLErrorNumber).
+	var ms interface{ SQLErrorNumber() int32 }
+	if errors.As(err, &ms) {
+		switch ms.SQLErrorNumber() {
+		case 1205, // deadlock victim
+			1222: // lock request time out
+			return true
+		}
+	}
+	return false
+}
+
+// backoff returns the wait before attempt n+1 (n >= 1): BaseBackoff
+// doubled per attempt, capped at MaxBackoff, drawn from [d/2, d].
+func (c Config) backoff(n int) time.Duration {
+	d := c.BaseBackoff
+	for i := 1; i < n && d < c.MaxBackoff; i++ {
+		d *= 2
+	}
+	if d > c.MaxBackoff {
+		d = c.MaxBackoff
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
