@@ -87,6 +87,10 @@ type Ops interface {
 	// Head returns the highest position at or below the gap-free horizon
 	// (0 for an empty log).
 	Head(ctx context.Context) (int64, error)
+	// LastPosition returns the highest committed position, horizon or not
+	// (0 for an empty log). It equals Head except on PostgreSQL, where the
+	// difference is the lag that running transactions cause.
+	LastPosition(ctx context.Context) (int64, error)
 	// StreamVersion returns a stream's current version (0: no stream).
 	StreamVersion(ctx context.Context, streamID string) (int64, error)
 	// Exec runs a statement that returns no rows (savepoints and the like).

@@ -122,7 +122,9 @@ type ReadStreamOptions struct {
 const DefaultReadLimit = 1000
 
 // ReadStream reads events of one stream. A stream that does not exist
-// reads as no events.
+// reads as no events. A read that reaches versions moved out by `esctl
+// archive` fails with *ArchivedError (errors.Is ErrArchived), never
+// silently returns less.
 func (s *Store[TTx]) ReadStream(ctx context.Context, streamID string, opt ReadStreamOptions) ([]Event, error) {
 	return s.readStream(ctx, s.driver.Ops(), streamID, opt)
 }
@@ -149,6 +151,9 @@ func (s *Store[TTx]) readStream(ctx context.Context, ops Ops, streamID string, o
 		opt.From = 1
 	}
 	evs, err := ops.ReadStream(ctx, streamID, opt.From, opt.Limit, opt.Backward)
+	if err == nil {
+		err = checkArchivedStream(ctx, ops, streamID, opt.From, opt.Limit, opt.Backward, evs)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("eventfold: read stream %q: %w", streamID, err)
 	}
@@ -169,6 +174,7 @@ type ReadAllOptions struct {
 // commit, so a reader that continues from the last position it saw plus one
 // neither skips nor repeats an event, whatever order transactions commit in.
 // A long-running writer therefore delays readers (lag), never loses events.
+// Reading from below the archive watermark fails with *ArchivedError.
 func (s *Store[TTx]) ReadAll(ctx context.Context, opt ReadAllOptions) ([]Event, error) {
 	return s.readAll(ctx, s.driver.Ops(), opt)
 }
@@ -188,6 +194,9 @@ func (s *Store[TTx]) readAll(ctx context.Context, ops Ops, opt ReadAllOptions) (
 	if opt.Limit == 0 {
 		opt.Limit = DefaultReadLimit
 	}
+	if err := checkArchivedAll(ctx, ops, opt.From); err != nil {
+		return nil, fmt.Errorf("eventfold: read all from %d: %w", opt.From, err)
+	}
 	evs, err := ops.ReadAll(ctx, opt.From, opt.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("eventfold: read all from %d: %w", opt.From, err)
@@ -203,6 +212,19 @@ func (s *Store[TTx]) Head(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("eventfold: head: %w", err)
 	}
 	return h, nil
+}
+
+// LastPosition returns the highest position committed so far, whether or
+// not the log is complete up to it (0 for an empty log). Head <= LastPosition;
+// on PostgreSQL the gap is the delay that running transactions impose on
+// readers. For monitoring and for proving that nothing was written: never
+// read past Head.
+func (s *Store[TTx]) LastPosition(ctx context.Context) (int64, error) {
+	p, err := s.driver.Ops().LastPosition(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("eventfold: last position: %w", err)
+	}
+	return p, nil
 }
 
 // StreamVersion returns the current version of a stream (0: no stream).

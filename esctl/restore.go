@@ -110,7 +110,7 @@ func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []ev
 			return err
 		}
 		lo, hi := evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition
-		got, err := store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: lo, Limit: len(evs) + 1})
+		got, err := store.Driver().OpsTx(tx).ReadAll(ctx, lo, len(evs)+1) // raw: below the watermark until restore lowers it
 		if err != nil {
 			return err
 		}

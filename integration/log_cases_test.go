@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -28,6 +29,7 @@ func freshLogCases[TTx any]() []storeCase[TTx] {
 			for i := range 5 {
 				appended = append(appended, mustAppend(t, s, fmt.Sprintf("s-%d", i%2), eventfold.Any, ev("E", `1`), ev("F", `2`))...)
 			}
+			waitVisible(t, s, appended[len(appended)-1].GlobalPosition)
 			all := readAllFrom(t, s, 0)
 			if !reflect.DeepEqual(positions(all), positions(appended)) {
 				t.Fatalf("read all %v, appended %v", positions(all), positions(appended))
@@ -49,6 +51,9 @@ func freshLogCases[TTx any]() []storeCase[TTx] {
 		}},
 		{"concurrent-writers-tailing-reader", func(t *testing.T, s *eventfold.Store[TTx]) {
 			tailUnderLoad(t, s, 8, 40)
+		}},
+		{"archived-reads-say-so", func(t *testing.T, s *eventfold.Store[TTx]) {
+			archivedReads(t, s)
 		}},
 	}
 }
@@ -79,7 +84,15 @@ func outOfOrder[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
 	ctx := context.Background()
 	d := s.Driver()
 	r := &tailer[TTx]{s: s}
-	mustAppend(t, s, "before", eventfold.Any, ev("Before", `0`))
+	var maxPos atomic.Int64
+	note := func(evs []eventfold.Event) {
+		for _, e := range evs {
+			for cur := maxPos.Load(); e.GlobalPosition > cur && !maxPos.CompareAndSwap(cur, e.GlobalPosition); cur = maxPos.Load() {
+			}
+		}
+	}
+	note(mustAppend(t, s, "before", eventfold.Any, ev("Before", `0`)))
+	waitVisible(t, s, maxPos.Load())
 	r.poll(t)
 
 	for round, commitHeld := range []bool{true, false} {
@@ -98,9 +111,11 @@ func outOfOrder[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
 		var later atomic.Int64
 		for i := range 3 {
 			wg.Go(func() {
-				if _, err := s.Append(ctx, fmt.Sprintf("later-%d-%d", round, i), eventfold.Any, ev("Later", `2`)); err != nil {
+				evs, err := s.Append(ctx, fmt.Sprintf("later-%d-%d", round, i), eventfold.Any, ev("Later", `2`))
+				if err != nil {
 					t.Errorf("later append: %v", err)
 				}
+				note(evs)
 				later.Add(1)
 			})
 		}
@@ -117,6 +132,7 @@ func outOfOrder[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
 		t.Logf("round %d: %d later appends committed while the first was held", round, later.Load())
 		if commitHeld {
 			err = d.Commit(ctx, held)
+			note(heldEvents)
 		} else {
 			err = d.Rollback(ctx, held)
 		}
@@ -124,6 +140,7 @@ func outOfOrder[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
 			t.Fatal(err)
 		}
 		wg.Wait()
+		waitVisible(t, s, maxPos.Load())
 		r.poll(t)
 	}
 	all := readAllFrom(t, s, 0)
@@ -145,6 +162,7 @@ func tailUnderLoad[TTx any](t *testing.T, s *eventfold.Store[TTx], writers, txPe
 	ctx := context.Background()
 	d := s.Driver()
 	var committed sync.Map // event id -> struct{}
+	var maxPos atomic.Int64
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
@@ -176,6 +194,8 @@ func tailUnderLoad[TTx any](t *testing.T, s *eventfold.Store[TTx], writers, txPe
 				}
 				for _, e := range evs {
 					committed.Store(e.ID, struct{}{})
+					for cur := maxPos.Load(); e.GlobalPosition > cur && !maxPos.CompareAndSwap(cur, e.GlobalPosition); cur = maxPos.Load() {
+					}
 				}
 			}
 		})
@@ -191,6 +211,7 @@ func tailUnderLoad[TTx any](t *testing.T, s *eventfold.Store[TTx], writers, txPe
 		}
 		r.poll(t)
 	}
+	waitVisible(t, s, maxPos.Load())
 	r.poll(t)
 	want := 0
 	committed.Range(func(_, _ any) bool { want++; return true })
@@ -204,5 +225,69 @@ func tailUnderLoad[TTx any](t *testing.T, s *eventfold.Store[TTx], writers, txPe
 	}
 	if !reflect.DeepEqual(positions(r.seen), positions(readAllFrom(t, s, 0))) {
 		t.Fatalf("reader's sequence differs from the final log")
+	}
+}
+
+// archiver is what esctl archive uses of a dialect's Ops.
+type archiver interface {
+	SetArchivedBefore(ctx context.Context, pos int64) error
+	DeleteEventRange(ctx context.Context, from, through int64) (int64, error)
+}
+
+// archivedReads archives the oldest events the way esctl archive does
+// (raise the watermark, delete the prefix) and checks that every read
+// reaching into them fails with ErrArchived instead of returning less.
+func archivedReads[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
+	ctx := context.Background()
+	a := mustAppend(t, s, "arch-a", eventfold.NoStream, ev("A", `1`), ev("A", `2`), ev("A", `3`))
+	b := mustAppend(t, s, "arch-b", eventfold.NoStream, ev("B", `1`))
+	c := mustAppend(t, s, "arch-a", eventfold.Exact(3), ev("A", `4`))
+	waitVisible(t, s, c[0].GlobalPosition)
+	ar, ok := s.Driver().Ops().(archiver)
+	if !ok {
+		t.Fatalf("%T has no archive operations", s.Driver().Ops())
+	}
+	// Archive everything below b[0]: versions 1-3 of arch-a.
+	if err := ar.SetArchivedBefore(ctx, b[0].GlobalPosition); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ar.DeleteEventRange(ctx, a[0].GlobalPosition, a[2].GlobalPosition); err != nil || n != 3 {
+		t.Fatalf("delete archived range: %d, %v", n, err)
+	}
+	wantArchived := func(what string, err error) {
+		t.Helper()
+		var ae *eventfold.ArchivedError
+		if !errors.Is(err, eventfold.ErrArchived) || !errors.As(err, &ae) || ae.ArchivedBefore != b[0].GlobalPosition {
+			t.Fatalf("%s: want *ArchivedError at %d, got %v", what, b[0].GlobalPosition, err)
+		}
+	}
+	_, err := s.ReadAll(ctx, eventfold.ReadAllOptions{From: 0})
+	wantArchived("read all from 0", err)
+	_, err = s.ReadStream(ctx, "arch-a", eventfold.ReadStreamOptions{})
+	wantArchived("read arch-a forward from 1", err)
+	_, err = s.ReadStream(ctx, "arch-a", eventfold.ReadStreamOptions{Backward: true})
+	wantArchived("read arch-a backward from the end", err)
+	_, err = s.ReadStream(ctx, "arch-a", eventfold.ReadStreamOptions{Backward: true, From: 2})
+	wantArchived("read arch-a backward from 2", err)
+	// What is still hot reads fine.
+	rest := readAllFrom(t, s, b[0].GlobalPosition)
+	if !reflect.DeepEqual(positions(rest), []int64{b[0].GlobalPosition, c[0].GlobalPosition}) {
+		t.Fatalf("hot log %v", positions(rest))
+	}
+	if got := versions(readStream(t, s, "arch-a", eventfold.ReadStreamOptions{From: 4})); !reflect.DeepEqual(got, []int64{4}) {
+		t.Fatalf("arch-a from 4: %v", got)
+	}
+	if got := versions(readStream(t, s, "arch-a", eventfold.ReadStreamOptions{Backward: true, Limit: 1})); !reflect.DeepEqual(got, []int64{4}) {
+		t.Fatalf("arch-a backward limit 1: %v", got)
+	}
+	if got := readStream(t, s, "arch-a", eventfold.ReadStreamOptions{From: 9}); len(got) != 0 {
+		t.Fatalf("past the end: %v", got)
+	}
+	if got := versions(readStream(t, s, "arch-b", eventfold.ReadStreamOptions{})); !reflect.DeepEqual(got, []int64{1}) {
+		t.Fatalf("arch-b: %v", got)
+	}
+	// New appends go on from the stream's version.
+	if e := mustAppend(t, s, "arch-a", eventfold.Exact(4), ev("A", `5`)); e[0].StreamVersion != 5 {
+		t.Fatalf("append after archiving got version %d", e[0].StreamVersion)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -143,5 +144,27 @@ func readAllFrom[TTx any](t *testing.T, s *eventfold.Store[TTx], from int64) []e
 			return out
 		}
 		from = page[len(page)-1].GlobalPosition + 1
+	}
+}
+
+// waitVisible waits until the log is complete up to pos. On PostgreSQL any
+// writing transaction in the cluster (another test package's, say) holds
+// the read horizon back for a while: lag, never loss, but a test that reads
+// right after committing must wait for it.
+func waitVisible[TTx any](t *testing.T, s *eventfold.Store[TTx], pos int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h, err := s.Head(context.Background())
+		if err != nil {
+			t.Fatalf("head: %v", err)
+		}
+		if h >= pos {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log is complete only up to %d after 30s, want %d", h, pos)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -69,7 +69,7 @@ func TestPgxKilledConnection(t *testing.T) {
 	if _, err := dispatch("warm-up"); err != nil {
 		t.Fatal(err)
 	}
-	headBefore, err := store.Head(ctx)
+	headBefore, err := store.LastPosition(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestPgxKilledConnection(t *testing.T) {
 	t.Logf("caller saw: %v", err)
 
 	// Nothing partial: no event, no read-model change, no command record.
-	if h, _ := store.Head(ctx); h != headBefore {
+	if h, _ := store.LastPosition(ctx); h != headBefore {
 		t.Errorf("log head moved from %d to %d", headBefore, h)
 	}
 	if v, _ := store.StreamVersion(ctx, "tally-a"); v != 1 {

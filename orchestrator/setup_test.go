@@ -83,7 +83,7 @@ func (b *bundle) snapshot(t *testing.T, accounts ...string) snapshot {
 	t.Helper()
 	s := snapshot{versions: map[string]int64{}, lines: map[string]int{}}
 	var err error
-	if s.head, err = b.store.Head(b.ctx); err != nil {
+	if s.head, err = b.store.LastPosition(b.ctx); err != nil {
 		t.Fatal(err)
 	}
 	if s.accounts, err = b.app.Accounts(b.ctx); err != nil {

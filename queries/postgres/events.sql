@@ -49,3 +49,9 @@ WHERE global_position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint <
 SELECT version
 FROM eventfold.streams
 WHERE stream_id = sqlc.arg(stream_id);
+
+-- name: LastPosition :one
+-- Highest committed position, ignoring the horizon (monitoring only: a
+-- reader must never go past Head).
+SELECT coalesce(max(global_position), 0)::bigint AS last_position
+FROM eventfold.events;

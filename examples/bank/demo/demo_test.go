@@ -30,7 +30,7 @@ func TestRun(t *testing.T) {
 					"BEGIN", "COMMIT", "ROLLBACK", "handler", "reducer balances (AccountOpened)", "append TransferReceived",
 					"ROLLED BACK: orchestrator: handler", "insufficient funds",
 					"ROLLED BACK: orchestrator: reducer balances failed on event AccountOpened",
-					"DUPLICATE", "proof    log head still", "Read model \"balances\"",
+					"DUPLICATE", "proof    last log position still", "Read model \"balances\"",
 				} {
 					if !strings.Contains(s, want) {
 						t.Errorf("run %d: output lacks %q", run, want)

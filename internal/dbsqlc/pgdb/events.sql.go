@@ -83,6 +83,20 @@ func (q *Queries) Head(ctx context.Context, db DBTX) (int64, error) {
 	return head, err
 }
 
+const lastPosition = `-- name: LastPosition :one
+SELECT coalesce(max(global_position), 0)::bigint AS last_position
+FROM eventfold.events
+`
+
+// Highest committed position, ignoring the horizon (monitoring only: a
+// reader must never go past Head).
+func (q *Queries) LastPosition(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, lastPosition)
+	var last_position int64
+	err := row.Scan(&last_position)
+	return last_position, err
+}
+
 const readAll = `-- name: ReadAll :many
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
 FROM eventfold.events

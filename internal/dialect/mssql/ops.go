@@ -79,3 +79,7 @@ func firstWords(query string) string {
 	}
 	return string(q)
 }
+
+// LastPosition implements eventfold.Ops. Positions commit in order here, so
+// the highest committed position is the head.
+func (o *Ops) LastPosition(ctx context.Context) (int64, error) { return o.Head(ctx) }

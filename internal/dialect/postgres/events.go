@@ -145,3 +145,13 @@ func eventFromRow(r pgdb.EventfoldEvent) eventfold.Event {
 		RecordedAt:     r.RecordedAt.Time.UTC(),
 	}
 }
+
+// LastPosition returns the highest committed position, below the horizon
+// or not.
+func (o *Ops) LastPosition(ctx context.Context) (int64, error) {
+	p, err := o.q.LastPosition(ctx, o.db)
+	if err != nil {
+		return 0, interpretError(err, "", eventfold.Any)
+	}
+	return p, nil
+}

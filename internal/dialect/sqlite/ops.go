@@ -188,3 +188,7 @@ func interpretError(err error, streamID string, expected eventfold.ExpectedVersi
 	}
 	return err
 }
+
+// LastPosition implements eventfold.Ops. Positions commit in order here, so
+// the highest committed position is the head.
+func (o *Ops) LastPosition(ctx context.Context) (int64, error) { return o.Head(ctx) }

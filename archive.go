@@ -1,0 +1,87 @@
+package eventfold
+
+import (
+	"context"
+	"fmt"
+)
+
+// archiveWatermark is implemented by the dialects' Ops (migration
+// 00004_archive): every event below the returned global position was moved
+// out of the hot table by `esctl archive`; 0 when nothing is.
+type archiveWatermark interface {
+	ArchivedBefore(ctx context.Context) (int64, error)
+}
+
+// ArchivedBefore returns the archive watermark: every event below this
+// global position was archived (moved out with `esctl archive`); 0 when
+// nothing is. Reads that reach below it fail with *ArchivedError.
+func (s *Store[TTx]) ArchivedBefore(ctx context.Context) (int64, error) {
+	return archivedBefore(ctx, s.driver.Ops())
+}
+
+func archivedBefore(ctx context.Context, ops Ops) (int64, error) {
+	a, ok := ops.(archiveWatermark)
+	if !ok {
+		return 0, nil
+	}
+	w, err := a.ArchivedBefore(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("read the archive watermark: %w", err)
+	}
+	return w, nil
+}
+
+// checkArchivedAll refuses a read of the whole log that would start inside
+// the archived range: it would otherwise silently miss events.
+func checkArchivedAll(ctx context.Context, ops Ops, from int64) error {
+	w, err := archivedBefore(ctx, ops)
+	if err != nil {
+		return err
+	}
+	if w > 0 && from < w {
+		return &ArchivedError{ArchivedBefore: w, Requested: from}
+	}
+	return nil
+}
+
+// checkArchivedStream tells whether a stream read (limit events from
+// version from, forward or backward; from 0 backward means the end) that
+// returned evs fell short because the stream's oldest events are archived.
+// Archiving removes a prefix of the log, so only a stream's oldest versions
+// can be missing. It costs a query only when the read came up short.
+func checkArchivedStream(ctx context.Context, ops Ops, stream string, from int64, limit int, backward bool, evs []Event) error {
+	var first int64 // the first version the read should have returned
+	switch {
+	case !backward && len(evs) > 0:
+		if evs[0].StreamVersion == from {
+			return nil
+		}
+		first = from
+	case backward && len(evs) > 0:
+		start := evs[0].StreamVersion
+		if from > 0 && from < start {
+			start = from
+		}
+		if int64(len(evs)) >= min(int64(limit), start) {
+			return nil
+		}
+		first = start - int64(len(evs))
+	default: // nothing came back: past the end, no stream, or all archived
+		version, err := ops.StreamVersion(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("version of stream %q: %w", stream, err)
+		}
+		if version == 0 || (!backward && from > version) {
+			return nil
+		}
+		first = from
+		if backward && (from == 0 || from > version) {
+			first = version
+		}
+	}
+	w, err := archivedBefore(ctx, ops)
+	if err != nil || w == 0 {
+		return err
+	}
+	return fmt.Errorf("stream %q: version %d is archived: %w", stream, first, &ArchivedError{ArchivedBefore: w, Requested: first})
+}
