@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -249,5 +248,6 @@ func rawRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialec
 
 // enableGroupCommit switches the orchestrator config to group commit.
 func enableGroupCommit(cfg *orchestrator.Config) error {
-	return errors.New("bench: group commit is not implemented yet")
+	cfg.GroupCommit = &orchestrator.GroupCommitConfig{}
+	return nil
 }

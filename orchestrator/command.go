@@ -68,6 +68,9 @@ type Result struct {
 	Duplicate bool
 	// Attempts is how many times the command ran (1 without conflicts).
 	Attempts int
+	// BatchSize is how many commands committed in the same transaction as
+	// this one: 1 for a lone dispatch, more under group commit.
+	BatchSize int
 }
 
 type ctxKey struct{}

@@ -39,6 +39,9 @@ type Config struct {
 	// command type does not have. Defaults to false: unknown fields are
 	// rejected, so that a client's typo is an error, not a silent no-op.
 	AllowUnknownFields bool
+	// GroupCommit, when set, lets concurrent dispatches share transactions
+	// (see GroupCommitConfig). Defaults to nil: one transaction per command.
+	GroupCommit *GroupCommitConfig
 }
 
 func (c Config) withDefaults() Config {

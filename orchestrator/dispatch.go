@@ -55,11 +55,16 @@ func (o *Orchestrator[TTx]) dispatch(ctx context.Context, cmd Command) (*Result,
 	if err != nil {
 		return nil, err
 	}
-	ctx = withCommand(ctx, cmd)
+	return o.run(withCommand(ctx, cmd), h, cmd, idempotent)
+}
+
+// run dispatches a prepared command in transactions of its own: attempts
+// with retries.
+func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd Command, idempotent bool) (*Result, error) {
 	for attempt := 1; ; attempt++ {
 		res, err := o.attempt(ctx, h, cmd, idempotent)
 		if err == nil {
-			res.Attempts = attempt
+			res.Attempts, res.BatchSize = attempt, 1
 			if !res.Duplicate && o.cfg.AfterCommit != nil && len(res.Events) > 0 {
 				o.cfg.AfterCommit(ctx, res.Events)
 			}

@@ -32,7 +32,7 @@ func (o *Orchestrator[TTx]) Use(mws ...Middleware) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	o.mws = append(o.mws, mws...)
-	chain := Dispatcher(o.dispatch)
+	chain := o.innermost()
 	for i := len(o.mws) - 1; i >= 0; i-- {
 		chain = o.mws[i](chain)
 	}

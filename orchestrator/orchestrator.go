@@ -25,6 +25,16 @@ type Orchestrator[TTx any] struct {
 	all      []*reducerEntry[TTx]            // run for every event type
 	mws      []Middleware
 	chain    Dispatcher
+	group    *groupCommitter[TTx] // nil unless Config.GroupCommit is set
+}
+
+// innermost returns the Dispatcher the middleware wraps: the group
+// committer when group commit is on, else a transaction per command.
+func (o *Orchestrator[TTx]) innermost() Dispatcher {
+	if o.group != nil {
+		return o.group.dispatch
+	}
+	return o.dispatch
 }
 
 type handlerEntry[TTx any] struct {
@@ -51,7 +61,10 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Orchestrator[TTx] {
 		handlers: map[string]*handlerEntry[TTx]{},
 		reducers: map[string][]*reducerEntry[TTx]{},
 	}
-	o.chain = o.dispatch
+	if o.cfg.GroupCommit != nil {
+		o.group = newGroupCommitter(o, *o.cfg.GroupCommit)
+	}
+	o.chain = o.innermost()
 	return o
 }
 

@@ -1,0 +1,242 @@
+package orchestrator
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/eventfold/eventfold"
+)
+
+// GroupCommitConfig configures group commit: concurrent dispatches share
+// one transaction, each command inside a savepoint of its own.
+//
+// The database pays per transaction (a commit, a WAL flush, locks taken and
+// released), so batching commands into fewer transactions is what raises
+// throughput once the database, not the network, is the bottleneck. The
+// semantics stay exactly those of a lone Dispatch:
+//   - a failing command rolls back to its savepoint, alone; the others in
+//     the batch go on;
+//   - a retryable conflict re-runs the command's handler at once, inside
+//     the batch, on the state the earlier commands left; if it conflicts
+//     again it leaves the batch and is dispatched on its own, with backoff;
+//   - every caller is answered only after the shared COMMIT;
+//   - when the COMMIT (or the transaction) fails, every command of the
+//     batch is dispatched again on its own, so none is answered on the
+//     strength of a batch that did not commit. Give commands an ID if a
+//     commit whose outcome is unknown (a lost connection) must not apply
+//     them twice: the idempotency record then makes the re-run a no-op.
+//
+// Batches form by themselves: a command that finds a committer idle is
+// dispatched at once (no added latency at low load, and a batch of one is
+// a plain dispatch); commands that arrive while all committers are busy
+// queue up and go together in the next transaction.
+type GroupCommitConfig struct {
+	// MaxBatch caps the commands in one transaction. PostgreSQL caches 64
+	// subtransactions per backend and slows down past that, so on
+	// PostgreSQL it is capped at 60 savepoints per transaction, retries
+	// included. Defaults to 32.
+	MaxBatch int
+	// Committers is how many batches may run at once, each on a connection
+	// of its own. Defaults to 4.
+	Committers int
+}
+
+func (c GroupCommitConfig) withDefaults() GroupCommitConfig {
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 32
+	}
+	if c.Committers <= 0 {
+		c.Committers = 4
+	}
+	return c
+}
+
+// maxSavepoints bounds the savepoints of one PostgreSQL transaction, below
+// its 64-entry subtransaction cache.
+const maxSavepoints = 60
+
+// pending is one queued command and where its answer goes.
+type pending[TTx any] struct {
+	ctx        context.Context
+	h          *handlerEntry[TTx]
+	cmd        Command
+	idempotent bool
+
+	res  *Result
+	err  error
+	solo bool // leave the batch: dispatch on its own after it
+	done chan struct{}
+}
+
+// groupCommitter queues commands and runs them in shared transactions.
+// It starts committer goroutines on demand; they exit when the queue is
+// empty, so an idle orchestrator holds no goroutine and needs no Close.
+type groupCommitter[TTx any] struct {
+	o   *Orchestrator[TTx]
+	cfg GroupCommitConfig
+
+	savepoint, rollbackTo string
+
+	mu     sync.Mutex
+	queue  []*pending[TTx]
+	active int
+}
+
+func newGroupCommitter[TTx any](o *Orchestrator[TTx], cfg GroupCommitConfig) *groupCommitter[TTx] {
+	g := &groupCommitter[TTx]{o: o, cfg: cfg.withDefaults(),
+		savepoint: "SAVEPOINT eventfold_cmd", rollbackTo: "ROLLBACK TO SAVEPOINT eventfold_cmd"}
+	if o.store.Dialect() == eventfold.SQLServer {
+		g.savepoint, g.rollbackTo = "SAVE TRANSACTION eventfold_cmd", "ROLLBACK TRANSACTION eventfold_cmd"
+	}
+	return g
+}
+
+// dispatch is the innermost Dispatcher in group-commit mode.
+func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Result, error) {
+	h, idempotent, cmd, err := g.o.prepare(cmd)
+	if err != nil {
+		return nil, err
+	}
+	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, idempotent: idempotent, done: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	if g.active < g.cfg.Committers {
+		g.active++
+		go g.commitLoop()
+	}
+	g.mu.Unlock()
+	// The caller waits for the shared commit even if its ctx ends: its
+	// command may already be part of a transaction that is committing, and
+	// an answer of "cancelled" could then be false.
+	<-p.done
+	return p.res, p.err
+}
+
+// commitLoop runs batches until the queue is empty.
+func (g *groupCommitter[TTx]) commitLoop() {
+	for {
+		g.mu.Lock()
+		n := min(len(g.queue), g.cfg.MaxBatch)
+		if n == 0 {
+			g.active--
+			g.mu.Unlock()
+			return
+		}
+		batch := make([]*pending[TTx], n)
+		copy(batch, g.queue)
+		g.queue = g.queue[:copy(g.queue, g.queue[n:])]
+		g.mu.Unlock()
+		g.runBatch(batch)
+	}
+}
+
+// runBatch runs one batch and answers every command in it.
+func (g *groupCommitter[TTx]) runBatch(batch []*pending[TTx]) {
+	defer func() {
+		for _, p := range batch {
+			close(p.done)
+		}
+	}()
+	var live []*pending[TTx]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.err = err // cancelled while queued: never started
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 1 {
+		p := live[0]
+		p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.idempotent)
+		return
+	}
+	if len(live) == 0 {
+		return
+	}
+	committed := g.runShared(live)
+	for _, p := range live {
+		if !committed || p.solo {
+			// Not answered by the batch: a transaction of its own, with the
+			// usual retries and backoff.
+			p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.idempotent)
+			continue
+		}
+		if p.err == nil && !p.res.Duplicate && g.o.cfg.AfterCommit != nil && len(p.res.Events) > 0 {
+			g.o.cfg.AfterCommit(p.ctx, p.res.Events)
+		}
+	}
+}
+
+// runShared runs the commands in one transaction, each in a savepoint, and
+// commits. It reports whether the transaction committed; if it did not,
+// no command's answer from it may be used.
+func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) {
+	drv := g.o.store.Driver()
+	// One context for the shared transaction: no single caller's
+	// cancellation may break the others' work.
+	ctx := context.WithoutCancel(batch[0].ctx)
+	tx, err := drv.Begin(ctx)
+	if err != nil {
+		return false
+	}
+	ops := drv.OpsTx(tx)
+	savepoints := 0
+	limit := len(batch) * 2
+	if g.o.store.Dialect() == eventfold.Postgres {
+		limit = maxSavepoints
+	}
+	for _, p := range batch {
+		pctx := context.WithoutCancel(p.ctx) // the caller's values, not its cancellation
+		for attempt := 1; ; attempt++ {
+			if savepoints >= limit {
+				p.solo = true
+				break
+			}
+			if err := ops.Exec(ctx, g.savepoint); err != nil {
+				_ = drv.Rollback(ctx, tx)
+				return false
+			}
+			savepoints++
+			res, err := g.o.execute(pctx, tx, p.h, p.cmd, p.idempotent)
+			if err == nil {
+				res.Attempts = attempt
+				p.res, p.err = res, nil
+				break
+			}
+			if rerr := ops.Exec(ctx, g.rollbackTo); rerr != nil {
+				// The transaction is lost (a dooming error on SQL Server,
+				// a broken connection): everybody goes solo.
+				_ = drv.Rollback(ctx, tx)
+				return false
+			}
+			if g.o.cfg.Retryable(err) {
+				if attempt < 2 && attempt < g.o.cfg.MaxAttempts {
+					continue // once more, on the state the batch has now
+				}
+				p.solo = true // contended beyond the batch: retry with backoff
+				break
+			}
+			p.res, p.err = nil, err
+			break
+		}
+	}
+	if err := drv.Commit(ctx, tx); err != nil {
+		_ = drv.Rollback(ctx, tx)
+		g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed; dispatching its commands one by one",
+			"commands", len(batch), "error", fmt.Sprint(err))
+		return false
+	}
+	n := 0
+	for _, p := range batch {
+		if !p.solo && p.err == nil {
+			n++
+		}
+	}
+	for _, p := range batch {
+		if !p.solo && p.err == nil {
+			p.res.BatchSize = n
+		}
+	}
+	return true
+}
