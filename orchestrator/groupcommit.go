@@ -9,7 +9,9 @@ import (
 )
 
 // GroupCommitConfig configures group commit: concurrent dispatches share
-// one transaction, each command inside a savepoint of its own.
+// one transaction. A batch first runs without savepoints (a savepoint costs
+// a round trip per command); when a command fails, the batch is rolled back
+// and run again with a savepoint per command, so the failure stays its own.
 //
 // The database pays per transaction (a commit, a WAL flush, locks taken and
 // released), so batching commands into fewer transactions is what raises
@@ -168,36 +170,64 @@ func (g *groupCommitter[TTx]) runBatch(batch []*pending[TTx]) {
 	}
 }
 
-// runShared runs the commands in one transaction, each in a savepoint, and
-// commits. It reports whether the transaction committed; if it did not,
-// no command's answer from it may be used.
+// runShared runs the commands in one transaction and commits. It reports
+// whether the transaction committed; if it did not, no command's answer
+// from it may be used.
+//
+// It first runs the batch optimistically, without savepoints: a savepoint
+// costs a round trip per command, as much as the append itself. Only when
+// a command fails does it roll back and run the batch again with a
+// savepoint per command, so that the failure stays the command's own.
 func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) {
+	if ok, failed := g.runOnce(batch, false); !failed {
+		return ok
+	}
+	for _, p := range batch {
+		p.res, p.err, p.solo = nil, nil, false
+	}
+	ok, _ := g.runOnce(batch, true)
+	return ok
+}
+
+// runOnce runs the batch in one transaction. Without savepoints it stops
+// at the first failing command, rolls back and reports failed.
+func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (committed, failed bool) {
 	drv := g.o.store.Driver()
 	// One context for the shared transaction: no single caller's
 	// cancellation may break the others' work.
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := drv.Begin(ctx)
 	if err != nil {
-		return false
+		return false, false
 	}
 	ops := drv.OpsTx(tx)
-	savepoints := 0
+	taken := 0
 	limit := len(batch) * 2
 	if g.o.store.Dialect() == eventfold.Postgres {
 		limit = maxSavepoints
 	}
 	for _, p := range batch {
 		pctx := context.WithoutCancel(p.ctx) // the caller's values, not its cancellation
+		if !savepoints {
+			res, err := g.o.execute(pctx, tx, p.h, p.cmd, p.idempotent)
+			if err != nil {
+				_ = drv.Rollback(ctx, tx)
+				return false, true
+			}
+			res.Attempts = 1
+			p.res = res
+			continue
+		}
 		for attempt := 1; ; attempt++ {
-			if savepoints >= limit {
+			if taken >= limit {
 				p.solo = true
 				break
 			}
 			if err := ops.Exec(ctx, g.savepoint); err != nil {
 				_ = drv.Rollback(ctx, tx)
-				return false
+				return false, false
 			}
-			savepoints++
+			taken++
 			res, err := g.o.execute(pctx, tx, p.h, p.cmd, p.idempotent)
 			if err == nil {
 				res.Attempts = attempt
@@ -208,7 +238,7 @@ func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) 
 				// The transaction is lost (a dooming error on SQL Server,
 				// a broken connection): everybody goes solo.
 				_ = drv.Rollback(ctx, tx)
-				return false
+				return false, false
 			}
 			if g.o.cfg.Retryable(err) {
 				if attempt < 2 && attempt < g.o.cfg.MaxAttempts {
@@ -225,7 +255,7 @@ func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) 
 		_ = drv.Rollback(ctx, tx)
 		g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed; dispatching its commands one by one",
 			"commands", len(batch), "error", fmt.Sprint(err))
-		return false
+		return false, false
 	}
 	n := 0
 	for _, p := range batch {
@@ -238,5 +268,5 @@ func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) 
 			p.res.BatchSize = n
 		}
 	}
-	return true
+	return true, false
 }
