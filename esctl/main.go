@@ -35,6 +35,10 @@ type Options struct {
 	// Replayer rebuilds the service's read models for `replay`. Nil: replay
 	// explains how to embed esctl with reducers registered.
 	Replayer Replayer
+	// ReplayerFor, when set, builds the Replayer for the store `replay`
+	// opened (a service whose reducers depend on the dialect, say). It
+	// takes precedence over Replayer.
+	ReplayerFor func(store *eventfold.Store[*sql.Tx]) (Replayer, error)
 	// Demo runs the example application for `demo` against a DSN. Nil: demo
 	// says it is not built into this binary.
 	Demo func(ctx context.Context, stdout io.Writer, dsn string) error

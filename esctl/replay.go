@@ -104,7 +104,7 @@ appended during the replay are applied by both).
 		return usagef("replay: --from and --commit-every must not be negative")
 	}
 	r := env.opts.Replayer
-	if r == nil {
+	if r == nil && env.opts.ReplayerFor == nil {
 		fmt.Fprint(env.Stderr, embedHelp)
 		return fmt.Errorf("replay: this %s has no reducers registered (see above)", env.Program)
 	}
@@ -113,6 +113,11 @@ appended during the replay are applied by both).
 		return err
 	}
 	defer store.Close()
+	if env.opts.ReplayerFor != nil {
+		if r, err = env.opts.ReplayerFor(store); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+	}
 	if err := CheckReadAll(ctx, store.Driver().Ops(), *from); err != nil {
 		return fmt.Errorf("replay from %d: %w", *from, err)
 	}

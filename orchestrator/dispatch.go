@@ -208,14 +208,8 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 	}
 
 	for _, ev := range events {
-		for _, r := range o.reducersFor(ev.Type) {
-			if err := r.run(withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: ev.Type}), tx, ev); err != nil {
-				return nil, &ReducerError{
-					Reducer: r.name, Command: cmd.Name,
-					EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
-					Err: err,
-				}
-			}
+		if err := o.reduce(ctx, tx, cmd.Name, ev); err != nil {
+			return nil, err
 		}
 	}
 
@@ -274,6 +268,29 @@ func decodeJSON(raw json.RawMessage, v any, strict bool) error {
 	}
 	if dec.More() {
 		return errors.New("trailing data after the JSON value")
+	}
+	return nil
+}
+
+// Apply runs every reducer registered for ev's type, in registration
+// order, in tx: what a dispatch does after appending ev. It rebuilds read
+// models from the log (esctl replay, a new read model catching up); a
+// failure is a *ReducerError.
+func (o *Orchestrator[TTx]) Apply(ctx context.Context, tx TTx, ev eventfold.Event) error {
+	return o.reduce(ctx, tx, "", ev)
+}
+
+// reduce runs ev's reducers; command names the command being dispatched
+// ("" on replay).
+func (o *Orchestrator[TTx]) reduce(ctx context.Context, tx TTx, command string, ev eventfold.Event) error {
+	for _, r := range o.reducersFor(ev.Type) {
+		if err := r.run(withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: ev.Type}), tx, ev); err != nil {
+			return &ReducerError{
+				Reducer: r.name, Command: command,
+				EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
+				Err: err,
+			}
+		}
 	}
 	return nil
 }

@@ -77,8 +77,12 @@ type ReducerError struct {
 }
 
 func (e *ReducerError) Error() string {
-	return fmt.Sprintf("orchestrator: reducer %s failed on event %s (stream %q version %d, id %s) of command %q: %v",
-		e.Reducer, e.EventType, e.StreamID, e.StreamVersion, e.EventID, e.Command, e.Err)
+	of := fmt.Sprintf(" of command %q", e.Command)
+	if e.Command == "" {
+		of = " (replay)"
+	}
+	return fmt.Sprintf("orchestrator: reducer %s failed on event %s (stream %q version %d, id %s)%s: %v",
+		e.Reducer, e.EventType, e.StreamID, e.StreamVersion, e.EventID, of, e.Err)
 }
 
 // Unwrap returns the reducer's error.

@@ -111,3 +111,14 @@ func unmarshal(ev eventfold.Event, v any) error {
 	}
 	return nil
 }
+
+// ResetReadModels empties the bank's read models, in tx, before they are
+// rebuilt from the log (bankctl replay).
+func (a *App) ResetReadModels(ctx context.Context, tx *sql.Tx) error {
+	for _, table := range []string{"bank_ledger", "bank_accounts"} {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM "+table); err != nil {
+			return fmt.Errorf("bank: reset %s: %w", table, err)
+		}
+	}
+	return nil
+}
