@@ -34,14 +34,3 @@ SQLite file in a temporary directory, so it touches nothing of yours.`,
 	}
 	return env.opts.Demo(ctx, env.Stdout, target)
 }
-
-func runBench(ctx context.Context, env *Env, args []string) error {
-	fs, dsn := env.newFlags("bench", "[flags]",
-		`Measures append and dispatch throughput. Reserved: a build registers it through
-Options.Commands (a Command named "bench" replaces this one).`,
-		`  esctl bench --help`)
-	if err := env.parse(fs, dsn, args); err != nil {
-		return err
-	}
-	return fmt.Errorf("bench: not built into this %s yet", env.Program)
-}

@@ -1,0 +1,58 @@
+package esctl
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+)
+
+func TestBenchJSON(t *testing.T) {
+	dsn := testdb.EmptyDSN(t, eventfold.SQLite)
+	out := mustRun(t, dsn, "bench", "--duration", "200ms", "--concurrency", "2", "--raw", "--group-commit",
+		"--workload", "all", "--replay", "400", "--json")
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json printed %q: %v", out, err)
+	}
+	if rep.Dispatch == nil || len(rep.Dispatch.Results) != 3 {
+		t.Fatalf("dispatch results: %+v", rep.Dispatch)
+	}
+	modes := map[string]bool{}
+	for _, r := range rep.Dispatch.Results {
+		modes[r.Mode] = true
+		if r.Commands == 0 || r.CommandsPerSecond <= 0 || r.P99ms < r.P50ms {
+			t.Fatalf("result %+v", r)
+		}
+	}
+	if !modes["raw"] || !modes["dispatch"] || !modes["dispatch-group-commit"] {
+		t.Fatalf("modes %v", modes)
+	}
+	if _, ok := rep.Dispatch.Ratios["dispatch/raw"]; !ok {
+		t.Fatalf("ratios %v", rep.Dispatch.Ratios)
+	}
+	if len(rep.Replay) != 2 || rep.Replay[0].Events != 200 || rep.Replay[1].Events != 400 || rep.Replay[1].EventsPerSecond <= 0 {
+		t.Fatalf("replay %+v", rep.Replay)
+	}
+	for _, key := range []string{`"commands_per_second"`, `"events_per_second"`, `"p50_ms"`, `"p95_ms"`, `"p99_ms"`} {
+		if !strings.Contains(out, key) {
+			t.Fatalf("JSON lacks %s", key)
+		}
+	}
+}
+
+func TestBenchBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--concurrency", "0"},
+		{"bench", "--workload", "fast"},
+		{"bench", "--duration", "soon"},
+		{"bench", "extra"},
+	} {
+		r := run(t, Options{}, "sqlite:///nonexistent/x.db", args...)
+		if r.code != ExitUsage || !strings.Contains(r.stderr, "bench") {
+			t.Fatalf("%v: exit %d, stderr %q", args, r.code, r.stderr)
+		}
+	}
+}
