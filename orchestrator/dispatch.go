@@ -195,16 +195,25 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 	}
 
 	events := make([]eventfold.Event, 0, len(emits))
-	for i, e := range emits {
-		data, err := buildEvent(cmd, e)
-		if err != nil {
-			return nil, &AppendError{Command: cmd.Name, Index: i, Stream: e.Stream, EventType: e.Type, Err: err}
+	batch := make([]eventfold.EventData, 0, len(emits))
+	for i := 0; i < len(emits); {
+		// Consecutive emits to one stream whose followers expect Any go in
+		// one append: one round trip instead of one per event.
+		e, j := emits[i], i
+		batch = batch[:0]
+		for ; j < len(emits) && (j == i || (emits[j].Stream == e.Stream && emits[j].Expected == eventfold.Any)); j++ {
+			data, err := buildEvent(cmd, emits[j])
+			if err != nil {
+				return nil, &AppendError{Command: cmd.Name, Index: j, Stream: emits[j].Stream, EventType: emits[j].Type, Err: err}
+			}
+			batch = append(batch, data)
 		}
-		got, err := o.store.AppendTx(withStep(ctx, Step{Kind: "append", Name: e.Stream, EventType: e.Type}), tx, e.Stream, e.Expected, data)
+		got, err := o.store.AppendTx(withStep(ctx, Step{Kind: "append", Name: e.Stream, EventType: e.Type}), tx, e.Stream, e.Expected, batch...)
 		if err != nil {
 			return nil, &AppendError{Command: cmd.Name, Index: i, Stream: e.Stream, EventType: e.Type, Err: err}
 		}
 		events = append(events, got...)
+		i = j
 	}
 
 	for _, ev := range events {

@@ -1,0 +1,205 @@
+// Package httpapi is the write side of eventfold's HTTP communication
+// layer: POST a command as JSON, get the committed events back as JSON.
+//
+//	mux.Handle("POST /commands/{name}", httpapi.New(orch, nil))
+//
+// The command name is the {name} path value (or the last path segment), the
+// body is the command's JSON payload. Headers: Idempotency-Key becomes the
+// command id (a retried request returns the first one's events, 200 with
+// "duplicate": true), X-Correlation-ID the correlation id.
+//
+// Responses: 201 with {"command_id", "events", "duplicate"} when events
+// were committed (200 when none were, or for a duplicate); 400 bad JSON or
+// invalid command, 404 unknown command, 405 not POST, 409 version conflict
+// or duplicate event id, 413 body too large, 415 not JSON, 422 the handler
+// refused the command, 503 a transient database conflict (retry), 500
+// anything else (logged, not shown). Error bodies are {"error", "code"}.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/orchestrator"
+)
+
+// Dispatcher is what the handler needs of an orchestrator; every
+// *orchestrator.Orchestrator[TTx] satisfies it.
+type Dispatcher interface {
+	DispatchJSON(ctx context.Context, name string, payload json.RawMessage, env orchestrator.Envelope) (*orchestrator.Result, error)
+}
+
+// Config configures the handler. The zero value is usable.
+type Config struct {
+	// MaxBodyBytes limits the request body. Defaults to 1 MiB.
+	MaxBodyBytes int64
+	// Envelope builds the command envelope from the request (e.g. the
+	// authenticated user into Metadata). Defaults to DefaultEnvelope.
+	// An error refuses the request: an *Error picks the status, any other
+	// gives 400.
+	Envelope func(r *http.Request) (orchestrator.Envelope, error)
+	// Status maps an error to a response before the defaults apply; return
+	// ok false to fall through. Optional.
+	Status func(err error) (status int, code string, ok bool)
+	// Logger receives 500s. Defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Error is an error with an HTTP status and a machine-readable code.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Response is the body of a successful request.
+type Response struct {
+	CommandID string            `json:"command_id"`
+	Events    []eventfold.Event `json:"events"`
+	Duplicate bool              `json:"duplicate"`
+}
+
+// DefaultEnvelope takes the command id from Idempotency-Key and the
+// correlation id from X-Correlation-ID.
+func DefaultEnvelope(r *http.Request) (orchestrator.Envelope, error) {
+	return orchestrator.Envelope{
+		ID:            r.Header.Get("Idempotency-Key"),
+		CorrelationID: r.Header.Get("X-Correlation-ID"),
+	}, nil
+}
+
+type handler struct {
+	d   Dispatcher
+	cfg Config
+}
+
+// New returns the command handler over d.
+func New(d Dispatcher, cfg *Config) http.Handler {
+	h := &handler{d: d}
+	if cfg != nil {
+		h.cfg = *cfg
+	}
+	if h.cfg.MaxBodyBytes <= 0 {
+		h.cfg.MaxBodyBytes = 1 << 20
+	}
+	if h.cfg.Envelope == nil {
+		h.cfg.Envelope = DefaultEnvelope
+	}
+	if h.cfg.Logger == nil {
+		h.cfg.Logger = slog.Default()
+	}
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use POST"})
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			writeError(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "the body must be application/json"})
+			return
+		}
+	}
+	name := r.PathValue("name")
+	if name == "" {
+		name = r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+	}
+	if name == "" {
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "unknown_command", Message: "no command name in the path"})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeError(w, &Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: "the body exceeds the size limit"})
+			return
+		}
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: "bad_body", Message: "could not read the body"})
+		return
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		body = []byte("{}")
+	}
+	if !json.Valid(body) {
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: "bad_json", Message: "the body is not valid JSON"})
+		return
+	}
+	env, err := h.cfg.Envelope(r)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			e = &Error{Status: http.StatusBadRequest, Code: "bad_request", Message: err.Error()}
+		}
+		writeError(w, e)
+		return
+	}
+	res, err := h.d.DispatchJSON(r.Context(), name, body, env)
+	if err != nil {
+		h.fail(w, r, name, err)
+		return
+	}
+	status := http.StatusCreated
+	if res.Duplicate || len(res.Events) == 0 {
+		status = http.StatusOK
+	}
+	events := res.Events
+	if events == nil {
+		events = []eventfold.Event{}
+	}
+	writeJSON(w, status, Response{CommandID: res.CommandID, Events: events, Duplicate: res.Duplicate})
+}
+
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err error) {
+	if h.cfg.Status != nil {
+		if status, code, ok := h.cfg.Status(err); ok {
+			writeError(w, &Error{Status: status, Code: code, Message: err.Error()})
+			return
+		}
+	}
+	var he *orchestrator.HandlerError
+	switch {
+	case errors.Is(err, orchestrator.ErrUnknownCommand):
+		writeError(w, &Error{Status: http.StatusNotFound, Code: "unknown_command", Message: "unknown command " + name})
+	case errors.Is(err, eventfold.ErrWrongExpectedVersion):
+		writeError(w, &Error{Status: http.StatusConflict, Code: "wrong_expected_version", Message: err.Error()})
+	case errors.Is(err, eventfold.ErrDuplicateEventID):
+		writeError(w, &Error{Status: http.StatusConflict, Code: "duplicate_event_id", Message: err.Error()})
+	case errors.Is(err, orchestrator.ErrInvalidCommand), errors.Is(err, eventfold.ErrInvalidInput):
+		writeError(w, &Error{Status: http.StatusBadRequest, Code: "invalid_command", Message: err.Error()})
+	case errors.Is(err, eventfold.ErrTransient):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Message: "a transient database conflict; retry"})
+	case errors.As(err, &he):
+		// The handler refused the command: its own message is the answer.
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "rejected", Message: he.Err.Error()})
+	case r.Context().Err() != nil:
+		// The client went away; nobody reads the answer.
+	default:
+		h.cfg.Logger.Error("httpapi: command failed", "command", name, "err", err)
+		writeError(w, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+	}
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	writeJSON(w, e.Status, map[string]string{"error": e.Message, "code": e.Code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

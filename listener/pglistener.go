@@ -1,0 +1,128 @@
+package listener
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// PGListener LISTENs for eventfold notifications on a dedicated PostgreSQL
+// connection and broadcasts a Signal for each one. It opens its own
+// connection (never one from a pool: a pooled connection would be handed to
+// others with the LISTEN still on it, and PgBouncer in transaction mode
+// cannot keep a LISTEN at all; point ConnString at PostgreSQL directly).
+//
+// Each (re)connection also broadcasts, after LISTEN succeeded: whatever
+// committed while it was away is then caught up by the followers' next read.
+// That is the "listen first, then catch up" order that loses nothing.
+type PGListener struct {
+	// ConnString is a pgx connection string (postgres://...).
+	ConnString string
+	// Channel defaults to DefaultChannel.
+	Channel string
+	// Signal is broadcast on every notification and every (re)connection.
+	Signal *Signal
+	// RetryMin and RetryMax bound the reconnection backoff. Defaults 100ms
+	// and 10s.
+	RetryMin, RetryMax time.Duration
+	// Logger receives connection errors. Defaults to slog.Default().
+	Logger *slog.Logger
+
+	pid       atomic.Uint32
+	connected atomic.Bool
+	received  atomic.Uint64
+	lastPos   atomic.Int64
+}
+
+// Connected reports whether the LISTEN connection is up.
+func (l *PGListener) Connected() bool { return l.connected.Load() }
+
+// BackendPID returns the server process id of the LISTEN connection (0 when
+// disconnected); useful to find it in pg_stat_activity.
+func (l *PGListener) BackendPID() uint32 { return l.pid.Load() }
+
+// Received returns how many notifications arrived.
+func (l *PGListener) Received() uint64 { return l.received.Load() }
+
+// LastPosition returns the highest position hint received (0: none).
+func (l *PGListener) LastPosition() int64 { return l.lastPos.Load() }
+
+// Run listens until ctx ends, reconnecting with backoff, and returns nil
+// then. It returns an error at once only for a connection string that
+// cannot be parsed.
+func (l *PGListener) Run(ctx context.Context) error {
+	cfg, err := pgx.ParseConfig(l.ConnString)
+	if err != nil {
+		return fmt.Errorf("listener: LISTEN connection string: %w", err)
+	}
+	channel := l.Channel
+	if channel == "" {
+		channel = DefaultChannel
+	}
+	logger := l.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	minD, maxD := l.RetryMin, l.RetryMax
+	if minD <= 0 {
+		minD = 100 * time.Millisecond
+	}
+	if maxD < minD {
+		maxD = max(10*time.Second, minD)
+	}
+	fails := 0
+	for ctx.Err() == nil {
+		err := l.listenOnce(ctx, cfg, channel, func() { fails = 0 })
+		if ctx.Err() != nil {
+			break
+		}
+		fails++
+		logger.Warn("listener: LISTEN connection lost; reconnecting", "channel", channel, "attempt", fails, "err", err)
+		// Followers keep polling meanwhile; wake them so a reconnection gap
+		// never adds to the delay.
+		l.Signal.Broadcast()
+		sleep(ctx, backoff(fails, minD, maxD))
+	}
+	return nil
+}
+
+func (l *PGListener) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channel string, connectedOK func()) error {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		l.connected.Store(false)
+		l.pid.Store(0)
+		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx)
+	}()
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
+		return fmt.Errorf("LISTEN %s: %w", channel, err)
+	}
+	l.pid.Store(conn.PgConn().PID())
+	l.connected.Store(true)
+	connectedOK()
+	l.Signal.Broadcast() // listen first, then catch up
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				return err
+			}
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		l.received.Add(1)
+		if p, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && p > l.lastPos.Load() {
+			l.lastPos.Store(p)
+		}
+		l.Signal.Broadcast()
+	}
+}

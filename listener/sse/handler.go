@@ -1,0 +1,378 @@
+package sse
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/listener"
+)
+
+// Authorizer decides what one connection may see. It runs once per
+// connection, with the filter parsed from the query (which it may narrow,
+// e.g. to the caller's own streams). It returns the per-event check (nil:
+// every event that passes the filter), or an error to refuse the connection:
+// an *HTTPError picks the status, any other error gives 403 Forbidden.
+type Authorizer func(r *http.Request, f *listener.Filter) (allow func(eventfold.Event) bool, err error)
+
+// HTTPError is an error with an HTTP status, for Authorizer.
+type HTTPError struct {
+	Status  int
+	Message string
+}
+
+func (e *HTTPError) Error() string { return e.Message }
+
+// Config configures a Handler. The zero value is usable: every field says
+// its default.
+type Config struct {
+	// Authorize checks each connection and each event. Defaults to nil:
+	// every client may see every event. Set it for anything reachable by
+	// untrusted clients.
+	Authorize Authorizer
+	// Heartbeat is the interval of keep-alive comments on idle
+	// connections; they also carry the client's cursor as the SSE id (an
+	// id-only message sets Last-Event-ID without dispatching an event), so
+	// a client with a narrow filter does not rescan the log on reconnect.
+	// Defaults to 15s.
+	Heartbeat time.Duration
+	// Buffer is how many recent events the shared ring keeps. Clients
+	// further behind read from the database. Defaults to 4096.
+	Buffer int
+	// WriteTimeout bounds one write to a client; a client that does not
+	// take its data in time is disconnected (it will reconnect and resume).
+	// Defaults to 10s.
+	WriteTimeout time.Duration
+	// MaxClients caps concurrent connections (503 beyond). 0: no cap.
+	MaxClients int
+	// MaxCatchUp caps how many clients read from the database at once
+	// (resuming from far back, or fallen out of the ring). Defaults to 4.
+	MaxCatchUp int
+	// Retry is the reconnection delay advised to browsers. Defaults to 2s.
+	Retry time.Duration
+	// Tail configures the shared tailer (poll interval, wake-up signal,
+	// batch size); its Filter and StartAt are ignored.
+	Tail listener.Options
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler is an http.Handler streaming events as Server-Sent Events. Call
+// Run to start its shared tailer; until then it answers 503.
+type Handler[TTx any] struct {
+	store  *eventfold.Store[TTx]
+	cfg    Config
+	sig    *listener.Signal
+	catch  chan struct{}
+	ready  atomic.Bool
+	nconns atomic.Int64
+
+	mu      sync.RWMutex
+	ring    []eventfold.Event
+	floor   int64 // every event after floor, up to through, is in ring
+	through int64 // the tailer has read the log up to here
+}
+
+// New returns a Handler streaming store's events.
+func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Handler[TTx] {
+	h := &Handler[TTx]{store: store, sig: listener.NewSignal()}
+	if cfg != nil {
+		h.cfg = *cfg
+	}
+	c := &h.cfg
+	if c.Heartbeat <= 0 {
+		c.Heartbeat = 15 * time.Second
+	}
+	if c.Buffer <= 0 {
+		c.Buffer = 4096
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxCatchUp <= 0 {
+		c.MaxCatchUp = 4
+	}
+	if c.Retry <= 0 {
+		c.Retry = 2 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Tail.Logger == nil {
+		c.Tail.Logger = c.Logger
+	}
+	h.catch = make(chan struct{}, c.MaxCatchUp)
+	return h
+}
+
+// Clients returns the number of connected clients.
+func (h *Handler[TTx]) Clients() int { return int(h.nconns.Load()) }
+
+// Run follows the log from the current head until ctx ends, feeding every
+// client; it returns nil then.
+func (h *Handler[TTx]) Run(ctx context.Context) error {
+	var head int64
+	for fails := 1; ; fails++ {
+		var err error
+		if head, err = h.store.Head(ctx); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		h.cfg.Logger.Warn("sse: reading the head failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Duration(min(fails, 50)) * 100 * time.Millisecond):
+		}
+	}
+	h.mu.Lock()
+	h.floor, h.through = head, head
+	h.mu.Unlock()
+	h.ready.Store(true)
+	defer h.ready.Store(false)
+	opts := h.cfg.Tail
+	opts.Filter = listener.Filter{}
+	return listener.Tail(ctx, h.store, head, &opts, func(_ context.Context, b listener.Batch) error {
+		h.mu.Lock()
+		h.ring = append(h.ring, b.Events...)
+		if over := len(h.ring) - h.cfg.Buffer; over > 0 {
+			h.floor = h.ring[over-1].GlobalPosition
+			// Copy rather than reslice, so the dropped events are freed.
+			h.ring = append(make([]eventfold.Event, 0, h.cfg.Buffer+h.cfg.Buffer/4), h.ring[over:]...)
+		}
+		h.through = b.Through
+		h.mu.Unlock()
+		h.sig.Broadcast()
+		return nil
+	})
+}
+
+// ServeHTTP streams events to one client until it goes away.
+func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	if !h.ready.Load() {
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "event stream not running", http.StatusServiceUnavailable)
+		return
+	}
+	filter, cursor, hasCursor, err := parseRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	allow := func(eventfold.Event) bool { return true }
+	if h.cfg.Authorize != nil {
+		a, err := h.cfg.Authorize(r, &filter)
+		if err != nil {
+			status, msg := http.StatusForbidden, "forbidden"
+			var he *HTTPError
+			if errors.As(err, &he) {
+				status, msg = he.Status, he.Message
+			}
+			http.Error(w, msg, status)
+			return
+		}
+		if a != nil {
+			allow = a
+		}
+	}
+	if n := h.nconns.Add(1); h.cfg.MaxClients > 0 && n > int64(h.cfg.MaxClients) {
+		h.nconns.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many event stream clients", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.nconns.Add(-1)
+	if !hasCursor {
+		h.mu.RLock()
+		cursor = h.through
+		h.mu.RUnlock()
+	}
+	c := &client[TTx]{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor, sentID: cursor}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", "no-cache")
+	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	if err := c.write(fmt.Appendf(nil, "retry: %d\n: connected at %d\n\n", h.cfg.Retry.Milliseconds(), cursor)); err != nil {
+		return
+	}
+	if err := c.serve(r.Context()); err != nil && r.Context().Err() == nil {
+		h.cfg.Logger.Info("sse: client dropped", "remote", r.RemoteAddr, "err", err)
+	}
+}
+
+// parseRequest reads the filter and the resume position: Last-Event-ID
+// first, then ?after=.
+func parseRequest(r *http.Request) (f listener.Filter, cursor int64, has bool, err error) {
+	q := r.URL.Query()
+	f.Streams = multi(q["stream"])
+	f.StreamPrefixes = multi(q["prefix"])
+	f.Types = multi(q["type"])
+	raw := r.Header.Get("Last-Event-ID")
+	if raw == "" {
+		raw = q.Get("after")
+	}
+	if raw == "" {
+		return f, 0, false, nil
+	}
+	cursor, err = strconv.ParseInt(strings.TrimSpace(raw), 10, 64)
+	if err != nil || cursor < 0 {
+		return f, 0, false, fmt.Errorf("bad resume position %q: want a global position >= 0", raw)
+	}
+	return f, cursor, true, nil
+}
+
+func multi(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// client is one connection's state: its cursor (the last position it has
+// passed, sent or not) and its checks.
+type client[TTx any] struct {
+	h      *Handler[TTx]
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	filter listener.Filter
+	allow  func(eventfold.Event) bool
+	cursor int64
+	sentID int64
+	buf    []byte
+}
+
+const pageSize = 256
+
+func (c *client[TTx]) serve(ctx context.Context) error {
+	hb := time.NewTicker(c.h.cfg.Heartbeat)
+	defer hb.Stop()
+	for {
+		wake := c.h.sig.Wait()
+		evs, through, fromRing, err := c.next(ctx)
+		if err != nil {
+			return err
+		}
+		if err := c.send(evs, through); err != nil {
+			return err
+		}
+		if len(evs) > 0 || !fromRing {
+			continue // more may be waiting
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-hb.C:
+			if err := c.heartbeat(); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// next returns the events after the cursor: from the ring when it covers
+// the cursor, else from the database. through is how far they reach.
+func (c *client[TTx]) next(ctx context.Context) (evs []eventfold.Event, through int64, fromRing bool, err error) {
+	h := c.h
+	h.mu.RLock()
+	if c.cursor >= h.floor {
+		i := sort.Search(len(h.ring), func(i int) bool { return h.ring[i].GlobalPosition > c.cursor })
+		j := min(i+pageSize, len(h.ring))
+		evs = append(evs, h.ring[i:j]...)
+		through = max(c.cursor, h.through)
+		if j < len(h.ring) {
+			through = h.ring[j-1].GlobalPosition
+		}
+		h.mu.RUnlock()
+		return evs, through, true, nil
+	}
+	h.mu.RUnlock()
+	// Behind the ring: read from the database, a few clients at a time.
+	select {
+	case h.catch <- struct{}{}:
+	case <-ctx.Done():
+		return nil, 0, false, ctx.Err()
+	}
+	defer func() { <-h.catch }()
+	evs, err = h.store.ReadAll(ctx, eventfold.ReadAllOptions{From: c.cursor + 1, Limit: pageSize})
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("catch up from %d: %w", c.cursor+1, err)
+	}
+	if len(evs) == 0 {
+		// The ring's floor is a position the tailer read, so the database
+		// has it; an empty read means it is momentarily behind. Retry soon.
+		select {
+		case <-ctx.Done():
+			return nil, 0, false, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		return nil, c.cursor, false, nil
+	}
+	return evs, evs[len(evs)-1].GlobalPosition, false, nil
+}
+
+// send writes the events the client may see and moves its cursor to
+// through.
+func (c *client[TTx]) send(evs []eventfold.Event, through int64) error {
+	c.buf = c.buf[:0]
+	for _, ev := range evs {
+		if !c.filter.Match(ev) || !c.allow(ev) {
+			continue
+		}
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return fmt.Errorf("encode event %d: %w", ev.GlobalPosition, err)
+		}
+		c.buf = fmt.Appendf(c.buf, "id: %d\ndata: %s\n\n", ev.GlobalPosition, body)
+		c.sentID = ev.GlobalPosition
+	}
+	c.cursor = max(c.cursor, through)
+	if len(c.buf) == 0 {
+		return nil
+	}
+	return c.write(c.buf)
+}
+
+// heartbeat keeps the connection alive and records the cursor as the
+// client's last event id.
+func (c *client[TTx]) heartbeat() error {
+	if c.cursor != c.sentID {
+		c.sentID = c.cursor
+		return c.write(fmt.Appendf(nil, ": heartbeat\nid: %d\n\n", c.cursor))
+	}
+	return c.write([]byte(": heartbeat\n\n"))
+}
+
+func (c *client[TTx]) write(b []byte) error {
+	_ = c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
+	if _, err := c.w.Write(b); err != nil {
+		return err
+	}
+	return c.rc.Flush()
+}
