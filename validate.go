@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -34,9 +35,18 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// ValidateStreamID reports whether id is a usable stream id.
+// ValidateStreamID reports whether id is a usable stream id. Besides the
+// length and encoding rules, it must not end with a space: SQL Server and
+// MariaDB (PAD SPACE collations) compare "a" and "a " as equal, so such ids
+// would not mean the same stream on every database.
 func ValidateStreamID(id string) error {
-	return validateName("stream id", id, MaxStreamIDLength)
+	if err := validateName("stream id", id, MaxStreamIDLength); err != nil {
+		return err
+	}
+	if strings.HasSuffix(id, " ") {
+		return &ValidationError{Field: "stream id", Reason: fmt.Sprintf("%q ends with a space, which some databases ignore in comparisons", id)}
+	}
+	return nil
 }
 
 func validateName(field, s string, max int) error {

@@ -32,6 +32,9 @@ type Config struct {
 	EventsPerCommand int
 	// GroupCommit also measures the orchestrator's group-commit mode.
 	GroupCommit bool
+	// Committers and MaxBatch tune group commit (see
+	// orchestrator.GroupCommitConfig). Default to the orchestrator's.
+	Committers, MaxBatch int
 	// Raw also measures the hand-written baseline and reports ratios.
 	Raw bool
 }
@@ -129,9 +132,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		}
 		ocfg := &orchestrator.Config{}
 		if group {
-			if err := enableGroupCommit(ocfg); err != nil {
-				return nil, err
-			}
+			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch}
 		}
 		var fn op
 		var closeFn func()
@@ -246,8 +247,3 @@ func rawRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialec
 	}, func() { drv.Close() }, nil
 }
 
-// enableGroupCommit switches the orchestrator config to group commit.
-func enableGroupCommit(cfg *orchestrator.Config) error {
-	cfg.GroupCommit = &orchestrator.GroupCommitConfig{}
-	return nil
-}

@@ -3,8 +3,11 @@ package esctl
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/eventfold/eventfold/bench"
@@ -16,7 +19,15 @@ type benchReport struct {
 	Date     string               `json:"date"`
 	Dispatch *bench.Report        `json:"dispatch,omitempty"`
 	Replay   []bench.ReplayResult `json:"replay,omitempty"`
+	// Delivery is the commit→handler latency per wake-up mode.
+	Delivery []bench.LatencyResult `json:"delivery,omitempty"`
+	// Subscribers compares write throughput with and without live
+	// subscribers.
+	Subscribers *bench.SubscribersReport `json:"subscribers,omitempty"`
 }
+
+// benchWorkloads are the values of --workload, "all" aside.
+var benchWorkloads = []string{"dispatch", "replay", "delivery", "subscribers"}
 
 func runBench(ctx context.Context, env *Env, args []string) error {
 	fs, dsn := env.newFlags("bench", "[flags]",
@@ -26,18 +37,31 @@ p50/p95/p99 latency. With --raw the same work runs as hand-written SQL on the
 bare driver in the same run (the baseline: compare ratios, not absolute
 numbers); --group-commit adds the orchestrator's group-commit mode. --replay N
 times rebuilding the read model from an N-event log (and N/2, to show memory
-stays flat). Write into a scratch database: bench adds tables and events.`,
+stays flat). "delivery" measures the latency from commit to a live
+subscriber's handler (p50/p95/p99) at --rate commands/s, woken by NOTIFY
+(PostgreSQL only) and by polling every --poll. "subscribers" measures write
+throughput at --concurrency clients (16 unless given) with no subscriber and
+with 4 following the log live (woken by NOTIFY on PostgreSQL, polling every
+--poll elsewhere), and prints the ratio. Each mode reports its peak RSS.
+--workload takes one of dispatch, replay, delivery, subscribers, or all.
+Write into a scratch database: bench adds tables and events.`,
 		`  esctl bench --dsn postgres://postgres@127.0.0.1/bench --concurrency 16 --raw --group-commit
   esctl bench --dsn sqlite:///tmp/bench.db --duration 10s --json
-  esctl bench --dsn mysql://root@127.0.0.1:3306/bench --replay 100000 --workload replay`)
+  esctl bench --dsn mysql://root@127.0.0.1:3306/bench --replay 100000 --workload replay
+  esctl bench --dsn postgres://postgres@127.0.0.1/bench --workload delivery --rate 1000 --poll 10ms
+  esctl bench --dsn postgres://postgres@127.0.0.1/bench --workload subscribers --concurrency 16`)
 	concurrency := fs.Int("concurrency", 1, "concurrent clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long each mode runs")
 	perCommand := fs.Int("events-per-command", 1, "events each command appends")
 	group := fs.Bool("group-commit", false, "also measure group commit")
+	committers := fs.Int("committers", 0, "group commit: transactions in flight at once (default: the orchestrator's, 4)")
+	maxBatch := fs.Int("max-batch", 0, "group commit: commands per transaction at most (default: the orchestrator's, 32)")
 	raw := fs.Bool("raw", false, "also measure the hand-written baseline and print ratios")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	workload := fs.String("workload", "dispatch", "dispatch, replay or all")
+	workload := fs.String("workload", "dispatch", "dispatch, replay, delivery, subscribers or all")
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
+	rate := fs.Int("rate", 1000, "commands/s of the delivery workload")
+	poll := fs.Duration("poll", 10*time.Millisecond, "subscribers' poll interval (delivery and subscribers workloads)")
 	if err := env.parse(fs, dsn, args); err != nil {
 		return err
 	}
@@ -51,22 +75,31 @@ stays flat). Write into a scratch database: bench adds tables and events.`,
 		return usagef("bench: --duration must be positive")
 	case *perCommand < 1 || *perCommand > 1000:
 		return usagef("bench: --events-per-command must be 1..1000, not %d", *perCommand)
+	case *committers < 0 || *maxBatch < 0:
+		return usagef("bench: --committers and --max-batch must not be negative")
 	case *replayN < 2:
 		return usagef("bench: --replay must be at least 2")
-	case *workload != "dispatch" && *workload != "replay" && *workload != "all":
-		return usagef("bench: --workload must be dispatch, replay or all, not %q", *workload)
+	case *rate < 1 || *rate > 1000000:
+		return usagef("bench: --rate must be 1..1000000, not %d", *rate)
+	case *poll <= 0:
+		return usagef("bench: --poll must be positive")
+	case *workload != "all" && !slices.Contains(benchWorkloads, *workload):
+		return usagef("bench: --workload must be %s or all, not %q", strings.Join(benchWorkloads, ", "), *workload)
 	}
+	runs := func(w string) bool { return *workload == "all" || *workload == w }
+	concurrencySet := false
+	fs.Visit(func(f *flag.Flag) { concurrencySet = concurrencySet || f.Name == "concurrency" })
 	target := env.DSN
 	rep := benchReport{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 	text := env.Stdout
 	if *asJSON {
 		text = env.Stderr
 	}
-	if *workload != "replay" {
+	if runs("dispatch") {
 		fmt.Fprintf(text, "dispatch workload on %s, %d client(s), %s per mode, %d event(s) per command\n",
 			env.scrub(target), *concurrency, *duration, *perCommand)
 		r, err := bench.Run(ctx, bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
-			EventsPerCommand: *perCommand, GroupCommit: *group, Raw: *raw}, text)
+			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw}, text)
 		if err != nil {
 			return err
 		}
@@ -75,7 +108,7 @@ stays flat). Write into a scratch database: bench adds tables and events.`,
 		}
 		rep.Dispatch = r
 	}
-	if *workload != "dispatch" {
+	if runs("replay") {
 		bar := env.progress("bench: replay", 0)
 		rs, err := bench.Replay(ctx, target, []int64{*replayN / 2, *replayN}, nil)
 		bar.finish()
@@ -86,6 +119,27 @@ stays flat). Write into a scratch database: bench adds tables and events.`,
 			fmt.Fprintln(text, r)
 		}
 		rep.Replay = rs
+	}
+	if runs("delivery") || runs("subscribers") {
+		subConcurrency := 16 // the subscribers workload's own default
+		if concurrencySet {
+			subConcurrency = *concurrency
+		}
+		if runs("delivery") {
+			fmt.Fprintf(text, "delivery workload on %s, %s per mode, %d cmd/s, poll %s\n",
+				env.scrub(target), *duration, *rate, *poll)
+		}
+		if runs("subscribers") {
+			fmt.Fprintf(text, "subscribers workload on %s, %d client(s), %s per mode, 4 subscribers (NOTIFY on PostgreSQL, else poll %s)\n",
+				env.scrub(target), subConcurrency, *duration, *poll)
+		}
+		r, err := bench.Delivery(ctx, bench.DeliveryConfig{DSN: target, Duration: *duration, Rate: *rate,
+			PollInterval: *poll, Concurrency: subConcurrency,
+			SkipLatency: !runs("delivery"), SkipSubscribers: !runs("subscribers")}, text)
+		if err != nil {
+			return err
+		}
+		rep.Delivery, rep.Subscribers = r.Latency, r.Subscribers
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)

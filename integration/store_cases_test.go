@@ -250,6 +250,7 @@ func storeCases[TTx any]() []storeCase[TTx] {
 			}{
 				{"empty stream id", "", "stream id", []eventfold.EventData{ev("T", `{}`)}},
 				{"long stream id", strings.Repeat("s", eventfold.MaxStreamIDLength+1), "stream id", []eventfold.EventData{ev("T", `{}`)}},
+				{"trailing space", stream + " ", "stream id", []eventfold.EventData{ev("T", `{}`)}},
 				{"no events", stream, "events", nil},
 				{"empty type", stream, "event 0 type", []eventfold.EventData{ev("", `{}`)}},
 				{"long type", stream, "event 1 type", []eventfold.EventData{ev("T", `{}`), ev(strings.Repeat("t", eventfold.MaxTypeLength+1), `{}`)}},

@@ -3,15 +3,16 @@ package sqldriver
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"  // registers "pgx"
-	_ "github.com/microsoft/go-mssqldb" // registers "sqlserver"
-	_ "modernc.org/sqlite"              // registers "sqlite"
+	"github.com/jackc/pgx/v5/stdlib"
+	mssql "github.com/microsoft/go-mssqldb"
+	"modernc.org/sqlite"
 
 	"github.com/eventfold/eventfold"
 )
@@ -39,23 +40,13 @@ func DialectOf(dsn string) (eventfold.Dialect, error) {
 //
 // Errors never contain the password.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
-	d, err := DialectOf(dsn)
+	conn, d, err := Connector(dsn)
 	if err != nil {
 		return nil, err
 	}
-	var db *sql.DB
-	switch d {
-	case eventfold.Postgres:
-		db, err = sql.Open("pgx", dsn)
-	case eventfold.MySQL:
-		db, err = openMySQL(dsn)
-	case eventfold.SQLite:
-		db, err = openSQLite(dsn)
-	case eventfold.SQLServer:
-		db, err = sql.Open("sqlserver", dsn)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), redactErr(err, dsn))
+	db := sql.OpenDB(conn)
+	if d == eventfold.SQLite && (strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory")) {
+		db.SetMaxOpenConns(1) // every connection would be a different database
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -72,18 +63,74 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	return drv, nil
 }
 
-// openMySQL opens a mysql:// DSN.
-func openMySQL(dsn string) (*sql.DB, error) {
-	cfg, err := MySQLConfig(dsn)
+// Connector returns the database/sql connector for an eventfold DSN, with
+// the settings Open uses (SQLite: WAL, synchronous=NORMAL, a busy timeout,
+// foreign keys, BEGIN IMMEDIATE; MySQL: UTC, parseTime, client-side
+// interpolation), and its dialect. Open it with sql.OpenDB, wrapped if you
+// like (to trace statements, say), then pass the *sql.DB to New.
+func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
+	d, err := DialectOf(dsn)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	conn, err := gomysql.NewConnector(cfg)
+	var c driver.Connector
+	switch d {
+	case eventfold.Postgres:
+		c, err = stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
+	case eventfold.MySQL:
+		var cfg *gomysql.Config
+		if cfg, err = MySQLConfig(dsn); err == nil {
+			c, err = gomysql.NewConnector(cfg)
+		}
+	case eventfold.SQLite:
+		c, err = sqliteConnector(dsn)
+	case eventfold.SQLServer:
+		c, err = mssql.NewConnector(dsn)
+	}
 	if err != nil {
-		return nil, err
+		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), redactErr(err, dsn))
 	}
-	return sql.OpenDB(conn), nil
+	return c, d, nil
 }
+
+// sqliteConnector opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
+// timeout, foreign keys and BEGIN IMMEDIATE for every transaction.
+func sqliteConnector(dsn string) (driver.Connector, error) {
+	path := dsn[strings.Index(dsn, "://")+3:]
+	query := ""
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	if path == "" {
+		return nil, fmt.Errorf("sqlite DSN has no file path (want sqlite://PATH)")
+	}
+	params := url.Values{}
+	params.Add("_pragma", "busy_timeout(10000)")
+	params.Add("_pragma", "journal_mode(WAL)")
+	params.Add("_pragma", "synchronous(NORMAL)")
+	params.Add("_pragma", "foreign_keys(1)")
+	params.Set("_txlock", "immediate")
+	params.Set("_time_format", "sqlite")
+	extra, err := url.ParseQuery(query)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite DSN parameters: %v", err)
+	}
+	for k, vs := range extra {
+		for _, v := range vs {
+			params.Add(k, v)
+		}
+	}
+	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + path + "?" + params.Encode()}, nil
+}
+
+// dsnConnector adapts a driver without a connector of its own.
+type dsnConnector struct {
+	drv driver.Driver
+	dsn string
+}
+
+func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
+func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
 
 // MySQLConfig turns mysql://user:pass@host:port/db?params into the
 // go-sql-driver configuration eventfold uses: UTC both ways, parseTime,
@@ -117,43 +164,6 @@ func MySQLConfig(dsn string) (*gomysql.Config, error) {
 		}
 	}
 	return cfg, nil
-}
-
-// openSQLite opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
-// timeout and BEGIN IMMEDIATE for every transaction.
-func openSQLite(dsn string) (*sql.DB, error) {
-	path := strings.TrimPrefix(dsn, dsn[:strings.Index(dsn, "://")+3])
-	query := ""
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i+1:]
-	}
-	if path == "" {
-		return nil, fmt.Errorf("sqlite DSN has no file path (want sqlite://PATH)")
-	}
-	params := url.Values{}
-	params.Add("_pragma", "busy_timeout(10000)")
-	params.Add("_pragma", "journal_mode(WAL)")
-	params.Add("_pragma", "synchronous(NORMAL)")
-	params.Add("_pragma", "foreign_keys(1)")
-	params.Set("_txlock", "immediate")
-	params.Set("_time_format", "sqlite")
-	extra, err := url.ParseQuery(query)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite DSN parameters: %v", err)
-	}
-	for k, vs := range extra {
-		for _, v := range vs {
-			params.Add(k, v)
-		}
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+params.Encode())
-	if err != nil {
-		return nil, err
-	}
-	if path == ":memory:" || strings.Contains(query, "mode=memory") {
-		db.SetMaxOpenConns(1) // every connection would be a different database
-	}
-	return db, nil
 }
 
 // Redact returns dsn with any password replaced by "xxxxx", for logs and

@@ -78,15 +78,6 @@ func (c *connector) Connect(ctx context.Context) (driver.Conn, error) {
 
 func (c *connector) Driver() driver.Driver { return c.inner.Driver() }
 
-// dsnConnector adapts a driver without OpenConnector (modernc sqlite).
-type dsnConnector struct {
-	drv driver.Driver
-	dsn string
-}
-
-func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
-
 // conn forwards to the real connection and records what it runs. When the
 // real connection lacks a fast path, driver.ErrSkip sends database/sql to
 // the next one (prepare, then execute), which is recorded as well.
