@@ -23,7 +23,7 @@ func TestRunReportsBothModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(rep.Results) != 2 || rep.Results[0].Mode != "raw" || rep.Results[1].Mode != "dispatch" {
+			if len(rep.Results) != 3 || rep.Results[0].Mode != "raw" || rep.Results[1].Mode != "raw-same-sql" || rep.Results[2].Mode != "dispatch" {
 				t.Fatalf("results %+v", rep.Results)
 			}
 			for _, r := range rep.Results {
@@ -33,6 +33,9 @@ func TestRunReportsBothModes(t *testing.T) {
 				if r.P50ms > r.P95ms || r.P95ms > r.P99ms {
 					t.Fatalf("%s: percentiles out of order: %+v", r.Mode, r)
 				}
+			}
+			if _, ok := rep.Ratios["dispatch/raw-same-sql"]; !ok {
+				t.Fatalf("no dispatch/raw-same-sql ratio: %v", rep.Ratios)
 			}
 			if _, ok := rep.Ratios["dispatch/raw"]; !ok {
 				t.Fatalf("no dispatch/raw ratio: %v", rep.Ratios)

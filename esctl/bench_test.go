@@ -17,7 +17,7 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json printed %q: %v", out, err)
 	}
-	if rep.Dispatch == nil || len(rep.Dispatch.Results) != 3 {
+	if rep.Dispatch == nil || len(rep.Dispatch.Results) != 4 {
 		t.Fatalf("dispatch results: %+v", rep.Dispatch)
 	}
 	modes := map[string]bool{}
@@ -27,7 +27,7 @@ func TestBenchJSON(t *testing.T) {
 			t.Fatalf("result %+v", r)
 		}
 	}
-	if !modes["raw"] || !modes["dispatch"] || !modes["dispatch-group-commit"] {
+	if !modes["raw"] || !modes["raw-same-sql"] || !modes["dispatch"] || !modes["dispatch-group-commit"] {
 		t.Fatalf("modes %v", modes)
 	}
 	if _, ok := rep.Dispatch.Ratios["dispatch/raw"]; !ok {

@@ -1,0 +1,139 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// sameSQLRunner is the second baseline: by hand, on the bare driver, the
+// statements eventfold itself runs for a dispatch of the workload: the
+// append (PostgreSQL function, MySQL procedure, SQLite statements) with
+// expected version "any", then the reducer's upsert, in one transaction.
+// What dispatch adds on top of it is the Go framework.
+func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialectSQL) (op, func(), error) {
+	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "s"
+	n := cfg.EventsPerCommand
+	data := func(seq int) string { return fmt.Sprintf(`{"amount":%d}`, 1+seq%1000) }
+	if d == eventfold.Postgres {
+		pool, err := pgxpool.New(ctx, withPoolSize(cfg.DSN, cfg.Concurrency+4))
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: raw-same-sql: connect: %w", err)
+		}
+		const appendSQL = `SELECT global_position FROM eventfold.append_events($1, -1, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`
+		return func(ctx context.Context, w, seq int) error {
+			account := fmt.Sprintf("acct-%s-%d-%d", run, w, seq)
+			ids, types, datas, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			for i := range n {
+				ids[i], types[i], datas[i], metas[i] = newID(), "Deposited", data(seq), "{}"
+			}
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer tx.Rollback(context.WithoutCancel(ctx))
+			rows, err := tx.Query(ctx, appendSQL, account, ids, types, datas, metas)
+			if err != nil {
+				return err
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			for range n {
+				if _, err := tx.Exec(ctx, sqls.upsert, account, 1+seq%1000); err != nil {
+					return err
+				}
+			}
+			return tx.Commit(ctx)
+		}, pool.Close, nil
+	}
+	drv, err := sqldriver.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := drv.DB()
+	db.SetMaxOpenConns(cfg.Concurrency + 4)
+	db.SetMaxIdleConns(cfg.Concurrency + 4)
+	var txOpts *sql.TxOptions
+	var appendFn func(ctx context.Context, tx *sql.Tx, account string, seq int) error
+	switch d {
+	case eventfold.MySQL:
+		txOpts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+		appendFn = func(ctx context.Context, tx *sql.Tx, account string, seq int) error {
+			type ev struct {
+				ID       string          `json:"id"`
+				Type     string          `json:"type"`
+				Data     json.RawMessage `json:"data"`
+				Metadata json.RawMessage `json:"metadata"`
+			}
+			evs := make([]ev, n)
+			for i := range evs {
+				evs[i] = ev{newID(), "Deposited", json.RawMessage(data(seq)), json.RawMessage(`{}`)}
+			}
+			b, _ := json.Marshal(evs)
+			rows, err := tx.QueryContext(ctx, "CALL eventfold_append_events(?, -1, ?)", account, string(b))
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+			}
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			return rows.Err()
+		}
+	case eventfold.SQLite:
+		appendFn = func(ctx context.Context, tx *sql.Tx, account string, seq int) error {
+			var v int64
+			err := tx.QueryRowContext(ctx, `INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
+				ON CONFLICT (stream_id) DO UPDATE SET version = version + excluded.version, updated_at = excluded.updated_at
+				RETURNING version`, account, n).Scan(&v)
+			if err != nil {
+				return err
+			}
+			for i := range n {
+				var pos int64
+				var at string
+				err := tx.QueryRowContext(ctx, `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata)
+					VALUES (?, ?, ?, ?, ?, ?) RETURNING global_position, recorded_at`,
+					account, v-int64(n)+int64(i)+1, newID(), "Deposited", data(seq), "{}").Scan(&pos, &at)
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	default:
+		drv.Close()
+		return nil, nil, fmt.Errorf("bench: raw-same-sql is not written for %s", d)
+	}
+	return func(ctx context.Context, w, seq int) error {
+		account := fmt.Sprintf("acct-%s-%d-%d", run, w, seq)
+		tx, err := db.BeginTx(ctx, txOpts)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		if err := appendFn(ctx, tx, account, seq); err != nil {
+			return err
+		}
+		for range n {
+			if _, err := tx.ExecContext(ctx, sqls.upsert, account, 1+seq%1000); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}, func() { drv.Close() }, nil
+}
+
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
