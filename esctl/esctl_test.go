@@ -183,6 +183,9 @@ func TestHelpEverywhere(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "Usage: esctl "+c.Name) || !strings.Contains(r.stdout, "Example:") {
 			t.Errorf("%s --help: exit %d, stdout %q", c.Name, r.code, r.stdout)
 		}
+		if n := strings.Count(r.stdout, "Usage: "); n != 1 {
+			t.Errorf("%s --help prints its usage %d times", c.Name, n)
+		}
 	}
 }
 

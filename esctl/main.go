@@ -258,8 +258,7 @@ var errUsageReported = errors.New("usage error")
 func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.Usage()
-			return flag.ErrHelp
+			return flag.ErrHelp // fs.Parse has printed the usage
 		}
 		return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
 	}
