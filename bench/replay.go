@@ -28,7 +28,7 @@ func (r ReplayResult) String() string {
 // Replay fills a fresh log to each of the sizes (cumulatively) and times a
 // full rebuild of the read model at each: the log is read page by page
 // (ReadAllTx) and every event goes through the orchestrator's reducers
-// (Orchestrator.Apply) in one transaction, as esctl replay does. Peak RSS
+// (Orchestrator.Apply), a transaction per page of 1,000 events. Peak RSS
 // per size shows whether memory stays flat as the log grows.
 func Replay(ctx context.Context, dsn string, sizes []int64, progress func(string)) ([]ReplayResult, error) {
 	d, err := sqldriver.DialectOf(dsn)
@@ -82,15 +82,19 @@ func Replay(ctx context.Context, dsn string, sizes []int64, progress func(string
 		}
 		resetPeakRSS()
 		t0 := time.Now()
+		if _, err := drv.DB().ExecContext(ctx, "DELETE FROM bench_accounts"); err != nil {
+			return nil, err
+		}
+		// One transaction per page, as `esctl replay --commit-every 1000`
+		// does: on PostgreSQL a single transaction that updates the same
+		// rows again and again grows their version chains and slows down
+		// quadratically.
 		var n int64
-		err = store.InTx(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM bench_accounts"); err != nil {
-				return err
-			}
-			from := start + 1
-			for {
-				page, err := store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: from, Limit: 1000})
-				if err != nil {
+		for from := start + 1; ; {
+			var page []eventfold.Event
+			err = store.InTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				if page, err = store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: from, Limit: 1000}); err != nil {
 					return err
 				}
 				for _, ev := range page {
@@ -98,15 +102,16 @@ func Replay(ctx context.Context, dsn string, sizes []int64, progress func(string
 						return err
 					}
 				}
-				n += int64(len(page))
-				if len(page) < 1000 {
-					return nil
-				}
-				from = page[len(page)-1].GlobalPosition + 1
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("bench: replay: %w", err)
 			}
-		})
-		if err != nil {
-			return nil, fmt.Errorf("bench: replay: %w", err)
+			n += int64(len(page))
+			if len(page) < 1000 {
+				break
+			}
+			from = page[len(page)-1].GlobalPosition + 1
 		}
 		el := time.Since(t0)
 		if n != size {
