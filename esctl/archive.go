@@ -109,6 +109,7 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 		return fmt.Errorf("read the archive watermark (is migration 00004 applied? run 'migrate up'): %w", err)
 	}
 	var h archiveHeader
+	resumed := false // FILE existed: its header, not --before, fixed the range
 	switch _, statErr := os.Stat(a.path); {
 	case statErr == nil:
 		// A previous run got as far as renaming the file: resume it.
@@ -121,6 +122,7 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 			return fmt.Errorf("%s holds positions [%d, %d) but the log's archive watermark is %d: it is not the archive of this database's next range; refusing to delete anything", a.path, h.From, h.Before, w)
 		}
 		fmt.Fprintf(a.env.Stderr, "resuming: %s holds %d events, positions [%d, %d)\n", a.path, n, h.From, h.Before)
+		resumed = true
 	case errors.Is(statErr, os.ErrNotExist):
 		before, err := a.resolveBefore(ctx, ao, pos, at)
 		if err != nil {
@@ -153,6 +155,14 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 	deleted, err := a.deleteArchived(ctx, h)
 	if err != nil {
 		return err
+	}
+	if resumed {
+		// FILE fixed the range; if --before asks for more (FILE is an
+		// earlier archive, or new events match a time), saying "archived"
+		// and exiting 0 would let a script believe those were moved out.
+		if want, err := a.resolveBefore(ctx, ao, pos, at); err == nil && want > h.Before {
+			return fmt.Errorf("%s holds positions [%d, %d) and that range is now archived (%d events deleted by this run); events from %d up to --before were not archived: choose a new --to for the next range", a.path, h.From, h.Before, deleted, h.Before)
+		}
 	}
 	fmt.Fprintf(a.env.Stdout, "archived positions [%d, %d) to %s; deleted %d events from the hot table; reads below %d now report archived\n",
 		h.From, h.Before, a.path, deleted, h.Before)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -103,8 +104,8 @@ Write into a scratch database: bench adds tables and events.`,
 		if err != nil {
 			return err
 		}
-		for k, v := range r.Ratios {
-			fmt.Fprintf(text, "ratio %-28s %.2f\n", k, v)
+		for _, k := range slices.Sorted(maps.Keys(r.Ratios)) { // a stable order to compare runs
+			fmt.Fprintf(text, "ratio %-40s %.2f\n", k, r.Ratios[k])
 		}
 		rep.Dispatch = r
 	}

@@ -177,6 +177,50 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 }
 
+// TestBadFlagKeepsStdoutClean: stdout carries results only; a bad flag
+// says so on stderr and must not dump the command's help onto stdout.
+func TestBadFlagKeepsStdoutClean(t *testing.T) {
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "never-opened.db")
+	for _, args := range [][]string{{"append", "--nope"}, {"read", "--all", "--limit", "x"}, {"archive", "--batch", "many"}} {
+		r := run(t, Options{}, dsn, args...)
+		if r.code != ExitUsage || r.stdout != "" || strings.Contains(r.stderr, "Example:") {
+			t.Errorf("esctl %q: exit %d, stdout %q, stderr %q; want exit 2, empty stdout, no help", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	// --help after a bad flag in an earlier command of the same process
+	// still prints exactly one usage.
+	r := run(t, Options{}, "", "help", "read")
+	if r.code != 0 || strings.Count(r.stdout, "Usage: esctl read") != 1 {
+		t.Fatalf("help read: exit %d, stdout %q", r.code, r.stdout)
+	}
+}
+
+// TestArchiveRefusesReusedFinishedFile: --to naming an archive that was
+// completed earlier, with a --before beyond its range, must not report
+// success while archiving nothing.
+func TestArchiveRefusesReusedFinishedFile(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.SQLite)
+	evs := archiveFixture(t, dsn, 6)
+	file := filepath.Join(t.TempDir(), "a.gz")
+	mustRun(t, dsn, "archive", "--before", jsonInt(evs[2].GlobalPosition), "--to", file)
+	// The same command again is a harmless, successful resume.
+	mustRun(t, dsn, "archive", "--before", jsonInt(evs[2].GlobalPosition), "--to", file)
+	r := run(t, Options{}, dsn, "archive", "--before", jsonInt(evs[4].GlobalPosition), "--to", file)
+	if r.code != ExitError || !strings.Contains(r.stderr, "choose a new --to") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	if n := len(decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(evs[2].GlobalPosition)))); n != 4 {
+		t.Fatalf("%d events above the first archive, want 4 (nothing more archived)", n)
+	}
+	// After a restore, the old file re-archives its own range only, and
+	// says that the rest was not archived.
+	mustRun(t, dsn, "restore", "--from", file)
+	r = run(t, Options{}, dsn, "archive", "--before", jsonInt(evs[4].GlobalPosition), "--to", file)
+	if r.code != ExitError || !strings.Contains(r.stderr, "2 events deleted by this run") {
+		t.Fatalf("after restore: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
 func TestHelpEverywhere(t *testing.T) {
 	for _, c := range builtins() {
 		r := run(t, Options{}, "", c.Name, "--help")

@@ -1,6 +1,7 @@
 package esctl
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -75,6 +76,10 @@ type Env struct {
 	Program string
 
 	opts *Options
+	help bytes.Buffer // the current command's --help text, see newFlags
+	// dsnGiven: the DSN came from the global --dsn flag, not from
+	// EVENTFOLD_DSN or the default (demo uses a scratch database otherwise).
+	dsnGiven bool
 }
 
 // UsageError reports bad flags or input; Main exits 2.
@@ -108,6 +113,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opt
 		return ExitUsage
 	}
 	env.DSN = *dsn
+	env.dsnGiven = *dsn != ""
 	if env.DSN == "" {
 		env.DSN = opts.Getenv("EVENTFOLD_DSN")
 	}
@@ -239,8 +245,13 @@ func (env *Env) newFlags(name, args, about, example string) (*flag.FlagSet, *str
 	fs := flag.NewFlagSet(env.Program+" "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	dsn := fs.String("dsn", "", "database URL (overrides the global --dsn and EVENTFOLD_DSN)")
+	// The flag package calls Usage for --help and for a bad flag alike;
+	// only --help should print it (to stdout), so it is written to a buffer
+	// that parse prints on flag.ErrHelp and drops otherwise: a bad flag
+	// must not put the help text on stdout, where results go.
+	env.help.Reset()
 	fs.Usage = func() {
-		w := env.Stdout
+		w := &env.help
 		fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n\nFlags:\n", env.Program, name, args, about)
 		fs.SetOutput(w)
 		fs.PrintDefaults()
@@ -258,8 +269,10 @@ var errUsageReported = errors.New("usage error")
 func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return flag.ErrHelp // fs.Parse has printed the usage
+			_, _ = env.help.WriteTo(env.Stdout)
+			return flag.ErrHelp
 		}
+		env.help.Reset()
 		return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
 	}
 	if *dsn != "" {

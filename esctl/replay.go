@@ -130,6 +130,9 @@ appended during the replay are applied by both).
 	next := *from
 	reset := !*noReset
 	for done := false; !done; {
+		// next advances page by page inside the transaction; if it fails,
+		// nothing of it is kept, so resuming must start where it began.
+		txFrom := next
 		err := store.InTx(ctx, func(tx *sql.Tx) error {
 			if reset {
 				if err := r.Reset(ctx, tx); err != nil {
@@ -138,7 +141,13 @@ appended during the replay are applied by both).
 			}
 			var inTx int
 			for {
-				evs, err := store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: next, Limit: pageSize})
+				// With --commit-every, read no further than the commit
+				// point, so that transactions hold N events, not a page.
+				limit := pageSize
+				if *every > 0 && *every-inTx < limit {
+					limit = *every - inTx
+				}
+				evs, err := store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: next, Limit: limit})
 				if err != nil {
 					return err
 				}
@@ -157,7 +166,7 @@ appended during the replay are applied by both).
 					inTx += len(page)
 					bar.add(int64(len(page)))
 				}
-				if len(page) < pageSize || len(page) < len(evs) {
+				if len(page) < limit || len(page) < len(evs) {
 					done = true
 					return nil
 				}
@@ -167,7 +176,7 @@ appended during the replay are applied by both).
 			}
 		})
 		if err != nil {
-			return fmt.Errorf("%w (nothing of the failed transaction was kept; applied and committed before it: %d events, next position %d)", err, applied, next)
+			return fmt.Errorf("%w (nothing of the failed transaction was kept; applied and committed before it: %d events, next position %d)", err, applied, txFrom)
 		}
 		applied = bar.done
 		reset = false

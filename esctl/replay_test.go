@@ -3,11 +3,14 @@ package esctl
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
 )
 
 type sql_Tx = sql.Tx
@@ -41,6 +44,49 @@ func TestReplayRebuildsReadModel(t *testing.T) {
 			t.Fatalf("exit %d (%s), resets %d, seen %v", r.code, r.stderr, resets, seen)
 		}
 	})
+}
+
+// TestReplayCommitEveryFailure: --commit-every N commits every N events
+// (not every page), and a failure names the position to resume from: the
+// first event of the failed transaction, whose work was rolled back.
+func TestReplayCommitEveryFailure(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.SQLite)
+	evs := archiveFixture(t, dsn, 5)
+	var txs []*sql.Tx
+	rep := ReplayFuncs{ApplyFunc: func(ctx context.Context, tx *sql.Tx, ev eventfold.Event) error {
+		if len(txs) == 0 || txs[len(txs)-1] != tx {
+			txs = append(txs, tx)
+		}
+		if ev.GlobalPosition == evs[3].GlobalPosition {
+			return errors.New("reducer broke")
+		}
+		return nil
+	}}
+	r := run(t, Options{Replayer: rep}, dsn, "replay", "--commit-every", "2")
+	if r.code != ExitError || !strings.Contains(r.stderr, "reducer broke") {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	if len(txs) != 2 {
+		t.Fatalf("events 1-4 ran in %d transactions, want 2 (--commit-every 2)", len(txs))
+	}
+	want := fmt.Sprintf("applied and committed before it: 2 events, next position %d)", evs[2].GlobalPosition)
+	if !strings.Contains(r.stderr, want) {
+		t.Fatalf("stderr %q, want it to say %q", r.stderr, want)
+	}
+}
+
+func TestDemoHonoursGlobalDSN(t *testing.T) {
+	var got string
+	demo := func(ctx context.Context, w io.Writer, dsn string) error { got = dsn; return nil }
+	want := "sqlite://" + t.TempDir() + "/mine.db"
+	if r := run(t, Options{Demo: demo}, want, "demo"); r.code != 0 || got != want {
+		t.Fatalf("esctl --dsn X demo: exit %d, demo ran on %q, want %q", r.code, got, want)
+	}
+	// EVENTFOLD_DSN may name a real database: the demo does not use it.
+	env := func(string) string { return "postgres://prod/db" }
+	if r := run(t, Options{Demo: demo, Getenv: env}, "", "demo"); r.code != 0 || !strings.Contains(got, "eventfold-demo-") {
+		t.Fatalf("demo with EVENTFOLD_DSN: exit %d, ran on %q", r.code, got)
+	}
 }
 
 func TestDemoDefaultsToFreshSQLite(t *testing.T) {

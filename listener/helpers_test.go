@@ -57,9 +57,28 @@ func data(v any) json.RawMessage {
 	return b
 }
 
-// readLog returns the whole log as a reader sees it now.
+// readLog returns the whole committed log. It first waits until readers may
+// see every committed event: on PostgreSQL any writing transaction in the
+// cluster (another test package's) holds the read horizon back for a while.
 func readLog[TTx any](t *testing.T, store *eventfold.Store[TTx]) []eventfold.Event {
 	t.Helper()
+	ctx := context.Background()
+	last, err := store.LastPosition(ctx)
+	if err != nil {
+		t.Fatalf("last position: %v", err)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+		h, err := store.Head(ctx)
+		if err != nil {
+			t.Fatalf("head: %v", err)
+		}
+		if h >= last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the log is complete only up to %d after a minute, want %d", h, last)
+		}
+	}
 	var out []eventfold.Event
 	from := int64(0)
 	for {

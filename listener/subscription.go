@@ -220,12 +220,18 @@ func (s *Subscription[TTx]) renew(ctx context.Context, cancel context.CancelCaus
 			return
 		case <-t.C:
 		}
-		held, err := s.acquire(ctx)
+		// Bound each renewal: a call hung on a dead connection must not
+		// keep this process driving past the lease's expiry. The lease runs
+		// from when the renewal was sent, so that is what lastOK records.
+		sent := time.Now()
+		actx, acancel := context.WithTimeout(ctx, s.o.LeaseTTL/3)
+		held, err := s.acquire(actx)
+		acancel()
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err == nil && held:
-			lastOK = time.Now()
+			lastOK = sent
 		case err == nil:
 			cancel(errLeaseLost)
 			return

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -68,8 +69,19 @@ type pending[TTx any] struct {
 	res  *Result
 	err  error
 	solo bool // leave the batch: dispatch on its own after it
-	done chan struct{}
+	// panicked holds what the command's handler, reducer or AfterCommit
+	// panicked with; the caller's goroutine panics again with it.
+	panicked *panicValue
+	done     chan struct{}
 }
+
+// panicValue carries a recovered panic from a committer goroutine to the
+// caller's goroutine.
+type panicValue struct{ v any }
+
+// errPanicked stands for a command that panicked inside a shared
+// transaction; it never reaches a caller (the panic does).
+var errPanicked = errors.New("orchestrator: command panicked")
 
 // groupCommitter queues commands and runs them in shared transactions.
 // It starts committer goroutines on demand; they exit when the queue is
@@ -112,7 +124,50 @@ func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Resul
 	// command may already be part of a transaction that is committing, and
 	// an answer of "cancelled" could then be false.
 	<-p.done
+	if p.panicked != nil {
+		// As in a lone Dispatch, a panic is the caller's: raising it in the
+		// committer goroutine would kill the process and every other
+		// caller's answer with it.
+		panic(p.panicked.v)
+	}
 	return p.res, p.err
+}
+
+// recoverInto records a panic of p's code as p's answer.
+func recoverInto[TTx any](p *pending[TTx]) {
+	if v := recover(); v != nil {
+		p.res, p.err, p.panicked = nil, errPanicked, &panicValue{v}
+	}
+}
+
+// runSolo dispatches p in transactions of its own (attempt rolls back
+// before re-panicking).
+func (g *groupCommitter[TTx]) runSolo(p *pending[TTx]) {
+	defer recoverInto(p)
+	p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.idempotent)
+}
+
+// execute runs p once inside the shared transaction; a panic becomes
+// errPanicked (the transaction or savepoint is then rolled back like for
+// any failure).
+func (g *groupCommitter[TTx]) execute(ctx context.Context, tx TTx, p *pending[TTx]) (res *Result, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.panicked = &panicValue{v}
+			res, err = nil, errPanicked
+		}
+	}()
+	return g.o.execute(ctx, tx, p.h, p.cmd, p.idempotent)
+}
+
+// afterCommit runs the AfterCommit hook for p.
+func (g *groupCommitter[TTx]) afterCommit(p *pending[TTx]) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.panicked = &panicValue{v} // committed: the answer stays, the panic is raised too
+		}
+	}()
+	g.o.cfg.AfterCommit(p.ctx, p.res.Events)
 }
 
 // commitLoop runs batches until the queue is empty.
@@ -149,8 +204,7 @@ func (g *groupCommitter[TTx]) runBatch(batch []*pending[TTx]) {
 		live = append(live, p)
 	}
 	if len(live) == 1 {
-		p := live[0]
-		p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.idempotent)
+		g.runSolo(live[0])
 		return
 	}
 	if len(live) == 0 {
@@ -161,11 +215,11 @@ func (g *groupCommitter[TTx]) runBatch(batch []*pending[TTx]) {
 		if !committed || p.solo {
 			// Not answered by the batch: a transaction of its own, with the
 			// usual retries and backoff.
-			p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.idempotent)
+			g.runSolo(p)
 			continue
 		}
 		if p.err == nil && !p.res.Duplicate && g.o.cfg.AfterCommit != nil && len(p.res.Events) > 0 {
-			g.o.cfg.AfterCommit(p.ctx, p.res.Events)
+			g.afterCommit(p)
 		}
 	}
 }
@@ -183,7 +237,7 @@ func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) 
 		return ok
 	}
 	for _, p := range batch {
-		p.res, p.err, p.solo = nil, nil, false
+		p.res, p.err, p.solo, p.panicked = nil, nil, false, nil
 	}
 	ok, _ := g.runOnce(batch, true)
 	return ok
@@ -209,7 +263,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 	for _, p := range batch {
 		pctx := context.WithoutCancel(p.ctx) // the caller's values, not its cancellation
 		if !savepoints {
-			res, err := g.o.execute(pctx, tx, p.h, p.cmd, p.idempotent)
+			res, err := g.execute(pctx, tx, p)
 			if err != nil {
 				_ = drv.Rollback(ctx, tx)
 				return false, true
@@ -228,7 +282,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 				return false, false
 			}
 			taken++
-			res, err := g.o.execute(pctx, tx, p.h, p.cmd, p.idempotent)
+			res, err := g.execute(pctx, tx, p)
 			if err == nil {
 				res.Attempts = attempt
 				p.res, p.err = res, nil

@@ -23,8 +23,11 @@ import (
 
 type gcAdd struct {
 	Counter string `json:"counter"`
-	Fail    string `json:"fail,omitempty"` // "handler", "reducer" or "commit"
+	Fail    string `json:"fail,omitempty"` // "handler", "panic", "reducer" or "commit"
 }
+
+// gcPanic is what an "Add" with Fail "panic" panics with.
+type gcPanic struct{ counter string }
 
 type gcAdded struct {
 	Fail string `json:"fail,omitempty"`
@@ -82,8 +85,11 @@ func setupGC(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
 		return []orchestrator.Emit{{Stream: "gate", Expected: eventfold.Any, Type: "Gated", Data: struct{}{}}}, nil
 	})
 	orchestrator.Handle(b.o, "Add", func(ctx context.Context, tx *sql.Tx, c gcAdd) ([]orchestrator.Emit, error) {
-		if c.Fail == "handler" {
+		switch c.Fail {
+		case "handler":
 			return nil, errGCRefused
+		case "panic":
+			panic(gcPanic{c.Counter})
 		}
 		var n int64
 		err := tx.QueryRowContext(ctx, "SELECT n FROM gc_counts WHERE id = "+ph(d, 1), c.Counter).Scan(&n)
@@ -122,8 +128,9 @@ func setupGC(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
 }
 
 type gcOutcome struct {
-	res *orchestrator.Result
-	err error
+	res      *orchestrator.Result
+	err      error
+	panicked any // what Dispatch panicked with, in the caller's goroutine
 }
 
 // batch holds the single committer with a Gate command, queues cmds behind
@@ -141,8 +148,13 @@ func (b *gcBundle) batch(t *testing.T, cmds []gcAdd) []gcOutcome {
 	var wg sync.WaitGroup
 	for i, c := range cmds {
 		wg.Go(func() {
+			defer func() {
+				if v := recover(); v != nil {
+					out[i] = gcOutcome{panicked: v}
+				}
+			}()
 			res, err := b.o.Dispatch(ctx, orchestrator.Command{Name: "Add", Payload: c})
-			out[i] = gcOutcome{res, err}
+			out[i] = gcOutcome{res: res, err: err}
 		})
 	}
 	deadline := time.Now().Add(10 * time.Second)
@@ -230,6 +242,34 @@ func TestGroupCommit(t *testing.T) {
 				if v, _ := b.store.StreamVersion(context.Background(), "counter-b"); v != 0 {
 					t.Fatalf("stream b at version %d, want 0", v)
 				}
+			})
+			t.Run("panic-is-the-callers", func(t *testing.T) {
+				// A panicking handler must panic in its caller's goroutine,
+				// as in a lone Dispatch, not in the committer goroutine
+				// (which would kill the process); the others still commit.
+				b := setupGC(t, d, 1)
+				cmds := []gcAdd{{Counter: "p"}, {Counter: "q", Fail: "panic"}, {Counter: "p"}}
+				out := b.batch(t, cmds)
+				if pv, ok := out[1].panicked.(gcPanic); !ok || pv.counter != "q" {
+					t.Fatalf("panicking command: %+v, want Dispatch to panic with gcPanic{q}", out[1])
+				}
+				for _, i := range []int{0, 2} {
+					if out[i].panicked != nil || out[i].err != nil || out[i].res.BatchSize != 2 {
+						t.Fatalf("command %d: %+v (want committed in a batch of 2)", i, out[i])
+					}
+				}
+				if n := b.count(t, "p"); n != 2 {
+					t.Fatalf("counter p = %d, want 2", n)
+				}
+				// A lone panicking command (a batch of one) too.
+				func() {
+					defer func() {
+						if pv, ok := recover().(gcPanic); !ok || pv.counter != "r" {
+							t.Fatalf("lone panicking command: recovered %v", pv)
+						}
+					}()
+					_, _ = b.o.Dispatch(context.Background(), orchestrator.Command{Name: "Add", Payload: gcAdd{Counter: "r", Fail: "panic"}})
+				}()
 			})
 			if d != eventfold.Postgres && d != eventfold.SQLite {
 				return // no deferred constraints to make a COMMIT fail on demand

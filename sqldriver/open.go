@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"net"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -140,11 +142,18 @@ func MySQLConfig(dsn string) (*gomysql.Config, error) {
 	if err != nil || u.Scheme != "mysql" {
 		return nil, fmt.Errorf("not a mysql:// URL")
 	}
-	cfg := gomysql.NewConfig()
-	cfg.Net = "tcp"
-	cfg.Addr = u.Host
+	// The query string carries go-sql-driver's own options (tls, timeout,
+	// charset, ...) as well as system variables: let the driver tell them
+	// apart, as it does for its native DSNs. The address goes along so that
+	// tls=true verifies the right host name; the credentials are set below,
+	// never parsed from text.
+	addr := u.Host
 	if u.Port() == "" {
-		cfg.Addr = u.Hostname() + ":3306"
+		addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	cfg, err := gomysql.ParseDSN("tcp(" + addr + ")/?" + u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("mysql DSN parameters: %v", err)
 	}
 	if u.User != nil {
 		cfg.User = u.User.Username()
@@ -157,44 +166,89 @@ func MySQLConfig(dsn string) (*gomysql.Config, error) {
 	// the utf8mb4 connection character set the driver uses.
 	cfg.InterpolateParams = true
 	cfg.Loc = time.UTC
-	cfg.Params = map[string]string{"time_zone": "'+00:00'"}
-	for k, vs := range u.Query() {
-		if len(vs) > 0 {
-			cfg.Params[k] = vs[len(vs)-1]
-		}
+	if cfg.Params == nil {
+		cfg.Params = map[string]string{}
 	}
+	// Always UTC: NOW(6) in checkpoints and leases must mean the same
+	// instant in every session, whatever the DSN asks for.
+	cfg.Params["time_zone"] = "'+00:00'"
 	return cfg, nil
 }
 
 // Redact returns dsn with any password replaced by "xxxxx", for logs and
-// error messages.
+// error messages. Besides URLs it covers the forms a user may pass by
+// mistake: go-sql-driver's user:pass@tcp(host)/db and key=value strings
+// (password=..., pwd=...).
 func Redact(dsn string) string {
+	if !strings.Contains(dsn, "://") {
+		return redactKeywords(userinfoPassword.ReplaceAllString(dsn, "${1}:xxxxx@"))
+	}
 	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
-		if err != nil && strings.Contains(dsn, "@") {
+	if err != nil {
+		if strings.Contains(dsn, "@") || redactKeywords(dsn) != dsn {
 			return "(unparseable DSN)"
 		}
 		return dsn
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	q := u.Query()
-	for _, k := range []string{"password", "pwd"} {
-		if q.Has(k) {
-			q.Set(k, "xxxxx")
-			u.RawQuery = q.Encode()
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
 		}
 	}
+	// A password may also come as a query parameter, with or without user
+	// info in the URL (sqlserver://host?user+id=u&password=p).
+	q := u.Query()
+	for k := range q {
+		if isPasswordKey(k) {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if !changed {
+		return dsn
+	}
+	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// userinfoPassword matches "user:password@" at the start of a DSN without a
+// scheme (go-sql-driver's format); the password runs to the last "@".
+var userinfoPassword = regexp.MustCompile(`^([^:@/()=\s]*):(.*)@`)
+
+// keywordPassword matches password=... in key=value DSNs (PostgreSQL's
+// "host=h password=p", SQL Server's "server=h;password=p").
+var keywordPassword = regexp.MustCompile(`(?i)\b(password|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s;&]*)`)
+
+func redactKeywords(s string) string {
+	return keywordPassword.ReplaceAllString(s, "${1}${2}xxxxx")
+}
+
+func isPasswordKey(k string) bool {
+	k = strings.ToLower(k)
+	return k == "password" || k == "pwd"
 }
 
 // redactErr renders err with the password, if the driver echoed it, removed.
 func redactErr(err error, dsn string) string {
 	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil && u.User != nil {
-		if pw, has := u.User.Password(); has && pw != "" {
-			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+	if u, perr := url.Parse(dsn); perr == nil {
+		var pws []string
+		if u.User != nil {
+			if pw, has := u.User.Password(); has {
+				pws = append(pws, pw)
+			}
+		}
+		for k, vs := range u.Query() {
+			if isPasswordKey(k) {
+				pws = append(pws, vs...)
+			}
+		}
+		for _, pw := range pws {
+			if pw != "" {
+				msg = strings.ReplaceAll(msg, pw, "xxxxx")
+			}
 		}
 	}
 	return msg

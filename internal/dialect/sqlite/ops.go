@@ -32,8 +32,31 @@ func New(db dialect.DB) *Ops { return &Ops{db: db, q: sqlitedb.New()} }
 // TimeLayout is how recorded_at is stored: UTC, ISO 8601, milliseconds.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
 
-// Append implements eventfold.Ops. It must run inside a write transaction.
+// Append implements eventfold.Ops. On a *sql.DB it runs in a transaction
+// of its own: its statements (read the version, advance the stream, insert
+// the events) must be all or nothing.
 func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
+	pool, ok := o.db.(*sql.DB)
+	if !ok {
+		return o.appendOn(ctx, streamID, expected, events)
+	}
+	tx, err := pool.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin append transaction: %w", interpretError(err, streamID, expected))
+	}
+	out, err := New(tx).appendOn(ctx, streamID, expected, events)
+	if err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit append: %w", interpretError(err, streamID, expected))
+	}
+	return out, nil
+}
+
+// appendOn appends inside the write transaction o.db is.
+func (o *Ops) appendOn(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
 	n := int64(len(events))
 	var current int64
 	if expected == eventfold.Any {
