@@ -83,8 +83,9 @@ type panicValue struct{ v any }
 // transaction; it never reaches a caller (the panic does).
 var errPanicked = errors.New("orchestrator: command panicked")
 
-// groupCommitter queues commands and runs them in shared transactions.
-// It starts committer goroutines on demand; they exit when the queue is
+// groupCommitter queues commands and runs them in shared transactions. A
+// caller that finds a committer slot free runs batches itself; queued work
+// left when it is answered goes to a goroutine that exits when the queue is
 // empty, so an idle orchestrator holds no goroutine and needs no Close.
 type groupCommitter[TTx any] struct {
 	o   *Orchestrator[TTx]
@@ -115,11 +116,17 @@ func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Resul
 	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, idempotent: idempotent, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
-	if g.active < g.cfg.Committers {
+	lead := g.active < g.cfg.Committers
+	if lead {
 		g.active++
-		go g.commitLoop()
 	}
 	g.mu.Unlock()
+	if lead {
+		// A free committer slot: this goroutine runs batches itself until
+		// its own command is answered, so a lone command pays no hand-off
+		// to another goroutine.
+		g.lead(p)
+	}
 	// The caller waits for the shared commit even if its ctx ends: its
 	// command may already be part of a transaction that is committing, and
 	// an answer of "cancelled" could then be false.
@@ -170,19 +177,59 @@ func (g *groupCommitter[TTx]) afterCommit(p *pending[TTx]) {
 	g.o.cfg.AfterCommit(p.ctx, p.res.Events)
 }
 
-// commitLoop runs batches until the queue is empty.
-func (g *groupCommitter[TTx]) commitLoop() {
+// lead runs batches in the caller's goroutine, holding a committer slot,
+// until p is answered; then it hands the slot to a goroutine if commands
+// are still queued, or gives it back.
+func (g *groupCommitter[TTx]) lead(p *pending[TTx]) {
 	for {
 		g.mu.Lock()
-		n := min(len(g.queue), g.cfg.MaxBatch)
-		if n == 0 {
+		select {
+		case <-p.done:
+			if len(g.queue) > 0 {
+				g.mu.Unlock()
+				go g.commitLoop() // the slot goes with it
+				return
+			}
+			g.active--
+			g.mu.Unlock()
+			return
+		default:
+		}
+		batch := g.take()
+		if batch == nil {
+			// p is in another committer's batch: wait for it there.
 			g.active--
 			g.mu.Unlock()
 			return
 		}
-		batch := make([]*pending[TTx], n)
-		copy(batch, g.queue)
-		g.queue = g.queue[:copy(g.queue, g.queue[n:])]
+		g.mu.Unlock()
+		g.runBatch(batch)
+	}
+}
+
+// take removes the next batch from the queue (nil when it is empty). The
+// caller holds g.mu.
+func (g *groupCommitter[TTx]) take() []*pending[TTx] {
+	n := min(len(g.queue), g.cfg.MaxBatch)
+	if n == 0 {
+		return nil
+	}
+	batch := make([]*pending[TTx], n)
+	copy(batch, g.queue)
+	g.queue = g.queue[:copy(g.queue, g.queue[n:])]
+	return batch
+}
+
+// commitLoop runs batches until the queue is empty.
+func (g *groupCommitter[TTx]) commitLoop() {
+	for {
+		g.mu.Lock()
+		batch := g.take()
+		if batch == nil {
+			g.active--
+			g.mu.Unlock()
+			return
+		}
 		g.mu.Unlock()
 		g.runBatch(batch)
 	}
