@@ -3,16 +3,21 @@ package bench
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // ReplayResult is one replay measurement: rebuilding the dispatch
 // workload's read model from a log of Events events.
 type ReplayResult struct {
+	// Reducer is "per-event" (a statement per event, Orchestrator.Apply's
+	// way) or "batch" (ReduceBatch: one multi-row upsert per page).
+	Reducer         string  `json:"reducer"`
 	Dialect         string  `json:"dialect"`
 	Events          int64   `json:"events"`
 	Seconds         float64 `json:"seconds"`
@@ -21,8 +26,8 @@ type ReplayResult struct {
 }
 
 func (r ReplayResult) String() string {
-	return fmt.Sprintf("replay                 %-9s %7d events  %9.0f ev/s  %6.2f s  peak RSS %d MiB",
-		r.Dialect, r.Events, r.EventsPerSecond, r.Seconds, r.PeakRSSBytes>>20)
+	return fmt.Sprintf("replay %-15s %-9s %7d events  %9.0f ev/s  %6.2f s  peak RSS %d MiB",
+		r.Reducer, r.Dialect, r.Events, r.EventsPerSecond, r.Seconds, r.PeakRSSBytes>>20)
 }
 
 // Replay fills a fresh log to each of the sizes (cumulatively) and times a
@@ -53,10 +58,17 @@ func Replay(ctx context.Context, dsn string, sizes []int64, progress func(string
 			return nil, fmt.Errorf("bench: create tables: %w", err)
 		}
 	}
-	o := newOrchestrator(store, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+	exec := func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 		_, err := tx.ExecContext(ctx, q, args...)
 		return err
-	}, sqls, nil)
+	}
+	reducers := []struct {
+		name string
+		o    *orchestrator.Orchestrator[*sql.Tx]
+	}{
+		{"per-event", newOrchestrator(store, exec, sqls, nil)},
+		{"batch", newBatchOrchestrator(store, exec, sqls)},
+	}
 	// Replay only this run's events: the database may hold earlier runs'.
 	start, err := store.LastPosition(ctx)
 	if err != nil {
@@ -80,45 +92,29 @@ func Replay(ctx context.Context, dsn string, sizes []int64, progress func(string
 		if err := waitHead(ctx, store, last); err != nil {
 			return nil, err
 		}
-		resetPeakRSS()
-		t0 := time.Now()
-		if _, err := drv.DB().ExecContext(ctx, "DELETE FROM bench_accounts"); err != nil {
-			return nil, err
-		}
-		// One transaction per page, as `esctl replay --commit-every 1000`
-		// does: on PostgreSQL a single transaction that updates the same
-		// rows again and again grows their version chains and slows down
-		// quadratically.
-		var n int64
-		for from := start + 1; ; {
-			var page []eventfold.Event
-			err = store.InTx(ctx, func(tx *sql.Tx) error {
-				var err error
-				if page, err = store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: from, Limit: 1000}); err != nil {
-					return err
-				}
-				for _, ev := range page {
-					if err := o.Apply(ctx, tx, ev); err != nil {
-						return err
-					}
-				}
-				return nil
-			})
+		var first [3]int64
+		for i, r := range reducers {
+			res, err := replayOnce(ctx, store, drv.DB(), r.o, start)
 			if err != nil {
-				return nil, fmt.Errorf("bench: replay: %w", err)
+				return nil, err
 			}
-			n += int64(len(page))
-			if len(page) < 1000 {
-				break
+			if res.Events != size {
+				return nil, fmt.Errorf("bench: replay read %d events, the log has %d", res.Events, size)
 			}
-			from = page[len(page)-1].GlobalPosition + 1
+			// Both reducers must rebuild the same read model: one version
+			// per event, the same balances.
+			var got [3]int64
+			err = drv.DB().QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(balance), 0), COALESCE(SUM(version), 0) FROM bench_accounts").Scan(&got[0], &got[1], &got[2])
+			if err != nil {
+				return nil, err
+			}
+			if got[2] != size || (i > 0 && got != first) {
+				return nil, fmt.Errorf("bench: the %s replay built accounts/balance/versions %v, want versions %d and %v", r.name, got, size, first)
+			}
+			first = got
+			res.Reducer, res.Dialect = r.name, string(d)
+			out = append(out, res)
 		}
-		el := time.Since(t0)
-		if n != size {
-			return nil, fmt.Errorf("bench: replay read %d events, the log has %d", n, size)
-		}
-		out = append(out, ReplayResult{Dialect: string(d), Events: n, Seconds: el.Seconds(),
-			EventsPerSecond: float64(n) / el.Seconds(), PeakRSSBytes: peakRSS()})
 	}
 	return out, nil
 }
@@ -153,4 +149,69 @@ func waitHead(ctx context.Context, store *eventfold.Store[*sql.Tx], pos int64) e
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// replayOnce empties the read model and rebuilds it from the events after
+// position start, one transaction per page of 1,000 events (as `esctl
+// replay --commit-every 1000`): on PostgreSQL a single transaction that
+// updates the same rows again and again grows their version chains and
+// slows down quadratically.
+func replayOnce(ctx context.Context, store *eventfold.Store[*sql.Tx], db *sql.DB, o *orchestrator.Orchestrator[*sql.Tx], start int64) (ReplayResult, error) {
+	resetPeakRSS()
+	t0 := time.Now()
+	if _, err := db.ExecContext(ctx, "DELETE FROM bench_accounts"); err != nil {
+		return ReplayResult{}, err
+	}
+	var n int64
+	for from := start + 1; ; {
+		var page []eventfold.Event
+		err := store.InTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			if page, err = store.ReadAllTx(ctx, tx, eventfold.ReadAllOptions{From: from, Limit: 1000}); err != nil {
+				return err
+			}
+			return o.ApplyAll(ctx, tx, page)
+		})
+		if err != nil {
+			return ReplayResult{}, fmt.Errorf("bench: replay: %w", err)
+		}
+		n += int64(len(page))
+		if len(page) < 1000 {
+			break
+		}
+		from = page[len(page)-1].GlobalPosition + 1
+	}
+	el := time.Since(t0)
+	return ReplayResult{Events: n, Seconds: el.Seconds(), EventsPerSecond: float64(n) / el.Seconds(), PeakRSSBytes: peakRSS()}, nil
+}
+
+// newBatchOrchestrator registers the read model as a batch reducer: each
+// run of Deposited events becomes one multi-row upsert, one row per account.
+func newBatchOrchestrator(store *eventfold.Store[*sql.Tx], exec txExec[*sql.Tx], sqls dialectSQL) *orchestrator.Orchestrator[*sql.Tx] {
+	o := orchestrator.New(store, nil)
+	orchestrator.ReduceBatch(o, "Deposited", func(ctx context.Context, tx *sql.Tx, evs []eventfold.Event) error {
+		type sum struct{ amount, count int64 }
+		sums := map[string]*sum{}
+		var order []string
+		for _, ev := range evs {
+			var d deposited
+			if err := json.Unmarshal(ev.Data, &d); err != nil {
+				return err
+			}
+			s, ok := sums[ev.StreamID]
+			if !ok {
+				s = &sum{}
+				sums[ev.StreamID] = s
+				order = append(order, ev.StreamID)
+			}
+			s.amount += int64(d.Amount)
+			s.count++
+		}
+		args := make([]any, 0, 3*len(order))
+		for _, id := range order {
+			args = append(args, id, sums[id].amount, sums[id].count)
+		}
+		return exec(ctx, tx, sqls.upsertMany(len(order)), args...)
+	})
+	return o
 }

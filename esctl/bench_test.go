@@ -33,7 +33,9 @@ func TestBenchJSON(t *testing.T) {
 	if _, ok := rep.Dispatch.Ratios["dispatch/raw"]; !ok {
 		t.Fatalf("ratios %v", rep.Dispatch.Ratios)
 	}
-	if len(rep.Replay) != 2 || rep.Replay[0].Events != 200 || rep.Replay[1].Events != 400 || rep.Replay[1].EventsPerSecond <= 0 {
+	// Per size, a per-event and a batch-reducer replay.
+	if len(rep.Replay) != 4 || rep.Replay[0].Events != 200 || rep.Replay[2].Events != 400 ||
+		rep.Replay[0].Reducer != "per-event" || rep.Replay[1].Reducer != "batch" || rep.Replay[3].EventsPerSecond <= 0 {
 		t.Fatalf("replay %+v", rep.Replay)
 	}
 	for _, key := range []string{`"commands_per_second"`, `"events_per_second"`, `"p50_ms"`, `"p95_ms"`, `"p99_ms"`} {
@@ -85,7 +87,7 @@ func TestBenchAllIncludesDelivery(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json printed %q: %v", out, err)
 	}
-	if rep.Dispatch == nil || len(rep.Replay) != 2 || len(rep.Delivery) != 1 || rep.Subscribers == nil || len(rep.Subscribers.Results) != 2 {
+	if rep.Dispatch == nil || len(rep.Replay) != 4 || len(rep.Delivery) != 1 || rep.Subscribers == nil || len(rep.Subscribers.Results) != 2 {
 		t.Fatalf("--workload all: %+v", rep)
 	}
 	// Without --concurrency the subscribers workload runs 16 clients.

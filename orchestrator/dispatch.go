@@ -216,10 +216,8 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 		i = j
 	}
 
-	for _, ev := range events {
-		if err := o.reduce(ctx, tx, cmd.Name, ev); err != nil {
-			return nil, err
-		}
+	if err := o.reduceAll(ctx, tx, cmd.Name, events); err != nil {
+		return nil, err
 	}
 
 	if idempotent {
@@ -286,19 +284,74 @@ func decodeJSON(raw json.RawMessage, v any, strict bool) error {
 // models from the log (esctl replay, a new read model catching up); a
 // failure is a *ReducerError.
 func (o *Orchestrator[TTx]) Apply(ctx context.Context, tx TTx, ev eventfold.Event) error {
-	return o.reduce(ctx, tx, "", ev)
+	return o.reduceAll(ctx, tx, "", []eventfold.Event{ev})
 }
 
-// reduce runs ev's reducers; command names the command being dispatched
-// ("" on replay).
-func (o *Orchestrator[TTx]) reduce(ctx context.Context, tx TTx, command string, ev eventfold.Event) error {
-	for _, r := range o.reducersFor(ev.Type) {
-		if err := r.run(withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: ev.Type}), tx, ev); err != nil {
-			return &ReducerError{
-				Reducer: r.name, Command: command,
-				EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
-				Err: err,
+// ApplyAll is Apply for a page of events, in order: batch reducers
+// (ReduceBatch) get each run of consecutive events of their type at once.
+// Use it for replays.
+func (o *Orchestrator[TTx]) ApplyAll(ctx context.Context, tx TTx, evs []eventfold.Event) error {
+	return o.reduceAll(ctx, tx, "", evs)
+}
+
+// reduceAll runs the reducers of evs in order; command names the command
+// being dispatched ("" on replay). Types without a batch reducer run event
+// by event, every reducer per event; a type with one runs reducer by
+// reducer over each run of consecutive events of that type.
+func (o *Orchestrator[TTx]) reduceAll(ctx context.Context, tx TTx, command string, evs []eventfold.Event) error {
+	for i := 0; i < len(evs); {
+		rs := o.reducersFor(evs[i].Type)
+		j := i + 1
+		if hasBatch(rs) {
+			for j < len(evs) && evs[j].Type == evs[i].Type {
+				j++
 			}
+			for _, r := range rs {
+				if err := o.runReducer(ctx, tx, command, r, evs[i:j]); err != nil {
+					return err
+				}
+			}
+		} else {
+			for _, r := range rs {
+				if err := o.runReducer(ctx, tx, command, r, evs[i:j]); err != nil {
+					return err
+				}
+			}
+		}
+		i = j
+	}
+	return nil
+}
+
+func hasBatch[TTx any](rs []*reducerEntry[TTx]) bool {
+	for _, r := range rs {
+		if r.batch != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// runReducer runs r over evs (one call for a batch reducer, one per event
+// otherwise) and names the reducer and event in its error.
+func (o *Orchestrator[TTx]) runReducer(ctx context.Context, tx TTx, command string, r *reducerEntry[TTx], evs []eventfold.Event) error {
+	fail := func(ev eventfold.Event, err error) error {
+		return &ReducerError{
+			Reducer: r.name, Command: command,
+			EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
+			Err: err,
+		}
+	}
+	rctx := withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: evs[0].Type})
+	if r.batch != nil {
+		if err := r.batch(rctx, tx, evs); err != nil {
+			return fail(evs[0], err)
+		}
+		return nil
+	}
+	for _, ev := range evs {
+		if err := r.run(rctx, tx, ev); err != nil {
+			return fail(ev, err)
 		}
 	}
 	return nil

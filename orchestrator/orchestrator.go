@@ -48,6 +48,9 @@ type handlerEntry[TTx any] struct {
 type reducerEntry[TTx any] struct {
 	name string
 	run  func(ctx context.Context, tx TTx, ev eventfold.Event) error
+	// batch, when set, takes a run of consecutive events of its type at
+	// once (ReduceBatch); run is then unused.
+	batch func(ctx context.Context, tx TTx, evs []eventfold.Event) error
 }
 
 // New returns an Orchestrator over store. cfg may be nil.
@@ -172,6 +175,22 @@ func Reduce[TTx, E any](o *Orchestrator[TTx], eventType string, fn func(ctx cont
 // or, when eventType is "", for every event.
 func ReduceEvent[TTx any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, ev eventfold.Event) error, opts ...ReducerOption) {
 	o.addReducer(eventType, &reducerEntry[TTx]{name: reducerName(fn, opts), run: fn})
+}
+
+// ReduceBatch registers a reducer that receives runs of consecutive events
+// of eventType at once, so that it can update its read model with one
+// statement per run (a multi-row upsert) instead of one per event. A
+// dispatch hands it the command's run of such events; a replay
+// (Orchestrator.ApplyAll) whole pages of them, which is what makes
+// rebuilding a read model fast where every statement is a network round
+// trip.
+//
+// Order: reducers of an event type run in registration order. When a type
+// has a batch reducer, each reducer gets the whole run before the next
+// reducer starts (rather than event by event): read models must not depend
+// on seeing each other's state between two events of one run.
+func ReduceBatch[TTx any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, evs []eventfold.Event) error, opts ...ReducerOption) {
+	o.addReducer(eventType, &reducerEntry[TTx]{name: reducerName(fn, opts), batch: fn})
 }
 
 func (o *Orchestrator[TTx]) addReducer(eventType string, r *reducerEntry[TTx]) {

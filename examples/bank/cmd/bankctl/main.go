@@ -34,8 +34,15 @@ func Replayer(store *eventfold.Store[*sql.Tx]) (esctl.Replayer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return esctl.ReplayFuncs{
-		ResetFunc: app.ResetReadModels,
-		ApplyFunc: app.Orchestrator.Apply,
-	}, nil
+	return replayer{app}, nil
+}
+
+// replayer hands esctl's pages of events to the orchestrator at once, so
+// that batch reducers (orchestrator.ReduceBatch) get whole runs.
+type replayer struct{ app *bank.App }
+
+func (r replayer) Reset(ctx context.Context, tx *sql.Tx) error { return r.app.ResetReadModels(ctx, tx) }
+
+func (r replayer) Apply(ctx context.Context, tx *sql.Tx, evs []eventfold.Event) error {
+	return r.app.Orchestrator.ApplyAll(ctx, tx, evs)
 }
