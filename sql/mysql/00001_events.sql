@@ -137,7 +137,6 @@ BEGIN
     DECLARE v_current BIGINT DEFAULT NULL;                -- stream version before the append
     DECLARE v_last    BIGINT;                             -- last position taken from the counter
     DECLARE v_now     DATETIME(6) DEFAULT UTC_TIMESTAMP(6);
-    DECLARE v_raced   BOOLEAN DEFAULT FALSE;
     DECLARE v_invalid BIGINT;
     DECLARE v_msg     VARCHAR(128);
 
@@ -186,33 +185,22 @@ BEGIN
     END;
 
     -- 3. A new stream: create its row, unless the expectation already rules that out. If
-    --    another transaction creates the same stream concurrently, our INSERT waits for it; when
-    --    it commits we get duplicate key 1062, re-read (and lock) the row it committed and let
-    --    step 4 judge: NoStream/0 then fails with its real version, Any goes on appending.
+    --    another transaction creates the same stream concurrently, our INSERT waits for it.
+    --    ON DUPLICATE KEY UPDATE (a no-op update) makes the loser take the row's exclusive
+    --    lock directly: a plain INSERT would leave it a shared lock from the duplicate-key
+    --    check, and two losers upgrading that lock to read the version FOR UPDATE deadlock
+    --    each other. Then read (and lock) the version that won; step 4 judges it: NoStream/0
+    --    fails with the real version, Any goes on appending.
     IF v_current IS NULL THEN
         IF p_expected_version IN (-1, -2, 0) THEN
+            INSERT INTO eventfold_streams (stream_id, version, updated_at)
+            VALUES (p_stream_id, 0, v_now)
+            ON DUPLICATE KEY UPDATE stream_id = stream_id;
             BEGIN
-                DECLARE EXIT HANDLER FOR 1062 SET v_raced = TRUE;
-                INSERT INTO eventfold_streams (stream_id, version, updated_at)
-                VALUES (p_stream_id, 0, v_now);
-                SET v_current = 0;
+                DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_current = 0;
+                SELECT version INTO v_current
+                FROM eventfold_streams WHERE stream_id = p_stream_id FOR UPDATE;
             END;
-            IF v_raced AND p_expected_version = -1 THEN
-                BEGIN
-                    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_current = 0;
-                    SELECT version INTO v_current
-                    FROM eventfold_streams WHERE stream_id = p_stream_id FOR UPDATE;
-                END;
-            ELSEIF v_raced THEN
-                -- NoStream/0 fails below whatever the version is: read it without a lock.
-                -- Locking here would upgrade the shared lock the duplicate-key check left us,
-                -- and two losers upgrading at once deadlock each other.
-                BEGIN
-                    DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_current = 0;
-                    SELECT version INTO v_current
-                    FROM eventfold_streams WHERE stream_id = p_stream_id;
-                END;
-            END IF;
         ELSE
             SET v_current = 0;
         END IF;

@@ -79,8 +79,9 @@ func TestConcurrentAppendsSameVersion(t *testing.T) {
 
 // TestConcurrentStreamCreation: transactions creating the same new stream
 // at once. With NoStream exactly one wins and the others learn the
-// winner's version (through the procedure's duplicate-key handler, or by
-// waiting on the row lock); with Any every one of them appends, in turn.
+// winner's version (through the procedure's INSERT ... ON DUPLICATE KEY
+// UPDATE, or by waiting on the row lock); with Any every one of them
+// appends, in turn, and none deadlocks.
 func TestConcurrentStreamCreation(t *testing.T) {
 	t.Parallel()
 	db := migratedDB(t)
@@ -111,12 +112,12 @@ func TestConcurrentStreamCreation(t *testing.T) {
 	}
 }
 
-// TestStreamCreationRace forces the case the procedure's duplicate-key
-// handler exists for: two transactions both find the stream missing, and
-// both insert its row. A test-only trigger slows each INSERT down so that
-// the second appender's check happens before the first one's INSERT; the
-// second INSERT then waits for the first transaction and fails with 1062
-// when it commits.
+// TestStreamCreationRace forces the case the procedure's INSERT ... ON
+// DUPLICATE KEY UPDATE exists for: two transactions both find the stream
+// missing, and both insert its row. A test-only trigger slows each INSERT
+// down so that the second appender's check happens before the first one's
+// INSERT; the second INSERT then waits for the first transaction and, when
+// it commits, locks the winner's row instead of failing.
 func TestStreamCreationRace(t *testing.T) {
 	t.Parallel()
 	db := migratedDB(t)
