@@ -76,6 +76,9 @@ func setupGC(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
 	}
 	b := &gcBundle{store: store, d: d, release: make(chan struct{}), started: make(chan struct{}, 1)}
 	b.o = orchestrator.New(store, &orchestrator.Config{
+		// Contended counters under load: enough attempts that a slow CI
+		// machine cannot exhaust them.
+		MaxAttempts: 200, BaseBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
 		GroupCommit: &orchestrator.GroupCommitConfig{Committers: committers},
 		AfterCommit: func(context.Context, []eventfold.Event) { b.after.Add(1) },
 	})
