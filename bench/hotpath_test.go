@@ -123,3 +123,22 @@ func BenchmarkDispatchPgx(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRawSameSQLPgx is the raw-same-sql baseline on PostgreSQL, one
+// client: eventfold's append function and the upsert, by hand with pgx.
+// Compare with BenchmarkDispatchPgx: the difference is the framework.
+func BenchmarkRawSameSQLPgx(b *testing.B) {
+	_, sqls, dsn := setupStore(b, eventfold.Postgres)
+	fn, closeFn, err := sameSQLRunner(context.Background(), eventfold.Postgres, Config{DSN: dsn, Concurrency: 1, EventsPerCommand: 1}, sqls)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer closeFn()
+	ctx := context.Background()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := fn(ctx, 0, i); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
