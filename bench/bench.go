@@ -17,7 +17,6 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/pgxdriver"
-	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // Config configures a benchmark run.
@@ -73,30 +72,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	if progress == nil {
 		progress = io.Discard
 	}
-	d, err := sqldriver.DialectOf(cfg.DSN)
+	fx, err := prepare(ctx, cfg.DSN, cfg.Concurrency+4)
 	if err != nil {
 		return nil, err
 	}
-	sqls, err := sqlFor(d)
-	if err != nil {
-		return nil, err
-	}
-	drv, err := sqldriver.Open(ctx, cfg.DSN)
-	if err != nil {
-		return nil, err
-	}
-	defer drv.Close()
-	drv.DB().SetMaxOpenConns(cfg.Concurrency + 4)
-	drv.DB().SetMaxIdleConns(cfg.Concurrency + 4)
-	sqlStore := eventfold.New(drv, nil)
-	if err := sqlStore.Migrate(ctx); err != nil {
-		return nil, err
-	}
-	for _, stmt := range sqls.create {
-		if _, err := drv.DB().ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("bench: create tables: %w", err)
-		}
-	}
+	defer fx.drv.Close()
+	d, sqls, sqlStore := fx.dialect, fx.sqls, fx.store
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	rep := &Report{Ratios: map[string]float64{}}
 	measure := func(mode string, fn op) error {
@@ -238,13 +219,11 @@ func rawRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialec
 			return tx.Commit(ctx)
 		}, pool.Close, nil
 	}
-	drv, err := sqldriver.Open(ctx, cfg.DSN)
+	drv, err := openSized(ctx, cfg.DSN, cfg.Concurrency+4)
 	if err != nil {
 		return nil, nil, err
 	}
 	db := drv.DB()
-	db.SetMaxOpenConns(cfg.Concurrency + 4)
-	db.SetMaxIdleConns(cfg.Concurrency + 4)
 	return func(ctx context.Context, w, seq int) error {
 		account := fmt.Sprintf("acct-%s-%d-%d", run, w, seq)
 		tx, err := db.BeginTx(ctx, nil)

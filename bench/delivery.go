@@ -186,31 +186,13 @@ func Delivery(ctx context.Context, cfg DeliveryConfig, progress io.Writer) (*Del
 	if progress == nil {
 		progress = io.Discard
 	}
-	d, err := sqldriver.DialectOf(cfg.DSN)
-	if err != nil {
-		return nil, err
-	}
-	sqls, err := sqlFor(d)
-	if err != nil {
-		return nil, err
-	}
 	writers := max(cfg.Concurrency, latencyWorkers) + 4
-	drv, err := sqldriver.Open(ctx, cfg.DSN)
+	fx, err := prepare(ctx, cfg.DSN, writers)
 	if err != nil {
 		return nil, err
 	}
-	defer drv.Close()
-	drv.DB().SetMaxOpenConns(writers)
-	drv.DB().SetMaxIdleConns(writers)
-	sqlStore := eventfold.New(drv, nil)
-	if err := sqlStore.Migrate(ctx); err != nil {
-		return nil, err
-	}
-	for _, stmt := range sqls.create {
-		if _, err := drv.DB().ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("bench: create tables: %w", err)
-		}
-	}
+	defer fx.drv.Close()
+	d, sqls, sqlStore := fx.dialect, fx.sqls, fx.store
 	h := harness{cfg: cfg, dialect: d, sqls: sqls, progress: progress,
 		logger: slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	readers := cfg.Subscribers + 2

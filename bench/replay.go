@@ -9,7 +9,6 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/orchestrator"
-	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // ReplayResult is one replay measurement: rebuilding the dispatch
@@ -36,28 +35,12 @@ func (r ReplayResult) String() string {
 // (Orchestrator.Apply), a transaction per page of 1,000 events. Peak RSS
 // per size shows whether memory stays flat as the log grows.
 func Replay(ctx context.Context, dsn string, sizes []int64, progress func(string)) ([]ReplayResult, error) {
-	d, err := sqldriver.DialectOf(dsn)
+	fx, err := prepare(ctx, dsn, 4)
 	if err != nil {
 		return nil, err
 	}
-	sqls, err := sqlFor(d)
-	if err != nil {
-		return nil, err
-	}
-	drv, err := sqldriver.Open(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	defer drv.Close()
-	store := eventfold.New(drv, nil)
-	if err := store.Migrate(ctx); err != nil {
-		return nil, err
-	}
-	for _, stmt := range sqls.create {
-		if _, err := drv.DB().ExecContext(ctx, stmt); err != nil {
-			return nil, fmt.Errorf("bench: create tables: %w", err)
-		}
-	}
+	defer fx.drv.Close()
+	d, sqls, drv, store := fx.dialect, fx.sqls, fx.drv, fx.store
 	exec := func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 		_, err := tx.ExecContext(ctx, q, args...)
 		return err

@@ -12,7 +12,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // sameSQLRunner is the second baseline: by hand, on the bare driver, the
@@ -57,13 +56,11 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 			return tx.Commit(ctx)
 		}, pool.Close, nil
 	}
-	drv, err := sqldriver.Open(ctx, cfg.DSN)
+	drv, err := openSized(ctx, cfg.DSN, cfg.Concurrency+4)
 	if err != nil {
 		return nil, nil, err
 	}
 	db := drv.DB()
-	db.SetMaxOpenConns(cfg.Concurrency + 4)
-	db.SetMaxIdleConns(cfg.Concurrency + 4)
 	var txOpts *sql.TxOptions
 	var appendFn func(ctx context.Context, tx *sql.Tx, account string, seq int) error
 	switch d {
