@@ -49,11 +49,19 @@ func interpretError(err error) error {
 	}
 	switch me.Number {
 	case errDuplicateKey:
-		if strings.Contains(me.Message, eventIDKey) {
+		if isEventIDKey(me.Message) {
 			return dialect.DuplicateEventID(err)
 		}
 	case errDeadlock, errLockWaitTimeout, errRecordChanged:
 		return dialect.Transient(err)
 	}
 	return err
+}
+
+// isEventIDKey tells whether a duplicate-key message names the event id key.
+// Only the key name at the end counts: the duplicate value quoted before it
+// may be any text, a stream id mentioning the key name included.
+func isEventIDKey(msg string) bool {
+	msg = strings.TrimRight(msg, " '")
+	return strings.HasSuffix(msg, "key '"+eventIDKey) || strings.HasSuffix(msg, "."+eventIDKey)
 }
