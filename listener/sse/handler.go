@@ -70,12 +70,13 @@ type Config struct {
 // Handler is an http.Handler streaming events as Server-Sent Events. Call
 // Run to start its shared tailer; until then it answers 503.
 type Handler[TTx any] struct {
-	store  *eventfold.Store[TTx]
-	cfg    Config
-	sig    *listener.Signal
-	catch  chan struct{}
-	ready  atomic.Bool
-	nconns atomic.Int64
+	store   *eventfold.Store[TTx]
+	cfg     Config
+	sig     *listener.Signal
+	catch   chan struct{}
+	ready   atomic.Bool
+	running atomic.Bool
+	nconns  atomic.Int64
 
 	mu      sync.RWMutex
 	ring    []eventfold.Event
@@ -119,8 +120,14 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Handler[TTx] {
 func (h *Handler[TTx]) Clients() int { return int(h.nconns.Load()) }
 
 // Run follows the log from the current head until ctx ends, feeding every
-// client; it returns nil then.
+// client; it returns nil then, and the connected clients' streams end (their
+// browsers reconnect, and get 503 until Run runs again). Only one Run at a
+// time: a second one returns an error at once.
 func (h *Handler[TTx]) Run(ctx context.Context) error {
+	if !h.running.CompareAndSwap(false, true) {
+		return errors.New("sse: Run is already running for this handler")
+	}
+	defer h.running.Store(false)
 	var head int64
 	for fails := 1; ; fails++ {
 		var err error
@@ -141,7 +148,10 @@ func (h *Handler[TTx]) Run(ctx context.Context) error {
 	h.floor, h.through = head, head
 	h.mu.Unlock()
 	h.ready.Store(true)
-	defer h.ready.Store(false)
+	defer func() {
+		h.ready.Store(false)
+		h.sig.Broadcast() // wake the clients, which see they must stop
+	}()
 	opts := h.cfg.Tail
 	opts.Filter = listener.Filter{}
 	return listener.Tail(ctx, h.store, head, &opts, func(_ context.Context, b listener.Batch) error {
@@ -283,6 +293,9 @@ func (c *client[TTx]) serve(ctx context.Context) error {
 		}
 		if len(evs) > 0 || !fromRing {
 			continue // more may be waiting
+		}
+		if !c.h.ready.Load() {
+			return nil // Run stopped: no more events will come
 		}
 		select {
 		case <-ctx.Done():
