@@ -39,6 +39,7 @@ func TestRunLifecycle(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET: %v %v", resp, err)
 	}
+	defer resp.Body.Close() // before srv.Close, which would wait for a stream that never ends
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
