@@ -144,8 +144,10 @@ func (s *Subscription[TTx]) Lag(ctx context.Context) (int64, error) {
 // Run drives the subscription until ctx ends, then saves its progress,
 // releases its lease and returns nil. While another process holds the lease
 // it stands by. It returns an error only for what a retry cannot cure: a
-// *HandlerError (with Options.MaxAttempts), archived events, a missing
-// migration.
+// *HandlerError (with Options.MaxAttempts) or archived events. Database
+// errors, a missing migration among them, are logged and retried with
+// backoff until ctx ends, so that a subscription started before the
+// database is ready, or while it restarts, recovers by itself.
 func (s *Subscription[TTx]) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
