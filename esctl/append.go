@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strconv"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/listener"
 )
 
 func runAppend(ctx context.Context, env *Env, args []string) error {
@@ -59,6 +61,12 @@ A stream not at --expected-version exits 3 and appends nothing.`,
 	})
 	if err != nil {
 		return err
+	}
+	if store.Dialect() == eventfold.Postgres {
+		// Wake listeners (esctl tail, subscriptions with a PGListener) at
+		// once; a hint only, so a failure is not the append's.
+		pos := strconv.FormatInt(evs[len(evs)-1].GlobalPosition, 10)
+		_ = store.Driver().Ops().Exec(ctx, "SELECT pg_notify($1, $2)", listener.DefaultChannel, pos)
 	}
 	w := newEventWriter(env.Stdout)
 	for _, e := range evs {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
 )
 
@@ -65,6 +66,16 @@ matching events have been printed (for scripts).`,
 	}
 	if *typ != "" {
 		opts.Filter.Types = []string{*typ}
+	}
+	if store.Dialect() == eventfold.Postgres {
+		// Wake at once on NOTIFY (sent by listener.Notifier, or by esctl
+		// append); polling stays the fallback.
+		sig := listener.NewSignal()
+		lctx, stop := context.WithCancel(ctx)
+		defer stop()
+		pl := &listener.PGListener{ConnString: env.DSN, Signal: sig, Logger: opts.Logger}
+		go func() { _ = pl.Run(lctx) }()
+		opts.Wakeup = sig
 	}
 	w := newEventWriter(env.Stdout)
 	var printed int64

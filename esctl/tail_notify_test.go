@@ -1,0 +1,31 @@
+package esctl
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+)
+
+// TestTailWakesOnNotify: on PostgreSQL, esctl tail polling only once an hour
+// still prints an event esctl append just wrote, woken by its NOTIFY.
+func TestTailWakesOnNotify(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.Postgres)
+	done := make(chan result, 1)
+	go func() { done <- run(t, Options{}, dsn, "tail", "--from", "0", "--poll", "1h", "--limit", "1") }()
+	// Give the tail time to catch up (the log is empty) and wait: polling
+	// once an hour, only the append's NOTIFY can wake it. On a slow machine
+	// the append may come first; --from 0 then still prints it (no flake).
+	time.Sleep(300 * time.Millisecond)
+	mustRun(t, dsn, "append", "--stream", "woken-1", "--type", "Woke", "--data", `{"n":1}`)
+	select {
+	case r := <-done:
+		if r.code != 0 || !strings.Contains(r.stdout, `"stream_id":"woken-1"`) {
+			t.Fatalf("tail: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("tail did not wake within 30s of the append (it polls once an hour)")
+	}
+}
