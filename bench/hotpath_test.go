@@ -48,14 +48,11 @@ func BenchmarkAppend(b *testing.B) {
 	for _, d := range benchDialects() {
 		b.Run(string(d), func(b *testing.B) {
 			store, _, _ := setupStore(b, d)
-			ctx := context.Background()
 			ev := eventfold.EventData{Type: "Deposited", Data: []byte(`{"amount":1}`)}
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if _, err := store.Append(ctx, fmt.Sprintf("s-%d", i), eventfold.Any, ev); err != nil {
-					b.Fatal(err)
-				}
-			}
+			loop(b, func(ctx context.Context, _, i int) error {
+				_, err := store.Append(ctx, fmt.Sprintf("s-%d", i), eventfold.Any, ev)
+				return err
+			})
 		})
 	}
 }
@@ -69,13 +66,7 @@ func BenchmarkDispatch(b *testing.B) {
 				return err
 			}, sqls, &orchestrator.Config{})
 			fn := dispatchOp(o, "b", 1)
-			ctx := context.Background()
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := fn(ctx, 0, i); err != nil {
-					b.Fatal(err)
-				}
-			}
+			loop(b, fn)
 		})
 	}
 }
@@ -89,13 +80,7 @@ func BenchmarkRaw(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer closeFn()
-			ctx := context.Background()
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				if err := fn(ctx, 0, i); err != nil {
-					b.Fatal(err)
-				}
-			}
+			loop(b, fn)
 		})
 	}
 }
@@ -115,13 +100,7 @@ func BenchmarkDispatchPgx(b *testing.B) {
 		return err
 	}, sqls, &orchestrator.Config{})
 	fn := dispatchOp(o, "p", 1)
-	ctx := context.Background()
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		if err := fn(ctx, 0, i); err != nil {
-			b.Fatal(err)
-		}
-	}
+	loop(b, fn)
 }
 
 // BenchmarkRawSameSQLPgx is the raw-same-sql baseline on PostgreSQL, one
@@ -134,6 +113,11 @@ func BenchmarkRawSameSQLPgx(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer closeFn()
+	loop(b, fn)
+}
+
+// loop runs fn once per benchmark iteration, one client.
+func loop(b *testing.B, fn op) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
