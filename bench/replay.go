@@ -25,7 +25,7 @@ type ReplayResult struct {
 }
 
 func (r ReplayResult) String() string {
-	return fmt.Sprintf("replay %-15s %-9s %7d events  %9.0f ev/s  %6.2f s  peak RSS %d MiB",
+	return fmt.Sprintf("replay %-20s %-9s %7d events  %9.0f ev/s  %6.2f s  peak RSS %d MiB",
 		r.Reducer, r.Dialect, r.Events, r.EventsPerSecond, r.Seconds, r.PeakRSSBytes>>20)
 }
 

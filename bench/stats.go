@@ -81,6 +81,6 @@ func peakRSS() int64 {
 
 // String renders a result as one text line.
 func (r Result) String() string {
-	return fmt.Sprintf("%-22s %-9s c=%-3d %9.0f cmd/s %9.0f ev/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  errors %d  peak RSS %d MiB",
+	return fmt.Sprintf("%-27s %-9s c=%-3d %9.0f cmd/s %9.0f ev/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  errors %d  peak RSS %d MiB",
 		r.Mode, r.Dialect, r.Concurrency, r.CommandsPerSecond, r.EventsPerSecond, r.P50ms, r.P95ms, r.P99ms, r.Errors, r.PeakRSSBytes>>20)
 }
