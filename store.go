@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Config configures a Store. The zero value is ready to use.
@@ -212,6 +213,28 @@ func (s *Store[TTx]) Head(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("eventfold: head: %w", err)
 	}
 	return h, nil
+}
+
+// WaitHead waits until the log is complete up to pos (Head >= pos) and
+// returns the head, or returns the last head seen with ctx's error when ctx
+// ends first. It reads the head every 10ms. On PostgreSQL a running writing
+// transaction anywhere in the cluster holds the head back; elsewhere the
+// head reaches a committed position at once. Use it for read-your-writes:
+// wait for an event just committed before reading the log for it.
+func (s *Store[TTx]) WaitHead(ctx context.Context, pos int64) (int64, error) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		h, err := s.Head(ctx)
+		if err != nil || h >= pos {
+			return h, err
+		}
+		select {
+		case <-ctx.Done():
+			return h, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // LastPosition returns the highest position committed so far, whether or

@@ -121,17 +121,12 @@ func fill(ctx context.Context, store *eventfold.Store[*sql.Tx], run string, have
 // waitHead waits until readers may see position pos (PostgreSQL's horizon
 // trails running transactions).
 func waitHead(ctx context.Context, store *eventfold.Store[*sql.Tx], pos int64) error {
-	deadline := time.Now().Add(time.Minute)
-	for {
-		h, err := store.Head(ctx)
-		if err != nil || h >= pos {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: the log is complete only up to %d after a minute, want %d", h, pos)
-		}
-		time.Sleep(10 * time.Millisecond)
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if h, err := store.WaitHead(wctx, pos); err != nil {
+		return fmt.Errorf("bench: the log is complete only up to %d, want %d: %w", h, pos, err)
 	}
+	return nil
 }
 
 // replayOnce empties the read model and rebuilds it from the events after

@@ -349,20 +349,10 @@ func archiveFixture(t *testing.T, dsn string, n int) []eventfold.Event {
 // processes share the cluster.
 func waitHead(t *testing.T, dsn string, pos int64) {
 	t.Helper()
-	store := openStore(t, dsn)
-	deadline := time.Now().Add(time.Minute)
-	for {
-		h, err := store.Head(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h >= pos {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("head stuck at %d, want %d", h, pos)
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if h, err := openStore(t, dsn).WaitHead(ctx, pos); err != nil {
+		t.Fatalf("head stuck at %d, want %d: %v", h, pos, err)
 	}
 }
 

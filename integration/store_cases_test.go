@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -278,6 +279,20 @@ func storeCases[TTx any]() []storeCase[TTx] {
 			}
 			if v, _ := s.StreamVersion(ctx, stream); v != 1 {
 				t.Fatalf("bad input changed the stream to version %d", v)
+			}
+		}},
+		{"wait-head", func(t *testing.T, s *eventfold.Store[TTx]) {
+			out := mustAppend(t, s, newStream(t), eventfold.Any, ev("W", `{}`))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if h, err := s.WaitHead(ctx, out[0].GlobalPosition); err != nil || h < out[0].GlobalPosition {
+				t.Fatalf("WaitHead for a committed event: %d, %v", h, err)
+			}
+			short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel2()
+			future := out[0].GlobalPosition + 1<<40
+			if h, err := s.WaitHead(short, future); !errors.Is(err, context.DeadlineExceeded) || h >= future {
+				t.Fatalf("WaitHead for a position nobody wrote: %d, %v (want the deadline)", h, err)
 			}
 		}},
 		{"size-limit-configurable", func(t *testing.T, s *eventfold.Store[TTx]) {

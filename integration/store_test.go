@@ -153,18 +153,9 @@ func readAllFrom[TTx any](t *testing.T, s *eventfold.Store[TTx], from int64) []e
 // right after committing must wait for it.
 func waitVisible[TTx any](t *testing.T, s *eventfold.Store[TTx], pos int64) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		h, err := s.Head(context.Background())
-		if err != nil {
-			t.Fatalf("head: %v", err)
-		}
-		if h >= pos {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log is complete only up to %d after 30s, want %d", h, pos)
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if h, err := s.WaitHead(ctx, pos); err != nil {
+		t.Fatalf("the log is complete only up to %d after 30s, want %d: %v", h, pos, err)
 	}
 }

@@ -67,17 +67,10 @@ func readLog[TTx any](t *testing.T, store *eventfold.Store[TTx]) []eventfold.Eve
 	if err != nil {
 		t.Fatalf("last position: %v", err)
 	}
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		h, err := store.Head(ctx)
-		if err != nil {
-			t.Fatalf("head: %v", err)
-		}
-		if h >= last {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log is complete only up to %d after a minute, want %d", h, last)
-		}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if h, err := store.WaitHead(wctx, last); err != nil {
+		t.Fatalf("the log is complete only up to %d after a minute, want %d: %v", h, last, err)
 	}
 	var out []eventfold.Event
 	from := int64(0)

@@ -233,21 +233,14 @@ func (r *run) waitComplete() error {
 	if err != nil {
 		return err
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		head, err := r.store.Head(r.ctx)
-		if err != nil {
-			return err
-		}
-		if head >= last {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			r.printf("  (the log is complete only up to position %d of %d: a long transaction elsewhere holds readers back; they lag, they lose nothing)\n", head, last)
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(r.ctx, 5*time.Second)
+	defer cancel()
+	head, err := r.store.WaitHead(ctx, last)
+	if errors.Is(err, context.DeadlineExceeded) && r.ctx.Err() == nil {
+		r.printf("  (the log is complete only up to position %d of %d: a long transaction elsewhere holds readers back; they lag, they lose nothing)\n", head, last)
+		return nil
 	}
+	return err
 }
 
 // retrieve reads the data back: the log, then the read models.

@@ -67,13 +67,10 @@ func TestReplayRebuildsReadModels(t *testing.T) {
 				t.Fatal(err)
 			}
 			// PostgreSQL: wait out other transactions holding the horizon back.
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-				if h, _ := store.Head(ctx); h >= last {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the log never became complete up to %d", last)
-				}
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if h, err := store.WaitHead(wctx, last); err != nil {
+				t.Fatalf("the log is complete only up to %d, want %d: %v", h, last, err)
 			}
 			var stdout, stderr bytes.Buffer
 			code := esctl.Main(ctx, []string{"--dsn", dsn, "replay"}, &stdout, &stderr, esctl.Options{Name: "bankctl", ReplayerFor: Replayer})
