@@ -87,12 +87,30 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	case eventfold.SQLite:
 		c, err = sqliteConnector(dsn)
 	case eventfold.SQLServer:
-		c, err = mssql.NewConnector(dsn)
+		c, err = mssql.NewConnector(SQLServerDSN(dsn))
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), redactErr(err, dsn))
 	}
 	return c, d, nil
+}
+
+// SQLServerDSN rewrites the scheme of an eventfold SQL Server DSN to the
+// lower-case "sqlserver://" that go-mssqldb requires. go-mssqldb reads
+// only a DSN starting with exactly "sqlserver://" as a URL; anything else
+// (mssql://, SQLServer://) it parses as an ADO key=value string, which
+// silently connects to localhost as nobody: mssql://sa:pw@db:1433?database=x
+// would give host localhost, no user, no database and no error. Other DSNs
+// are returned unchanged.
+func SQLServerDSN(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok {
+		return dsn
+	}
+	if d, err := eventfold.ParseDialect(strings.ToLower(scheme)); err != nil || d != eventfold.SQLServer {
+		return dsn
+	}
+	return "sqlserver://" + rest
 }
 
 // sqliteConnector opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
