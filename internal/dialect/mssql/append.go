@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	mssql "github.com/microsoft/go-mssqldb"
+
 	"github.com/eventfold/eventfold"
 )
 
@@ -43,6 +45,9 @@ func encodeEvents(events []eventfold.EventData) (string, error) {
 }
 
 // Append appends events to one stream through eventfold.append_events.
+// The payload goes as nvarchar(max): go-mssqldb would declare a plain
+// string as nvarchar(<its exact length>), and every new length would
+// compile and cache a plan of its own.
 // Run on a *sql.Tx the append joins that transaction; run on a *sql.DB the
 // procedure commits it on its own.
 //
@@ -53,11 +58,16 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 	if endsWithSpace(streamID) {
 		return nil, &eventfold.ValidationError{Field: "stream id", Reason: "ends with a space, which SQL Server ignores when it compares strings"}
 	}
+	for _, e := range events {
+		if err := exactIdentifier("event type", e.Type); err != nil {
+			return nil, err
+		}
+	}
 	payload, err := encodeEvents(events)
 	if err != nil {
-		return nil, fmt.Errorf("encode events for eventfold.append_events: %w", err)
+		return nil, fmt.Errorf("encode events for eventfold.append_events: %w", interpretError(err))
 	}
-	rows, err := o.db.QueryContext(ctx, appendSQL, streamID, int64(expected), payload)
+	rows, err := o.db.QueryContext(ctx, appendSQL, streamID, int64(expected), mssql.NVarCharMax(payload))
 	if err != nil {
 		return nil, appendError(err, streamID, expected)
 	}
@@ -71,7 +81,7 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 		var pos, version int64
 		var at time.Time
 		if err := rows.Scan(&pos, &version, &at); err != nil {
-			return nil, fmt.Errorf("scan result of eventfold.append_events: %w", err)
+			return nil, fmt.Errorf("scan result of eventfold.append_events: %w", interpretError(err))
 		}
 		e := events[len(out)]
 		meta := e.Metadata

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	mssql "github.com/microsoft/go-mssqldb"
+
 	"github.com/eventfold/eventfold"
 )
 
@@ -29,7 +31,7 @@ func (o *Ops) ArchivedBefore(ctx context.Context) (int64, error) {
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read archive watermark: %w", err)
+		return 0, fmt.Errorf("read archive watermark: %w", interpretError(err))
 	}
 	return w, nil
 }
@@ -48,11 +50,12 @@ WHEN NOT MATCHED THEN INSERT (id, archived_before) VALUES (1, @p1);`, pos)
 }
 
 // FirstPositionRecordedAt returns the lowest position of an event recorded
-// at or after t; 0 when there is none.
+// at or after t; 0 when there is none. The CAST keeps the comparison on
+// the column's own type (see PruneCommands).
 func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error) {
 	var p int64
 	err := o.db.QueryRowContext(ctx,
-		`SELECT COALESCE(MIN(global_position), 0) FROM eventfold.events WHERE recorded_at >= @p1`, t.UTC()).Scan(&p)
+		`SELECT COALESCE(MIN(global_position), 0) FROM eventfold.events WHERE recorded_at >= CAST(@p1 AS DATETIME2(6))`, t.UTC()).Scan(&p)
 	if err != nil {
 		return 0, fmt.Errorf("first position recorded at or after %s: %w", t.Format(time.RFC3339), interpretError(err))
 	}
@@ -84,7 +87,7 @@ INSERT INTO eventfold.events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
 SELECT @p1, @p2, @p3, @p4, @p5, @p6, @p7, @p8
 WHERE NOT EXISTS (SELECT 1 FROM eventfold.events WITH (UPDLOCK, HOLDLOCK) WHERE global_position = @p1);`,
-			e.GlobalPosition, e.StreamID, e.StreamVersion, e.ID, e.Type, string(e.Data), string(e.Metadata), e.RecordedAt.UTC())
+			e.GlobalPosition, e.StreamID, e.StreamVersion, e.ID, e.Type, mssql.NVarCharMax(e.Data), mssql.NVarCharMax(e.Metadata), e.RecordedAt.UTC())
 		if err != nil {
 			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, interpretError(err))
 		}

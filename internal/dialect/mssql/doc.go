@@ -8,10 +8,16 @@
 // sql/mssql/00001_events.sql), which checks the expected version, takes
 // global positions from the one-row counter eventfold.position and inserts
 // the events. The counter's row lock is held until the transaction ends,
-// so positions become visible in order and a plain
-// "global_position >= from" read never skips a late commit.
+// so positions become visible in order and a locking
+// "global_position >= from" read never skips a late commit (see ReadAll).
 //
-// Stream ids: SQL Server ignores trailing spaces when it compares strings,
-// so "a" and "a " would be one stream. Appends refuse stream ids that end
-// in a space, and reads of such an id find nothing.
+// Identifiers: SQL Server ignores trailing spaces when it compares strings,
+// under every collation, so "a" and "a " would be one stream, command or
+// subscription. Identifier columns are BIN2 (byte-exact otherwise) and
+// identifiers ending in a space are refused with eventfold.ErrInvalidInput
+// before any SQL (reads of such a stream id find nothing).
+//
+// Errors: every operation marks the errors after which a retry may succeed
+// with eventfold.ErrTransient (IsTransient lists them); nothing outside
+// this package needs SQL Server's error numbers.
 package mssql

@@ -19,10 +19,26 @@ const (
 
 	errUniqueConstraint = 2627 // violation of a PRIMARY KEY or UNIQUE constraint
 	errUniqueIndex      = 2601 // duplicate key row in a unique index
-	errDeadlockVictim   = 1205
-	errLockTimeout      = 1222
-	errSnapshotConflict = 3960 // snapshot isolation update conflict
 )
+
+// transientNumbers are the SQL Server error numbers after which running
+// the whole transaction again may succeed: the transaction was rolled back
+// (or never started) and nothing of it is left behind.
+var transientNumbers = map[int32]bool{
+	1205: true, // deadlock victim
+	1222: true, // lock request time out (SET LOCK_TIMEOUT)
+	3960: true, // snapshot isolation update conflict
+	// Azure SQL Database and Managed Instance: the service is busy, moving
+	// or throttling the database. Microsoft's retry guidance lists these.
+	40501: true, // the service is currently busy
+	40613: true, // database not currently available
+	40197: true, // the service encountered an error processing the request
+	49918: true, // cannot process request: not enough resources
+	49919: true, // cannot process create or update request: too many operations
+	49920: true, // cannot process request: too many operations in progress
+	10928: true, // resource limit reached (sessions, workers)
+	10929: true, // resource minimum guarantee not available
+}
 
 // Constraint names from sql/mssql/00001_events.sql; the messages of errors
 // 2627 and 2601 name the constraint or index that was violated.
@@ -74,17 +90,38 @@ func appendError(err error, streamID string, expected eventfold.ExpectedVersion)
 	return fmt.Errorf("exec eventfold.append_events: %w", interpretError(err))
 }
 
-// interpretError marks errors that a retry may cure as transient and
-// returns every other error unchanged.
-func interpretError(err error) error {
+// IsTransient reports whether err carries a SQL Server error after which
+// the whole transaction may be run again: a deadlock, a lock timeout, a
+// snapshot update conflict, or one of Azure SQL's "busy, moving or
+// throttled" errors. Every error number eventfold treats as transient is
+// listed here and nowhere else.
+func IsTransient(err error) bool {
 	for _, e := range sqlErrors(err) {
-		switch e.Number {
-		case errDeadlockVictim, errLockTimeout, errSnapshotConflict:
-			return dialect.Transient(err)
+		if transientNumbers[e.Number] {
+			return true
 		}
 	}
-	return err
+	return false
 }
+
+// Classify returns err marked with eventfold.ErrTransient when IsTransient
+// holds, else err unchanged. The driver's mssql.Error stays reachable
+// through errors.As either way.
+func Classify(err error) error {
+	if err == nil || errors.Is(err, eventfold.ErrTransient) || !IsTransient(err) {
+		return err
+	}
+	return dialect.Transient(err)
+}
+
+// interpretError is Classify, under the name every dialect package uses
+// for its error boundary.
+func interpretError(err error) error { return Classify(err) }
+
+// ClassifyError lets code outside the dialect (the orchestrator, for an
+// error a handler's or reducer's own query raised on the transaction)
+// classify a SQL Server error without knowing its numbers: see Classify.
+func (o *Ops) ClassifyError(err error) error { return Classify(err) }
 
 // isUniqueViolation reports whether e is a unique violation of the named
 // constraint. Only the part of the message before the duplicate key value

@@ -27,11 +27,12 @@ func New(db dialect.DB) *Ops {
 
 // Head returns the highest global position in the log, 0 when it is empty.
 // Because positions commit in order, every position at or below it is
-// settled: committed, or rolled back for good.
+// settled: committed, or rolled back for good. A locking read, like
+// ReadAll and for the same reason.
 func (o *Ops) Head(ctx context.Context) (int64, error) {
 	var head int64
 	err := o.db.QueryRowContext(ctx,
-		`SELECT ISNULL(MAX(global_position), 0) FROM eventfold.events`).Scan(&head)
+		`SELECT ISNULL(MAX(global_position), 0) FROM eventfold.events WITH (READCOMMITTEDLOCK)`).Scan(&head)
 	if err != nil {
 		return 0, fmt.Errorf("read head position: %w", interpretError(err))
 	}
@@ -61,6 +62,20 @@ func (o *Ops) StreamVersion(ctx context.Context, streamID string) (int64, error)
 func (o *Ops) Exec(ctx context.Context, query string, args ...any) error {
 	if _, err := o.db.ExecContext(ctx, query, args...); err != nil {
 		return fmt.Errorf("exec %s: %w", firstWords(query), interpretError(err))
+	}
+	return nil
+}
+
+// exactIdentifier refuses an identifier that SQL Server could not tell
+// apart from another: its = ignores trailing spaces under every collation,
+// Latin1_General_100_BIN2 included, so "pay-X " would find the record of
+// "pay-X" (another caller's command, checkpoint or lease). Identifier
+// columns are BIN2 (code point order, case- and accent-sensitive), so once
+// trailing spaces are ruled out, equal means byte for byte equal. The
+// migrations' CHECK constraints refuse such values on the SQL path too.
+func exactIdentifier(field, s string) error {
+	if endsWithSpace(s) {
+		return &eventfold.ValidationError{Field: field, Reason: fmt.Sprintf("%q ends with a space, which SQL Server ignores when it compares strings", s)}
 	}
 	return nil
 }

@@ -20,8 +20,9 @@ const eventColumns = `global_position, stream_id, stream_version,
 	CONVERT(NVARCHAR(36), event_id) AS event_id, event_type, data, metadata, recorded_at`
 
 const (
+	// READCOMMITTEDLOCK: see ReadAll.
 	readAllSQL = `SELECT TOP (@p2) ` + eventColumns + `
-FROM eventfold.events
+FROM eventfold.events WITH (READCOMMITTEDLOCK)
 WHERE global_position >= @p1
 ORDER BY global_position`
 
@@ -39,9 +40,21 @@ ORDER BY stream_version DESC`
 // ReadAll reads up to limit events with global_position >= from, in
 // position order. No horizon filter is needed on SQL Server: positions
 // commit in order (see the package doc), so any position a reader can see
-// has no uncommitted position below it. Under locking READ COMMITTED the
-// read waits for an in-flight append instead; with READ_COMMITTED_SNAPSHOT
-// it returns what has committed.
+// has no uncommitted position below it.
+//
+// The read is a locking one (READCOMMITTEDLOCK) even when the database
+// has READ_COMMITTED_SNAPSHOT ON. "The previous appender released the
+// counter lock, so its events are visible" holds for a locking read by
+// definition: it reads the committed row as soon as the lock is gone. A
+// snapshot read instead sees whatever the engine counted as committed when
+// the statement began, and whether a committer is already in every new
+// snapshot when its locks are released is an engine internal: on MariaDB
+// it is not, and readers skipped events (issue 16). SQL Server documents
+// snapshot reads as "committed before the statement began", which by
+// strict two-phase locking would include the earlier appender; eventfold
+// does not rely on it. The cost: a reader of the newest events waits for
+// the one append transaction in flight (appends serialise on the counter,
+// so there is at most one), as every reader does with RCSI off.
 func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.Event, error) {
 	rows, err := o.db.QueryContext(ctx, readAllSQL, from, int64(dialect.ReadLimitClamp(limit)))
 	if err != nil {
@@ -49,7 +62,7 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 	}
 	evs, err := scanEvents(rows)
 	if err != nil {
-		return nil, fmt.Errorf("read events from position %d: %w", from, err)
+		return nil, fmt.Errorf("read events from position %d: %w", from, interpretError(err))
 	}
 	return evs, nil
 }
@@ -73,7 +86,7 @@ func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit
 	}
 	evs, err := scanEvents(rows)
 	if err != nil {
-		return nil, fmt.Errorf("read stream from version %d: %w", from, err)
+		return nil, fmt.Errorf("read stream from version %d: %w", from, interpretError(err))
 	}
 	return evs, nil
 }
@@ -89,7 +102,7 @@ func scanEvents(rows *sql.Rows) ([]eventfold.Event, error) {
 			at             time.Time
 		)
 		if err := rows.Scan(&e.GlobalPosition, &e.StreamID, &e.StreamVersion, &id, &e.Type, &data, &meta, &at); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
+			return nil, fmt.Errorf("scan event: %w", interpretError(err))
 		}
 		e.ID = strings.ToLower(id) // SQL Server renders UUIDs in upper case
 		e.Data = json.RawMessage(data)

@@ -8,11 +8,13 @@ import (
 // Log statistics behind `esctl stats`, in hand-written T-SQL.
 
 // StatsEventTypes calls fn for every event type with its number of events,
-// most frequent first.
+// most frequent first. The length is part of the group: SQL Server's
+// comparison (GROUP BY included) ignores trailing spaces, and types
+// recorded before migration 00005 may still differ only by them.
 func (o *Ops) StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error {
 	return o.statsRows(ctx, "count events per type", `
 SELECT event_type, COUNT_BIG(*) AS events FROM eventfold.events
-GROUP BY event_type ORDER BY events DESC, event_type`, fn)
+GROUP BY event_type, DATALENGTH(event_type) ORDER BY events DESC, event_type`, fn)
 }
 
 // StatsEventDays calls fn for every day (YYYY-MM-DD, UTC) with its number
@@ -33,7 +35,7 @@ func (o *Ops) statsRows(ctx context.Context, what, query string, fn func(string,
 		var k string
 		var n int64
 		if err := rows.Scan(&k, &n); err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return fmt.Errorf("%s: %w", what, interpretError(err))
 		}
 		fn(k, n)
 	}

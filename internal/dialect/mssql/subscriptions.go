@@ -16,24 +16,30 @@ import (
 // GetCheckpoint returns a subscription's checkpoint; found is false when it
 // has none yet.
 func (o *Ops) GetCheckpoint(ctx context.Context, name string) (pos int64, found bool, err error) {
+	if err := exactIdentifier("subscription name", name); err != nil {
+		return 0, false, err
+	}
 	err = o.db.QueryRowContext(ctx, `SELECT position FROM eventfold.checkpoints WHERE name = @p1`, name).Scan(&pos)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
 	if err != nil {
-		return 0, false, fmt.Errorf("get checkpoint %q: %w", name, err)
+		return 0, false, fmt.Errorf("get checkpoint %q: %w", name, interpretError(err))
 	}
 	return pos, true, nil
 }
 
 // CreateCheckpoint creates a checkpoint at pos unless one exists.
 func (o *Ops) CreateCheckpoint(ctx context.Context, name string, pos int64) error {
+	if err := exactIdentifier("subscription name", name); err != nil {
+		return err
+	}
 	_, err := o.db.ExecContext(ctx, `
 MERGE eventfold.checkpoints WITH (HOLDLOCK) AS t
 USING (SELECT @p1 AS name, @p2 AS position) AS s ON t.name = s.name
 WHEN NOT MATCHED THEN INSERT (name, position, updated_at) VALUES (s.name, s.position, SYSUTCDATETIME());`, name, pos)
 	if err != nil {
-		return fmt.Errorf("create checkpoint %q: %w", name, err)
+		return fmt.Errorf("create checkpoint %q: %w", name, interpretError(err))
 	}
 	return nil
 }
@@ -41,36 +47,45 @@ WHEN NOT MATCHED THEN INSERT (name, position, updated_at) VALUES (s.name, s.posi
 // AdvanceCheckpoint moves a checkpoint from expected to pos, and reports
 // false (changing nothing) when it was no longer at expected.
 func (o *Ops) AdvanceCheckpoint(ctx context.Context, name string, expected, pos int64) (bool, error) {
+	if err := exactIdentifier("subscription name", name); err != nil {
+		return false, err
+	}
 	res, err := o.db.ExecContext(ctx, `
 UPDATE eventfold.checkpoints SET position = @p1, updated_at = SYSUTCDATETIME()
 WHERE name = @p2 AND position = @p3`, pos, name, expected)
 	if err != nil {
-		return false, fmt.Errorf("advance checkpoint %q to %d: %w", name, pos, err)
+		return false, fmt.Errorf("advance checkpoint %q to %d: %w", name, pos, interpretError(err))
 	}
 	n, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("advance checkpoint %q: rows affected: %w", name, err)
+		return false, fmt.Errorf("advance checkpoint %q: rows affected: %w", name, interpretError(err))
 	}
 	return n == 1, nil
 }
 
 // SetCheckpoint sets a checkpoint unconditionally (rewind, skip ahead).
 func (o *Ops) SetCheckpoint(ctx context.Context, name string, pos int64) error {
+	if err := exactIdentifier("subscription name", name); err != nil {
+		return err
+	}
 	_, err := o.db.ExecContext(ctx, `
 MERGE eventfold.checkpoints WITH (HOLDLOCK) AS t
 USING (SELECT @p1 AS name, @p2 AS position) AS s ON t.name = s.name
 WHEN MATCHED THEN UPDATE SET position = s.position, updated_at = SYSUTCDATETIME()
 WHEN NOT MATCHED THEN INSERT (name, position, updated_at) VALUES (s.name, s.position, SYSUTCDATETIME());`, name, pos)
 	if err != nil {
-		return fmt.Errorf("set checkpoint %q: %w", name, err)
+		return fmt.Errorf("set checkpoint %q: %w", name, interpretError(err))
 	}
 	return nil
 }
 
 // DeleteCheckpoint removes a checkpoint.
 func (o *Ops) DeleteCheckpoint(ctx context.Context, name string) error {
+	if err := exactIdentifier("subscription name", name); err != nil {
+		return err
+	}
 	if _, err := o.db.ExecContext(ctx, `DELETE FROM eventfold.checkpoints WHERE name = @p1`, name); err != nil {
-		return fmt.Errorf("delete checkpoint %q: %w", name, err)
+		return fmt.Errorf("delete checkpoint %q: %w", name, interpretError(err))
 	}
 	return nil
 }
@@ -79,7 +94,7 @@ func (o *Ops) DeleteCheckpoint(ctx context.Context, name string) error {
 func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error {
 	rows, err := o.db.QueryContext(ctx, `SELECT name, position, updated_at FROM eventfold.checkpoints ORDER BY name`)
 	if err != nil {
-		return fmt.Errorf("list checkpoints: %w", err)
+		return fmt.Errorf("list checkpoints: %w", interpretError(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -89,12 +104,12 @@ func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int6
 			at   time.Time
 		)
 		if err := rows.Scan(&name, &pos, &at); err != nil {
-			return fmt.Errorf("list checkpoints: %w", err)
+			return fmt.Errorf("list checkpoints: %w", interpretError(err))
 		}
-		fn(name, pos, at.UTC())
+		fn(name, pos, utc(at))
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list checkpoints: %w", err)
+		return fmt.Errorf("list checkpoints: %w", interpretError(err))
 	}
 	return nil
 }
@@ -103,6 +118,9 @@ func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int6
 // already holds it, for ttl from now by the database clock. It reports
 // whether owner holds the lease afterwards.
 func (o *Ops) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
+	if err := errors.Join(exactIdentifier("subscription name", name), exactIdentifier("lease owner", owner)); err != nil {
+		return false, err
+	}
 	var got string
 	err := o.db.QueryRowContext(ctx, `
 MERGE eventfold.leases WITH (HOLDLOCK) AS t
@@ -119,20 +137,23 @@ OUTPUT inserted.owner;`, name, owner, ttl.Milliseconds()).Scan(&got)
 		return false, nil // held by someone else and not expired
 	}
 	if err != nil {
-		return false, fmt.Errorf("acquire lease %q: %w", name, err)
+		return false, fmt.Errorf("acquire lease %q: %w", name, interpretError(err))
 	}
 	return got == owner, nil
 }
 
 // LeaseOwner returns who holds an unexpired lease on name ("" for nobody).
 func (o *Ops) LeaseOwner(ctx context.Context, name string) (string, error) {
+	if err := exactIdentifier("subscription name", name); err != nil {
+		return "", err
+	}
 	var owner string
 	err := o.db.QueryRowContext(ctx, `SELECT owner FROM eventfold.leases WHERE name = @p1 AND expires_at >= SYSUTCDATETIME()`, name).Scan(&owner)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("lease owner %q: %w", name, err)
+		return "", fmt.Errorf("lease owner %q: %w", name, interpretError(err))
 	}
 	return owner, nil
 }
@@ -140,8 +161,11 @@ func (o *Ops) LeaseOwner(ctx context.Context, name string) (string, error) {
 // ReleaseLease gives up owner's lease on name, so another process can take
 // over at once; a lease held by someone else is left alone.
 func (o *Ops) ReleaseLease(ctx context.Context, name, owner string) error {
+	if err := errors.Join(exactIdentifier("subscription name", name), exactIdentifier("lease owner", owner)); err != nil {
+		return err
+	}
 	if _, err := o.db.ExecContext(ctx, `DELETE FROM eventfold.leases WHERE name = @p1 AND owner = @p2`, name, owner); err != nil {
-		return fmt.Errorf("release lease %q: %w", name, err)
+		return fmt.Errorf("release lease %q: %w", name, interpretError(err))
 	}
 	return nil
 }
