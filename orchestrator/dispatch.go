@@ -191,7 +191,7 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 
 	emits, err := h.run(withStep(ctx, Step{Kind: "handler", Name: cmd.Name}), tx, cmd.Payload)
 	if err != nil {
-		return nil, &HandlerError{Command: cmd.Name, CommandID: id, Err: err}
+		return nil, &HandlerError{Command: cmd.Name, CommandID: id, Err: o.classify(err)}
 	}
 
 	events := make([]eventfold.Event, 0, len(emits))
@@ -339,7 +339,7 @@ func (o *Orchestrator[TTx]) runReducer(ctx context.Context, tx TTx, command stri
 		return &ReducerError{
 			Reducer: r.name, Command: command,
 			EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
-			Err: err,
+			Err: o.classify(err),
 		}
 	}
 	rctx := withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: evs[0].Type})

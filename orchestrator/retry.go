@@ -13,11 +13,13 @@ import (
 
 // IsRetryable reports whether running the whole command again may succeed:
 // a wrong expected version (the handler decided on stale state), a
-// transient conflict the store reported (eventfold.ErrTransient), a
-// concurrent duplicate of the command id, or a serialization failure,
-// deadlock or lock timeout raised by the database inside a handler's or
-// reducer's own query (which the store never saw, so it is classified
-// here from the driver's error code).
+// transient conflict (eventfold.ErrTransient), a concurrent duplicate of
+// the command id, or a serialization failure, deadlock or lock timeout
+// raised by PostgreSQL or MySQL inside a handler's or reducer's own query
+// (which the store never saw, so it is classified here from the driver's
+// error code). On SQL Server the dialect classifies such errors itself
+// (the orchestrator passes handler and reducer errors through it, see
+// classify), so they arrive here as eventfold.ErrTransient.
 //
 // Connection failures are not retried: the transaction's fate may be
 // unknown. Re-dispatch with the same command id to be safe.
@@ -49,16 +51,24 @@ func IsRetryable(err error) bool {
 			return true
 		}
 	}
-	// SQL Server (go-mssqldb's Error has SQLErrorNumber).
-	var ms interface{ SQLErrorNumber() int32 }
-	if errors.As(err, &ms) {
-		switch ms.SQLErrorNumber() {
-		case 1205, // deadlock victim
-			1222: // lock request time out
-			return true
-		}
-	}
 	return false
+}
+
+// errorClassifier is implemented by the Ops of a dialect that marks
+// database errors a retry may cure with eventfold.ErrTransient itself
+// (SQL Server's), so that no error number of it lives here.
+type errorClassifier interface {
+	ClassifyError(err error) error
+}
+
+// classify passes an error from a handler or reducer (which may come from
+// their own queries on the transaction) through the dialect's classifier,
+// when the dialect has one.
+func (o *Orchestrator[TTx]) classify(err error) error {
+	if c, ok := o.store.Driver().Ops().(errorClassifier); ok {
+		return c.ClassifyError(err)
+	}
+	return err
 }
 
 // backoff returns the wait before attempt n+1 (n >= 1): BaseBackoff
