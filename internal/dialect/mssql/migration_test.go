@@ -195,6 +195,23 @@ func TestMigrationProcedureShape(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, proc)
+	checkProcedure(t, proc)
+}
+
+func TestMigrationNamesTheConstraintsGoMatches(t *testing.T) {
+	t.Parallel()
+	text := readMigration(t)
+	require.Contains(t, text, "CONSTRAINT "+constraintEventID+" UNIQUE")
+	require.Contains(t, text, "CONSTRAINT "+constraintStreamVersion+" UNIQUE")
+	require.Contains(t, text, "COLLATE Latin1_General_100_BIN2", "stream ids are case-sensitive")
+}
+
+// checkProcedure checks a CREATE or ALTER PROCEDURE batch of
+// eventfold.append_events: balanced blocks, terminated statements before
+// THROW and around transaction statements, and the contract with the Go
+// side.
+func checkProcedure(t *testing.T, proc string) {
+	t.Helper()
 	code := tsqlCode(proc)
 
 	// BEGIN (not BEGIN TRANSACTION) and CASE each close with one END.
@@ -243,12 +260,4 @@ func TestMigrationProcedureShape(t *testing.T) {
 	require.Contains(t, proc, "WITH (UPDLOCK, HOLDLOCK)")
 	require.Contains(t, proc, "SET @last = last_position = last_position + @n")
 	require.Contains(t, proc, "SET XACT_ABORT ON;")
-}
-
-func TestMigrationNamesTheConstraintsGoMatches(t *testing.T) {
-	t.Parallel()
-	text := readMigration(t)
-	require.Contains(t, text, "CONSTRAINT "+constraintEventID+" UNIQUE")
-	require.Contains(t, text, "CONSTRAINT "+constraintStreamVersion+" UNIQUE")
-	require.Contains(t, text, "COLLATE Latin1_General_100_BIN2", "stream ids are case-sensitive")
 }
