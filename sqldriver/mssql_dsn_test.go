@@ -42,3 +42,28 @@ func TestSQLServerDSNSchemes(t *testing.T) {
 		require.Equal(t, dsn, sqldriver.SQLServerDSN(dsn))
 	}
 }
+
+// TestSQLServerDSNPathWithPortRefused: go-mssqldb reads the path of a
+// sqlserver:// URL as an instance name and ignores it when a port is
+// given, so .../app would have used the login's default database (master)
+// without a word.
+func TestSQLServerDSNPathWithPortRefused(t *testing.T) {
+	t.Parallel()
+	_, _, err := sqldriver.Connector("sqlserver://sa:s3cret@db.example:1433/app")
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+	require.Contains(t, err.Error(), "?database=app")
+	require.NotContains(t, err.Error(), "s3cret")
+	_, _, err = sqldriver.Connector("mssql://sa:pw@db.example:1433/app")
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+
+	// A named instance without a port, or a path with the database given,
+	// are what go-mssqldb documents.
+	for _, dsn := range []string{
+		"sqlserver://sa:pw@db.example/SQLEXPRESS?database=app",
+		"sqlserver://sa:pw@db.example/SQLEXPRESS",
+		"sqlserver://sa:pw@db.example:1433/SQLEXPRESS?database=app",
+	} {
+		_, _, err := sqldriver.Connector(dsn)
+		require.NoError(t, err, dsn)
+	}
+}

@@ -87,6 +87,9 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	case eventfold.SQLite:
 		c, err = sqliteConnector(dsn)
 	case eventfold.SQLServer:
+		if err := checkSQLServerURL(SQLServerDSN(dsn)); err != nil {
+			return nil, "", err
+		}
 		c, err = mssql.NewConnector(SQLServerDSN(dsn))
 	}
 	if err != nil {
@@ -111,6 +114,25 @@ func SQLServerDSN(dsn string) string {
 		return dsn
 	}
 	return "sqlserver://" + rest
+}
+
+// checkSQLServerURL refuses the one URL shape that go-mssqldb accepts but
+// reads differently from every other eventfold DSN: a path with a port.
+// go-mssqldb takes the path as an instance name and ignores it when a port
+// is given, so sqlserver://u:p@db:1433/app would connect to the login's
+// default database (often master) and migrate that, without a word.
+func checkSQLServerURL(dsn string) error {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return nil // go-mssqldb reports it
+	}
+	path := strings.Trim(u.Path, "/")
+	if path != "" && u.Port() != "" && u.Query().Get("database") == "" {
+		return &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf(
+			"%s: in a sqlserver:// URL the path (%q) is an instance name, which is ignored when a port is given; name the database with ?database=%s",
+			Redact(dsn), path, url.QueryEscape(path))}
+	}
+	return nil
 }
 
 // sqliteConnector opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
