@@ -6,6 +6,10 @@ import (
 	"database/sql/driver"
 	"encoding/json"
 	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +29,26 @@ import (
 type serverDown struct {
 	err        error
 	statements atomic.Int64
+
+	mu   sync.Mutex
+	sent []sentStatement
+}
+
+// sentStatement is a statement as the driver received it.
+type sentStatement struct {
+	query string
+	args  []any
+}
+
+func (s *serverDown) record(query string, args []driver.NamedValue) {
+	s.statements.Add(1)
+	st := sentStatement{query: query}
+	for _, a := range args {
+		st.args = append(st.args, a.Value)
+	}
+	s.mu.Lock()
+	s.sent = append(s.sent, st)
+	s.mu.Unlock()
 }
 
 func (s *serverDown) Connect(context.Context) (driver.Conn, error) { return downConn{s}, nil }
@@ -35,12 +59,12 @@ type downConn struct{ s *serverDown }
 func (c downConn) Prepare(string) (driver.Stmt, error) { c.s.statements.Add(1); return nil, c.s.err }
 func (c downConn) Close() error                        { return nil }
 func (c downConn) Begin() (driver.Tx, error)           { return nil, c.s.err }
-func (c downConn) ExecContext(context.Context, string, []driver.NamedValue) (driver.Result, error) {
-	c.s.statements.Add(1)
+func (c downConn) ExecContext(_ context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	c.s.record(q, args)
 	return nil, c.s.err
 }
-func (c downConn) QueryContext(context.Context, string, []driver.NamedValue) (driver.Rows, error) {
-	c.s.statements.Add(1)
+func (c downConn) QueryContext(_ context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	c.s.record(q, args)
 	return nil, c.s.err
 }
 
@@ -153,4 +177,40 @@ func TestIdentifiersEndingInSpaceRefusedBeforeSQL(t *testing.T) {
 		_, _, err := o.LookupCommand(ctx, id)
 		require.NotErrorIs(t, err, eventfold.ErrInvalidInput, "%q", id)
 	}
+}
+
+// TestParametersKeepPlansAndSeeks: the JSON payload goes as nvarchar(max)
+// (a plain string is declared nvarchar(<exact length>), one cached plan
+// per length), and a time.Time (sent as datetimeoffset) is CAST to the
+// DATETIME2 of the column it is compared with, so that the column is not
+// converted row by row and its index can be sought.
+func TestParametersKeepPlansAndSeeks(t *testing.T) {
+	t.Parallel()
+	o, server := opsAnswering(t, serverError(mssql.Error{Number: 1205, Message: "constructed"}))
+	everyOperation(o, "id-1")
+	server.mu.Lock()
+	defer server.mu.Unlock()
+	var sawAppend, sawRecord, sawRestore bool
+	timeCompare := regexp.MustCompile(`(recorded_at|updated_at|expires_at)\s*(<|>|<=|>=|=)\s*@p\d`)
+	for _, st := range server.sent {
+		require.NotRegexp(t, timeCompare, st.query, "a time column compared with a bare datetimeoffset parameter")
+		for i, a := range st.args {
+			if _, isTime := a.(time.Time); isTime && !strings.Contains(st.query, "INSERT INTO") {
+				require.Contains(t, st.query, "CAST(@p"+strconv.Itoa(i+1)+" AS DATETIME2(6))", st.query)
+			}
+		}
+		switch {
+		case st.query == appendSQL:
+			sawAppend = true
+			require.IsType(t, mssql.NVarCharMax(""), st.args[2], "the events payload")
+		case strings.Contains(st.query, "INSERT INTO eventfold.commands"):
+			sawRecord = true
+			require.IsType(t, mssql.NVarCharMax(""), st.args[2], "the event references")
+		case strings.Contains(st.query, "INSERT INTO eventfold.events"):
+			sawRestore = true
+			require.IsType(t, mssql.NVarCharMax(""), st.args[5], "restored data")
+			require.IsType(t, mssql.NVarCharMax(""), st.args[6], "restored metadata")
+		}
+	}
+	require.True(t, sawAppend && sawRecord && sawRestore)
 }
