@@ -124,3 +124,23 @@ func TestSQLErrorsPointer(t *testing.T) {
 	err := fmt.Errorf("wrapped: %w", &mssql.Error{Number: 1205, Message: "deadlock"})
 	require.ErrorIs(t, interpretError(err), eventfold.ErrTransient)
 }
+
+// TestIsTransientLooksAtEveryError: go-mssqldb describes only the last
+// error of a batch in mssql.Error's own fields; a deadlock followed by
+// 266 (transaction count mismatch on the procedure's exit) is still a
+// deadlock. The orchestrator's old fallback read only the last number.
+func TestIsTransientLooksAtEveryError(t *testing.T) {
+	t.Parallel()
+	err := serverError(
+		mssql.Error{Number: 3960, Message: "Snapshot isolation transaction aborted due to update conflict."},
+		mssql.Error{Number: 266, Message: "Transaction count after EXECUTE indicates a mismatching number of BEGIN and COMMIT statements."},
+	)
+	require.True(t, IsTransient(err))
+	require.ErrorIs(t, Classify(err), eventfold.ErrTransient)
+	require.False(t, IsTransient(serverError(mssql.Error{Number: 266})))
+	require.False(t, IsTransient(nil))
+	require.NoError(t, Classify(nil))
+	// Classifying twice wraps once.
+	once := Classify(err)
+	require.Same(t, once, Classify(once))
+}
