@@ -10,9 +10,11 @@
 -- nothing in eventfold's migrations or queries needs SQL Server 2017
 -- (00002 and 00003 say "2017+"; they need only 2016). The first statement
 -- below refuses a lower level with a clear message. On a fresh database
--- below level 130, 00001 itself already fails, with "Incorrect syntax near
--- the keyword 'with'" in CREATE PROCEDURE: raise the level
--- (ALTER DATABASE CURRENT SET COMPATIBILITY_LEVEL = 130) and migrate again.
+-- below level 130, 00001 itself already fails in CREATE PROCEDURE or at the
+-- first append, with an error about OPENJSON (typically "Incorrect syntax
+-- near the keyword 'with'" or "Invalid object name 'OPENJSON'"): raise the
+-- level (ALTER DATABASE CURRENT SET COMPATIBILITY_LEVEL = 130) and migrate
+-- again.
 --
 -- Corrections to 00001's comments: a rolled-back append leaves no hole in
 -- the positions. The counter update rolls back with the events, so the
