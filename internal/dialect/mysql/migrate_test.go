@@ -75,4 +75,17 @@ func TestSqlcSchemaMatchesMigration(t *testing.T) {
 	got := createTable.FindAllString(string(copyText), -1)
 	require.Len(t, want, 3, "the migration creates three tables")
 	require.Equal(t, want, got, "queries/mysql/schema/00001_events_tables.sql must repeat the migration's CREATE TABLE statements verbatim")
+
+	// 00005 changes column types next to a procedure: sqlc reads its ALTER TABLEs from a copy.
+	migration, err = os.ReadFile("../../../sql/mysql/00005_exact_identifiers_atomic_append.sql")
+	require.NoError(t, err)
+	copyText, err = os.ReadFile("../../../queries/mysql/schema-00005/00005_exact_identifiers.sql")
+	require.NoError(t, err)
+	up = string(migration)
+	up = up[:strings.Index(up, "-- +goose Down")]
+	alterTable := regexp.MustCompile(`(?ms)^ALTER TABLE .*?;$`)
+	want = alterTable.FindAllString(up, -1)
+	got = alterTable.FindAllString(string(copyText), -1)
+	require.Len(t, want, 5, "00005 alters five tables")
+	require.Equal(t, want, got, "queries/mysql/schema-00005/00005_exact_identifiers.sql must repeat the migration's ALTER TABLE statements verbatim")
 }

@@ -2,8 +2,10 @@ package mysql
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dbsqlc/mysqldb"
@@ -14,16 +16,17 @@ import (
 // from, or backward from it (from < 1: from the stream's last event).
 func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit int, backward bool) ([]eventfold.Event, error) {
 	n := int32(dialect.ReadLimitClamp(limit))
-	var rows []mysqldb.EventfoldEvent
-	var err error
 	if backward {
 		if from < 1 {
 			from = math.MaxInt64
 		}
-		rows, err = o.q.ReadStreamBackward(ctx, o.db, mysqldb.ReadStreamBackwardParams{StreamID: streamID, FromVersion: from, Limit: n})
-	} else {
-		rows, err = o.q.ReadStreamForward(ctx, o.db, mysqldb.ReadStreamForwardParams{StreamID: streamID, FromVersion: from, Limit: n})
+		rows, err := o.q.ReadStreamBackward(ctx, o.db, mysqldb.ReadStreamBackwardParams{StreamID: streamID, FromVersion: from, Limit: n})
+		if err != nil {
+			return nil, interpretError(err)
+		}
+		return eventsFromRows(rows), nil
 	}
+	rows, err := o.q.ReadStreamForward(ctx, o.db, mysqldb.ReadStreamForwardParams{StreamID: streamID, FromVersion: from, Limit: n})
 	if err != nil {
 		return nil, interpretError(err)
 	}
@@ -57,7 +60,7 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 		return nil, interpretError(err)
 	}
 	expect := max(from, 1) // positions start at 1
-	out := make([]mysqldb.EventfoldEvent, 0, len(rows))
+	out := make([]eventRow, 0, len(rows))
 	for _, r := range rows {
 		if r.GlobalPosition != expect {
 			fill, err := o.q.ReadAllGap(ctx, o.db, mysqldb.ReadAllGapParams{
@@ -66,12 +69,12 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 			if err != nil {
 				return nil, fmt.Errorf("re-read positions [%d, %d) below a committed one: %w", expect, r.GlobalPosition, interpretError(err))
 			}
-			out = append(out, fill...)
+			out = append(out, toEventRows(fill)...)
 			if len(out) >= n {
 				break
 			}
 		}
-		out = append(out, r)
+		out = append(out, eventRow(r))
 		expect = r.GlobalPosition + 1
 		if len(out) >= n {
 			break
@@ -101,11 +104,39 @@ func (o *Ops) StreamVersion(ctx context.Context, streamID string) (int64, error)
 	return v, nil
 }
 
+// eventRow is the column list every event read selects. sqlc generates one
+// row type per query (its table model orders the columns differently since
+// migration 00005 changed their types), all convertible to this one.
+type eventRow struct {
+	GlobalPosition int64
+	StreamID       string
+	StreamVersion  int64
+	EventID        string
+	EventType      string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	RecordedAt     time.Time
+}
+
+// generatedEventRow lists the generated row types of the event reads.
+type generatedEventRow interface {
+	mysqldb.ReadAllRow | mysqldb.ReadAllGapRow | mysqldb.ReadStreamForwardRow | mysqldb.ReadStreamBackwardRow | eventRow
+}
+
+func toEventRows[R generatedEventRow](rows []R) []eventRow {
+	out := make([]eventRow, len(rows))
+	for i, r := range rows {
+		out[i] = eventRow(r)
+	}
+	return out
+}
+
 // eventsFromRows converts generated rows into the library's events, so
 // that generated types never leave this package.
-func eventsFromRows(rows []mysqldb.EventfoldEvent) []eventfold.Event {
+func eventsFromRows[R generatedEventRow](rows []R) []eventfold.Event {
 	out := make([]eventfold.Event, len(rows))
-	for i, r := range rows {
+	for i, gr := range rows {
+		r := eventRow(gr)
 		out[i] = eventfold.Event{
 			GlobalPosition: r.GlobalPosition,
 			StreamID:       r.StreamID,

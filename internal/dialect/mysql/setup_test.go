@@ -88,6 +88,17 @@ func migratedDB(t *testing.T) *sql.DB {
 	return db
 }
 
+// latestDB is scratchDB with every MySQL migration applied.
+func latestDB(t *testing.T) *sql.DB {
+	t.Helper()
+	db := scratchDB(t)
+	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
+	require.NoError(t, err)
+	_, err = p.Up(context.Background())
+	require.NoError(t, err, "migrate up")
+	return db
+}
+
 // begin starts a transaction the way package sqldriver does.
 func begin(t *testing.T, db *sql.DB) *sql.Tx {
 	t.Helper()
