@@ -68,7 +68,8 @@ func runExactIdentifierPairs(t *testing.T, db *sql.DB) {
 		require.True(t, found, "deleting the other subscription left this one alone")
 		names := map[string]int64{}
 		require.NoError(t, ops.ListCheckpoints(ctx, func(name string, pos int64, _ time.Time) { names[name] = pos }))
-		require.Equal(t, map[string]int64{"billing-X": 45}, names)
+		require.Equal(t, int64(45), names["billing-X"])
+		require.NotContains(t, names, "billing-X ")
 	})
 
 	t.Run("leases", func(t *testing.T) {
