@@ -15,9 +15,9 @@
 --    (a bare CALL in autocommit mode, as in the README's example) each statement of the old
 --    procedure committed by itself: the counter bump, the stream version and the events
 --    became visible separately, and a failure halfway left a stream's version (and the
---    counter) advanced without its events. Now, when no transaction is active
---    (@@in_transaction = 0, on MySQL 8 and MariaDB alike), the procedure opens one, commits
---    it at the end and rolls it back on any error before re-raising it. Inside the caller's
+--    counter) advanced without its events. Now, when no transaction is active, the
+--    procedure opens one, commits it at the end and rolls it back on any error before
+--    re-raising it. Inside the caller's
 --    transaction it behaves as before: the caller commits, or rolls back on an error.
 --
 -- 3. New streams no longer deadlock at REPEATABLE READ (the server default). The old
@@ -81,6 +81,7 @@ BEGIN
     DECLARE v_now     DATETIME(6) DEFAULT UTC_TIMESTAMP(6);
     DECLARE v_invalid BIGINT;
     DECLARE v_msg     VARCHAR(128);
+    DECLARE v_in_tx   BOOLEAN DEFAULT FALSE;              -- called inside a transaction
     DECLARE v_own_tx  BOOLEAN DEFAULT FALSE;              -- this CALL opened the transaction
 
     -- Any error: undo what this CALL's own transaction did, then raise the error unchanged.
@@ -131,9 +132,16 @@ BEGIN
     END IF;
 
     -- 2. Outside a transaction, open one: every statement below commits together or not at
-    --    all. @@in_transaction is 1 inside START TRANSACTION/BEGIN (and once autocommit=0 has
-    --    touched a table), on MySQL 8 and MariaDB alike.
-    IF @@in_transaction = 0 THEN
+    --    all. Whether a transaction is active is asked in a way both servers answer alike:
+    --    SET TRANSACTION (without SESSION/GLOBAL) fails with 1568 while one is (after START
+    --    TRANSACTION/BEGIN, or once autocommit=0 has touched a table), and otherwise only
+    --    makes the next transaction, ours, read-write. (MariaDB's @@in_transaction says the
+    --    same, but MySQL 8 has no such variable.)
+    BEGIN
+        DECLARE CONTINUE HANDLER FOR 1568 SET v_in_tx = TRUE;
+        SET TRANSACTION READ WRITE;
+    END;
+    IF NOT v_in_tx THEN
         SET v_own_tx = TRUE;
         START TRANSACTION;
     END IF;

@@ -114,6 +114,23 @@ func TestBareCallIsAtomic(t *testing.T) {
 	_, err = conn.ExecContext(ctx, `ROLLBACK`)
 	require.NoError(t, err)
 	require.Equal(t, logState{counter: 3, events: 3, version: 3}, readLogState(t, db, "acct"))
+
+	// autocommit=0 after a statement has touched a table is a transaction too.
+	_, err = conn.ExecContext(ctx, `SET autocommit = 0`)
+	require.NoError(t, err)
+	_, err = conn.ExecContext(ctx, `SELECT COUNT(*) FROM eventfold_streams`)
+	require.NoError(t, err)
+	require.NoError(t, call("acct", 3, procEvents(uuid.NewString())))
+	_, err = conn.ExecContext(ctx, `ROLLBACK`)
+	require.NoError(t, err)
+	require.Equal(t, logState{counter: 3, events: 3, version: 3}, readLogState(t, db, "acct"))
+	// ... while a CALL that comes first opens and commits its own.
+	require.NoError(t, call("acct", 3, procEvents(uuid.NewString())))
+	_, err = conn.ExecContext(ctx, `ROLLBACK`)
+	require.NoError(t, err)
+	require.Equal(t, logState{counter: 4, events: 4, version: 4}, readLogState(t, db, "acct"))
+	_, err = conn.ExecContext(ctx, `SET autocommit = 1`)
+	require.NoError(t, err)
 }
 
 // TestBareCallsKeepPositionOrder: while 16 clients make bare CALLs, an
