@@ -100,6 +100,12 @@ BEGIN
         SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31002,
             MESSAGE_TEXT = 'eventfold: invalid append: empty stream id';
     END IF;
+    -- The id is kept as bytes now: refuse bytes that are not UTF-8 (a round trip through
+    -- utf8mb4 turns them into '?'), as eventfold's Go validation does before any SQL.
+    IF CONVERT(CONVERT(p_stream_id USING utf8mb4) USING binary) <> p_stream_id THEN
+        SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31002,
+            MESSAGE_TEXT = 'eventfold: invalid append: stream id is not valid UTF-8';
+    END IF;
     IF p_expected_version IS NULL OR p_expected_version < -3 THEN
         SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31002,
             MESSAGE_TEXT = 'eventfold: invalid append: expected version must be -1, -2, -3 or >= 0';

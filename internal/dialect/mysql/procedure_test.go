@@ -284,3 +284,22 @@ func TestNewStreamsNoDeadlockAtRepeatableRead(t *testing.T) {
 	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM eventfold_events`).Scan(&n))
 	require.Equal(t, int64(2+2*16*6), n)
 }
+
+// TestProcedureRefusesNonUTF8StreamID: the stream id column holds bytes
+// since 00005, so the procedure itself refuses an id that is not UTF-8
+// (a DBA's CALL skips eventfold's Go validation); before, the utf8mb4
+// parameter did.
+func TestProcedureRefusesNonUTF8StreamID(t *testing.T) {
+	t.Parallel()
+	db := latestDB(t)
+	_, err := db.Exec(`CALL eventfold_append_events(0x61FF62, -1, ?)`, procEvents(uuid.NewString()))
+	var me *gomysql.MySQLError
+	require.ErrorAs(t, err, &me)
+	require.Equal(t, uint16(31002), me.Number)
+	require.Contains(t, me.Message, "UTF-8")
+	_, err = db.Exec(`CALL eventfold_append_events(?, -1, ?)`, "konto-äö-✓", procEvents(uuid.NewString()))
+	require.NoError(t, err)
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM eventfold_streams`).Scan(&n))
+	require.Equal(t, 1, n)
+}
