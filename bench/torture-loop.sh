@@ -10,10 +10,13 @@ set -eu
 dialect=${1:-mysql}
 runs=${2:-200}
 cd "$(dirname "$0")/.."
-bin=$(mktemp -d)/listener.test
-go test -c -o "$bin" ./listener/
+dir=$(mktemp -d)
+go test -c -o "$dir/listener.test" ./listener/
 cd listener
 start=$(date +%s)
-"$bin" -test.run "^TestTorture\$/^${dialect}\$" -test.count="$runs" -test.failfast -test.v 2>&1 |
-	grep -E '^(--- FAIL|    --- FAIL|FAIL|ok|PASS)|torture_test.go' | tail -n 20
-echo "$runs runs of TestTorture/$dialect took $(( $(date +%s) - start ))s"
+status=passed
+"$dir/listener.test" -test.run "^TestTorture\$/^${dialect}\$" -test.count="$runs" -test.failfast -test.v \
+	>"$dir/log" 2>&1 || status=FAILED
+grep -E '^(--- FAIL|    --- FAIL|FAIL|ok|PASS)|torture_test.go' "$dir/log" | tail -n 20
+echo "TestTorture/$dialect: $status; $(grep -c "^    --- PASS" "$dir/log") runs passed in $(( $(date +%s) - start ))s (log: $dir/log)"
+[ "$status" = passed ]
