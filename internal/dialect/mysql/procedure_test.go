@@ -303,3 +303,40 @@ func TestProcedureRefusesNonUTF8StreamID(t *testing.T) {
 	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM eventfold_streams`).Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// TestKilledBareCallLeavesNothing: a bare CALL whose connection is killed
+// while it waits for the position counter leaves no trace. Before 00005
+// the stream's new version had already committed by itself.
+func TestKilledBareCallLeavesNothing(t *testing.T) {
+	t.Parallel()
+	db := latestDB(t)
+	ctx := context.Background()
+	_, err := db.ExecContext(ctx, `CALL eventfold_append_events('victim', -2, ?)`, procEvents(uuid.NewString()))
+	require.NoError(t, err)
+	holder, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer holder.Close()
+	_, err = holder.ExecContext(ctx, `START TRANSACTION`)
+	require.NoError(t, err)
+	_, err = holder.ExecContext(ctx, `CALL eventfold_append_events('holder', -1, ?)`, procEvents(uuid.NewString()))
+	require.NoError(t, err)
+
+	victim, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer victim.Close()
+	var id int64
+	require.NoError(t, victim.QueryRowContext(ctx, `SELECT CONNECTION_ID()`).Scan(&id))
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.ExecContext(ctx, `CALL eventfold_append_events('victim', -1, ?)`, procEvents(uuid.NewString()))
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the victim now waits for the counter
+	_, err = db.ExecContext(ctx, fmt.Sprintf(`KILL %d`, id))
+	require.NoError(t, err)
+	require.Error(t, <-done)
+	_, err = holder.ExecContext(ctx, `COMMIT`)
+	require.NoError(t, err)
+
+	require.Equal(t, logState{counter: 2, events: 2, version: 1}, readLogState(t, db, "victim"), "nothing of the killed CALL is left")
+}
