@@ -4,9 +4,11 @@
 -- (sql/mysql/00001_events.sql), whose result set sqlc cannot describe (it does not model
 -- CALL or procedure results), so internal/dialect/mysql calls it by hand.
 --
--- ReadAll needs no horizon filter on MySQL: positions are handed out under the
--- eventfold_position row lock, held to commit, so they become visible strictly in order and a
--- plain "global_position >= from" read never passes over an event that commits later.
+-- ReadAll on MySQL/MariaDB: positions are dense (handed out under the eventfold_position row
+-- lock, held to commit; a rollback gives them back), but a plain read can still show a later
+-- commit without an earlier one: MariaDB copies a new read view from a lock-free hash of running
+-- transactions without stopping commits. So internal/dialect/mysql reads with ReadAll and, at
+-- the first hole, fills it with ReadAllGap, a locking read of the latest committed rows.
 
 -- name: ReadStreamForward :many
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
@@ -28,6 +30,20 @@ FROM eventfold_events
 WHERE global_position >= sqlc.arg(from_position)
 ORDER BY global_position
 LIMIT ?;
+
+-- name: ReadAllGap :many
+-- The rows in [from, before) as last committed, where "before" is a position the plain read
+-- already saw committed. Every position below it was handed out by a transaction that ended
+-- before that one took the counter, so this locking read (it reads the latest committed rows,
+-- not a snapshot, and waits on an uncommitted one) returns every such row that exists: a
+-- position still missing is a dead hole (archived, or torn by a pre-00005 bare CALL). It
+-- never locks the open end of the log: the range stops below a committed row.
+SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
+FROM eventfold_events
+WHERE global_position >= sqlc.arg(from_position) AND global_position < sqlc.arg(before_position)
+ORDER BY global_position
+LIMIT ?
+LOCK IN SHARE MODE;
 
 -- name: Head :one
 -- The highest committed position (0 for an empty log).

@@ -7,6 +7,8 @@ package mysqldb
 
 import (
 	"context"
+	"encoding/json"
+	"time"
 )
 
 const head = `-- name: Head :one
@@ -35,15 +37,90 @@ type ReadAllParams struct {
 	Limit        int32
 }
 
-func (q *Queries) ReadAll(ctx context.Context, db DBTX, arg ReadAllParams) ([]EventfoldEvent, error) {
+type ReadAllRow struct {
+	GlobalPosition int64
+	StreamID       string
+	StreamVersion  int64
+	EventID        string
+	EventType      string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	RecordedAt     time.Time
+}
+
+func (q *Queries) ReadAll(ctx context.Context, db DBTX, arg ReadAllParams) ([]ReadAllRow, error) {
 	rows, err := db.QueryContext(ctx, readAll, arg.FromPosition, arg.Limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventfoldEvent
+	var items []ReadAllRow
 	for rows.Next() {
-		var i EventfoldEvent
+		var i ReadAllRow
+		if err := rows.Scan(
+			&i.GlobalPosition,
+			&i.StreamID,
+			&i.StreamVersion,
+			&i.EventID,
+			&i.EventType,
+			&i.Data,
+			&i.Metadata,
+			&i.RecordedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const readAllGap = `-- name: ReadAllGap :many
+SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
+FROM eventfold_events
+WHERE global_position >= ? AND global_position < ?
+ORDER BY global_position
+LIMIT ?
+LOCK IN SHARE MODE
+`
+
+type ReadAllGapParams struct {
+	FromPosition   int64
+	BeforePosition int64
+	Limit          int32
+}
+
+type ReadAllGapRow struct {
+	GlobalPosition int64
+	StreamID       string
+	StreamVersion  int64
+	EventID        string
+	EventType      string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	RecordedAt     time.Time
+}
+
+// The rows in [from, before) as last committed, where "before" is a position the plain read
+// already saw committed. Every position below it was handed out by a transaction that ended
+// before that one took the counter, so this locking read (it reads the latest committed rows,
+// not a snapshot, and waits on an uncommitted one) returns every such row that exists: a
+// position still missing is a dead hole (archived, or torn by a pre-00005 bare CALL). It
+// never locks the open end of the log: the range stops below a committed row.
+func (q *Queries) ReadAllGap(ctx context.Context, db DBTX, arg ReadAllGapParams) ([]ReadAllGapRow, error) {
+	rows, err := db.QueryContext(ctx, readAllGap, arg.FromPosition, arg.BeforePosition, arg.Limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []ReadAllGapRow
+	for rows.Next() {
+		var i ReadAllGapRow
 		if err := rows.Scan(
 			&i.GlobalPosition,
 			&i.StreamID,
@@ -81,15 +158,26 @@ type ReadStreamBackwardParams struct {
 	Limit       int32
 }
 
-func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStreamBackwardParams) ([]EventfoldEvent, error) {
+type ReadStreamBackwardRow struct {
+	GlobalPosition int64
+	StreamID       string
+	StreamVersion  int64
+	EventID        string
+	EventType      string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	RecordedAt     time.Time
+}
+
+func (q *Queries) ReadStreamBackward(ctx context.Context, db DBTX, arg ReadStreamBackwardParams) ([]ReadStreamBackwardRow, error) {
 	rows, err := db.QueryContext(ctx, readStreamBackward, arg.StreamID, arg.FromVersion, arg.Limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventfoldEvent
+	var items []ReadStreamBackwardRow
 	for rows.Next() {
-		var i EventfoldEvent
+		var i ReadStreamBackwardRow
 		if err := rows.Scan(
 			&i.GlobalPosition,
 			&i.StreamID,
@@ -128,24 +216,37 @@ type ReadStreamForwardParams struct {
 	Limit       int32
 }
 
+type ReadStreamForwardRow struct {
+	GlobalPosition int64
+	StreamID       string
+	StreamVersion  int64
+	EventID        string
+	EventType      string
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	RecordedAt     time.Time
+}
+
 // Reads of the eventfold event log on MySQL/MariaDB (sqlc, engine mysql).
 //
 // Appends are not here: they go through the stored procedure eventfold_append_events
 // (sql/mysql/00001_events.sql), whose result set sqlc cannot describe (it does not model
 // CALL or procedure results), so internal/dialect/mysql calls it by hand.
 //
-// ReadAll needs no horizon filter on MySQL: positions are handed out under the
-// eventfold_position row lock, held to commit, so they become visible strictly in order and a
-// plain "global_position >= from" read never passes over an event that commits later.
-func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStreamForwardParams) ([]EventfoldEvent, error) {
+// ReadAll on MySQL/MariaDB: positions are dense (handed out under the eventfold_position row
+// lock, held to commit; a rollback gives them back), but a plain read can still show a later
+// commit without an earlier one: MariaDB copies a new read view from a lock-free hash of running
+// transactions without stopping commits. So internal/dialect/mysql reads with ReadAll and, at
+// the first hole, fills it with ReadAllGap, a locking read of the latest committed rows.
+func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStreamForwardParams) ([]ReadStreamForwardRow, error) {
 	rows, err := db.QueryContext(ctx, readStreamForward, arg.StreamID, arg.FromVersion, arg.Limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventfoldEvent
+	var items []ReadStreamForwardRow
 	for rows.Next() {
-		var i EventfoldEvent
+		var i ReadStreamForwardRow
 		if err := rows.Scan(
 			&i.GlobalPosition,
 			&i.StreamID,

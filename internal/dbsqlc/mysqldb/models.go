@@ -19,46 +19,46 @@ type EventfoldArchiveWatermark struct {
 
 // Durable subscription checkpoints (package listener); edit only while the subscription is stopped
 type EventfoldCheckpoint struct {
-	Name string
 	// global position of the last event handled; 0 = none
 	Position int64
 	// UTC
 	UpdatedAt time.Time
+	Name      string
 }
 
 // Idempotency records of dispatched commands (package orchestrator)
 type EventfoldCommand struct {
-	CommandID string
-	// command name, for people
-	CommandType string
 	// JSON: [{"s": stream id, "v": stream version}, ...]
 	Events string
 	// UTC
 	RecordedAt time.Time
+	CommandID  string
+	// command name, for people
+	CommandType string
 }
 
 // eventfold: the append-only event log
 type EventfoldEvent struct {
 	GlobalPosition int64
-	StreamID       string
 	StreamVersion  int64
+	Data           json.RawMessage
+	Metadata       json.RawMessage
+	// UTC
+	RecordedAt time.Time
+	StreamID   string
 	// UUID, canonical lower-case text
 	EventID   string
 	EventType string
-	Data      json.RawMessage
-	Metadata  json.RawMessage
-	// UTC
-	RecordedAt time.Time
 }
 
 // Which process drives each named subscription, until expires_at; delete a row to hand over at once
 type EventfoldLease struct {
-	Name  string
-	Owner string
 	// UTC
 	ExpiresAt time.Time
 	// UTC
 	AcquiredAt time.Time
+	Name       string
+	Owner      string
 }
 
 // eventfold: global position counter; its row lock orders appends
@@ -69,8 +69,8 @@ type EventfoldPosition struct {
 
 // eventfold: one row per stream, locked by every append to it
 type EventfoldStream struct {
-	StreamID string
-	Version  int64
+	Version int64
 	// UTC
 	UpdatedAt time.Time
+	StreamID  string
 }

@@ -7,6 +7,7 @@ package mysqldb
 
 import (
 	"context"
+	"time"
 )
 
 const advanceCheckpoint = `-- name: AdvanceCheckpoint :execrows
@@ -101,15 +102,21 @@ const listCheckpoints = `-- name: ListCheckpoints :many
 SELECT name, position, updated_at FROM eventfold_checkpoints ORDER BY name
 `
 
-func (q *Queries) ListCheckpoints(ctx context.Context, db DBTX) ([]EventfoldCheckpoint, error) {
+type ListCheckpointsRow struct {
+	Name      string
+	Position  int64
+	UpdatedAt time.Time
+}
+
+func (q *Queries) ListCheckpoints(ctx context.Context, db DBTX) ([]ListCheckpointsRow, error) {
 	rows, err := db.QueryContext(ctx, listCheckpoints)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventfoldCheckpoint
+	var items []ListCheckpointsRow
 	for rows.Next() {
-		var i EventfoldCheckpoint
+		var i ListCheckpointsRow
 		if err := rows.Scan(&i.Name, &i.Position, &i.UpdatedAt); err != nil {
 			return nil, err
 		}

@@ -85,3 +85,65 @@ func TestCounterLockCost(t *testing.T) {
 		t.Logf("work after append %v: 1 client %.0f appends/s, 8 clients %.0f appends/s (different streams)", work, one, eight)
 	}
 }
+
+// TestProcedure00005Cost compares append throughput (8 clients, one event
+// per transaction, expected version any, existing streams) through the
+// procedure of 00001 and that of 00005 (which inserts the stream row
+// before it reads it FOR UPDATE), alternating rounds in one run, and the
+// read rate of ReadAll. Runs with EVENTFOLD_MYSQL_MEASURE=1.
+func TestProcedure00005Cost(t *testing.T) {
+	if os.Getenv("EVENTFOLD_MYSQL_MEASURE") != "1" {
+		t.Skip("set EVENTFOLD_MYSQL_MEASURE=1 to measure")
+	}
+	ctx := context.Background()
+	open := func(version int64) *sql.DB {
+		db := scratchDB(t)
+		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
+		p, err := eventfold.NewMigrator(eventfold.MySQL, db)
+		require.NoError(t, err)
+		_, err = p.UpTo(ctx, version)
+		require.NoError(t, err)
+		for s := range 16 {
+			_, err := appendTx(t, db, fmt.Sprintf("s-%d", s), eventfold.Any, newEvent("Seed"))
+			require.NoError(t, err)
+		}
+		return db
+	}
+	dbs := map[string]*sql.DB{"00001": open(4), "00005": open(5)}
+	rate := func(db *sql.DB) float64 {
+		var n atomic.Int64
+		var wg sync.WaitGroup
+		stop := time.Now().Add(2 * time.Second)
+		for c := range 8 {
+			wg.Go(func() {
+				for i := 0; time.Now().Before(stop); i++ {
+					if _, err := appendTx(t, db, fmt.Sprintf("s-%d", (c+i)%16), eventfold.Any, newEvent("Tick")); err == nil {
+						n.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return float64(n.Load()) / 2
+	}
+	sums := map[string]float64{}
+	for round := range 3 {
+		for _, v := range []string{"00001", "00005"} {
+			r := rate(dbs[v])
+			sums[v] += r
+			t.Logf("round %d, procedure of %s: %.0f appends/s", round, v, r)
+		}
+	}
+	t.Logf("mean: 00001 %.0f/s, 00005 %.0f/s (ratio %.2f)", sums["00001"]/3, sums["00005"]/3, sums["00005"]/sums["00001"])
+
+	ops := mysqlops.New(dbs["00005"])
+	t0 := time.Now()
+	reads := 0
+	for time.Since(t0) < 2*time.Second {
+		_, err := ops.ReadAll(ctx, 1, 100)
+		require.NoError(t, err)
+		reads++
+	}
+	t.Logf("ReadAll of 100 events, no gaps: %.0f reads/s", float64(reads)/time.Since(t0).Seconds())
+}

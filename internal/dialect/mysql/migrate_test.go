@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -75,4 +76,99 @@ func TestSqlcSchemaMatchesMigration(t *testing.T) {
 	got := createTable.FindAllString(string(copyText), -1)
 	require.Len(t, want, 3, "the migration creates three tables")
 	require.Equal(t, want, got, "queries/mysql/schema/00001_events_tables.sql must repeat the migration's CREATE TABLE statements verbatim")
+
+	// 00005 changes column types next to a procedure: sqlc reads its ALTER TABLEs from a copy.
+	migration, err = os.ReadFile("../../../sql/mysql/00005_exact_identifiers_atomic_append.sql")
+	require.NoError(t, err)
+	copyText, err = os.ReadFile("../../../queries/mysql/schema-00005/00005_exact_identifiers.sql")
+	require.NoError(t, err)
+	up = string(migration)
+	up = up[:strings.Index(up, "-- +goose Down")]
+	alterTable := regexp.MustCompile(`(?ms)^ALTER TABLE .*?;$`)
+	want = alterTable.FindAllString(up, -1)
+	got = alterTable.FindAllString(string(copyText), -1)
+	require.Len(t, want, 5, "00005 alters five tables")
+	require.Equal(t, want, got, "queries/mysql/schema-00005/00005_exact_identifiers.sql must repeat the migration's ALTER TABLE statements verbatim")
+}
+
+// TestUpgradeTo00005KeepsData migrates to 00004, writes to every table
+// (multi-byte identifiers included), applies 00005 and checks that every
+// value survived byte for byte, that the log goes on at the next position,
+// and that the new columns tell apart what the old ones could not.
+func TestUpgradeTo00005KeepsData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := scratchDB(t)
+	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, 4)
+	require.NoError(t, err)
+
+	ops := mysqlops.New(db)
+	stream := "konto-äö-✓"
+	_, err = ops.Append(ctx, stream, eventfold.NoStream, []eventfold.EventData{newEvent("Eröffnet"), newEvent("Eingezahlt")})
+	require.NoError(t, err)
+	before, err := ops.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, before, 2)
+	_, err = ops.RecordCommand(ctx, "zahlung-✓", "Zahlen", []byte(`[{"s": "konto-äö-✓", "v": 2}]`))
+	require.NoError(t, err)
+	require.NoError(t, ops.CreateCheckpoint(ctx, "abrechnung-ü", 2))
+	tx := begin(t, db)
+	ok, err := mysqlops.New(tx).AcquireLease(ctx, "abrechnung-ü", "host-ß", time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, tx.Commit())
+
+	_, err = p.Up(ctx)
+	require.NoError(t, err, "up to 00005 with data")
+
+	after, err := ops.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the events read back as they were before")
+	refs, found, err := ops.LookupCommand(ctx, "zahlung-✓")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.JSONEq(t, `[{"s": "konto-äö-✓", "v": 2}]`, string(refs))
+	pos, found, err := ops.GetCheckpoint(ctx, "abrechnung-ü")
+	require.NoError(t, err)
+	require.True(t, found)
+	require.Equal(t, int64(2), pos)
+	owner, err := ops.LeaseOwner(ctx, "abrechnung-ü")
+	require.NoError(t, err)
+	require.Equal(t, "host-ß", owner)
+	more, err := ops.Append(ctx, stream, eventfold.Exact(2), []eventfold.EventData{newEvent("Abgehoben")})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), more[0].GlobalPosition)
+	require.Equal(t, int64(3), more[0].StreamVersion)
+
+	runExactIdentifierPairs(t, db)
+
+	// Down cannot keep identifiers apart that differ by a trailing space
+	// only: it refuses (duplicate key) rather than merge them.
+	_, err = p.DownTo(ctx, 4)
+	require.Error(t, err, "down to 00004 with identifiers the old columns cannot tell apart")
+}
+
+// TestDownFrom00005 rolls 00005 back on a log without such pairs: the old
+// columns and procedure return, and appends go on.
+func TestDownFrom00005(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := latestDB(t)
+	ops := mysqlops.New(db)
+	_, err := ops.Append(ctx, "s-1", eventfold.NoStream, []eventfold.EventData{newEvent("A")})
+	require.NoError(t, err)
+	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
+	require.NoError(t, err)
+	_, err = p.DownTo(ctx, 4)
+	require.NoError(t, err)
+	var typ string
+	require.NoError(t, db.QueryRow(`SELECT data_type FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'eventfold_streams' AND column_name = 'stream_id'`).Scan(&typ))
+	require.Equal(t, "varchar", typ)
+	evs, err := ops.Append(ctx, "s-1", eventfold.Exact(1), []eventfold.EventData{newEvent("B")})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), evs[0].GlobalPosition)
+	_, err = p.Up(ctx)
+	require.NoError(t, err)
 }

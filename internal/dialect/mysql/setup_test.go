@@ -76,15 +76,18 @@ func scratchDB(t *testing.T) *sql.DB {
 	return openDB(t, cfg)
 }
 
-// migratedDB is scratchDB with eventfold's events migration (00001)
-// applied. Later migrations belong to other features and are left out.
-func migratedDB(t *testing.T) *sql.DB {
+// migratedDB is scratchDB with every MySQL migration applied: the append
+// tests exercise the procedure as shipped (00005 replaced 00001's).
+func migratedDB(t *testing.T) *sql.DB { return latestDB(t) }
+
+// latestDB is scratchDB with every MySQL migration applied.
+func latestDB(t *testing.T) *sql.DB {
 	t.Helper()
 	db := scratchDB(t)
 	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
 	require.NoError(t, err)
-	_, err = p.UpTo(context.Background(), 1)
-	require.NoError(t, err, "migrate up to 00001")
+	_, err = p.Up(context.Background())
+	require.NoError(t, err, "migrate up")
 	return db
 }
 
