@@ -50,7 +50,9 @@ func TestValidateIdentifier(t *testing.T) {
 // TestValidateJSON pins the payload rules: JSON that every database stores
 // as sent.
 func TestValidateJSON(t *testing.T) {
-	nest := func(n int) string { return strings.Repeat(`{"a":[`, n/2) + strings.Repeat("[", n%2) + "1" + strings.Repeat("]", n%2) + strings.Repeat(`]}`, n/2) }
+	nest := func(n int) string {
+		return strings.Repeat(`{"a":[`, n/2) + strings.Repeat("[", n%2) + "1" + strings.Repeat("]", n%2) + strings.Repeat(`]}`, n/2)
+	}
 	for _, ok := range []string{
 		`1`, `null`, `{}`, `"a"`, `"\u0001"`, `"\ud83d\ude00"`, `{"\ud83d\ude00":"\uD83D\uDE00"}`, `"\\u0000"`, `"\\ud800"`,
 		`"\"\\"`, `"\uffff"`, `"😀"`, `{"a\"b":"\\"}`, nest(MaxJSONDepth), `"` + strings.Repeat("[", 100) + `"`,
