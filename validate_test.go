@@ -1,6 +1,7 @@
 package eventfold
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -111,4 +112,22 @@ func TestPrepareAppendUsesTheRules(t *testing.T) {
 		require.ErrorIs(t, err, ErrInvalidInput)
 		require.ErrorContains(t, err, c.want)
 	}
+}
+
+// BenchmarkValidateJSON measures the payload rules against json.Valid
+// alone, on a 1 KiB event.
+func BenchmarkValidateJSON(b *testing.B) {
+	doc := []byte(`{"account":"NL-42","amount":100,"note":"` + strings.Repeat(`caf\u00e9 😀 `, 60) + `","tags":[{"k":"a"},{"k":"b"}]}`)
+	b.Run("json.Valid", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for b.Loop() {
+			_ = json.Valid(doc)
+		}
+	})
+	b.Run("ValidateJSON", func(b *testing.B) {
+		b.SetBytes(int64(len(doc)))
+		for b.Loop() {
+			_ = ValidateJSON("data", doc)
+		}
+	})
 }
