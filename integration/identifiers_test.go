@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // identifierPairs differ only in a way some comparison ignores: padding,
@@ -57,19 +60,68 @@ func TestIdentifiersByteExact(t *testing.T) {
 	for _, d := range testdb.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
 			t.Parallel()
-			s := testdb.SQLStore(t, d)
-			for i, p := range identifierPairs {
-				t.Run(p.name, func(t *testing.T) {
-					a, b := fmt.Sprintf("%d%s", i, p.a), fmt.Sprintf("%d%s", i, p.b)
-					t.Run("streams", func(t *testing.T) { streamsByteExact(t, s, a, b) })
-					t.Run("event types", func(t *testing.T) { typesByteExact(t, s, "types-"+a, a, b) })
-					t.Run("commands", func(t *testing.T) { commandsByteExact(t, s, a, b) })
-					t.Run("checkpoints", func(t *testing.T) { checkpointsByteExact(t, s, a, b) })
-					t.Run("leases", func(t *testing.T) { leasesByteExact(t, s, "lease-"+a, a, b) })
-				})
-			}
+			identifierPairsSuite(t, testdb.SQLStore(t, d))
 		})
 	}
+	// The columns without an explicit collation (event type, lease owner,
+	// command type) take the database's default: a linguistic (ICU) one
+	// must still compare byte for byte. PostgreSQL only allows
+	// deterministic collations as a database default, and a deterministic
+	// collation calls two strings equal only when their bytes are.
+	t.Run("postgres-icu-default-collation", func(t *testing.T) {
+		t.Parallel()
+		identifierPairsSuite(t, postgresICUStore(t))
+	})
+}
+
+func identifierPairsSuite(t *testing.T, s *eventfold.Store[*sql.Tx]) {
+	for i, p := range identifierPairs {
+		t.Run(p.name, func(t *testing.T) {
+			a, b := fmt.Sprintf("%d%s", i, p.a), fmt.Sprintf("%d%s", i, p.b)
+			t.Run("streams", func(t *testing.T) { streamsByteExact(t, s, a, b) })
+			t.Run("event types", func(t *testing.T) { typesByteExact(t, s, "types-"+a, a, b) })
+			t.Run("commands", func(t *testing.T) { commandsByteExact(t, s, a, b) })
+			t.Run("checkpoints", func(t *testing.T) { checkpointsByteExact(t, s, a, b) })
+			t.Run("leases", func(t *testing.T) { leasesByteExact(t, s, "lease-"+a, a, b) })
+		})
+	}
+}
+
+// postgresICUStore returns a store on a fresh, migrated PostgreSQL database
+// whose default collation is ICU's en-US (dropped when the test ends).
+func postgresICUStore(t *testing.T) *eventfold.Store[*sql.Tx] {
+	ctx := context.Background()
+	server := testdb.ServerDSN(t, eventfold.Postgres)
+	admin, err := sqldriver.Open(ctx, server)
+	require.NoError(t, err)
+	defer admin.Close()
+	name := "eftest_icu_" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	_, err = admin.DB().ExecContext(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
+	if err != nil {
+		t.Skipf("no ICU collation on this server: %v", err)
+	}
+	t.Cleanup(func() {
+		admin, err := sqldriver.Open(ctx, server)
+		if err == nil {
+			_, err = admin.DB().ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			admin.Close()
+		}
+		if err != nil {
+			t.Logf("drop %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(server)
+	require.NoError(t, err)
+	u.Path = "/" + name
+	drv, err := sqldriver.Open(ctx, u.String())
+	require.NoError(t, err)
+	t.Cleanup(func() { drv.Close() })
+	var provider string
+	require.NoError(t, drv.DB().QueryRowContext(ctx, "SELECT datlocprovider FROM pg_database WHERE datname = current_database()").Scan(&provider))
+	require.Equal(t, "i", provider, "the database's default collation is not ICU's")
+	s := eventfold.New(drv, nil)
+	require.NoError(t, s.Migrate(ctx))
+	return s
 }
 
 // opsAppend appends one event through the dialect, without Go validation.
