@@ -82,7 +82,8 @@ func identifierPairsSuite(t *testing.T, s *eventfold.Store[*sql.Tx]) {
 			t.Run("event types", func(t *testing.T) { typesByteExact(t, s, "types-"+a, a, b) })
 			t.Run("commands", func(t *testing.T) { commandsByteExact(t, s, a, b) })
 			t.Run("checkpoints", func(t *testing.T) { checkpointsByteExact(t, s, a, b) })
-			t.Run("leases", func(t *testing.T) { leasesByteExact(t, s, "lease-"+a, a, b) })
+			t.Run("lease owners", func(t *testing.T) { leaseOwnersByteExact(t, s, "lease-"+a, a, b) })
+			t.Run("lease names", func(t *testing.T) { leaseNamesByteExact(t, s, a, b) })
 		})
 	}
 }
@@ -218,7 +219,9 @@ func checkpointsByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], a, b string
 	require.True(t, names[a] && names[b], "listed: %q", names)
 }
 
-func leasesByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], name, a, b string) {
+// leaseOps returns the lease operations and a helper to acquire a lease in
+// a transaction of its own.
+func leaseOps(t *testing.T, s *eventfold.Store[*sql.Tx]) (leaseTable, func(fn func(l leaseTable) error), func(name, owner string) bool) {
 	ctx := context.Background()
 	ls, ok := s.Driver().Ops().(leaseTable)
 	require.True(t, ok, "the %s dialect has no leases with the expected methods", s.Dialect())
@@ -229,14 +232,26 @@ func leasesByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], name, a, b strin
 		inTx(func(l leaseTable) (err error) { held, err = l.AcquireLease(ctx, name, owner, time.Minute); return err })
 		return held
 	}
-	// Owners: b must not renew, release or be taken for a's lease.
+	return ls, inTx, acquire
+}
+
+// leaseOwnersByteExact: owner b must not renew, release or be taken for
+// owner a's lease.
+func leaseOwnersByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], name, a, b string) {
+	ctx := context.Background()
+	ls, inTx, acquire := leaseOps(t, s)
 	require.True(t, acquire(name, a))
 	require.False(t, acquire(name, b), "owner %q took the lease that %q holds", b, a)
 	inTx(func(l leaseTable) error { return l.ReleaseLease(ctx, name, b) })
 	owner, err := ls.LeaseOwner(ctx, name)
 	require.NoError(t, err)
 	require.Equal(t, a, owner, "owner %q released the lease of %q", b, a)
-	// Names: leases a and b are two leases.
+}
+
+// leaseNamesByteExact: leases a and b are two leases.
+func leaseNamesByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], a, b string) {
+	ctx := context.Background()
+	ls, _, acquire := leaseOps(t, s)
 	require.True(t, acquire(a, "owner-1"))
 	require.True(t, acquire(b, "owner-2"), "lease %q is held as %q", b, a)
 	for n, want := range map[string]string{a: "owner-1", b: "owner-2"} {
