@@ -152,25 +152,36 @@ const loneSurrogate = "holds a lone UTF-16 surrogate escape (\\uD800-\\uDBFF mus
 
 // scanJSONString checks the string whose contents start at b[i] (after the
 // opening quote) of a document json.Valid accepted, and returns the index
-// of its closing quote, or a reason to refuse it.
+// of its closing quote, or a reason to refuse it. It jumps from escape to
+// escape with bytes.IndexByte, so a long string without escapes costs
+// little more than a memchr.
 func scanJSONString(b []byte, i int) (int, string) {
 	high := false // the previous character was a high surrogate escape
-	for ; i < len(b); i++ {
-		c := b[i]
-		if c != '\\' || b[i+1] != 'u' { // json.Valid: an escape is complete
+	for {
+		q := bytes.IndexByte(b[i:], '"') // the closing quote, unless escaped
+		if q < 0 {
+			return len(b), "" // unreachable for valid JSON
+		}
+		e := bytes.IndexByte(b[i:i+q], '\\')
+		if e < 0 { // no more escapes: the string ends at q
+			if high {
+				return i + q, loneSurrogate
+			}
+			return i + q, ""
+		}
+		if high && e > 0 { // a plain character after a high surrogate
+			return i + e, loneSurrogate
+		}
+		i += e // the backslash; json.Valid: its escape is complete
+		if b[i+1] != 'u' {
 			if high {
 				return i, loneSurrogate
 			}
-			if c == '"' {
-				return i, ""
-			}
-			if c == '\\' {
-				i++ // skip the escaped character, which may be a quote
-			}
+			i += 2
 			continue
 		}
 		v := hex4(b[i+2 : i+6])
-		i += 5
+		i += 6
 		switch {
 		case v == 0:
 			return i, "holds the escape \\u0000 (a NUL character), which PostgreSQL cannot store"
@@ -188,7 +199,6 @@ func scanJSONString(b []byte, i int) (int, string) {
 			return i, loneSurrogate
 		}
 	}
-	return i, "" // unreachable for valid JSON
 }
 
 // hex4 decodes four hex digits that json.Valid has checked.

@@ -56,7 +56,7 @@ func TestValidateJSON(t *testing.T) {
 	}
 	for _, ok := range []string{
 		`1`, `null`, `{}`, `"a"`, `"\u0001"`, `"\ud83d\ude00"`, `{"\ud83d\ude00":"\uD83D\uDE00"}`, `"\\u0000"`, `"\\ud800"`,
-		`"\"\\"`, `"\uffff"`, `"😀"`, `{"a\"b":"\\"}`, nest(MaxJSONDepth), `"` + strings.Repeat("[", 100) + `"`,
+		`"\"\\"`, `"\\\\"`, `["\\", "\"", "\ud83d\ude00", "x"]`, `{"\ud83d\ude00\ud83d\ude00":"\\u0000\\ud800"}`, `"\uffff"`, `"😀"`, `{"a\"b":"\\"}`, nest(MaxJSONDepth), `"` + strings.Repeat("[", 100) + `"`,
 	} {
 		require.NoError(t, ValidateJSON("data", []byte(ok)), "%s", ok)
 	}
@@ -75,6 +75,11 @@ func TestValidateJSON(t *testing.T) {
 		{`"\ud800\u0041"`, "lone UTF-16 surrogate"},
 		{`"\ud800\ud800\udc00"`, "lone UTF-16 surrogate"},
 		{`"\udc00"`, "lone UTF-16 surrogate"},
+		{`"\ud800\\"`, "lone UTF-16 surrogate"},
+		{`"\ud800\""`, "lone UTF-16 surrogate"},
+		{`"\ud83d\ude00x\ud800"`, "lone UTF-16 surrogate"},
+		{`["ok", "x\ud800"]`, "lone UTF-16 surrogate"},
+		{`"\\\u0000"`, `\u0000`},
 		{`"\udc00\ud800"`, "lone UTF-16 surrogate"},
 		{`{"\udfff":1}`, "lone UTF-16 surrogate"},
 		{nest(MaxJSONDepth + 1), "deeper than 20 levels"},
@@ -129,5 +134,41 @@ func BenchmarkValidateJSON(b *testing.B) {
 		for b.Loop() {
 			_ = ValidateJSON("data", doc)
 		}
+	})
+}
+
+// FuzzValidateJSON checks that the payload rules never panic on any input
+// and that what they accept is JSON whose strings hold no NUL.
+func FuzzValidateJSON(f *testing.F) {
+	for _, s := range []string{`{"a":"\ud83d\ude00"}`, `"\ud800"`, `["\\", "\""]`, `{"k\u0000":1}`, "\"\xff\"", `[[[[1]]]]`} {
+		f.Add([]byte(s))
+	}
+	var hasNUL func(v any) bool
+	hasNUL = func(v any) bool {
+		switch v := v.(type) {
+		case string:
+			return strings.ContainsRune(v, 0)
+		case []any:
+			for _, e := range v {
+				if hasNUL(e) {
+					return true
+				}
+			}
+		case map[string]any:
+			for k, e := range v {
+				if strings.ContainsRune(k, 0) || hasNUL(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if ValidateJSON("data", b) != nil {
+			return
+		}
+		var v any
+		require.NoError(t, json.Unmarshal(b, &v))
+		require.False(t, hasNUL(v), "accepted a NUL: %q", b)
 	})
 }
