@@ -52,6 +52,11 @@ last event they handled.
 		if name == "" {
 			return usagef("subscriptions reset: missing NAME")
 		}
+		// The rules package listener applies: a name it refuses cannot be
+		// a subscription, and must not reach the database as a query.
+		if err := eventfold.ValidateIdentifier("subscription name", name, 0); err != nil {
+			return err
+		}
 		switch {
 		case *to == "":
 			return usagef("subscriptions reset: --to POS is required")

@@ -54,6 +54,9 @@ func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]C
 // Checkpoint returns a subscription's stored checkpoint; found is false when
 // the subscription has never run.
 func Checkpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) (pos int64, found bool, err error) {
+	if err := validateName(name); err != nil {
+		return 0, false, err
+	}
 	so, err := readOps(store)
 	if err != nil {
 		return 0, false, err
@@ -101,6 +104,9 @@ func SetCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], na
 // DeleteCheckpoint forgets a subscription's checkpoint; it starts again from
 // its Options.StartAt the next time it runs.
 func DeleteCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) error {
+	if err := validateName(name); err != nil {
+		return err
+	}
 	err := writeOps(ctx, store, func(so subscriptionOps) error { return so.DeleteCheckpoint(ctx, name) })
 	if err != nil {
 		return fmt.Errorf("listener: %w", err)
@@ -109,11 +115,12 @@ func DeleteCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx],
 }
 
 // MaxNameLength bounds subscription names (bytes).
-const MaxNameLength = 200
+const MaxNameLength = eventfold.MaxIdentifierLength
 
+// validateName applies eventfold's identifier rules (see
+// eventfold.ValidateIdentifier) to a subscription name, before any SQL runs:
+// a name the database would refuse would otherwise make Run retry forever,
+// and one it would mangle would share or lose a checkpoint.
 func validateName(name string) error {
-	if name == "" || len(name) > MaxNameLength {
-		return &eventfold.ValidationError{Field: "subscription name", Reason: fmt.Sprintf("must be 1 to %d bytes, got %d", MaxNameLength, len(name))}
-	}
-	return nil
+	return eventfold.ValidateIdentifier("subscription name", name, MaxNameLength)
 }

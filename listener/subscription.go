@@ -117,6 +117,9 @@ func newSubscription[TTx any](store *eventfold.Store[TTx], name string, h Handle
 		return nil, err
 	}
 	o := opts.withDefaults()
+	if err := eventfold.ValidateIdentifier("lease owner", o.Owner, 0); err != nil {
+		return nil, err
+	}
 	if o.StartAt < StartAtHead {
 		return nil, &eventfold.ValidationError{Field: "start position", Reason: fmt.Sprintf("%d is neither a position nor StartAtHead", o.StartAt)}
 	}

@@ -21,7 +21,18 @@ const MaxCommandIDLength = 200
 // command is stored. See the package documentation for the steps and the
 // errors.
 func (o *Orchestrator[TTx]) Dispatch(ctx context.Context, cmd Command) (*Result, error) {
+	// The envelope is checked before any middleware, which may run SQL; it
+	// is checked again after, in prepare, in case middleware changed it.
+	if err := validateEnvelope(cmd); err != nil {
+		return nil, err
+	}
 	if raw, ok := cmd.Payload.(json.RawMessage); ok {
+		// The payload rules of events apply to a JSON command too: what
+		// the database would refuse or store differently is refused here,
+		// before the handler runs.
+		if err := eventfold.ValidateJSON("command payload", raw); err != nil {
+			return nil, fmt.Errorf("%w: command %q: %w", ErrInvalidCommand, cmd.Name, err)
+		}
 		// Decode before the middleware runs, so that validation and
 		// authorisation middleware see the typed command.
 		if h, found := o.handler(cmd.Name); found {
@@ -108,10 +119,29 @@ func (o *Orchestrator[TTx]) prepare(cmd Command) (*handlerEntry[TTx], bool, Comm
 			return nil, false, cmd, fmt.Errorf("orchestrator: generate command id: %w", err)
 		}
 		cmd.Envelope.ID = id.String()
-	} else if len(cmd.Envelope.ID) > MaxCommandIDLength {
-		return nil, false, cmd, fmt.Errorf("%w: command id is %d bytes long, the limit is %d", ErrInvalidCommand, len(cmd.Envelope.ID), MaxCommandIDLength)
+	} else if err := validateEnvelope(cmd); err != nil {
+		return nil, false, cmd, err
 	}
 	return h, idempotent, cmd, nil
+}
+
+// validateEnvelope applies eventfold's identifier rules (see
+// eventfold.ValidateIdentifier) to the command id and the correlation id,
+// so that a key the database would refuse, mangle or compare loosely is
+// refused before any SQL runs. The error matches both ErrInvalidCommand and
+// eventfold.ErrInvalidInput.
+func validateEnvelope(cmd Command) error {
+	if id := cmd.Envelope.ID; id != "" {
+		if err := eventfold.ValidateIdentifier("command id", id, MaxCommandIDLength); err != nil {
+			return fmt.Errorf("%w: command %q: %w", ErrInvalidCommand, cmd.Name, err)
+		}
+	}
+	if id := cmd.Envelope.CorrelationID; id != "" {
+		if err := eventfold.ValidateIdentifier("correlation id", id, MaxCommandIDLength); err != nil {
+			return fmt.Errorf("%w: command %q: %w", ErrInvalidCommand, cmd.Name, err)
+		}
+	}
+	return nil
 }
 
 // attempt runs the command once in a transaction of its own.

@@ -79,7 +79,8 @@ func (o *Orchestrator[TTx]) Store() *eventfold.Store[TTx] { return o.store }
 // tx to validate the command, and returns the events to append, or an
 // error, which rolls everything back. A handler may run more than once for
 // one dispatch (retries re-run it on fresh state), so it must not have side
-// effects outside tx. Registering a name twice panics.
+// effects outside tx. Registering a name twice, or a name that
+// eventfold.ValidateIdentifier refuses, panics.
 func Handle[TTx, C any](o *Orchestrator[TTx], name string, fn func(ctx context.Context, tx TTx, cmd C) ([]Emit, error)) {
 	typ := reflect.TypeFor[C]()
 	o.addHandler(&handlerEntry[TTx]{
@@ -117,8 +118,10 @@ func HandleAny[TTx any](o *Orchestrator[TTx], name string, fn func(ctx context.C
 }
 
 func (o *Orchestrator[TTx]) addHandler(h *handlerEntry[TTx]) {
-	if h.name == "" {
-		panic("orchestrator: Handle with an empty command name")
+	// The name is stored (command records, event metadata), so it follows
+	// the identifier rules; a bad one is a programming error.
+	if err := eventfold.ValidateIdentifier("command name", h.name, 0); err != nil {
+		panic("orchestrator: Handle: " + err.Error())
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
