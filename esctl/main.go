@@ -169,18 +169,7 @@ func (env *Env) exit(err error) int {
 }
 
 // scrub removes the DSN's password from s, wherever a driver echoed it.
-func (env *Env) scrub(s string) string {
-	if env.DSN == "" {
-		return s
-	}
-	if red := sqldriver.Redact(env.DSN); red != env.DSN {
-		s = strings.ReplaceAll(s, env.DSN, red)
-	}
-	for _, pw := range dsnSecrets(env.DSN) {
-		s = strings.ReplaceAll(s, pw, "xxxxx")
-	}
-	return s
-}
+func (env *Env) scrub(s string) string { return sqldriver.Scrub(s, env.DSN) }
 
 // commands returns the command table: built-ins, then Options.Commands
 // (which may replace a built-in of the same name, e.g. bench).

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -54,7 +53,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqldriver: connect to %s: %s", Redact(dsn), redactErr(err, dsn))
+		return nil, fmt.Errorf("sqldriver: connect to %s: %s", Redact(dsn), Scrub(err.Error(), dsn))
 	}
 	drv, err := New(db, d)
 	if err != nil {
@@ -75,6 +74,9 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	if err != nil {
 		return nil, "", err
 	}
+	if err := checkCredentials(dsn, d); err != nil {
+		return nil, "", err
+	}
 	var c driver.Connector
 	switch d {
 	case eventfold.Postgres:
@@ -90,7 +92,7 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 		c, err = mssql.NewConnector(dsn)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), redactErr(err, dsn))
+		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), Scrub(err.Error(), dsn))
 	}
 	return c, d, nil
 }
@@ -173,83 +175,4 @@ func MySQLConfig(dsn string) (*gomysql.Config, error) {
 	// instant in every session, whatever the DSN asks for.
 	cfg.Params["time_zone"] = "'+00:00'"
 	return cfg, nil
-}
-
-// Redact returns dsn with any password replaced by "xxxxx", for logs and
-// error messages. Besides URLs it covers the forms a user may pass by
-// mistake: go-sql-driver's user:pass@tcp(host)/db and key=value strings
-// (password=..., pwd=...).
-func Redact(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return redactKeywords(userinfoPassword.ReplaceAllString(dsn, "${1}:xxxxx@"))
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		if strings.Contains(dsn, "@") || redactKeywords(dsn) != dsn {
-			return "(unparseable DSN)"
-		}
-		return dsn
-	}
-	changed := false
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			changed = true
-		}
-	}
-	// A password may also come as a query parameter, with or without user
-	// info in the URL (sqlserver://host?user+id=u&password=p).
-	q := u.Query()
-	for k := range q {
-		if isPasswordKey(k) {
-			q.Set(k, "xxxxx")
-			changed = true
-		}
-	}
-	if !changed {
-		return dsn
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// userinfoPassword matches "user:password@" at the start of a DSN without a
-// scheme (go-sql-driver's format); the password runs to the last "@".
-var userinfoPassword = regexp.MustCompile(`^([^:@/()=\s]*):(.*)@`)
-
-// keywordPassword matches password=... in key=value DSNs (PostgreSQL's
-// "host=h password=p", SQL Server's "server=h;password=p").
-var keywordPassword = regexp.MustCompile(`(?i)\b(password|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s;&]*)`)
-
-func redactKeywords(s string) string {
-	return keywordPassword.ReplaceAllString(s, "${1}${2}xxxxx")
-}
-
-func isPasswordKey(k string) bool {
-	k = strings.ToLower(k)
-	return k == "password" || k == "pwd"
-}
-
-// redactErr renders err with the password, if the driver echoed it, removed.
-func redactErr(err error, dsn string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil {
-		var pws []string
-		if u.User != nil {
-			if pw, has := u.User.Password(); has {
-				pws = append(pws, pw)
-			}
-		}
-		for k, vs := range u.Query() {
-			if isPasswordKey(k) {
-				pws = append(pws, vs...)
-			}
-		}
-		for _, pw := range pws {
-			if pw != "" {
-				msg = strings.ReplaceAll(msg, pw, "xxxxx")
-			}
-		}
-	}
-	return msg
 }
