@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -278,11 +279,63 @@ func noArgs(fs *flag.FlagSet) error {
 	return nil
 }
 
-// Open opens the store the DSN names. The caller closes it.
+// Open opens the store the DSN names. The caller closes it. The database
+// must exist and hold eventfold's schema: Open never creates a SQLite file,
+// and says how to install the schema where it is missing.
 func (env *Env) Open(ctx context.Context) (*eventfold.Store[*sql.Tx], error) {
-	d, err := sqldriver.Open(ctx, env.DSN)
+	return env.open(ctx, openInstalled)
+}
+
+// openMode says what env.open requires of the database.
+type openMode int
+
+const (
+	openInstalled openMode = iota // the schema must be installed
+	openExisting                  // the database must exist (migrate status, down)
+	openCreate                    // a SQLite file may be created (migrate up)
+)
+
+func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], error) {
+	d, err := sqldriver.DialectOf(env.DSN)
 	if err != nil {
 		return nil, err
 	}
-	return eventfold.New(d, nil), nil
+	install := fmt.Sprintf("`%s --dsn %s migrate up`", env.Program, sqldriver.Redact(env.DSN))
+	switch d {
+	case eventfold.SQLite:
+		path, err := sqldriver.SQLitePath(env.DSN)
+		if err != nil {
+			return nil, err
+		}
+		if path != "" && mode != openCreate {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, &notInstalledError{fmt.Sprintf("no SQLite database at %s (nothing was created): %s creates it with the eventfold schema", path, install)}
+			}
+		}
+	case eventfold.MySQL:
+		cfg, err := sqldriver.MySQLConfig(env.DSN)
+		if err == nil && cfg.DBName == "" {
+			return nil, usagef("the mysql DSN names no database: write mysql://user@%s/DBNAME (create it first with CREATE DATABASE DBNAME)", cfg.Addr)
+		}
+	}
+	drv, err := sqldriver.Open(ctx, env.DSN)
+	if err != nil {
+		return nil, err
+	}
+	store := eventfold.New(drv, nil)
+	if mode == openInstalled {
+		v, err := store.SchemaVersion(ctx)
+		if err == nil && v == 0 {
+			store.Close()
+			return nil, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
+		}
+	}
+	return store, nil
 }
+
+// notInstalledError says that the database or its schema is missing and
+// how to install it; errors.Is matches eventfold.ErrSchemaNotInstalled.
+type notInstalledError struct{ msg string }
+
+func (e *notInstalledError) Error() string { return e.msg }
+func (e *notInstalledError) Unwrap() error { return eventfold.ErrSchemaNotInstalled }

@@ -56,7 +56,11 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 	default:
 		return usagef("migrate: unknown subcommand %q: want up, down, status or sql", sub)
 	}
-	store, err := env.Open(ctx)
+	mode := openExisting
+	if sub == "up" {
+		mode = openCreate
+	}
+	store, err := env.open(ctx, mode)
 	if err != nil {
 		return err
 	}

@@ -100,13 +100,9 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 // sqliteConnector opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
 // timeout, foreign keys and BEGIN IMMEDIATE for every transaction.
 func sqliteConnector(dsn string) (driver.Connector, error) {
-	path := dsn[strings.Index(dsn, "://")+3:]
-	query := ""
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i+1:]
-	}
-	if path == "" {
-		return nil, fmt.Errorf("sqlite DSN has no file path (want sqlite://PATH)")
+	path, query, err := splitSQLite(dsn)
+	if err != nil {
+		return nil, err
 	}
 	params := url.Values{}
 	params.Add("_pragma", "busy_timeout(10000)")
@@ -125,6 +121,34 @@ func sqliteConnector(dsn string) (driver.Connector, error) {
 		}
 	}
 	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + path + "?" + params.Encode()}, nil
+}
+
+// SQLitePath returns the file a sqlite:// DSN names ("" for an in-memory
+// database), so that a caller can tell whether opening it would create it.
+func SQLitePath(dsn string) (string, error) {
+	path, query, err := splitSQLite(dsn)
+	if err != nil {
+		return "", err
+	}
+	if path == ":memory:" || strings.Contains(query, "mode=memory") {
+		return "", nil
+	}
+	return path, nil
+}
+
+// splitSQLite splits sqlite://PATH?PARAMS. A "file:" before the path (the
+// form SQLite's own URIs take) is dropped: modernc would otherwise create a
+// file literally named "file:x.db".
+func splitSQLite(dsn string) (path, query string, err error) {
+	path = dsn[strings.Index(dsn, "://")+3:]
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	path = strings.TrimPrefix(path, "file:")
+	if path == "" {
+		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: "sqlite DSN has no file path (want sqlite://PATH)"}
+	}
+	return path, query, nil
 }
 
 // dsnConnector adapts a driver without a connector of its own.
