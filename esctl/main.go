@@ -44,6 +44,10 @@ type Options struct {
 	// Demo runs the example application for `demo` against a DSN. Nil: demo
 	// says it is not built into this binary.
 	Demo func(ctx context.Context, stdout io.Writer, dsn string) error
+	// Migrations, when set, are the service's own migrations (its
+	// read models): `migrate up` applies them after eventfold's, `migrate
+	// status` lists them.
+	Migrations *AppMigrations
 	// Commands adds subcommands, or replaces built-in ones of the same name
 	// (for example "bench").
 	Commands []Command
@@ -106,11 +110,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opt
 	global := flag.NewFlagSet(opts.Name, flag.ContinueOnError)
 	global.SetOutput(stderr)
 	dsn := global.String("dsn", "", "database URL (or EVENTFOLD_DSN); default "+DefaultDSN)
-	global.Usage = func() { env.printUsage(stderr) }
+	// --help prints to stdout (asked for: it is the result), a bad global
+	// flag prints the usage to stderr.
+	global.Usage = func() {}
+	global.SetOutput(io.Discard)
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			env.printUsage(stdout)
 			return ExitOK
 		}
+		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", opts.Name, err, opts.Name)
 		return ExitUsage
 	}
 	env.DSN = *dsn
@@ -150,7 +159,9 @@ func (env *Env) exit(err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
-	msg := env.scrub(err.Error())
+	// One prefix: the program's. The library's own "eventfold: " on each
+	// wrapped layer would repeat it.
+	msg := strings.ReplaceAll(env.scrub(err.Error()), "eventfold: ", "")
 	var ue *UsageError
 	switch {
 	case errors.As(err, &ue):
@@ -243,12 +254,28 @@ func (env *Env) newFlags(name, args, about, example string) (*flag.FlagSet, *str
 	fs.Usage = func() {
 		w := &env.help
 		fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n\nFlags:\n", env.Program, name, args, about)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printDefaults(w, fs)
 		fmt.Fprintf(w, "\nExample:\n%s\n", strings.ReplaceAll(example, "esctl ", env.Program+" "))
 	}
 	return fs, dsn
+}
+
+// printDefaults lists fs's flags like flag.PrintDefaults, but states a
+// default once: a usage text that already says "(default: ...)" does not
+// get the flag package's "(default -1)" after it.
+func printDefaults(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if !strings.Contains(usage, "(default") && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			line += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
 }
 
 // errUsageReported marks a usage error whose message was already printed.
@@ -263,7 +290,7 @@ func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
 			return flag.ErrHelp
 		}
 		env.help.Reset()
-		return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
+		return usagef("%s: %v (see '%s --help')", strings.TrimPrefix(fs.Name(), env.Program+" "), err, fs.Name())
 	}
 	if *dsn != "" {
 		env.DSN = *dsn
@@ -274,7 +301,7 @@ func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
 // noArgs rejects stray positional arguments.
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name(), fs.Arg(0), fs.Name())
+		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name()[strings.IndexByte(fs.Name(), ' ')+1:], fs.Arg(0), fs.Name())
 	}
 	return nil
 }

@@ -18,7 +18,8 @@ import (
 
 func runMigrate(ctx context.Context, env *Env, args []string) error {
 	fs, dsn := env.newFlags("migrate", "up|down|status|sql [flags]",
-		`Manages eventfold's schema (goose migrations, version table eventfold_goose_version).
+		`Manages eventfold's schema (goose migrations, version table eventfold_goose_version)
+and, in a service that embeds esctl, the service's own (up and status only).
   up      apply every pending migration (or up to --to VERSION)
   down    roll back the latest migration (or down to --to VERSION; 0 removes everything)
   status  list the migrations and whether each is applied
@@ -84,6 +85,9 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		if len(res) == 0 {
 			fmt.Fprintln(env.Stdout, "no pending migrations")
 		}
+		if *to < 0 { // --to names one of eventfold's versions, not the service's
+			return appMigrateUp(ctx, env, store.Dialect(), store.Driver().DB())
+		}
 	case "down":
 		var res []*goose.MigrationResult
 		if *to >= 0 {
@@ -117,7 +121,10 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		return appMigrateStatus(ctx, env, store.Dialect(), store.Driver().DB())
 	}
 	return nil
 }
