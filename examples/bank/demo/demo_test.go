@@ -39,8 +39,8 @@ func TestRun(t *testing.T) {
 				// Issue 9's findings: the demo says what it shows.
 				for _, want := range []string{
 					"(expected version: -2 no stream yet", // -2 explained
-					"has 30.00, withdrawal of 500.00",      // units, as in the heading
-					"read model still 2 accounts",          // this run's accounts, also on a reused database
+					"has 30.00, withdrawal of 500.00",     // units, as in the heading
+					"read model still 2 accounts",         // this run's accounts, also on a reused database
 					"== Push: what the live subscriber received",
 					"TransferReceived\n  (the rejected withdrawal", // every committed event arrived, the last one last
 					"look inside with\n  esctl --dsn ",
