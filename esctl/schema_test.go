@@ -2,6 +2,7 @@ package esctl
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,4 +125,28 @@ func TestMySQLWithoutDatabase(t *testing.T) {
 	r := run(t, Options{}, "mysql://root@tcp(127.0.0.1:3306)/db", "read", "--all")
 	require.Equal(t, ExitUsage, r.code, r.stderr)
 	require.Contains(t, r.stderr, "not go-sql-driver's user:pass@tcp(host:port)/db form: write mysql://user:pass@host:3306/db")
+}
+
+// TestConnectErrorsSayWhatToDo: a refused connection and a missing
+// database are named as such, in one line, with what to do.
+func TestConnectErrorsSayWhatToDo(t *testing.T) {
+	for _, dsn := range []string{"postgres://u@127.0.0.1:1/x?connect_timeout=2", "mysql://u@127.0.0.1:1/x?timeout=2s"} {
+		r := run(t, Options{}, dsn, "read", "--all")
+		require.Equal(t, ExitError, r.code)
+		require.Contains(t, r.stderr, "nothing answers at 127.0.0.1:1: is the server running?")
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	}
+	for _, d := range []eventfold.Dialect{eventfold.Postgres, eventfold.MySQL} {
+		t.Run(string(d), func(t *testing.T) {
+			server := testdb.ServerDSN(t, d)
+			u, err := url.Parse(server)
+			require.NoError(t, err)
+			u.Path = "/eftest_missing_h6"
+			r := run(t, Options{}, u.String(), "read", "--all")
+			require.Equal(t, ExitError, r.code)
+			require.Contains(t, r.stderr, `database "eftest_missing_h6" does not exist on `)
+			require.Contains(t, r.stderr, "CREATE DATABASE eftest_missing_h6")
+			require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+		})
+	}
 }

@@ -53,7 +53,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqldriver: connect to %s: %s", Redact(dsn), Scrub(err.Error(), dsn))
+		return nil, &ConnectError{DSN: Redact(dsn), Msg: Scrub(explainConnect(d, dsn, err), dsn), Err: err}
 	}
 	drv, err := New(db, d)
 	if err != nil {
@@ -63,6 +63,20 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	drv.owned = true
 	return drv, nil
 }
+
+// ConnectError reports that Open could not reach the database. Its message
+// says what is wrong and what to do, without the password; Unwrap gives the
+// driver's error.
+type ConnectError struct {
+	DSN string // redacted
+	Msg string
+	Err error
+}
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("connect to %s: %s", e.DSN, e.Msg) }
+
+// Unwrap returns the driver's error.
+func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Connector returns the database/sql connector for an eventfold DSN, with
 // the settings Open uses (SQLite: WAL, synchronous=NORMAL, a busy timeout,
