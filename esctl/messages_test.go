@@ -48,3 +48,20 @@ func TestOnePrefix(t *testing.T) {
 		require.Equal(t, 1, strings.Count(r.stderr, "\n"), "%v: one line: %s", args, r.stderr)
 	}
 }
+
+// TestArchivedSaysWhichFrom: reading into an archived range says which
+// --from reads what remains, and that --from works.
+func TestArchivedSaysWhichFrom(t *testing.T) {
+	forDialects(t, func(t *testing.T, dsn string) {
+		evs := archiveFixture(t, dsn, 4)
+		cut := evs[2].GlobalPosition
+		mustRun(t, dsn, "archive", "--before", jsonInt(cut), "--to", filepath.Join(t.TempDir(), "old.jsonl.gz"))
+		for _, args := range [][]string{{"read", "--all"}, {"tail", "--from", "0", "--limit", "1"}} {
+			r := run(t, Options{}, dsn, args...)
+			require.Equal(t, ExitError, r.code, "%v", args)
+			require.Contains(t, r.stderr, "--from "+jsonInt(cut)+" reads what remains", "%v", args)
+			require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+		}
+		require.Len(t, decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(cut))), 2)
+	})
+}

@@ -68,10 +68,18 @@ func Run(ctx context.Context, w io.Writer, dsn string) error {
 	if err != nil {
 		return err
 	}
+	// The subscriber reads through a connection pool of its own, so that its
+	// reads do not appear among the commands' SQL.
+	subDrv, err := sqldriver.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer subDrv.Close()
+	subStore := eventfold.New(subDrv, nil)
 	tailDone := make(chan struct{})
 	go func() {
 		defer close(tailDone)
-		_ = listener.Tail(ctx, store, head, &listener.Options{Wakeup: sig, PollInterval: time.Second},
+		_ = listener.Tail(ctx, subStore, head, &listener.Options{Wakeup: sig, PollInterval: time.Second},
 			func(_ context.Context, b listener.Batch) error {
 				for _, e := range b.Events {
 					r.pushed <- e
@@ -237,7 +245,7 @@ func (r *run) dispatch(title, id, name string, payload any) (*orchestrator.Resul
 			label = "orchestrator"
 		}
 		sql := oneLine(s.sql)
-		if !strings.Contains(sql, "append_events") { // the line that matters is never cut
+		if !strings.HasPrefix(label, "append") { // the lines that matter are never cut
 			sql = clip(sql, 96)
 		}
 		r.printf("  %2d  %-36s %s%s\n", i+1, label, sql, renderArgs(s))
