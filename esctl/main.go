@@ -161,7 +161,7 @@ func (env *Env) exit(err error) int {
 	}
 	// One prefix: the program's. The library's own "eventfold: " on each
 	// wrapped layer would repeat it.
-	msg := strings.ReplaceAll(env.scrub(err.Error()), "eventfold: ", "")
+	msg := strings.NewReplacer("eventfold: ", "", "sqldriver: ", "").Replace(env.scrub(err.Error()))
 	var ae *eventfold.ArchivedError
 	if errors.As(err, &ae) {
 		msg = fmt.Sprintf("events before global position %d are archived: --from %d reads what remains (read --all, tail); '%s restore --from FILE' puts the rest back",

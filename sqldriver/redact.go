@@ -98,13 +98,17 @@ func secrets(dsn string) []string {
 	}
 	u, ok := cleanURL(dsn)
 	if !ok {
-		// Whatever sits between the scheme and the last '@' may be a
-		// password, and so may each of its pieces.
+		// Whatever sits between the first ':' after the scheme and the
+		// last '@' may be a password, and so may each of its pieces (the
+		// user name before that ':' is not secret, and scrubbing it would
+		// garble every word it occurs in).
 		_, rest, _ := strings.Cut(dsn, "://")
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			add(rest[:at])
-			for _, piece := range strings.FieldsFunc(rest[:at], func(r rune) bool { return r == '@' || r == ':' }) {
-				add(piece)
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+				add(pw)
+				for _, piece := range strings.FieldsFunc(pw, func(r rune) bool { return r == '@' || r == ':' }) {
+					add(piece)
+				}
 			}
 		}
 		return out
@@ -164,6 +168,9 @@ func checkCredentials(dsn string, d eventfold.Dialect) error {
 	hint := "percent-encode reserved characters in the user name and password ('@' as %40, ':' as %3A, '/' as %2F, '?' as %3F, '#' as %23, '%' as %25)"
 	if d == eventfold.MySQL && strings.Contains(dsn, "@tcp(") {
 		return &eventfold.ValidationError{Field: "dsn", Reason: "mysql:// takes a URL, not go-sql-driver's user:pass@tcp(host:port)/db form: write mysql://user:pass@host:3306/db (" + hint + ")"}
+	}
+	if !strings.Contains(dsn, "@") {
+		return &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%s: not a valid URL; check the host and port, and %s", Redact(dsn), hint)}
 	}
 	return &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%s://xxxxx@...: the user name, password or host cannot be told apart; %s", d, hint)}
 }

@@ -120,3 +120,19 @@ func TestPasswordQueryParameterScrubbed(t *testing.T) {
 	requireNoSecret(t, "Scrub", sqldriver.Scrub("x HEADSECRET@TAILSECRET y", dsn))
 	require.True(t, strings.HasPrefix(sqldriver.Redact(dsn), "sqlserver://127.0.0.1:1?"))
 }
+
+// TestRefusalKeepsUserName: scrubbing a refused DSN's password pieces does
+// not garble the message (the user name is not a secret), and a URL
+// without user info gets a message about the URL, not about passwords.
+func TestRefusalKeepsUserName(t *testing.T) {
+	_, err := sqldriver.Open(context.Background(), "postgres://u:p%ZZ@127.0.0.1/db")
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+	msg := sqldriver.Scrub(err.Error(), "postgres://u:p%ZZ@127.0.0.1/db")
+	require.Contains(t, msg, "the user name, password or host cannot be told apart")
+	_, err = sqldriver.Open(context.Background(), "postgres://[::1:5432/db")
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+	require.Contains(t, err.Error(), "not a valid URL")
+	// '@' in a query value is not user info.
+	_, _, err = sqldriver.Connector("sqlserver://127.0.0.1:1?database=db&user+id=a@b.example&password=x")
+	require.NoError(t, err)
+}
