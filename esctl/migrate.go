@@ -108,6 +108,20 @@ and, in a service that embeds esctl, the service's own (up and status only).
 			return fmt.Errorf("migrate down: %w", err)
 		}
 	case "status":
+		// goose's Status creates its version table: on a database without
+		// the schema, list the files as pending without writing anything.
+		if v, err := store.SchemaVersion(ctx); err == nil && v == 0 {
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+			for _, src := range p.ListSources() {
+				fmt.Fprintf(tw, "%d\tpending\t-\t%s\n", src.Version, src.Path)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "%s: the eventfold schema is not installed: '%s migrate up' installs it\n", env.Program, env.Program)
+			return nil
+		}
 		st, err := p.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("migrate status: %w", err)

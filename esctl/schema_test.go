@@ -150,3 +150,25 @@ func TestConnectErrorsSayWhatToDo(t *testing.T) {
 		})
 	}
 }
+
+// TestMigrateStatusWritesNothing: `migrate status` on a database without
+// the schema lists every migration as pending and creates no table (goose's
+// own status would create its version table).
+func TestMigrateStatusWritesNothing(t *testing.T) {
+	for _, d := range sqlDialects {
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel()
+			dsn := testdb.EmptyDSN(t, d)
+			ctx := context.Background()
+			drv, err := sqldriver.Open(ctx, dsn)
+			require.NoError(t, err)
+			defer drv.Close()
+			r := run(t, Options{}, dsn, "migrate", "status")
+			require.Equal(t, 0, r.code, r.stderr)
+			require.Contains(t, r.stdout, "pending")
+			require.Contains(t, r.stderr, "not installed")
+			_, err = drv.DB().ExecContext(ctx, "SELECT 1 FROM "+eventfold.MigrationTable)
+			require.Error(t, err, "migrate status created %s", eventfold.MigrationTable)
+		})
+	}
+}
