@@ -78,6 +78,9 @@ func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected Expec
 		out, err = s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
 		return err
 	})
+	if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, wrapAppend(streamID, err)
 	}
@@ -127,7 +130,8 @@ const DefaultReadLimit = 1000
 // archive` fails with *ArchivedError (errors.Is ErrArchived), never
 // silently returns less.
 func (s *Store[TTx]) ReadStream(ctx context.Context, streamID string, opt ReadStreamOptions) ([]Event, error) {
-	return s.readStream(ctx, s.driver.Ops(), streamID, opt)
+	evs, err := s.readStream(ctx, s.driver.Ops(), streamID, opt)
+	return evs, s.schemaErr(ctx, err)
 }
 
 // ReadStreamTx is ReadStream inside the caller's transaction.
@@ -177,7 +181,8 @@ type ReadAllOptions struct {
 // A long-running writer therefore delays readers (lag), never loses events.
 // Reading from below the archive watermark fails with *ArchivedError.
 func (s *Store[TTx]) ReadAll(ctx context.Context, opt ReadAllOptions) ([]Event, error) {
-	return s.readAll(ctx, s.driver.Ops(), opt)
+	evs, err := s.readAll(ctx, s.driver.Ops(), opt)
+	return evs, s.schemaErr(ctx, err)
 }
 
 // ReadAllTx is ReadAll inside the caller's transaction.
@@ -209,6 +214,9 @@ func (s *Store[TTx]) readAll(ctx context.Context, ops Ops, opt ReadAllOptions) (
 // or below it that will ever commit has committed. 0 for an empty log.
 func (s *Store[TTx]) Head(ctx context.Context) (int64, error) {
 	h, err := s.driver.Ops().Head(ctx)
+	if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
+		return 0, err
+	}
 	if err != nil {
 		return 0, fmt.Errorf("eventfold: head: %w", err)
 	}
@@ -244,6 +252,9 @@ func (s *Store[TTx]) WaitHead(ctx context.Context, pos int64) (int64, error) {
 // read past Head.
 func (s *Store[TTx]) LastPosition(ctx context.Context) (int64, error) {
 	p, err := s.driver.Ops().LastPosition(ctx)
+	if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
+		return 0, err
+	}
 	if err != nil {
 		return 0, fmt.Errorf("eventfold: last position: %w", err)
 	}

@@ -36,8 +36,7 @@ so it touches nothing of yours.`,
 		if err != nil {
 			return err
 		}
-		target = "sqlite://" + filepath.Join(dir, "demo.db")
-		fmt.Fprintf(env.Stderr, "demo database: %s\n", target)
+		target = "sqlite://" + filepath.Join(dir, "demo.db") // the demo prints it, and how to look inside
 	}
 	return env.opts.Demo(ctx, env.Stdout, target)
 }

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -43,6 +44,10 @@ type Options struct {
 	// Demo runs the example application for `demo` against a DSN. Nil: demo
 	// says it is not built into this binary.
 	Demo func(ctx context.Context, stdout io.Writer, dsn string) error
+	// Migrations, when set, are the service's own migrations (its
+	// read models): `migrate up` applies them after eventfold's, `migrate
+	// status` lists them.
+	Migrations *AppMigrations
 	// Commands adds subcommands, or replaces built-in ones of the same name
 	// (for example "bench").
 	Commands []Command
@@ -105,11 +110,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opt
 	global := flag.NewFlagSet(opts.Name, flag.ContinueOnError)
 	global.SetOutput(stderr)
 	dsn := global.String("dsn", "", "database URL (or EVENTFOLD_DSN); default "+DefaultDSN)
-	global.Usage = func() { env.printUsage(stderr) }
+	// --help prints to stdout (asked for: it is the result), a bad global
+	// flag prints the usage to stderr.
+	global.Usage = func() {}
+	global.SetOutput(io.Discard)
 	if err := global.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			env.printUsage(stdout)
 			return ExitOK
 		}
+		fmt.Fprintf(stderr, "%s: %v (see '%s --help')\n", opts.Name, err, opts.Name)
 		return ExitUsage
 	}
 	env.DSN = *dsn
@@ -149,7 +159,14 @@ func (env *Env) exit(err error) int {
 	if err == nil || errors.Is(err, flag.ErrHelp) {
 		return ExitOK
 	}
-	msg := env.scrub(err.Error())
+	// One prefix: the program's. The library's own "eventfold: " on each
+	// wrapped layer would repeat it.
+	msg := strings.NewReplacer("eventfold: ", "", "sqldriver: ", "").Replace(env.scrub(err.Error()))
+	var ae *eventfold.ArchivedError
+	if errors.As(err, &ae) {
+		msg = fmt.Sprintf("events before global position %d are archived: --from %d reads what remains (read --all, tail); '%s restore --from FILE' puts the rest back",
+			ae.ArchivedBefore, ae.ArchivedBefore, env.Program)
+	}
 	var ue *UsageError
 	switch {
 	case errors.As(err, &ue):
@@ -169,18 +186,7 @@ func (env *Env) exit(err error) int {
 }
 
 // scrub removes the DSN's password from s, wherever a driver echoed it.
-func (env *Env) scrub(s string) string {
-	if env.DSN == "" {
-		return s
-	}
-	if red := sqldriver.Redact(env.DSN); red != env.DSN {
-		s = strings.ReplaceAll(s, env.DSN, red)
-	}
-	for _, pw := range dsnSecrets(env.DSN) {
-		s = strings.ReplaceAll(s, pw, "xxxxx")
-	}
-	return s
-}
+func (env *Env) scrub(s string) string { return sqldriver.Scrub(s, env.DSN) }
 
 // commands returns the command table: built-ins, then Options.Commands
 // (which may replace a built-in of the same name, e.g. bench).
@@ -253,12 +259,28 @@ func (env *Env) newFlags(name, args, about, example string) (*flag.FlagSet, *str
 	fs.Usage = func() {
 		w := &env.help
 		fmt.Fprintf(w, "Usage: %s %s %s\n\n%s\n\nFlags:\n", env.Program, name, args, about)
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
+		printDefaults(w, fs)
 		fmt.Fprintf(w, "\nExample:\n%s\n", strings.ReplaceAll(example, "esctl ", env.Program+" "))
 	}
 	return fs, dsn
+}
+
+// printDefaults lists fs's flags like flag.PrintDefaults, but states a
+// default once: a usage text that already says "(default: ...)" does not
+// get the flag package's "(default -1)" after it.
+func printDefaults(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		line += "\n    \t" + strings.ReplaceAll(usage, "\n", "\n    \t")
+		if !strings.Contains(usage, "(default") && f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			line += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintln(w, line)
+	})
 }
 
 // errUsageReported marks a usage error whose message was already printed.
@@ -273,7 +295,7 @@ func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
 			return flag.ErrHelp
 		}
 		env.help.Reset()
-		return usagef("%s: %v (see '%s --help')", fs.Name(), err, fs.Name())
+		return usagef("%s: %v (see '%s --help')", strings.TrimPrefix(fs.Name(), env.Program+" "), err, fs.Name())
 	}
 	if *dsn != "" {
 		env.DSN = *dsn
@@ -284,16 +306,68 @@ func (env *Env) parse(fs *flag.FlagSet, dsn *string, args []string) error {
 // noArgs rejects stray positional arguments.
 func noArgs(fs *flag.FlagSet) error {
 	if fs.NArg() > 0 {
-		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name(), fs.Arg(0), fs.Name())
+		return usagef("%s: unexpected argument %q (see '%s --help')", fs.Name()[strings.IndexByte(fs.Name(), ' ')+1:], fs.Arg(0), fs.Name())
 	}
 	return nil
 }
 
-// Open opens the store the DSN names. The caller closes it.
+// Open opens the store the DSN names. The caller closes it. The database
+// must exist and hold eventfold's schema: Open never creates a SQLite file,
+// and says how to install the schema where it is missing.
 func (env *Env) Open(ctx context.Context) (*eventfold.Store[*sql.Tx], error) {
-	d, err := sqldriver.Open(ctx, env.DSN)
+	return env.open(ctx, openInstalled)
+}
+
+// openMode says what env.open requires of the database.
+type openMode int
+
+const (
+	openInstalled openMode = iota // the schema must be installed
+	openExisting                  // the database must exist (migrate status, down)
+	openCreate                    // a SQLite file may be created (migrate up)
+)
+
+func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], error) {
+	d, err := sqldriver.DialectOf(env.DSN)
 	if err != nil {
 		return nil, err
 	}
-	return eventfold.New(d, nil), nil
+	install := fmt.Sprintf("`%s --dsn %s migrate up`", env.Program, sqldriver.Redact(env.DSN))
+	switch d {
+	case eventfold.SQLite:
+		path, err := sqldriver.SQLitePath(env.DSN)
+		if err != nil {
+			return nil, err
+		}
+		if path != "" && mode != openCreate {
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				return nil, &notInstalledError{fmt.Sprintf("no SQLite database at %s (nothing was created): %s creates it with the eventfold schema", path, install)}
+			}
+		}
+	case eventfold.MySQL:
+		cfg, err := sqldriver.MySQLConfig(env.DSN)
+		if err == nil && cfg.DBName == "" {
+			return nil, usagef("the mysql DSN names no database: write mysql://user@%s/DBNAME (create it first with CREATE DATABASE DBNAME)", cfg.Addr)
+		}
+	}
+	drv, err := sqldriver.Open(ctx, env.DSN)
+	if err != nil {
+		return nil, err
+	}
+	store := eventfold.New(drv, nil)
+	if mode == openInstalled {
+		v, err := store.SchemaVersion(ctx)
+		if err == nil && v == 0 {
+			store.Close()
+			return nil, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
+		}
+	}
+	return store, nil
 }
+
+// notInstalledError says that the database or its schema is missing and
+// how to install it; errors.Is matches eventfold.ErrSchemaNotInstalled.
+type notInstalledError struct{ msg string }
+
+func (e *notInstalledError) Error() string { return e.msg }
+func (e *notInstalledError) Unwrap() error { return eventfold.ErrSchemaNotInstalled }

@@ -18,7 +18,8 @@ import (
 
 func runMigrate(ctx context.Context, env *Env, args []string) error {
 	fs, dsn := env.newFlags("migrate", "up|down|status|sql [flags]",
-		`Manages eventfold's schema (goose migrations, version table eventfold_goose_version).
+		`Manages eventfold's schema (goose migrations, version table eventfold_goose_version)
+and, in a service that embeds esctl, the service's own (up and status only).
   up      apply every pending migration (or up to --to VERSION)
   down    roll back the latest migration (or down to --to VERSION; 0 removes everything)
   status  list the migrations and whether each is applied
@@ -56,7 +57,11 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 	default:
 		return usagef("migrate: unknown subcommand %q: want up, down, status or sql", sub)
 	}
-	store, err := env.Open(ctx)
+	mode := openExisting
+	if sub == "up" {
+		mode = openCreate
+	}
+	store, err := env.open(ctx, mode)
 	if err != nil {
 		return err
 	}
@@ -80,6 +85,9 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		if len(res) == 0 {
 			fmt.Fprintln(env.Stdout, "no pending migrations")
 		}
+		if *to < 0 { // --to names one of eventfold's versions, not the service's
+			return appMigrateUp(ctx, env, store.Dialect(), store.Driver().DB())
+		}
 	case "down":
 		var res []*goose.MigrationResult
 		if *to >= 0 {
@@ -100,6 +108,20 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 			return fmt.Errorf("migrate down: %w", err)
 		}
 	case "status":
+		// goose's Status creates its version table: on a database without
+		// the schema, list the files as pending without writing anything.
+		if v, err := store.SchemaVersion(ctx); err == nil && v == 0 {
+			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
+			for _, src := range p.ListSources() {
+				fmt.Fprintf(tw, "%d\tpending\t-\t%s\n", src.Version, src.Path)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.Stderr, "%s: the eventfold schema is not installed: '%s migrate up' installs it\n", env.Program, env.Program)
+			return nil
+		}
 		st, err := p.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("migrate status: %w", err)
@@ -113,7 +135,10 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
 		}
-		return tw.Flush()
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		return appMigrateStatus(ctx, env, store.Dialect(), store.Driver().DB())
 	}
 	return nil
 }

@@ -76,6 +76,7 @@ func TestReplayCommitEveryFailure(t *testing.T) {
 }
 
 func TestDemoHonoursGlobalDSN(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir()) // the demo's scratch folder: no litter in /tmp
 	var got string
 	demo := func(ctx context.Context, w io.Writer, dsn string) error { got = dsn; return nil }
 	want := "sqlite://" + t.TempDir() + "/mine.db"
@@ -90,6 +91,7 @@ func TestDemoHonoursGlobalDSN(t *testing.T) {
 }
 
 func TestDemoDefaultsToFreshSQLite(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
 	var got string
 	demo := func(ctx context.Context, w io.Writer, dsn string) error { got = dsn; return nil }
 	r := run(t, Options{Demo: demo}, "", "demo")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
@@ -54,7 +53,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	defer cancel()
 	if err := db.PingContext(pingCtx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("sqldriver: connect to %s: %s", Redact(dsn), redactErr(err, dsn))
+		return nil, &ConnectError{DSN: Redact(dsn), Msg: Scrub(explainConnect(d, dsn, err), dsn), Err: err}
 	}
 	drv, err := New(db, d)
 	if err != nil {
@@ -65,6 +64,20 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	return drv, nil
 }
 
+// ConnectError reports that Open could not reach the database. Its message
+// says what is wrong and what to do, without the password; Unwrap gives the
+// driver's error.
+type ConnectError struct {
+	DSN string // redacted
+	Msg string
+	Err error
+}
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("connect to %s: %s", e.DSN, e.Msg) }
+
+// Unwrap returns the driver's error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
 // Connector returns the database/sql connector for an eventfold DSN, with
 // the settings Open uses (SQLite: WAL, synchronous=NORMAL, a busy timeout,
 // foreign keys, BEGIN IMMEDIATE; MySQL: UTC, parseTime, client-side
@@ -73,6 +86,9 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	d, err := DialectOf(dsn)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := checkCredentials(dsn, d); err != nil {
 		return nil, "", err
 	}
 	var c driver.Connector
@@ -93,7 +109,7 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 		c, err = mssql.NewConnector(SQLServerDSN(dsn))
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), redactErr(err, dsn))
+		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), Scrub(err.Error(), dsn))
 	}
 	return c, d, nil
 }
@@ -138,13 +154,9 @@ func checkSQLServerURL(dsn string) error {
 // sqliteConnector opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
 // timeout, foreign keys and BEGIN IMMEDIATE for every transaction.
 func sqliteConnector(dsn string) (driver.Connector, error) {
-	path := dsn[strings.Index(dsn, "://")+3:]
-	query := ""
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i+1:]
-	}
-	if path == "" {
-		return nil, fmt.Errorf("sqlite DSN has no file path (want sqlite://PATH)")
+	path, query, err := splitSQLite(dsn)
+	if err != nil {
+		return nil, err
 	}
 	params := url.Values{}
 	params.Add("_pragma", "busy_timeout(10000)")
@@ -163,6 +175,34 @@ func sqliteConnector(dsn string) (driver.Connector, error) {
 		}
 	}
 	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + path + "?" + params.Encode()}, nil
+}
+
+// SQLitePath returns the file a sqlite:// DSN names ("" for an in-memory
+// database), so that a caller can tell whether opening it would create it.
+func SQLitePath(dsn string) (string, error) {
+	path, query, err := splitSQLite(dsn)
+	if err != nil {
+		return "", err
+	}
+	if path == ":memory:" || strings.Contains(query, "mode=memory") {
+		return "", nil
+	}
+	return path, nil
+}
+
+// splitSQLite splits sqlite://PATH?PARAMS. A "file:" before the path (the
+// form SQLite's own URIs take) is dropped: modernc would otherwise create a
+// file literally named "file:x.db".
+func splitSQLite(dsn string) (path, query string, err error) {
+	path = dsn[strings.Index(dsn, "://")+3:]
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path, query = path[:i], path[i+1:]
+	}
+	path = strings.TrimPrefix(path, "file:")
+	if path == "" {
+		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: "sqlite DSN has no file path (want sqlite://PATH)"}
+	}
+	return path, query, nil
 }
 
 // dsnConnector adapts a driver without a connector of its own.
@@ -213,83 +253,4 @@ func MySQLConfig(dsn string) (*gomysql.Config, error) {
 	// instant in every session, whatever the DSN asks for.
 	cfg.Params["time_zone"] = "'+00:00'"
 	return cfg, nil
-}
-
-// Redact returns dsn with any password replaced by "xxxxx", for logs and
-// error messages. Besides URLs it covers the forms a user may pass by
-// mistake: go-sql-driver's user:pass@tcp(host)/db and key=value strings
-// (password=..., pwd=...).
-func Redact(dsn string) string {
-	if !strings.Contains(dsn, "://") {
-		return redactKeywords(userinfoPassword.ReplaceAllString(dsn, "${1}:xxxxx@"))
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		if strings.Contains(dsn, "@") || redactKeywords(dsn) != dsn {
-			return "(unparseable DSN)"
-		}
-		return dsn
-	}
-	changed := false
-	if u.User != nil {
-		if _, has := u.User.Password(); has {
-			u.User = url.UserPassword(u.User.Username(), "xxxxx")
-			changed = true
-		}
-	}
-	// A password may also come as a query parameter, with or without user
-	// info in the URL (sqlserver://host?user+id=u&password=p).
-	q := u.Query()
-	for k := range q {
-		if isPasswordKey(k) {
-			q.Set(k, "xxxxx")
-			changed = true
-		}
-	}
-	if !changed {
-		return dsn
-	}
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// userinfoPassword matches "user:password@" at the start of a DSN without a
-// scheme (go-sql-driver's format); the password runs to the last "@".
-var userinfoPassword = regexp.MustCompile(`^([^:@/()=\s]*):(.*)@`)
-
-// keywordPassword matches password=... in key=value DSNs (PostgreSQL's
-// "host=h password=p", SQL Server's "server=h;password=p").
-var keywordPassword = regexp.MustCompile(`(?i)\b(password|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s;&]*)`)
-
-func redactKeywords(s string) string {
-	return keywordPassword.ReplaceAllString(s, "${1}${2}xxxxx")
-}
-
-func isPasswordKey(k string) bool {
-	k = strings.ToLower(k)
-	return k == "password" || k == "pwd"
-}
-
-// redactErr renders err with the password, if the driver echoed it, removed.
-func redactErr(err error, dsn string) string {
-	msg := err.Error()
-	if u, perr := url.Parse(dsn); perr == nil {
-		var pws []string
-		if u.User != nil {
-			if pw, has := u.User.Password(); has {
-				pws = append(pws, pw)
-			}
-		}
-		for k, vs := range u.Query() {
-			if isPasswordKey(k) {
-				pws = append(pws, vs...)
-			}
-		}
-		for _, pw := range pws {
-			if pw != "" {
-				msg = strings.ReplaceAll(msg, pw, "xxxxx")
-			}
-		}
-	}
-	return msg
 }

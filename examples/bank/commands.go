@@ -128,7 +128,7 @@ func (a *App) handleWithdraw(ctx context.Context, tx *sql.Tx, c Withdraw) ([]orc
 		return nil, err
 	}
 	if acc.Balance < c.Amount {
-		return nil, fmt.Errorf("%w: account %q has %d, withdrawal of %d", ErrInsufficientFunds, c.AccountID, acc.Balance, c.Amount)
+		return nil, fmt.Errorf("%w: account %q has %s, withdrawal of %s", ErrInsufficientFunds, c.AccountID, Money(acc.Balance), Money(c.Amount))
 	}
 	return []orchestrator.Emit{{
 		Stream: StreamID(c.AccountID), Expected: eventfold.Exact(acc.Version),
@@ -146,7 +146,7 @@ func (a *App) handleTransfer(ctx context.Context, tx *sql.Tx, c Transfer) ([]orc
 		return nil, err
 	}
 	if from.Balance < c.Amount {
-		return nil, fmt.Errorf("%w: account %q has %d, transfer of %d", ErrInsufficientFunds, c.From, from.Balance, c.Amount)
+		return nil, fmt.Errorf("%w: account %q has %s, transfer of %s", ErrInsufficientFunds, c.From, Money(from.Balance), Money(c.Amount))
 	}
 	id := c.TransferID
 	if id == "" {
@@ -159,4 +159,13 @@ func (a *App) handleTransfer(ctx context.Context, tx *sql.Tx, c Transfer) ([]orc
 		{Stream: StreamID(c.To), Expected: eventfold.Exact(to.Version),
 			Type: EventTransferReceived, Data: TransferReceived{TransferID: id, From: c.From, Amount: c.Amount}},
 	}, nil
+}
+
+// Money formats an amount in cents as units with two decimals ("30.00").
+func Money(cents int64) string {
+	sign := ""
+	if cents < 0 {
+		sign, cents = "-", -cents
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, cents/100, cents%100)
 }

@@ -19,24 +19,32 @@ const MigrationTable = "bank_goose_version"
 //go:embed sql
 var migrations embed.FS
 
+// Migrations returns the read-model migrations of one dialect
+// (examples/bank/sql/<dialect>): plain goose files, version table
+// MigrationTable.
+func Migrations(d eventfold.Dialect) (fs.FS, error) {
+	dir := map[eventfold.Dialect]string{
+		eventfold.Postgres:  "sql/postgres",
+		eventfold.MySQL:     "sql/mysql",
+		eventfold.SQLite:    "sql/sqlite",
+		eventfold.SQLServer: "sql/mssql",
+	}[d]
+	if dir == "" {
+		return nil, fmt.Errorf("bank: migrations: %w", eventfold.ErrUnknownDialect)
+	}
+	return fs.Sub(migrations, dir)
+}
+
 // Migrate applies the read-model migrations (examples/bank/sql/<dialect>)
 // to db. Apply eventfold's own migrations first (Store.Migrate).
 func Migrate(ctx context.Context, db *sql.DB, d eventfold.Dialect) error {
-	var dir string
-	var gd goose.Dialect
-	switch d {
-	case eventfold.Postgres:
-		dir, gd = "sql/postgres", goose.DialectPostgres
-	case eventfold.MySQL:
-		dir, gd = "sql/mysql", goose.DialectMySQL
-	case eventfold.SQLite:
-		dir, gd = "sql/sqlite", goose.DialectSQLite3
-	case eventfold.SQLServer:
-		dir, gd = "sql/mssql", goose.DialectMSSQL
-	default:
-		return fmt.Errorf("bank: migrate: %w", eventfold.ErrUnknownDialect)
-	}
-	fsys, err := fs.Sub(migrations, dir)
+	gd := map[eventfold.Dialect]goose.Dialect{
+		eventfold.Postgres:  goose.DialectPostgres,
+		eventfold.MySQL:     goose.DialectMySQL,
+		eventfold.SQLite:    goose.DialectSQLite3,
+		eventfold.SQLServer: goose.DialectMSSQL,
+	}[d]
+	fsys, err := Migrations(d)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/examples/bank"
+	"github.com/eventfold/eventfold/listener"
 	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/sqldriver"
 )
@@ -49,12 +50,47 @@ func Run(ctx context.Context, w io.Writer, dsn string) error {
 	if err := bank.Migrate(ctx, db, d); err != nil {
 		return err
 	}
-	app, err := bank.New(store, nil)
+	// The push wiring: after each commit the notifier wakes the live
+	// subscriber below through sig (and, on PostgreSQL, other processes).
+	sig := listener.NewSignal()
+	notifier := listener.NewNotifier(store, &listener.NotifierOptions{Signal: sig})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { _ = notifier.Run(ctx) }()
+	app, err := bank.New(store, &orchestrator.Config{AfterCommit: notifier.AfterCommit})
 	if err != nil {
 		return err
 	}
-	r := &run{ctx: ctx, w: w, rec: rec, store: store, app: app}
-	return r.story(dsn, d)
+	r := &run{ctx: ctx, w: w, rec: rec, store: store, app: app, pushed: make(chan eventfold.Event, 64)}
+	// A live subscriber, started before the first command: it receives each
+	// committed event (never a rolled-back one) as the commit wakes it.
+	head, err := store.Head(ctx) // fixed now: the subscriber must not start after the first commit
+	if err != nil {
+		return err
+	}
+	// The subscriber reads through a connection pool of its own, so that its
+	// reads do not appear among the commands' SQL.
+	subDrv, err := sqldriver.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer subDrv.Close()
+	subStore := eventfold.New(subDrv, nil)
+	tailDone := make(chan struct{})
+	go func() {
+		defer close(tailDone)
+		_ = listener.Tail(ctx, subStore, head, &listener.Options{Wakeup: sig, PollInterval: time.Second},
+			func(_ context.Context, b listener.Batch) error {
+				for _, e := range b.Events {
+					r.pushed <- e
+				}
+				return nil
+			})
+	}()
+	err = r.story(dsn, d)
+	cancel()
+	<-tailDone
+	return err
 }
 
 type run struct {
@@ -66,6 +102,10 @@ type run struct {
 	n     int
 	// suffix keeps account ids fresh on a database used before.
 	suffix string
+	// pushed receives what the live subscriber got.
+	pushed chan eventfold.Event
+	// explained: the expected-version codes were explained once.
+	explained bool
 }
 
 func (r *run) printf(format string, args ...any) { fmt.Fprintf(r.w, format, args...) }
@@ -83,7 +123,8 @@ func (r *run) story(dsn string, d eventfold.Dialect) error {
 	alice, bob, carol := r.acct("alice"), r.acct("bob"), r.acct("carol")
 
 	r.printf("eventfold demo: a bank ledger, \"Redux for the backend\"\n")
-	r.printf("database: %s (%s); migrations applied (eventfold_goose_version, bank_goose_version)\n\n", sqldriver.Redact(dsn), d)
+	r.printf("database: %s (%s); migrations applied (eventfold_goose_version, bank_goose_version)\n", sqldriver.Redact(dsn), d)
+	r.printf("a live subscriber is listening: it will receive every committed event (see the end)\n\n")
 	r.printf("Every write is one command, dispatched in ONE transaction:\n")
 	r.printf("  BEGIN -> handler (validates against the read model) -> append events -> reducers (update read models) -> COMMIT\n")
 	r.printf("Any error rolls everything back. Below each command: the SQL the database ran, in order.\n")
@@ -115,7 +156,7 @@ func (r *run) story(dsn string, d eventfold.Dialect) error {
 	if !errors.Is(err, bank.ErrInsufficientFunds) {
 		return fmt.Errorf("demo: expected insufficient funds, got %v", err)
 	}
-	if err := r.proveUnchanged(before, bob, carol); err != nil {
+	if err := r.proveUnchanged(before, bob); err != nil {
 		return err
 	}
 
@@ -128,7 +169,7 @@ func (r *run) story(dsn string, d eventfold.Dialect) error {
 	}
 	r.printf("   (account numbers are unique across accounts, i.e. across streams: only the read model's\n")
 	r.printf("    UNIQUE constraint enforces that without races, and its failure takes the event down with it)\n")
-	if err := r.proveUnchanged(before, bob, carol); err != nil {
+	if err := r.proveUnchanged(before, carol); err != nil {
 		return err
 	}
 
@@ -142,7 +183,47 @@ func (r *run) story(dsn string, d eventfold.Dialect) error {
 		return fmt.Errorf("demo: the resent deposit was applied again")
 	}
 
-	return r.retrieve(alice, bob)
+	if err := r.retrieve(alice, bob); err != nil {
+		return err
+	}
+	return r.showPushed(dsn, alice, bob)
+}
+
+// showPushed prints what the live subscriber received: the committed
+// events of this run, in log order, and nothing that rolled back.
+func (r *run) showPushed(dsn, alice, bob string) error {
+	want := 0
+	evs, err := r.store.ReadAll(r.ctx, eventfold.ReadAllOptions{})
+	if err != nil {
+		return err
+	}
+	for _, e := range evs {
+		if r.mine(e, alice, bob) {
+			want++
+		}
+	}
+	r.printf("\n== Push: what the live subscriber received (listener.Tail, woken by each commit)\n")
+	timeout := time.After(10 * time.Second)
+	for got := 0; got < want; {
+		select {
+		case e := <-r.pushed:
+			if !r.mine(e, alice, bob) {
+				continue
+			}
+			got++
+			r.printf("  position %-16d %-22s v%d  %s\n", e.GlobalPosition, e.StreamID, e.StreamVersion, e.Type)
+		case <-timeout:
+			return fmt.Errorf("demo: the live subscriber received %d of %d events", got, want)
+		}
+	}
+	r.printf("  (the rejected withdrawal and carol's failed opening never reached it: they rolled back)\n")
+	r.printf("\nThe database stays; look inside with\n  esctl --dsn %s read --all\n  esctl --dsn %s stats\n", sqldriver.Redact(dsn), sqldriver.Redact(dsn))
+	return nil
+}
+
+// mine tells this run's events from earlier runs' on a reused database.
+func (r *run) mine(e eventfold.Event, alice, bob string) bool {
+	return e.StreamID == bank.StreamID(alice) || e.StreamID == bank.StreamID(bob)
 }
 
 // dispatch runs one command and prints the SQL and the outcome.
@@ -163,7 +244,15 @@ func (r *run) dispatch(title, id, name string, payload any) (*orchestrator.Resul
 		if label == "" {
 			label = "orchestrator"
 		}
-		r.printf("  %2d  %-36s %s%s\n", i+1, label, clip(oneLine(s.sql), 96), renderArgs(s))
+		sql := oneLine(s.sql)
+		if !strings.HasPrefix(label, "append") { // the lines that matter are never cut
+			sql = clip(sql, 96)
+		}
+		r.printf("  %2d  %-36s %s%s\n", i+1, label, sql, renderArgs(s))
+		if strings.HasPrefix(label, "append") && !r.explained {
+			r.explained = true
+			r.printf("      %-36s (expected version: -2 no stream yet, -1 any, -3 the stream must exist, n exactly version n)\n", "")
+		}
 	}
 	switch {
 	case err != nil:
@@ -202,7 +291,12 @@ func (r *run) proof(accounts ...string) (state, error) {
 			return s, err
 		}
 	}
-	s.accounts, err = r.app.Accounts(r.ctx)
+	all, err := r.app.Accounts(r.ctx)
+	for _, a := range all {
+		if r.suffix == "" || strings.HasSuffix(a.AccountID, r.suffix) { // not earlier runs' accounts
+			s.accounts = append(s.accounts, a)
+		}
+	}
 	return s, err
 }
 
@@ -215,7 +309,11 @@ func (r *run) proveUnchanged(before state, accounts ...string) error {
 	var vs []string
 	for _, a := range accounts {
 		same = same && after.versions[a] == before.versions[a]
-		vs = append(vs, fmt.Sprintf("stream %s at version %d", bank.StreamID(a), after.versions[a]))
+		if after.versions[a] == 0 {
+			vs = append(vs, fmt.Sprintf("no stream %s", bank.StreamID(a)))
+		} else {
+			vs = append(vs, fmt.Sprintf("stream %s still at version %d", bank.StreamID(a), after.versions[a]))
+		}
 	}
 	r.printf("proof    last log position still %d; %s; read model still %d accounts, unchanged\n",
 		after.head, strings.Join(vs, ", "), len(after.accounts))
@@ -289,7 +387,6 @@ func (r *run) retrieve(alice, bob string) error {
 			r.printf("  v%-3d %-17s %10s %s\n", e.Version, e.Kind, money(e.Amount), e.Counterparty)
 		}
 	}
-	r.printf("\nThe same events could now be pushed to subscribers (esctl tail / the listener package).\n")
 	return nil
 }
 

@@ -1,10 +1,15 @@
-// Command bankctl is esctl with the bank's reducers compiled in, so that
-// `bankctl replay` rebuilds the bank's read models from the log:
+// Command bankctl is esctl with the bank compiled in: `migrate up` installs
+// eventfold's schema and the bank's read-model tables (each with its own
+// goose version table), `replay` rebuilds the read models with the bank's
+// reducers, `serve` serves its HTTP command endpoint and SSE stream, and
+// `demo` runs the demo:
 //
+//	go run ./examples/bank/cmd/bankctl --dsn sqlite://bank.db migrate up
 //	go run ./examples/bank/cmd/bankctl --dsn sqlite://bank.db replay
+//	go run ./examples/bank/cmd/bankctl --dsn sqlite://bank.db serve --addr 127.0.0.1:8080
 //
 // Every other esctl command works the same. This is how a service embeds
-// esctl: its own binary, its own reducers.
+// esctl: its own binary, its own migrations and reducers.
 package main
 
 import (
@@ -16,15 +21,25 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/esctl"
 	"github.com/eventfold/eventfold/examples/bank"
+	"github.com/eventfold/eventfold/examples/bank/demo"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(esctl.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, esctl.Options{
+	os.Exit(esctl.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, options()))
+}
+
+// options is bankctl's command tree: esctl's, with the bank's migrations,
+// reducers, demo and serve.
+func options() esctl.Options {
+	return esctl.Options{
 		Name:        "bankctl",
 		ReplayerFor: Replayer,
-	}))
+		Migrations:  &esctl.AppMigrations{Name: "bank", Table: bank.MigrationTable, FS: bank.Migrations},
+		Demo:        demo.Run,
+		Commands:    []esctl.Command{serveCommand},
+	}
 }
 
 // Replayer rebuilds the bank's read models with the reducers its

@@ -1,0 +1,80 @@
+package eventfold
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/pressly/goose/v3/database"
+)
+
+// ErrSchemaNotInstalled is matched (errors.Is) when the database has no
+// eventfold schema: Migrate (or `esctl migrate up`) was never run on it.
+var ErrSchemaNotInstalled = errors.New("eventfold: the eventfold schema is not installed in this database")
+
+// schemaHint is how to install the schema, appended to ErrSchemaNotInstalled.
+const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)"
+
+// SchemaVersion returns the version of eventfold's schema applied to db: 0
+// when it is not installed. It only reads: unlike goose's own status it
+// never creates the version table.
+func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
+	_, gd, err := gooseDialect(d)
+	if err != nil {
+		return 0, err
+	}
+	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
+	if err != nil {
+		return 0, fmt.Errorf("eventfold: schema version: %w", err)
+	}
+	if ext, ok := st.(database.StoreExtender); ok {
+		exists, err := ext.TableExists(ctx, db)
+		if err == nil && !exists {
+			return 0, nil
+		}
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return 0, fmt.Errorf("eventfold: schema version: %w", err)
+		}
+	}
+	v, err := st.GetLatestVersion(ctx, db)
+	if errors.Is(err, database.ErrVersionNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		// goose has no table-exists query for SQLite and SQL Server: when
+		// the database answers but reading the version table fails, the
+		// table is not there (telling "no such table" apart by its error
+		// code would put dialect knowledge here).
+		if perr := db.PingContext(ctx); perr == nil && ctx.Err() == nil {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("eventfold: schema version: %w", err)
+	}
+	return v, nil
+}
+
+// SchemaVersion returns the version of eventfold's schema in the store's
+// database (0: not installed).
+func (s *Store[TTx]) SchemaVersion(ctx context.Context) (int64, error) {
+	return SchemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+}
+
+// schemaErr turns a database error into ErrSchemaNotInstalled when the
+// reason is that the schema was never installed: a driver's "no such
+// table" says nothing a newcomer can act on. Typed errors and errors after
+// ctx ended pass through; the check costs one query, on the error path only.
+func (s *Store[TTx]) schemaErr(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrWrongExpectedVersion) ||
+		errors.Is(err, ErrArchived) || errors.Is(err, ErrDuplicateEventID) || errors.Is(err, ErrSchemaNotInstalled) {
+		return err
+	}
+	if v, verr := s.SchemaVersion(ctx); verr == nil && v == 0 {
+		return NotInstalledError()
+	}
+	return err
+}
+
+// NotInstalledError returns ErrSchemaNotInstalled with how to install the
+// schema.
+func NotInstalledError() error { return fmt.Errorf("%w: %s", ErrSchemaNotInstalled, schemaHint) }

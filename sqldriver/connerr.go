@@ -1,0 +1,67 @@
+package sqldriver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"syscall"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/eventfold/eventfold"
+)
+
+// explainConnect turns a failed first connection into one statement of
+// what is wrong and what to do: a refused connection, a missing database.
+// Anything else keeps the driver's words, each line once (pgx repeats its
+// error per address and TLS attempt).
+func explainConnect(d eventfold.Dialect, dsn string, err error) string {
+	var pg *pgconn.PgError
+	var my *gomysql.MySQLError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("nothing answers at %s: is the server running?", hostPort(d, dsn))
+	case errors.As(err, &pg) && pg.Code == "3D000", errors.As(err, &my) && my.Number == 1049:
+		return fmt.Sprintf("database %q does not exist on %s: create it (CREATE DATABASE %s) or fix the DSN", dbName(d, dsn), hostPort(d, dsn), dbName(d, dsn))
+	}
+	var lines []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if t := strings.TrimSpace(l); !seen[t] {
+			seen[t] = true
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+var defaultPorts = map[eventfold.Dialect]string{eventfold.Postgres: "5432", eventfold.MySQL: "3306", eventfold.SQLServer: "1433"}
+
+func hostPort(d eventfold.Dialect, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "the server"
+	}
+	host, port := u.Hostname(), u.Port()
+	if host == "" {
+		host = "localhost"
+	}
+	if port == "" {
+		port = defaultPorts[d]
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func dbName(d eventfold.Dialect, dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return ""
+	}
+	if d == eventfold.SQLServer {
+		return u.Query().Get("database")
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
