@@ -80,6 +80,11 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		if len(res) == 0 {
 			fmt.Fprintln(env.Stdout, "no pending migrations")
 		}
+		// A database restored into a new PostgreSQL cluster is repaired
+		// here, before anything appends to it.
+		if _, err := checkPositions(ctx, env, store, true, true); err != nil {
+			return fmt.Errorf("migrate up: %w", err)
+		}
 	case "down":
 		var res []*goose.MigrationResult
 		if *to >= 0 {
