@@ -304,3 +304,48 @@ func openStore(t *testing.T, dsn string) *eventfold.Store[*sql.Tx] {
 	t.Cleanup(func() { _ = drv.Close() })
 	return eventfold.New(drv, nil)
 }
+
+// TestPostgresPositionsMigration upgrades a schema at version 4 holding
+// events to 00006: the events stay readable, new ones land above them, the
+// check finds nothing to repair, and the down migration works while the
+// offset is 0 and refuses once a repair has raised it.
+func TestPostgresPositionsMigration(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.EmptyDSN(t, eventfold.Postgres)
+	store := openStore(t, dsn)
+	db := store.Driver().DB()
+	p, err := eventfold.NewMigrator(eventfold.Postgres, db)
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, 4)
+	require.NoError(t, err)
+	for i := 0; i < 5; i++ {
+		_, err := db.ExecContext(ctx, `SELECT * FROM eventfold.append_events('old', -1, ARRAY[gen_random_uuid()], ARRAY['Old'], ARRAY['{"b":1, "a":2}']::jsonb[], ARRAY['{}']::jsonb[])`)
+		require.NoError(t, err)
+	}
+	require.NoError(t, store.Migrate(ctx))
+	res, err := store.CheckPositions(ctx, false)
+	require.NoError(t, err)
+	require.True(t, res.Applicable)
+	require.False(t, res.Moved, res.Message)
+	require.Zero(t, res.NewOffset)
+
+	evs := mustAppend(t, store, "new", eventfold.NoStream, ev("New", `{}`))
+	_, err = store.WaitHead(ctx, evs[0].GlobalPosition)
+	require.NoError(t, err)
+	all, err := store.ReadAll(ctx, eventfold.ReadAllOptions{})
+	require.NoError(t, err)
+	require.Len(t, all, 6)
+	require.Equal(t, evs[0].ID, all[5].ID, "the new event comes after the old ones")
+	require.Equal(t, `{"a": 2, "b": 1}`, string(all[0].Data))
+
+	_, err = p.DownTo(ctx, 4)
+	require.NoError(t, err, "down to 4 with offset 0")
+	_, err = db.ExecContext(ctx, `SELECT * FROM eventfold.append_events('old', -1, ARRAY[gen_random_uuid()], ARRAY['Old'], ARRAY['{}']::jsonb[], ARRAY['{}']::jsonb[])`)
+	require.NoError(t, err, "the 00001 function is back")
+	_, err = p.Up(ctx)
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, `SELECT setval('eventfold.position_offset', 5)`)
+	require.NoError(t, err)
+	_, err = p.DownTo(ctx, 4)
+	require.ErrorContains(t, err, "the database was moved", "a down migration must not drop an offset in use")
+}

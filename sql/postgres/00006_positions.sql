@@ -167,7 +167,6 @@ DECLARE
     v_base    bigint;
     v_next    bigint;
     v_max     bigint;
-    v_xmax    bigint;
 BEGIN
     IF p_stream_id IS NULL OR p_expected_version IS NULL THEN
         RAISE EXCEPTION 'eventfold.append_events: stream id and expected version must not be NULL'
@@ -216,24 +215,26 @@ BEGIN
     LOCK TABLE eventfold.events IN ROW EXCLUSIVE MODE;
     SELECT o.last_value INTO v_offset FROM eventfold.position_offset o;
 
-    -- This transaction's slot (see 00001). In the same statement: the
-    -- highest position in the log and the snapshot's xmax (the next xid to
-    -- be assigned). Every visible row was committed by a transaction below
-    -- xmax, so a position at or above (xmax + offset) << 20 cannot come from
-    -- this cluster: the database was restored from another one. Writing
-    -- here would put events below the log's head, where subscriptions never
-    -- look; refuse instead. Two index probes on the primary key's last page.
+    -- This transaction's slot (see 00001), and in the same statement (one
+    -- snapshot) the check that the log holds no position this cluster
+    -- cannot have produced. Every visible row was committed by a
+    -- transaction below the snapshot's xmax, or is this transaction's own
+    -- (in its slot), so a visible position at or above both bounds comes
+    -- from another cluster: the database was restored from one. Writing
+    -- here would put events below the log's head, where subscriptions
+    -- never look; refuse instead. Both are index probes that normally find
+    -- nothing past their bound, so they touch no heap page.
     v_base := (pg_current_xact_id()::text::bigint + v_offset) << 20;
     SELECT coalesce((SELECT max(e.global_position) + 1
                        FROM eventfold.events e
                       WHERE e.global_position >= v_base
                         AND e.global_position < v_base + c_slot_size), v_base),
-           (SELECT max(e.global_position) FROM eventfold.events e),
-           pg_snapshot_xmax(pg_current_snapshot())::text::bigint
-      INTO v_next, v_max, v_xmax;
-    -- Rows of this very transaction are visible too, and its xid can be at
-    -- or above the snapshot's xmax: positions in its own slot are fine.
-    IF v_max >= greatest((v_xmax + v_offset) << 20, v_base + c_slot_size) THEN
+           (SELECT min(e.global_position)
+              FROM eventfold.events e
+             WHERE e.global_position >= greatest((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + v_offset) << 20,
+                                                 v_base + c_slot_size))
+      INTO v_next, v_max;
+    IF v_max IS NOT NULL THEN
         RAISE EXCEPTION 'eventfold: the log holds position % but this cluster''s transaction ids give positions from % (database restored into a new cluster?)',
                 v_max, v_base
             USING ERRCODE = 'EF002',
