@@ -8,7 +8,7 @@ SELECT a.global_position::bigint AS global_position,
        a.recorded_at::timestamptz AS recorded_at,
        a.data::jsonb AS data,
        a.metadata::jsonb AS metadata
-FROM eventfold.append_events(
+FROM eventfold.append_events_returning_data(
     sqlc.arg(stream_id)::text,
     sqlc.arg(expected_version)::bigint,
     sqlc.arg(event_ids)::uuid[],

@@ -31,16 +31,20 @@
 --                               call it; a DBA may too:
 --                                 SELECT * FROM eventfold.check_positions();      -- report
 --                                 SELECT * FROM eventfold.check_positions(true);  -- repair
---   eventfold.append_events     replaced: uses the offset, refuses to write
---                               below the log (SQLSTATE EF002) instead of
---                               losing events, and returns data and metadata
---                               as stored (jsonb normalises: duplicate keys,
---                               key order, whitespace, number spelling), so
---                               the caller gets the bytes every reader gets.
+--   eventfold.append_events_returning_data
+--                               the append, now: uses the offset, refuses to
+--                               write below the log (SQLSTATE EF002) instead
+--                               of losing events, and returns data and
+--                               metadata as stored (jsonb normalises: duplicate
+--                               keys, key order, whitespace, number spelling),
+--                               so the caller gets the bytes every reader gets.
+--   eventfold.append_events     kept (same arguments and result columns, so
+--                               the previous release keeps running during a
+--                               rolling upgrade), now a wrapper of the above.
 --
 -- The repair, and why it is safe while the store is in use: it locks
 -- eventfold.events in EXCLUSIVE mode (readers go on; appends wait), which
--- waits for every append in flight, because append_events takes ROW
+-- waits for every append in flight, because every append takes ROW
 -- EXCLUSIVE on eventfold.events BEFORE it reads the offset. So no append
 -- that read the old offset can commit after the new one is in force. The new
 -- offset puts (oldest running xid + offset) << 20 above every position in
@@ -139,16 +143,19 @@ $$;
 COMMENT ON FUNCTION eventfold.check_positions(boolean) IS
     'Reports whether the log holds positions above what this cluster''s transaction ids produce (after a logical dump/restore into a new cluster); with true, raises eventfold.position_offset so that every new position lies above the log.';
 
-DROP FUNCTION eventfold.append_events(text, bigint, uuid[], text[], jsonb[], jsonb[]);
-
--- eventfold.append_events: as in 00001 (arguments, checks, errors), except:
+-- eventfold.append_events_returning_data: what eventfold.append_events of
+-- 00001 did (same arguments, checks and errors), except:
 --   * position = ((xid + eventfold.position_offset) << 20) + index;
 --   * SQLSTATE EF002 when the log already holds positions this cluster cannot
 --     have produced (moved database, not yet repaired): nothing is written;
 --     run SELECT * FROM eventfold.check_positions(true), then retry;
 --   * it also returns data and metadata as stored.
+-- A new name rather than a new result type for append_events, so that
+-- application instances still running the previous release (and DBAs'
+-- scripts) keep working after this migration: append_events below becomes
+-- a wrapper with its old result columns.
 -- +goose StatementBegin
-CREATE FUNCTION eventfold.append_events(
+CREATE FUNCTION eventfold.append_events_returning_data(
     p_stream_id        text,
     p_expected_version bigint,
     p_event_ids        uuid[],
@@ -263,8 +270,29 @@ END;
 $$;
 -- +goose StatementEnd
 
-COMMENT ON FUNCTION eventfold.append_events(text, bigint, uuid[], text[], jsonb[], jsonb[]) IS
+COMMENT ON FUNCTION eventfold.append_events_returning_data(text, bigint, uuid[], text[], jsonb[], jsonb[]) IS
     'Appends events to one stream after checking the expected version (-1 any, -2 no stream, -3 exists, n exact). Raises SQLSTATE EF001 (DETAIL = actual version) on mismatch, EF002 when the database was moved and needs eventfold.check_positions(true). Returns the events'' positions, versions, time, data and metadata as stored.';
+
+-- The 00001 entry point, same arguments and result columns, now through
+-- the function above (offset, EF002).
+-- +goose StatementBegin
+CREATE OR REPLACE FUNCTION eventfold.append_events(
+    p_stream_id        text,
+    p_expected_version bigint,
+    p_event_ids        uuid[],
+    p_types            text[],
+    p_data             jsonb[],
+    p_metadata         jsonb[]
+) RETURNS TABLE (global_position bigint, stream_version bigint, recorded_at timestamptz)
+LANGUAGE sql
+AS $$
+    SELECT a.global_position, a.stream_version, a.recorded_at
+      FROM eventfold.append_events_returning_data(p_stream_id, p_expected_version, p_event_ids, p_types, p_data, p_metadata) a
+$$;
+-- +goose StatementEnd
+
+COMMENT ON FUNCTION eventfold.append_events(text, bigint, uuid[], text[], jsonb[], jsonb[]) IS
+    'Appends events to one stream after checking the expected version (-1 any, -2 no stream, -3 exists, n exact). Raises SQLSTATE EF001 (DETAIL = actual version) on mismatch, EF002 when the database was moved and needs eventfold.check_positions(true). See append_events_returning_data for the data as stored.';
 
 -- +goose Down
 
@@ -280,10 +308,8 @@ END
 $$;
 -- +goose StatementEnd
 
-DROP FUNCTION eventfold.append_events(text, bigint, uuid[], text[], jsonb[], jsonb[]);
-
 -- +goose StatementBegin
-CREATE FUNCTION eventfold.append_events(
+CREATE OR REPLACE FUNCTION eventfold.append_events(
     p_stream_id        text,
     p_expected_version bigint,
     p_event_ids        uuid[],
@@ -364,6 +390,7 @@ END;
 $$;
 -- +goose StatementEnd
 
+DROP FUNCTION IF EXISTS eventfold.append_events_returning_data(text, bigint, uuid[], text[], jsonb[], jsonb[]);
 DROP FUNCTION IF EXISTS eventfold.check_positions(boolean);
 DROP FUNCTION IF EXISTS eventfold.horizon();
 DROP SEQUENCE IF EXISTS eventfold.position_offset;

@@ -17,7 +17,7 @@ SELECT a.global_position::bigint AS global_position,
        a.recorded_at::timestamptz AS recorded_at,
        a.data::jsonb AS data,
        a.metadata::jsonb AS metadata
-FROM eventfold.append_events(
+FROM eventfold.append_events_returning_data(
     $1::text,
     $2::bigint,
     $3::uuid[],
