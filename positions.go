@@ -59,7 +59,11 @@ func (s *Store[TTx]) CheckPositions(ctx context.Context, repair bool) (PositionC
 		// In a transaction of its own: the repair's lock must last until its
 		// new offset is committed.
 		err = s.InTx(ctx, func(tx TTx) error {
-			res, err = s.driver.OpsTx(tx).(PositionChecker).CheckPositions(ctx, true)
+			txpc, ok := s.driver.OpsTx(tx).(PositionChecker)
+			if !ok {
+				return fmt.Errorf("%s driver checks positions outside a transaction only", s.driver.Dialect())
+			}
+			res, err = txpc.CheckPositions(ctx, true)
 			return err
 		})
 	} else {

@@ -284,6 +284,17 @@ func TestPostgresMoveToNewCluster(t *testing.T) {
 		check(t, store, 0)
 	})
 
+	t.Run("esctl migrate up", func(t *testing.T) {
+		dsn := restore(t, "moved_esctl_migrate")
+		store := openStore(t, dsn)
+		beforeRepair(t, store)
+		var out, errOut bytes.Buffer
+		code := esctl.Main(ctx, []string{"--dsn", dsn, "migrate", "up"}, &out, &errOut, esctl.Options{})
+		require.Equal(t, 0, code, "%s %s", out.String(), errOut.String())
+		require.Contains(t, out.String(), "positions repaired", "migrate up must say what it did")
+		check(t, store, 0)
+	})
+
 	t.Run("sql function", func(t *testing.T) {
 		store := openStore(t, restore(t, "moved_sql"))
 		beforeRepair(t, store)
