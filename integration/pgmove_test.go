@@ -137,7 +137,9 @@ func TestPostgresMoveToNewCluster(t *testing.T) {
 	for i := 0; i < 30; i++ {
 		mustAppend(t, src, fmt.Sprintf("acct-%d", i%3), eventfold.Any, ev("Deposited", fmt.Sprintf(`{"n": %d}`, i)))
 	}
-	oldHead, err := src.WaitHead(ctx, 1)
+	last, err := src.LastPosition(ctx)
+	require.NoError(t, err)
+	oldHead, err := src.WaitHead(ctx, last)
 	require.NoError(t, err)
 	oldEvents, err := src.ReadAll(ctx, eventfold.ReadAllOptions{})
 	require.NoError(t, err)
@@ -356,6 +358,18 @@ func TestPostgresPositionsMigration(t *testing.T) {
 	require.Len(t, all, 7)
 	require.Equal(t, evs[0].ID, all[6].ID, "the new event comes after the old ones")
 	require.Equal(t, `{"a": 2, "b": 1}`, string(all[0].Data))
+
+	// Migrate runs at every start of every instance: on a database that
+	// was not moved it must not wait for a long writing transaction (nor
+	// stall appends behind one).
+	longTx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	_, err = longTx.ExecContext(ctx, `SELECT * FROM eventfold.append_events('long', -1, ARRAY[gen_random_uuid()], ARRAY['Long'], ARRAY['{}']::jsonb[], ARRAY['{}']::jsonb[])`)
+	require.NoError(t, err)
+	quick, cancelQuick := context.WithTimeout(ctx, 5*time.Second)
+	require.NoError(t, store.Migrate(quick), "Migrate must not wait for a writer when nothing was moved")
+	cancelQuick()
+	require.NoError(t, longTx.Rollback())
 
 	_, err = p.DownTo(ctx, 4)
 	require.NoError(t, err, "down to 4 with offset 0")

@@ -42,7 +42,8 @@
 --                               the previous release keeps running during a
 --                               rolling upgrade), now a wrapper of the above.
 --
--- The repair, and why it is safe while the store is in use: it locks
+-- The repair, and why it is safe while the store is in use: when (and only
+-- when) a first look without locks finds a move, it locks
 -- eventfold.events in EXCLUSIVE mode (readers go on; appends wait), which
 -- waits for every append in flight, because every append takes ROW
 -- EXCLUSIVE on eventfold.events BEFORE it reads the offset. So no append
@@ -92,28 +93,36 @@ DECLARE
     v_floor bigint;
     v_xmin  bigint;
     v_xmax  bigint;
+    v_pass  int;
 BEGIN
-    IF p_repair THEN
-        -- Waits for appends in flight, keeps new ones out until commit;
-        -- readers are not blocked.
-        LOCK TABLE eventfold.events IN EXCLUSIVE MODE;
-    END IF;
-    SELECT o.last_value INTO v_off FROM eventfold.position_offset o;
-    SELECT greatest(
-               (SELECT max(e.global_position) FROM eventfold.events e),
-               (SELECT w.archived_before - 1 FROM eventfold.archive_watermark w WHERE w.id = 1),
-               (SELECT max(c.position) FROM eventfold.checkpoints c),
-               0)
-      INTO v_floor;
-    -- The snapshot's xmax, or this transaction's own xid + 1 when it is
-    -- higher (its own rows are visible to it).
-    SELECT pg_snapshot_xmin(s)::text::bigint,
-           greatest(pg_snapshot_xmax(s)::text::bigint,
-                    coalesce(pg_current_xact_id_if_assigned()::text::bigint + 1, 0))
-      INTO v_xmin, v_xmax
-      FROM pg_current_snapshot() s;
-
-    moved := v_floor >= (v_xmax + v_off) << 20;
+    -- Two passes when repairing: the first without the lock, so that the
+    -- common case (nothing moved; Store.Migrate at every start of every
+    -- instance) never stalls appends behind a long writing transaction;
+    -- the second, only when the first found a move, under the lock.
+    FOR v_pass IN 1..2 LOOP
+        IF v_pass = 2 THEN
+            -- Waits for appends in flight, keeps new ones out until commit;
+            -- readers are not blocked.
+            LOCK TABLE eventfold.events IN EXCLUSIVE MODE;
+        END IF;
+        SELECT o.last_value INTO v_off FROM eventfold.position_offset o;
+        SELECT greatest(
+                   (SELECT max(e.global_position) FROM eventfold.events e),
+                   (SELECT w.archived_before - 1 FROM eventfold.archive_watermark w WHERE w.id = 1),
+                   (SELECT max(c.position) FROM eventfold.checkpoints c),
+                   0)
+          INTO v_floor;
+        -- The snapshot's xmax, or this transaction's own xid + 1 when it is
+        -- higher (its own rows are visible to it). Taken after the rows
+        -- above, so never too low for them.
+        SELECT pg_snapshot_xmin(s)::text::bigint,
+               greatest(pg_snapshot_xmax(s)::text::bigint,
+                        coalesce(pg_current_xact_id_if_assigned()::text::bigint + 1, 0))
+          INTO v_xmin, v_xmax
+          FROM pg_current_snapshot() s;
+        moved := v_floor >= (v_xmax + v_off) << 20;
+        EXIT WHEN NOT (moved AND p_repair);
+    END LOOP;
     repaired := false;
     old_offset := v_off;
     new_offset := v_off;
