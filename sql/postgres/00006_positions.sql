@@ -44,9 +44,10 @@
 --
 -- The repair, and why it is safe while the store is in use: when (and only
 -- when) a first look without locks finds a move, it locks
--- eventfold.events in EXCLUSIVE mode (readers go on; appends wait), which
--- waits for every append in flight, because every append takes ROW
--- EXCLUSIVE on eventfold.events BEFORE it reads the offset. So no append
+-- eventfold.streams (and events) in EXCLUSIVE mode (readers go on; appends
+-- wait), which waits for every append in flight, because every append
+-- upserts its stream row, taking ROW EXCLUSIVE on eventfold.streams, BEFORE
+-- it reads the offset. So no append
 -- that read the old offset can commit after the new one is in force. The new
 -- offset puts (oldest running xid + offset) << 20 above every position in
 -- the log, the archive watermark and every checkpoint: from then on every
@@ -101,9 +102,11 @@ BEGIN
     -- the second, only when the first found a move, under the lock.
     FOR v_pass IN 1..2 LOOP
         IF v_pass = 2 THEN
-            -- Waits for appends in flight, keeps new ones out until commit;
-            -- readers are not blocked.
-            LOCK TABLE eventfold.events IN EXCLUSIVE MODE;
+            -- Waits for appends in flight (each holds ROW EXCLUSIVE on
+            -- streams from its first statement, before it reads the offset)
+            -- and keeps new ones out until commit; readers are not blocked.
+            -- events too, for anything writing there directly (esctl restore).
+            LOCK TABLE eventfold.streams, eventfold.events IN EXCLUSIVE MODE;
         END IF;
         SELECT o.last_value INTO v_off FROM eventfold.position_offset o;
         SELECT greatest(
@@ -179,7 +182,6 @@ DECLARE
     c_slot_size constant bigint := 1048576;
     v_count   int;
     v_current bigint;
-    v_offset  bigint;
     v_base    bigint;
     v_next    bigint;
     v_max     bigint;
@@ -224,15 +226,13 @@ BEGIN
             USING ERRCODE = 'EF001', DETAIL = v_current::text;
     END IF;
 
-    -- The lock the INSERT below takes anyway, taken before the offset is
-    -- read: check_positions(true) locks EXCLUSIVE, so it waits for this
-    -- transaction, and no position computed with an old offset can commit
-    -- after a new one is in force. Re-taking a held lock costs a lookup.
-    LOCK TABLE eventfold.events IN ROW EXCLUSIVE MODE;
-    SELECT o.last_value INTO v_offset FROM eventfold.position_offset o;
-
-    -- This transaction's slot (see 00001), and in the same statement (one
-    -- snapshot) the check that the log holds no position this cluster
+    -- The offset is read only now, after the upsert above took ROW
+    -- EXCLUSIVE on eventfold.streams: check_positions(true) locks that table
+    -- EXCLUSIVE, so it waits for this transaction, and no position computed
+    -- with an old offset can commit after a new one is in force.
+    --
+    -- In the same statement (one snapshot): this transaction's slot (see
+    -- 00001), and the check that the log holds no position this cluster
     -- cannot have produced. Every visible row was committed by a
     -- transaction below the snapshot's xmax, or is this transaction's own
     -- (in its slot), so a visible position at or above both bounds comes
@@ -240,16 +240,18 @@ BEGIN
     -- here would put events below the log's head, where subscriptions
     -- never look; refuse instead. Both are index probes that normally find
     -- nothing past their bound, so they touch no heap page.
-    v_base := (pg_current_xact_id()::text::bigint + v_offset) << 20;
-    SELECT coalesce((SELECT max(e.global_position) + 1
+    SELECT b.base,
+           coalesce((SELECT max(e.global_position) + 1
                        FROM eventfold.events e
-                      WHERE e.global_position >= v_base
-                        AND e.global_position < v_base + c_slot_size), v_base),
+                      WHERE e.global_position >= b.base
+                        AND e.global_position < b.base + c_slot_size), b.base),
            (SELECT min(e.global_position)
               FROM eventfold.events e
-             WHERE e.global_position >= greatest((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + v_offset) << 20,
-                                                 v_base + c_slot_size))
-      INTO v_next, v_max;
+             WHERE e.global_position >= greatest((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + b.off) << 20,
+                                                 b.base + c_slot_size))
+      INTO v_base, v_next, v_max
+      FROM (SELECT (pg_current_xact_id()::text::bigint + o.last_value) << 20 AS base, o.last_value AS off
+              FROM eventfold.position_offset o) b;
     IF v_max IS NOT NULL THEN
         RAISE EXCEPTION 'eventfold: the log holds position % but this cluster''s transaction ids give positions from % (database restored into a new cluster?)',
                 v_max, v_base
