@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/eventfold/eventfold/esctl"
 	"github.com/eventfold/eventfold/internal/testdb"
 	"github.com/eventfold/eventfold/listener"
+	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
@@ -265,6 +267,38 @@ func TestPostgresMoveToNewCluster(t *testing.T) {
 		require.Greater(t, first[0].GlobalPosition, oldHead, "after %d attempts", attempts)
 		check(t, store, 1)
 	})
+
+	for _, gc := range []*orchestrator.GroupCommitConfig{nil, {Committers: 2}} {
+		t.Run(fmt.Sprintf("orchestrator group commit %v", gc != nil), func(t *testing.T) {
+			store := openStore(t, restore(t, fmt.Sprintf("moved_orch_%v", gc != nil)))
+			beforeRepair(t, store)
+			o := orchestrator.New(store, &orchestrator.Config{GroupCommit: gc})
+			orchestrator.HandleAny(o, "Open", func(_ context.Context, _ *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
+				return []orchestrator.Emit{{Stream: cmd.Envelope.ID, Type: "Opened", Data: json.RawMessage(`{}`)}}, nil
+			})
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for i := 0; i < 8; i++ {
+				wg.Add(1)
+				go func(i int) {
+					defer wg.Done()
+					res, err := o.Dispatch(ctx, orchestrator.Command{Name: "Open", Envelope: orchestrator.Envelope{ID: fmt.Sprintf("open-%d", i)}})
+					if err == nil && res.Events[0].GlobalPosition <= oldHead {
+						err = fmt.Errorf("event at %d, not above the old head %d", res.Events[0].GlobalPosition, oldHead)
+					}
+					if err != nil {
+						errs <- err
+					}
+				}(i)
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				require.NoError(t, err, "dispatch retries until the background repair is done")
+			}
+			check(t, store, 8)
+		})
+	}
 
 	t.Run("esctl doctor", func(t *testing.T) {
 		dsn := restore(t, "moved_doctor")
