@@ -18,7 +18,9 @@
 // Every event has a global position, unique and increasing in the order in
 // which a reader of the whole log receives events. Positions are not dense:
 // rolled-back appends leave holes, and on PostgreSQL a position is
-// (transaction id << 20 | index in transaction), so that reading in position
+// ((transaction id + offset) << 20 | index in transaction; the offset keeps
+// positions increasing when the database moves to another cluster, see
+// Store.CheckPositions), so that reading in position
 // order below the oldest running transaction never skips an event that
 // commits late (see ReadAll). Use stream versions for dense numbering.
 package eventfold

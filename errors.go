@@ -27,6 +27,14 @@ var ErrArchived = errors.New("eventfold: events archived")
 // failures, deadlocks and lock timeouts, as each database reports them.
 var ErrTransient = errors.New("eventfold: transient database conflict")
 
+// ErrPositionsBehind is matched when an append is refused because the log
+// holds positions above what the database can assign: a PostgreSQL database
+// restored into a new cluster (logical dump/restore, logical replication)
+// whose positions were not yet repaired. Nothing was written. Store.Append
+// repairs and retries by itself; elsewhere call Store.CheckPositions(ctx,
+// true) (esctl doctor --repair) and retry.
+var ErrPositionsBehind = errors.New("eventfold: log positions are ahead of the database's transaction ids (moved database, needs repair)")
+
 // WrongExpectedVersionError reports that a stream was not at the version the
 // appender expected. Concurrent appends to one stream with the same
 // expectation produce exactly one winner; the others get this error.

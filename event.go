@@ -35,7 +35,9 @@ type Event struct {
 	ID string `json:"id"`
 	// Type names the event.
 	Type string `json:"type"`
-	// Data is the JSON payload.
+	// Data is the JSON payload as the database stores it, the same bytes
+	// for every reader and for the appender (PostgreSQL's jsonb normalises
+	// duplicate keys, key order, whitespace and numbers; MariaDB compacts).
 	Data json.RawMessage `json:"data"`
 	// Metadata is a JSON object; "{}" when the event was appended without.
 	Metadata json.RawMessage `json:"metadata"`

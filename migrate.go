@@ -83,7 +83,10 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	return p, nil
 }
 
-// Migrate applies every pending migration.
+// Migrate applies every pending migration, then checks and, where needed,
+// repairs the positions (CheckPositions): a PostgreSQL database restored
+// into a new cluster is made safe to append to before anything else runs.
+// A repair is logged to Config.Logger.
 func (s *Store[TTx]) Migrate(ctx context.Context) error {
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
@@ -92,5 +95,12 @@ func (s *Store[TTx]) Migrate(ctx context.Context) error {
 	if _, err := p.Up(ctx); err != nil {
 		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
 	}
+	if _, err := s.CheckPositions(ctx, true); err != nil {
+		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
+	}
 	return nil
 }
+
+// PositionsMigration is the first PostgreSQL migration version that has
+// eventfold.check_positions; CheckPositions needs at least this schema.
+const PositionsMigration = 6

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -11,6 +13,9 @@ import (
 type Config struct {
 	// Limits bound what an append accepts. Defaults: see Limits.
 	Limits Limits
+	// Logger receives what the store repairs by itself (see
+	// CheckPositions). Defaults to slog.Default().
+	Logger *slog.Logger
 }
 
 // Store appends to and reads from the event log, through a Driver.
@@ -18,6 +23,9 @@ type Config struct {
 type Store[TTx any] struct {
 	driver Driver[TTx]
 	limits Limits
+	log    *slog.Logger
+	// repairing is set while repairInBackground runs.
+	repairing atomic.Bool
 }
 
 // New returns a Store over d. cfg may be nil.
@@ -25,7 +33,7 @@ func New[TTx any](d Driver[TTx], cfg *Config) *Store[TTx] {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	return &Store[TTx]{driver: d, limits: cfg.Limits.withDefaults()}
+	return &Store[TTx]{driver: d, limits: cfg.Limits.withDefaults(), log: cfg.Logger}
 }
 
 // Driver returns the store's driver.
@@ -67,19 +75,33 @@ func (s *Store[TTx]) InTx(ctx context.Context, fn func(tx TTx) error) (err error
 
 // Append appends events to stream streamID in a transaction of its own,
 // after checking that the stream is at the expected version. Either every
-// event is appended or none is.
+// event is appended or none is. The events returned are as stored: their
+// Data and Metadata are byte for byte what every reader will read (on
+// PostgreSQL, jsonb's normal form, not necessarily the bytes sent).
+//
+// When the database refuses the append because it was moved to a new
+// cluster (ErrPositionsBehind), Append repairs the positions
+// (CheckPositions), logs what it did, and tries once more.
 func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...EventData) ([]Event, error) {
 	prepared, err := prepareAppend(streamID, expected, events, s.limits)
 	if err != nil {
 		return nil, err
 	}
 	var out []Event
-	err = s.InTx(ctx, func(tx TTx) error {
-		out, err = s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
-		return err
-	})
-	if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		err = s.InTx(ctx, func(tx TTx) error {
+			out, err = s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
+			return err
+		})
+		if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
+			return nil, err
+		}
+		if err == nil || attempt > 1 || !errors.Is(err, ErrPositionsBehind) {
+			break
+		}
+		if _, rerr := s.CheckPositions(ctx, true); rerr != nil {
+			return nil, wrapAppend(streamID, fmt.Errorf("%w (repair failed: %w)", err, rerr))
+		}
 	}
 	if err != nil {
 		return nil, wrapAppend(streamID, err)
@@ -89,7 +111,11 @@ func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected Expec
 
 // AppendTx appends inside the caller's transaction: the events commit or
 // roll back with it. On error the caller must roll tx back (on PostgreSQL
-// the transaction is aborted anyway).
+// the transaction is aborted anyway). An error matching
+// ErrPositionsBehind (also ErrTransient) means the database was moved and
+// needs CheckPositions(ctx, true), which AppendTx cannot run inside the
+// caller's transaction: it starts the repair in the background (it waits
+// for tx to end), so that a retry after rolling back succeeds.
 func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, streamID string, expected ExpectedVersion, events ...EventData) ([]Event, error) {
 	prepared, err := prepareAppend(streamID, expected, events, s.limits)
 	if err != nil {
@@ -97,9 +123,29 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, streamID string, expe
 	}
 	out, err := s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
 	if err != nil {
+		if errors.Is(err, ErrPositionsBehind) {
+			s.repairInBackground(ctx)
+		}
 		return nil, wrapAppend(streamID, err)
 	}
 	return out, nil
+}
+
+// repairInBackground runs CheckPositions(ctx, true) once at a time, off
+// the caller's goroutine: the caller holds a transaction that the repair's
+// lock waits for.
+func (s *Store[TTx]) repairInBackground(ctx context.Context) {
+	if !s.repairing.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		defer s.repairing.Store(false)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if _, err := s.CheckPositions(ctx, true); err != nil {
+			s.logger().ErrorContext(ctx, "eventfold: repairing positions failed", slog.String("error", err.Error()))
+		}
+	}()
 }
 
 func wrapAppend(streamID string, err error) error {

@@ -207,6 +207,7 @@ func builtins() []Command {
 		{Name: "append", Summary: "append an event to a stream", Run: runAppend},
 		{Name: "read", Summary: "read a stream, or the whole log with --all", Run: runRead},
 		{Name: "tail", Summary: "follow the live log", Run: runTail},
+		{Name: "doctor", Summary: "check for (and --repair) damage such as positions behind a moved PostgreSQL database", Run: runDoctor},
 		{Name: "stats", Summary: "events per type and day, streams, head, subscriptions and lag", Run: runStats},
 		{Name: "subscriptions", Summary: "list subscriptions or reset one's position", Run: runSubscriptions},
 		{Name: "archive", Summary: "move the oldest events to a compressed file", Run: runArchive},

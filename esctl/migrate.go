@@ -85,6 +85,11 @@ and, in a service that embeds esctl, the service's own (up and status only).
 		if len(res) == 0 {
 			fmt.Fprintln(env.Stdout, "no pending migrations")
 		}
+		// A database restored into a new PostgreSQL cluster is repaired
+		// here, before anything appends to it.
+		if _, err := checkPositions(ctx, env, store, true, true); err != nil {
+			return fmt.Errorf("migrate up: %w", err)
+		}
 		if *to < 0 { // --to names one of eventfold's versions, not the service's
 			return appMigrateUp(ctx, env, store.Dialect(), store.Driver().DB())
 		}

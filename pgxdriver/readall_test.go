@@ -97,3 +97,21 @@ func TestReadAllOutOfOrderCommit(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, vc)
 }
+
+// TestAppendReturnsStoredJSON: through pgx's native protocol too, Append
+// returns data and metadata in jsonb's form, the bytes every reader gets.
+func TestAppendReturnsStoredJSON(t *testing.T) {
+	t.Parallel()
+	s := store(t)
+	ctx := context.Background()
+	a := streamID(t, "json")
+	got, err := s.Append(ctx, a, eventfold.NoStream, eventfold.EventData{
+		Type: "J", Data: []byte(`{"b":1e400,"a":1,"a":2}`), Metadata: []byte(`{ "z":1,"y" :2 }`)})
+	require.NoError(t, err)
+	read, err := s.ReadStream(ctx, a, eventfold.ReadStreamOptions{})
+	require.NoError(t, err)
+	require.Len(t, read, 1)
+	require.Equal(t, string(read[0].Data), string(got[0].Data))
+	require.Equal(t, string(read[0].Metadata), string(got[0].Metadata))
+	require.Equal(t, `{"y": 2, "z": 1}`, string(got[0].Metadata))
+}

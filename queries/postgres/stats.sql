@@ -23,4 +23,4 @@ SELECT (SELECT count(*) FROM eventfold.events)::bigint AS events,
 SELECT count(*)::bigint AS events
 FROM eventfold.events
 WHERE global_position > sqlc.arg(global_position)
-  AND global_position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20);
+  AND global_position < eventfold.horizon();

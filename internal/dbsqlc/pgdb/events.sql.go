@@ -14,15 +14,17 @@ import (
 const appendEvents = `-- name: AppendEvents :many
 SELECT a.global_position::bigint AS global_position,
        a.stream_version::bigint AS stream_version,
-       a.recorded_at::timestamptz AS recorded_at
-FROM eventfold.append_events(
+       a.recorded_at::timestamptz AS recorded_at,
+       a.data::jsonb AS data,
+       a.metadata::jsonb AS metadata
+FROM eventfold.append_events_returning_data(
     $1::text,
     $2::bigint,
     $3::uuid[],
     $4::text[],
     $5::jsonb[],
     $6::jsonb[]
-) AS a(global_position, stream_version, recorded_at)
+) AS a(global_position, stream_version, recorded_at, data, metadata)
 `
 
 type AppendEventsParams struct {
@@ -38,10 +40,14 @@ type AppendEventsRow struct {
 	GlobalPosition int64
 	StreamVersion  int64
 	RecordedAt     pgtype.Timestamptz
+	Data           []byte
+	Metadata       []byte
 }
 
 // All checks and position assignment happen in the function; see
-// sql/postgres/00001_events.sql.
+// sql/postgres/00001_events.sql and 00006_positions.sql. Data and metadata
+// come back as stored (jsonb normalises them), so the caller gets what
+// readers will read.
 func (q *Queries) AppendEvents(ctx context.Context, db DBTX, arg AppendEventsParams) ([]AppendEventsRow, error) {
 	rows, err := db.Query(ctx, appendEvents,
 		arg.StreamID,
@@ -58,7 +64,13 @@ func (q *Queries) AppendEvents(ctx context.Context, db DBTX, arg AppendEventsPar
 	var items []AppendEventsRow
 	for rows.Next() {
 		var i AppendEventsRow
-		if err := rows.Scan(&i.GlobalPosition, &i.StreamVersion, &i.RecordedAt); err != nil {
+		if err := rows.Scan(
+			&i.GlobalPosition,
+			&i.StreamVersion,
+			&i.RecordedAt,
+			&i.Data,
+			&i.Metadata,
+		); err != nil {
 			return nil, err
 		}
 		items = append(items, i)
@@ -69,10 +81,45 @@ func (q *Queries) AppendEvents(ctx context.Context, db DBTX, arg AppendEventsPar
 	return items, nil
 }
 
+const checkPositions = `-- name: CheckPositions :one
+SELECT c.moved::boolean AS moved, c.repaired::boolean AS repaired,
+       c.old_offset::bigint AS old_offset, c.new_offset::bigint AS new_offset,
+       c.last_position::bigint AS last_position, c.next_position::bigint AS next_position,
+       c.message::text AS message
+FROM eventfold.check_positions($1::boolean) AS c
+`
+
+type CheckPositionsRow struct {
+	Moved        bool
+	Repaired     bool
+	OldOffset    int64
+	NewOffset    int64
+	LastPosition int64
+	NextPosition int64
+	Message      string
+}
+
+// Reports, and with repair = true repairs, positions after a move to a new
+// cluster; see sql/postgres/00006_positions.sql.
+func (q *Queries) CheckPositions(ctx context.Context, db DBTX, repair bool) (CheckPositionsRow, error) {
+	row := db.QueryRow(ctx, checkPositions, repair)
+	var i CheckPositionsRow
+	err := row.Scan(
+		&i.Moved,
+		&i.Repaired,
+		&i.OldOffset,
+		&i.NewOffset,
+		&i.LastPosition,
+		&i.NextPosition,
+		&i.Message,
+	)
+	return i, err
+}
+
 const head = `-- name: Head :one
 SELECT coalesce(max(global_position), 0)::bigint AS head
 FROM eventfold.events
-WHERE global_position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)
+WHERE global_position < eventfold.horizon()
 `
 
 // Highest position below the gap-free horizon; 0 for an empty log.
@@ -101,7 +148,7 @@ const readAll = `-- name: ReadAll :many
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
 FROM eventfold.events
 WHERE global_position >= $1
-  AND global_position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)
+  AND global_position < eventfold.horizon()
 ORDER BY global_position
 LIMIT $2
 `
@@ -112,7 +159,8 @@ type ReadAllParams struct {
 }
 
 // Reads only below the gap-free horizon: every transaction whose xid is
-// below the snapshot's xmin has finished, and positions are xid << 20 + index.
+// below the snapshot's xmin has finished, and positions are
+// ((xid + offset) << 20) + index (sql/postgres/00006_positions.sql).
 func (q *Queries) ReadAll(ctx context.Context, db DBTX, arg ReadAllParams) ([]EventfoldEvent, error) {
 	rows, err := db.Query(ctx, readAll, arg.FromPosition, arg.MaxCount)
 	if err != nil {

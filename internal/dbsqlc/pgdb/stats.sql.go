@@ -80,7 +80,7 @@ const statsEventsAfter = `-- name: StatsEventsAfter :one
 SELECT count(*)::bigint AS events
 FROM eventfold.events
 WHERE global_position > $1
-  AND global_position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)
+  AND global_position < eventfold.horizon()
 `
 
 // How many events lie beyond a position (a subscription's lag in events).

@@ -84,8 +84,8 @@ func appendOn(ctx context.Context, db dialect.DB, streamID string, expected even
 			StreamVersion:  version,
 			ID:             e.ID,
 			Type:           e.Type,
-			Data:           e.Data,
-			Metadata:       e.Metadata,
+			Data:           stored(e.Data),
+			Metadata:       stored(e.Metadata),
 			RecordedAt:     at.UTC(),
 		})
 	}
@@ -98,6 +98,20 @@ func appendOn(ctx context.Context, db dialect.DB, streamID string, expected even
 		return nil, fmt.Errorf("eventfold_append_events returned %d rows for %d events", len(out), len(events))
 	}
 	return out, nil
+}
+
+// stored returns raw JSON as MariaDB stores it through the procedure: the
+// payload's encoder compacts every json.RawMessage (insignificant whitespace
+// removed, nothing else changed, HTML escaping off) and MariaDB keeps that
+// text as it is, so the caller gets the bytes readers will read. (MySQL 8
+// stores JSON in a binary form and reads it back normalised; see the
+// README's section on JSON.)
+func stored(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw // validated by the Store; cannot happen
+	}
+	return buf.Bytes()
 }
 
 // appendPayload renders events as the procedure's JSON array. Data and

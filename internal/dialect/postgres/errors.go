@@ -3,6 +3,7 @@ package postgres
 import (
 	"database/sql"
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -15,6 +16,7 @@ import (
 // sql/postgres/00001_events.sql.
 const (
 	codeWrongExpectedVersion = "EF001" // raised by eventfold.append_events, DETAIL = actual version
+	codePositionsBehind      = "EF002" // raised by eventfold.append_events (00006): moved database
 	codeUniqueViolation      = "23505"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
@@ -49,6 +51,9 @@ func interpretError(err error, streamID string, expected eventfold.ExpectedVersi
 			// it happens, another appender won, with a version we do not know.
 			return dialect.WrongVersion(streamID, expected, "")
 		}
+	case codePositionsBehind:
+		// A repair (or a retry after one) cures it.
+		return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrPositionsBehind, err))
 	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable:
 		return dialect.Transient(err)
 	}

@@ -54,9 +54,11 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 			StreamVersion:  r.StreamVersion,
 			ID:             uuid.UUID(arg.EventIds[i].Bytes).String(),
 			Type:           events[i].Type,
-			Data:           events[i].Data,
-			Metadata:       arg.Metadata[i],
-			RecordedAt:     r.RecordedAt.Time.UTC(),
+			// As stored, not as sent: jsonb normalises (duplicate keys,
+			// key order, whitespace, numbers), and readers get its form.
+			Data:       r.Data,
+			Metadata:   r.Metadata,
+			RecordedAt: r.RecordedAt.Time.UTC(),
 		}
 	}
 	return out, nil
@@ -154,4 +156,19 @@ func (o *Ops) LastPosition(ctx context.Context) (int64, error) {
 		return 0, interpretError(err, "", eventfold.Any)
 	}
 	return p, nil
+}
+
+// CheckPositions runs eventfold.check_positions (sql/postgres/00006): a
+// report, or with repair a repair that must run in a transaction of its own.
+func (o *Ops) CheckPositions(ctx context.Context, repair bool) (eventfold.PositionCheck, error) {
+	r, err := o.q.CheckPositions(ctx, o.db, repair)
+	if err != nil {
+		return eventfold.PositionCheck{}, interpretError(err, "", eventfold.Any)
+	}
+	return eventfold.PositionCheck{
+		Applicable: true, Moved: r.Moved, Repaired: r.Repaired,
+		OldOffset: r.OldOffset, NewOffset: r.NewOffset,
+		LastPosition: r.LastPosition, NextPosition: r.NextPosition,
+		Message: r.Message,
+	}, nil
 }

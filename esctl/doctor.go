@@ -1,0 +1,80 @@
+package esctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pressly/goose/v3"
+
+	"github.com/eventfold/eventfold"
+)
+
+// errNeedsRepair ends `doctor` without --repair on a log that needs one, so
+// that scripts see exit 1.
+var errNeedsRepair = errors.New("doctor: positions need repair: run again with --repair")
+
+func runDoctor(ctx context.Context, env *Env, args []string) error {
+	fs, dsn := env.newFlags("doctor", "[--repair]",
+		`Checks the store for damage that routine operations can cause, and with --repair
+repairs it. Today: on PostgreSQL, whether the log's positions are ahead of the ones
+the server assigns, as after a logical dump/restore or logical replication into a
+new cluster (transaction ids restart low; readers would see none of the restored
+events and new events would land below the subscriptions' checkpoints). The
+repair raises the position offset above the log; appends wait for the moment it
+takes, readers do not. 'migrate up' and the library's Store.Migrate run the same
+repair by themselves. Exit 1 when a repair is needed and --repair was not given.`,
+		`  esctl --dsn postgres://app@newdb:5432/app doctor
+  esctl --dsn postgres://app@newdb:5432/app doctor --repair`)
+	repair := fs.Bool("repair", false, "repair what is found")
+	if err := env.parse(fs, dsn, args); err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	store, err := env.Open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	res, err := checkPositions(ctx, env, store, *repair, false)
+	if err != nil {
+		return err
+	}
+	if res.Moved && !res.Repaired {
+		return errNeedsRepair
+	}
+	return nil
+}
+
+// checkPositions runs Store.CheckPositions when the schema has it (on
+// PostgreSQL from migration 6) and prints its message; quiet prints it
+// only when the log was moved.
+func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Store[TTx], repair, quiet bool) (eventfold.PositionCheck, error) {
+	if store.Dialect() == eventfold.Postgres {
+		p, err := eventfold.NewMigrator(store.Dialect(), store.Driver().DB())
+		if err != nil {
+			return eventfold.PositionCheck{}, err
+		}
+		v, err := p.GetDBVersion(ctx)
+		if err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
+			return eventfold.PositionCheck{}, fmt.Errorf("doctor: schema version: %w", err)
+		}
+		if v < eventfold.PositionsMigration {
+			if quiet {
+				return eventfold.PositionCheck{}, nil
+			}
+			fmt.Fprintf(env.Stdout, "positions: not checked: schema version %d, run 'migrate up' first\n", v)
+			return eventfold.PositionCheck{}, nil
+		}
+	}
+	res, err := store.CheckPositions(ctx, repair)
+	if err != nil {
+		return res, err
+	}
+	if !quiet || res.Moved {
+		fmt.Fprintln(env.Stdout, res.Message)
+	}
+	return res, nil
+}
