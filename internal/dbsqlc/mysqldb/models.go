@@ -35,6 +35,10 @@ type EventfoldCommand struct {
 	Events string
 	// UTC
 	RecordedAt time.Time
+	// key space of command_id (UTF-8); empty when the application sets none
+	Scope []byte
+	// hex SHA-256 of the canonical JSON payload; empty before 00007
+	PayloadHash string
 }
 
 // eventfold: the append-only event log
