@@ -153,12 +153,26 @@ func TestIdempotencyScopeInput(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// TestIdempotencyKeyScopeGroupCommit: group commit applies the same rules,
-// also when the reuse and the original share one batch.
-func TestIdempotencyKeyScopeGroupCommit(t *testing.T) {
+// TestIdempotencyKeyScopeConcurrent: concurrent dispatches of one key with
+// two payloads, by two users: per user and key one payload applies, the
+// other is refused (also when both share one group-commit batch), and no
+// caller ever gets another caller's event.
+func TestIdempotencyKeyScopeConcurrent(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		cfg  orchestrator.Config
+	}{
+		{"lone", orchestrator.Config{}},
+		{"group", orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, MaxBatch: 16}}},
+	} {
+		t.Run(mode.name, func(t *testing.T) { testIdempotencyKeyScopeConcurrent(t, mode.cfg) })
+	}
+}
+
+func testIdempotencyKeyScopeConcurrent(t *testing.T, cfg orchestrator.Config) {
 	forEachDialect(t, func(t *testing.T, d eventfold.Dialect) {
 		ctx := context.Background()
-		store, o, _ := newWallet(t, d, orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, MaxBatch: 16}})
+		store, o, _ := newWallet(t, d, cfg)
 		const n = 24
 		var wg sync.WaitGroup
 		errs := make([]error, n)
