@@ -22,7 +22,7 @@ func (o *Ops) LookupCommand(ctx context.Context, scope, id string) (commandType,
 	var s string
 	err = o.db.QueryRowContext(ctx, `
 SELECT command_type, payload_hash, events FROM eventfold.commands
-WHERE scope = @p1 AND command_id = @p2`, []byte(scope), id).Scan(&commandType, &payloadHash, &s)
+WHERE scope = @p1 AND command_id = @p2`, scopeBytes(scope), id).Scan(&commandType, &payloadHash, &s)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", nil, false, nil
 	}
@@ -43,7 +43,7 @@ func (o *Ops) RecordCommand(ctx context.Context, scope, id, commandType, payload
 INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
 SELECT @p1, @p2, @p3, @p4, @p5
 WHERE NOT EXISTS (SELECT 1 FROM eventfold.commands WITH (UPDLOCK, HOLDLOCK) WHERE scope = @p1 AND command_id = @p2);`,
-		[]byte(scope), id, commandType, payloadHash, string(refs))
+		scopeBytes(scope), id, commandType, payloadHash, string(refs))
 	if err != nil {
 		return false, fmt.Errorf("record command %q: %w", id, err)
 	}
@@ -61,4 +61,13 @@ func (o *Ops) PruneCommands(ctx context.Context, before time.Time) (int64, error
 		return 0, fmt.Errorf("prune command records: %w", err)
 	}
 	return res.RowsAffected()
+}
+
+// scopeBytes is scope as VARBINARY: never a nil slice, which the driver
+// would send as NULL.
+func scopeBytes(scope string) []byte {
+	if scope == "" {
+		return []byte{}
+	}
+	return []byte(scope)
 }

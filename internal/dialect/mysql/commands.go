@@ -20,7 +20,7 @@ import (
 // name, payload hash and event references; found is false when the id is
 // new in that scope.
 func (o *Ops) LookupCommand(ctx context.Context, scope, id string) (commandType, payloadHash string, refs []byte, found bool, err error) {
-	row, err := o.q.LookupCommand(ctx, o.db, mysqldb.LookupCommandParams{Scope: []byte(scope), CommandID: id})
+	row, err := o.q.LookupCommand(ctx, o.db, mysqldb.LookupCommandParams{Scope: scopeBytes(scope), CommandID: id})
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", nil, false, nil
 	}
@@ -37,7 +37,7 @@ func (o *Ops) LookupCommand(ctx context.Context, scope, id string) (commandType,
 // (0 rows affected; the driver does not set CLIENT_FOUND_ROWS).
 func (o *Ops) RecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) (duplicate bool, err error) {
 	n, err := o.q.RecordCommand(ctx, o.db, mysqldb.RecordCommandParams{
-		Scope: []byte(scope), CommandID: id, CommandType: commandType, PayloadHash: payloadHash,
+		Scope: scopeBytes(scope), CommandID: id, CommandType: commandType, PayloadHash: payloadHash,
 		Events: string(refs), RecordedAt: time.Now().UTC(),
 	})
 	if err != nil {
@@ -53,4 +53,13 @@ func (o *Ops) PruneCommands(ctx context.Context, before time.Time) (int64, error
 		return 0, fmt.Errorf("prune command records: %w", interpretError(err))
 	}
 	return n, nil
+}
+
+// scopeBytes is scope as VARBINARY: never a nil slice, which the driver
+// would send as NULL.
+func scopeBytes(scope string) []byte {
+	if scope == "" {
+		return []byte{}
+	}
+	return []byte(scope)
 }
