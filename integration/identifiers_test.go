@@ -37,8 +37,8 @@ var identifierPairs = []struct{ name, a, b string }{
 // caller that skips validation, meets.
 type (
 	commandTable interface {
-		LookupCommand(ctx context.Context, id string) (refs []byte, found bool, err error)
-		RecordCommand(ctx context.Context, id, commandType string, refs []byte) (duplicate bool, err error)
+		LookupCommand(ctx context.Context, scope, id string) (commandType, payloadHash string, refs []byte, found bool, err error)
+		RecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) (duplicate bool, err error)
 	}
 	checkpointTable interface {
 		GetCheckpoint(ctx context.Context, name string) (pos int64, found bool, err error)
@@ -179,7 +179,7 @@ func commandsByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], a, b string) {
 		var dup bool
 		require.NoError(t, s.InTx(ctx, func(tx *sql.Tx) error {
 			var err error
-			dup, err = s.Driver().OpsTx(tx).(commandTable).RecordCommand(ctx, id, "Pay", []byte(refs))
+			dup, err = s.Driver().OpsTx(tx).(commandTable).RecordCommand(ctx, "", id, "Pay", "", []byte(refs))
 			return err
 		}))
 		return dup
@@ -187,7 +187,7 @@ func commandsByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], a, b string) {
 	require.False(t, record(a, `[{"s":"a","v":1}]`))
 	require.False(t, record(b, `[{"s":"b","v":1}]`), "command %q reported as a duplicate of %q", b, a)
 	for id, want := range map[string]string{a: `[{"s":"a","v":1}]`, b: `[{"s":"b","v":1}]`} {
-		refs, found, err := rec.LookupCommand(ctx, id)
+		_, _, refs, found, err := rec.LookupCommand(ctx, "", id)
 		require.NoError(t, err)
 		require.True(t, found, "command %q", id)
 		require.JSONEq(t, want, string(refs), "command %q", id)

@@ -22,11 +22,20 @@ type Command struct {
 // Envelope carries what travels with a command besides its payload.
 type Envelope struct {
 	// ID identifies the command and makes it idempotent: a second dispatch
-	// with the same ID runs nothing and returns the first one's events. It
-	// becomes every event's causation id. Optional: without it the command
-	// gets a fresh UUID (for causation only) and is not recorded. At most
-	// 200 bytes.
+	// with the same ID, in the same Scope, of the same command name with the
+	// same payload runs nothing and returns the first one's events. The
+	// same ID in the same Scope with another name or payload is refused
+	// with *IdempotencyKeyReusedError. It becomes every event's causation
+	// id. Optional: without it the command gets a fresh UUID (for causation
+	// only) and is not recorded. At most 200 bytes.
 	ID string
+	// Scope is the key space of ID: the caller the ID belongs to (tenant,
+	// user or account, as authenticated by whoever builds the envelope).
+	// IDs in different scopes are different commands, so one caller can
+	// neither replay nor block another's; "" is one shared scope. Config.
+	// Scope, when set, overrides it for every dispatch. At most 200 bytes
+	// of UTF-8.
+	Scope string
 	// CorrelationID ties together everything caused by one user action.
 	// Defaults to the command's ID.
 	CorrelationID string

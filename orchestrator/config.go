@@ -39,6 +39,11 @@ type Config struct {
 	// command type does not have. Defaults to false: unknown fields are
 	// rejected, so that a client's typo is an error, not a silent no-op.
 	AllowUnknownFields bool
+	// Scope, when set, derives every command's idempotency scope from its
+	// envelope (e.g. the tenant or user the edge put into Metadata),
+	// overriding Envelope.Scope, so that no entry point can forget it. See
+	// Envelope.Scope. Defaults to nil: Envelope.Scope as given.
+	Scope func(Envelope) string
 	// GroupCommit, when set, lets concurrent dispatches share transactions
 	// (see GroupCommitConfig). Defaults to nil: one transaction per command.
 	GroupCommit *GroupCommitConfig

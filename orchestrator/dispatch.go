@@ -62,18 +62,18 @@ func (o *Orchestrator[TTx]) DispatchJSON(ctx context.Context, name string, paylo
 
 // dispatch is the innermost Dispatcher: attempts with retries.
 func (o *Orchestrator[TTx]) dispatch(ctx context.Context, cmd Command) (*Result, error) {
-	h, idempotent, cmd, err := o.prepare(cmd)
+	h, key, cmd, err := o.prepare(cmd)
 	if err != nil {
 		return nil, err
 	}
-	return o.run(withCommand(ctx, cmd), h, cmd, idempotent)
+	return o.run(withCommand(ctx, cmd), h, cmd, key)
 }
 
 // run dispatches a prepared command in transactions of its own: attempts
 // with retries.
-func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd Command, idempotent bool) (*Result, error) {
+func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd Command, key *commandKey) (*Result, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := o.attempt(ctx, h, cmd, idempotent)
+		res, err := o.attempt(ctx, h, cmd, key)
 		if err == nil {
 			res.Attempts, res.BatchSize = attempt, 1
 			if !res.Duplicate && o.cfg.AfterCommit != nil && len(res.Events) > 0 {
@@ -99,30 +99,39 @@ func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd C
 	}
 }
 
-// prepare resolves the handler and gives the command an id.
-func (o *Orchestrator[TTx]) prepare(cmd Command) (*handlerEntry[TTx], bool, Command, error) {
+// prepare resolves the handler, gives the command an id and, for a
+// command with an id, works out its idempotency key (nil otherwise).
+func (o *Orchestrator[TTx]) prepare(cmd Command) (*handlerEntry[TTx], *commandKey, Command, error) {
 	h, ok := o.handler(cmd.Name)
 	if !ok {
-		return nil, false, cmd, fmt.Errorf("%w: %q has no handler", ErrUnknownCommand, cmd.Name)
+		return nil, nil, cmd, fmt.Errorf("%w: %q has no handler", ErrUnknownCommand, cmd.Name)
 	}
 	if raw, isRaw := cmd.Payload.(json.RawMessage); isRaw && h.typ != nil {
 		p, err := h.decode(raw, !o.cfg.AllowUnknownFields)
 		if err != nil {
-			return nil, false, cmd, fmt.Errorf("%w: command %q: decode payload: %v", ErrInvalidCommand, cmd.Name, err)
+			return nil, nil, cmd, fmt.Errorf("%w: command %q: decode payload: %v", ErrInvalidCommand, cmd.Name, err)
 		}
 		cmd.Payload = p
 	}
-	idempotent := cmd.Envelope.ID != ""
-	if !idempotent {
+	if err := validateEnvelope(cmd); err != nil {
+		return nil, nil, cmd, err
+	}
+	if cmd.Envelope.ID == "" {
 		id, err := uuid.NewV7()
 		if err != nil {
-			return nil, false, cmd, fmt.Errorf("orchestrator: generate command id: %w", err)
+			return nil, nil, cmd, fmt.Errorf("orchestrator: generate command id: %w", err)
 		}
 		cmd.Envelope.ID = id.String()
-	} else if err := validateEnvelope(cmd); err != nil {
-		return nil, false, cmd, err
+		return h, nil, cmd, nil
 	}
-	return h, idempotent, cmd, nil
+	if len(cmd.Envelope.ID) > MaxCommandIDLength {
+		return nil, nil, cmd, fmt.Errorf("%w: command id is %d bytes long, the limit is %d", ErrInvalidCommand, len(cmd.Envelope.ID), MaxCommandIDLength)
+	}
+	key, cmd, err := o.commandKey(cmd)
+	if err != nil {
+		return nil, nil, cmd, err
+	}
+	return h, key, cmd, nil
 }
 
 // validateEnvelope applies eventfold's identifier rules (see
@@ -145,7 +154,7 @@ func validateEnvelope(cmd Command) error {
 }
 
 // attempt runs the command once in a transaction of its own.
-func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], cmd Command, idempotent bool) (res *Result, err error) {
+func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], cmd Command, key *commandKey) (res *Result, err error) {
 	drv := o.store.Driver()
 	tx, err := drv.Begin(ctx)
 	if err != nil {
@@ -162,7 +171,7 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 			panic(p)
 		}
 	}()
-	res, err = o.execute(ctx, tx, h, cmd, idempotent)
+	res, err = o.execute(ctx, tx, h, cmd, key)
 	if err != nil {
 		return nil, err
 	}
@@ -184,12 +193,12 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 // combine a command with other writes of your own; Dispatch is the usual
 // entry point. It is also the unit a group-commit mode runs per SAVEPOINT.
 func (o *Orchestrator[TTx]) DispatchTx(ctx context.Context, tx TTx, cmd Command) (*Result, error) {
-	h, idempotent, cmd, err := o.prepare(cmd)
+	h, key, cmd, err := o.prepare(cmd)
 	if err != nil {
 		return nil, err
 	}
 	ctx = withCommand(ctx, cmd)
-	res, err := o.execute(ctx, tx, h, cmd, idempotent)
+	res, err := o.execute(ctx, tx, h, cmd, key)
 	if err != nil {
 		return nil, err
 	}
@@ -197,21 +206,33 @@ func (o *Orchestrator[TTx]) DispatchTx(ctx context.Context, tx TTx, cmd Command)
 	return res, nil
 }
 
-// execute runs one prepared command inside an open transaction.
-func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry[TTx], cmd Command, idempotent bool) (*Result, error) {
+// execute runs one prepared command inside an open transaction. key is
+// nil for a command without an id.
+func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry[TTx], cmd Command, key *commandKey) (*Result, error) {
 	id := cmd.Envelope.ID
 	var rec commandRecorder
-	if idempotent {
+	if key != nil {
 		var err error
 		if rec, err = o.recorder(tx); err != nil {
 			return nil, err
 		}
-		refs, found, err := rec.LookupCommand(withStep(ctx, Step{Kind: "lookup", Name: cmd.Name}), id)
+		lctx := withStep(ctx, Step{Kind: "lookup", Name: cmd.Name})
+		name, hash, refs, found, err := rec.LookupCommand(lctx, key.scope, id)
 		if err != nil {
 			return nil, fmt.Errorf("orchestrator: command %q: look up command id %q: %w", cmd.Name, id, err)
 		}
 		if found {
-			evs, err := o.readBack(withStep(ctx, Step{Kind: "lookup", Name: cmd.Name}), tx, refs)
+			// A replay only for the same command with the same payload:
+			// anything else is a client reusing a key, and answering it
+			// with the recorded events would hide that its own command
+			// never ran.
+			if err := key.check(cmd.Name, name, hash, id); err != nil {
+				return nil, err
+			}
+			evs, err := o.readBack(lctx, tx, refs)
+			if errors.Is(err, eventfold.ErrArchived) {
+				return nil, fmt.Errorf("orchestrator: command %q (id %s) was dispatched before: %w: %w", cmd.Name, id, ErrCommandArchived, err)
+			}
 			if err != nil {
 				return nil, fmt.Errorf("orchestrator: command %q (id %s) was dispatched before, but its events cannot be read back: %w", cmd.Name, id, err)
 			}
@@ -250,12 +271,12 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 		return nil, err
 	}
 
-	if idempotent {
+	if key != nil {
 		refs, err := encodeRefs(events)
 		if err != nil {
 			return nil, err
 		}
-		dup, err := rec.RecordCommand(withStep(ctx, Step{Kind: "record", Name: cmd.Name}), id, cmd.Name, refs)
+		dup, err := rec.RecordCommand(withStep(ctx, Step{Kind: "record", Name: cmd.Name}), key.scope, id, cmd.Name, key.payloadHash, refs)
 		if err != nil {
 			return nil, fmt.Errorf("orchestrator: command %q: record command id %q: %w", cmd.Name, id, err)
 		}

@@ -275,8 +275,12 @@ func TestIdempotentRedelivery(t *testing.T) {
 		if len(tr2.Events) != 2 || tr2.Events[0].ID != tr.Events[0].ID || tr2.Events[1].ID != tr.Events[1].ID {
 			t.Fatalf("transfer replay %+v, want %+v", tr2.Events, tr.Events)
 		}
-		// The payload is not compared: same id means same command.
-		b.mustDispatch(t, "deposit-42", bank.Deposit{AccountID: "alice", Amount: 1000})
+		// The payload is compared: the same id with another amount is a
+		// reused key, refused, not a replay (TestIdempotencyKeyScope).
+		_, err := b.app.Dispatch(b.ctx, "deposit-42", bank.Deposit{AccountID: "alice", Amount: 1000})
+		if !errors.Is(err, orchestrator.ErrIdempotencyKeyReused) {
+			t.Fatalf("deposit-42 with another amount: %v, want ErrIdempotencyKeyReused", err)
+		}
 
 		// Concurrent duplicates: all succeed, one applies. (Losing attempts
 		// may run reducers before they roll back, so only the database is

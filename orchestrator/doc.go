@@ -23,7 +23,9 @@
 // A failing handler yields a *HandlerError, a failing reducer a
 // *ReducerError naming the reducer and the event; both unwrap to the
 // original error, so a domain error such as ErrInsufficientFunds stays
-// matchable with errors.Is. Version conflicts, serialization failures and
+// matchable with errors.Is. A handler marks its domain rejections with
+// Reject (they match ErrRejected), so that an edge can tell "the command
+// is wrong" (shown to the client) from "something broke" (not shown). Version conflicts, serialization failures and
 // deadlocks are retried (see Config); when the attempts run out the last
 // error is returned, still typed (errors.Is(err,
 // eventfold.ErrWrongExpectedVersion) keeps working).
@@ -31,11 +33,18 @@
 // # Idempotency
 //
 // A command whose Envelope carries an ID is recorded, in the dispatch
-// transaction, together with the stream versions of the events it produced.
-// Dispatching the same ID again runs no handler and no reducer and returns
-// the events of the first success (Result.Duplicate is set), so a client may
-// safely resend a request whose answer it never received. The records need
-// the 00002_commands migration (applied by Store.Migrate).
+// transaction, together with its scope (Envelope.Scope or Config.Scope: the
+// caller's key space), its name, a SHA-256 of its canonical JSON payload and
+// the stream versions of the events it produced. Dispatching the same ID in
+// the same scope with the same name and payload again runs no handler and no
+// reducer and returns the events of the first success (Result.Duplicate is
+// set), so a client may safely resend a request whose answer it never
+// received. The same ID in the same scope with another name or payload is
+// refused with *IdempotencyKeyReusedError (ErrIdempotencyKeyReused), never
+// answered with the recorded events; the same ID in another scope is another
+// command. A recorded command whose events were archived fails with
+// ErrCommandArchived. The records need the 00002_commands and
+// 00007_command_scope migrations (applied by Store.Migrate).
 //
 // # Metadata
 //

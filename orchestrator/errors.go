@@ -12,6 +12,71 @@ var ErrUnknownCommand = errors.New("orchestrator: unknown command")
 // decoded or whose payload has the wrong type; nothing ran.
 var ErrInvalidCommand = errors.New("orchestrator: invalid command")
 
+// ErrRejected is matched by a handler's domain rejection of a command (see
+// Reject): the command is wrong for the current state ("insufficient
+// funds"), a normal outcome that the caller is told about. Every other
+// handler error is unexpected (a database failure, a bug) and is not shown
+// to remote callers: package httpapi answers 422 with the message of a
+// rejection and 500 "internal error" for the rest.
+var ErrRejected = errors.New("orchestrator: command rejected")
+
+// Reject marks err as the handler's domain rejection of the command: return
+// Reject(err) from a handler, or declare domain sentinels as
+// Reject(errors.New(...)) and wrap them. The result's message is err's,
+// it unwraps to err (errors.Is still finds err), and it matches
+// ErrRejected. Reject(nil) is nil.
+func Reject(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &rejection{err: err}
+}
+
+type rejection struct{ err error }
+
+func (r *rejection) Error() string        { return r.err.Error() }
+func (r *rejection) Unwrap() error        { return r.err }
+func (r *rejection) Is(target error) bool { return target == ErrRejected }
+
+// ErrIdempotencyKeyReused is matched (errors.Is) by every
+// *IdempotencyKeyReusedError: a command id that was recorded for another
+// command or another payload. Nothing ran.
+var ErrIdempotencyKeyReused = errors.New("orchestrator: idempotency key reused")
+
+// ErrCommandArchived is matched by the error of a dispatch whose command id
+// was recorded but whose events have since been archived: the command ran
+// once and will not run again, but its events can no longer be returned.
+// Errors matching it also match eventfold.ErrArchived.
+var ErrCommandArchived = errors.New("orchestrator: the events of this command were archived")
+
+// IdempotencyKeyReusedError reports a command id (Idempotency-Key) that is
+// recorded in the same scope for a different command name or a different
+// payload. A recorded command is replayed only to a dispatch of the same
+// command with the same payload in the same scope; anything else is a
+// client error (a key reused for a new request), refused without running
+// anything, never answered with the recorded command's events.
+type IdempotencyKeyReusedError struct {
+	// CommandID is the reused id.
+	CommandID string
+	// Scope is the key space it was looked up in.
+	Scope string
+	// Command is this dispatch's command name; RecordedCommand the name
+	// recorded under the id.
+	Command, RecordedCommand string
+	// PayloadDiffers is true when the names match and the payloads differ.
+	PayloadDiffers bool
+}
+
+func (e *IdempotencyKeyReusedError) Error() string {
+	if e.PayloadDiffers {
+		return fmt.Sprintf("orchestrator: command id %q was already used for a %s command with a different payload; use a new id for a new request", e.CommandID, e.Command)
+	}
+	return fmt.Sprintf("orchestrator: command id %q was already used for a %s command, not %s; use a new id for a new request", e.CommandID, e.RecordedCommand, e.Command)
+}
+
+// Is makes errors.Is(err, ErrIdempotencyKeyReused) true.
+func (e *IdempotencyKeyReusedError) Is(target error) bool { return target == ErrIdempotencyKeyReused }
+
 // errDuplicateInFlight is what an attempt fails with when a concurrent
 // dispatch of the same command id committed first; the retry then finds
 // the record and returns the first dispatch's events.

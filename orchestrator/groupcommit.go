@@ -61,10 +61,10 @@ const maxSavepoints = 60
 
 // pending is one queued command and where its answer goes.
 type pending[TTx any] struct {
-	ctx        context.Context
-	h          *handlerEntry[TTx]
-	cmd        Command
-	idempotent bool
+	ctx context.Context
+	h   *handlerEntry[TTx]
+	cmd Command
+	key *commandKey // nil for a command without an id
 
 	res  *Result
 	err  error
@@ -109,11 +109,11 @@ func newGroupCommitter[TTx any](o *Orchestrator[TTx], cfg GroupCommitConfig) *gr
 
 // dispatch is the innermost Dispatcher in group-commit mode.
 func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Result, error) {
-	h, idempotent, cmd, err := g.o.prepare(cmd)
+	h, key, cmd, err := g.o.prepare(cmd)
 	if err != nil {
 		return nil, err
 	}
-	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, idempotent: idempotent, done: make(chan struct{})}
+	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, key: key, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
 	lead := g.active < g.cfg.Committers
@@ -151,7 +151,7 @@ func recoverInto[TTx any](p *pending[TTx]) {
 // before re-panicking).
 func (g *groupCommitter[TTx]) runSolo(p *pending[TTx]) {
 	defer recoverInto(p)
-	p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.idempotent)
+	p.res, p.err = g.o.run(p.ctx, p.h, p.cmd, p.key)
 }
 
 // execute runs p once inside the shared transaction; a panic becomes
@@ -164,7 +164,7 @@ func (g *groupCommitter[TTx]) execute(ctx context.Context, tx TTx, p *pending[TT
 			res, err = nil, errPanicked
 		}
 	}()
-	return g.o.execute(ctx, tx, p.h, p.cmd, p.idempotent)
+	return g.o.execute(ctx, tx, p.h, p.cmd, p.key)
 }
 
 // afterCommit runs the AfterCommit hook for p.

@@ -1,26 +1,115 @@
 package orchestrator
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/eventfold/eventfold"
 )
 
+// MaxScopeLength bounds an idempotency scope (Envelope.Scope or what
+// Config.Scope returns), in bytes.
+const MaxScopeLength = 200
+
 // commandRecorder is the dialect extension that stores idempotency records
-// (table eventfold.commands / eventfold_commands, migration
-// 00002_commands). Every dialect's Ops implements it.
+// (table eventfold.commands / eventfold_commands, migrations
+// 00002_commands and 00007_command_scope). Every dialect's Ops implements
+// it.
 type commandRecorder interface {
-	// LookupCommand returns the recorded event references of command id.
-	LookupCommand(ctx context.Context, id string) (refs []byte, found bool, err error)
-	// RecordCommand records command id with its event references. It
-	// reports duplicate (and no error) when the id is already recorded,
-	// typically by a concurrent dispatch that committed first.
-	RecordCommand(ctx context.Context, id, commandType string, refs []byte) (duplicate bool, err error)
+	// LookupCommand returns the record of command id in scope: the
+	// recorded command name, payload hash ("" for records made before
+	// migration 00007) and event references.
+	LookupCommand(ctx context.Context, scope, id string) (commandType, payloadHash string, refs []byte, found bool, err error)
+	// RecordCommand records command id in scope. It reports duplicate
+	// (and no error) when the id is already recorded in scope, typically
+	// by a concurrent dispatch that committed first.
+	RecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) (duplicate bool, err error)
 	// PruneCommands deletes records older than before; it returns how many.
 	PruneCommands(ctx context.Context, before time.Time) (int64, error)
+}
+
+// commandKey is what identifies a command with an id: the id lives in the
+// envelope; the scope picks the key space, and the payload hash tells a
+// retry of the same request from a reuse of its key.
+type commandKey struct {
+	scope       string
+	payloadHash string
+}
+
+// commandKey works out cmd's scope (Config.Scope over Envelope.Scope, which
+// it then holds, so handlers see the scope in force) and hashes its payload.
+func (o *Orchestrator[TTx]) commandKey(cmd Command) (*commandKey, Command, error) {
+	if o.cfg.Scope != nil {
+		cmd.Envelope.Scope = o.cfg.Scope(cmd.Envelope)
+	}
+	scope := cmd.Envelope.Scope
+	switch {
+	case len(scope) > MaxScopeLength:
+		return nil, cmd, fmt.Errorf("%w: %w", ErrInvalidCommand, &eventfold.ValidationError{Field: "command scope", Reason: fmt.Sprintf("%d bytes long, the limit is %d", len(scope), MaxScopeLength)})
+	case !utf8.ValidString(scope) || strings.ContainsRune(scope, 0):
+		return nil, cmd, fmt.Errorf("%w: %w", ErrInvalidCommand, &eventfold.ValidationError{Field: "command scope", Reason: "not valid UTF-8 text without NUL"})
+	}
+	hash, err := payloadHash(cmd.Payload)
+	if err != nil {
+		return nil, cmd, fmt.Errorf("%w: command %q: the payload of a command with an id must marshal to JSON (it is hashed to recognise a retry): %v", ErrInvalidCommand, cmd.Name, err)
+	}
+	return &commandKey{scope: scope, payloadHash: hash}, cmd, nil
+}
+
+// payloadHash is the hex SHA-256 of the payload's canonical JSON: a typed
+// payload as encoding/json marshals it (struct fields in declaration
+// order, map keys sorted), raw JSON decoded and marshalled again, so that
+// whitespace and key order do not make a retry look like another request.
+func payloadHash(payload any) (string, error) {
+	var raw []byte
+	switch p := payload.(type) {
+	case json.RawMessage:
+		raw = p
+	case []byte:
+		raw = p
+	}
+	var canonical []byte
+	if raw != nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // 12345678901234567890 stays itself, not a float
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return "", err
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return "", err
+		}
+		canonical = b
+	} else {
+		b, err := json.Marshal(payload)
+		if err != nil {
+			return "", err
+		}
+		canonical = b
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// check compares a dispatch with the record found under its id and scope.
+// A record made before migration 00007 has no payload hash; only its
+// command name can be checked.
+func (k *commandKey) check(name, recordedName, recordedHash, id string) error {
+	if recordedName != name {
+		return &IdempotencyKeyReusedError{CommandID: id, Scope: k.scope, Command: name, RecordedCommand: recordedName}
+	}
+	if recordedHash != "" && recordedHash != k.payloadHash {
+		return &IdempotencyKeyReusedError{CommandID: id, Scope: k.scope, Command: name, RecordedCommand: recordedName, PayloadDiffers: true}
+	}
+	return nil
 }
 
 // eventRef points at one recorded event. Stream and version (rather than

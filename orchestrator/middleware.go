@@ -73,9 +73,10 @@ func ValidateCommands() Middleware {
 }
 
 // Logging returns middleware that logs every dispatch with slog: at Info
-// for committed and duplicate commands and for commands a handler
-// rejected (domain errors are normal outcomes), at Error for everything
-// else (reducer failures, database errors, exhausted retries). A nil
+// for committed and duplicate commands, for commands a handler rejected
+// (Reject: domain errors are normal outcomes), invalid commands and
+// reused idempotency keys; at Error for everything else (any other handler
+// error, reducer failures, database errors, exhausted retries). A nil
 // logger uses slog.Default().
 func Logging(logger *slog.Logger) Middleware {
 	if logger == nil {
@@ -94,8 +95,7 @@ func Logging(logger *slog.Logger) Middleware {
 			}
 			if err != nil {
 				level := slog.LevelError
-				var he *HandlerError
-				if errors.As(err, &he) || errors.Is(err, ErrInvalidCommand) {
+				if errors.Is(err, ErrRejected) || errors.Is(err, ErrInvalidCommand) || errors.Is(err, ErrIdempotencyKeyReused) {
 					level = slog.LevelInfo
 				}
 				attrs = append(attrs, slog.String("error", err.Error()))

@@ -19,12 +19,14 @@ const (
 )
 
 // Domain errors. Handlers return them (wrapped in orchestrator.HandlerError
-// by the orchestrator); match them with errors.Is.
+// by the orchestrator); match them with errors.Is. They are rejections
+// (orchestrator.Reject): an HTTP endpoint shows them to the client (422),
+// unlike a database failure.
 var (
-	ErrAccountExists     = errors.New("bank: account already exists")
-	ErrNoAccount         = errors.New("bank: no such account")
-	ErrInsufficientFunds = errors.New("bank: insufficient funds")
-	ErrInvalidAmount     = errors.New("bank: amount must be positive")
+	ErrAccountExists     = orchestrator.Reject(errors.New("bank: account already exists"))
+	ErrNoAccount         = orchestrator.Reject(errors.New("bank: no such account"))
+	ErrInsufficientFunds = orchestrator.Reject(errors.New("bank: insufficient funds"))
+	ErrInvalidAmount     = orchestrator.Reject(errors.New("bank: amount must be positive"))
 )
 
 // OpenAccount opens an account with a zero balance.

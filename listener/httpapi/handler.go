@@ -4,20 +4,38 @@
 //	mux.Handle("POST /commands/{name}", httpapi.New(orch, nil))
 //
 // The command name is the {name} path value (or the last path segment), the
-// body is the command's JSON payload. Headers: Idempotency-Key becomes the
-// command id (a retried request returns the first one's events, 200 with
-// "duplicate": true), X-Correlation-ID the correlation id.
+// body is the command's JSON payload, sent as Content-Type application/json
+// (anything else, or none, is 415: a cross-origin form or text/plain POST
+// needs no CORS preflight, so accepting it would let another site post
+// commands with the user's cookies). Headers: Idempotency-Key becomes the
+// command id, X-Correlation-ID the correlation id.
+//
+// Idempotency: a retried request (same key, same command, same payload)
+// returns the first one's events, 200 with "duplicate": true. Keys are
+// scoped to the caller: set Config.Envelope to put the authenticated
+// caller (user, tenant or account) into Envelope.Scope, or the
+// orchestrator's Config.Scope to derive it; two callers may then use the
+// same key independently. A key reused for another command or another
+// payload is 422 "idempotency_key_reused"; a key whose command's events
+// were archived is 410 "archived".
 //
 // Responses: 201 with {"command_id", "events", "duplicate"} when events
 // were committed (200 when none were, or for a duplicate); 400 bad JSON or
 // invalid command, 404 unknown command, 405 not POST, 409 version conflict
-// or duplicate event id, 413 body too large, 415 not JSON, 422 the handler
-// refused the command, 503 a transient database conflict (retry), 500
-// anything else (logged, not shown). Error bodies are {"error", "code"}.
+// or duplicate event id, 410 the command's events were archived, 413 body
+// too large, 415 not JSON, 422 the handler rejected the command
+// (orchestrator.Reject; its message is the answer) or a reused
+// idempotency key, 503 a transient database conflict (retry), 500
+// anything else. Error bodies are {"error", "code"}. A 500 says only
+// "internal error" and a "request_id" (also the X-Request-ID header); the
+// full error is logged with that id, never shown: a database error names
+// tables, columns and values.
 package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -41,14 +59,18 @@ type Config struct {
 	// MaxBodyBytes limits the request body. Defaults to 1 MiB.
 	MaxBodyBytes int64
 	// Envelope builds the command envelope from the request (e.g. the
-	// authenticated user into Metadata). Defaults to DefaultEnvelope.
+	// authenticated user into Metadata and, as the idempotency key space,
+	// into Scope). Defaults to DefaultEnvelope, which sets no Scope: every
+	// caller then shares one key space (a reused key still never returns
+	// another command's events, but one caller's key can block another's).
 	// An error refuses the request: an *Error picks the status, any other
 	// gives 400.
 	Envelope func(r *http.Request) (orchestrator.Envelope, error)
 	// Status maps an error to a response before the defaults apply; return
 	// ok false to fall through. Optional.
 	Status func(err error) (status int, code string, ok bool)
-	// Logger receives 500s. Defaults to slog.Default().
+	// Logger receives 500s, in full, with their request id. Defaults to
+	// slog.Default().
 	Logger *slog.Logger
 }
 
@@ -69,7 +91,8 @@ type Response struct {
 }
 
 // DefaultEnvelope takes the command id from Idempotency-Key and the
-// correlation id from X-Correlation-ID.
+// correlation id from X-Correlation-ID. It knows no caller, so it sets no
+// Scope; wrap it to add one.
 func DefaultEnvelope(r *http.Request) (orchestrator.Envelope, error) {
 	return orchestrator.Envelope{
 		ID:            r.Header.Get("Idempotency-Key"),
@@ -106,11 +129,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "use POST"})
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-			writeError(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "the body must be application/json"})
-			return
-		}
+	// Required, not merely checked when present: only a non-simple content
+	// type makes a browser ask (CORS preflight) before a cross-origin POST.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "the body must be sent as Content-Type: application/json"})
+		return
 	}
 	name := r.PathValue("name")
 	if name == "" {
@@ -173,6 +196,16 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 	switch {
 	case errors.Is(err, orchestrator.ErrUnknownCommand):
 		writeError(w, &Error{Status: http.StatusNotFound, Code: "unknown_command", Message: "unknown command " + name})
+	case errors.Is(err, orchestrator.ErrIdempotencyKeyReused):
+		// As payment APIs answer a key reused with other parameters.
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "idempotency_key_reused",
+			Message: "the Idempotency-Key was already used for a different request (another command or another payload); use a new key for a new request"})
+	case errors.Is(err, orchestrator.ErrCommandArchived):
+		writeError(w, &Error{Status: http.StatusGone, Code: "archived",
+			Message: "this Idempotency-Key's command was applied, but the events of this command were archived and cannot be returned"})
+	case errors.As(err, &he) && errors.Is(he.Err, orchestrator.ErrRejected):
+		// The handler refused the command: its own message is the answer.
+		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "rejected", Message: he.Err.Error()})
 	case errors.Is(err, eventfold.ErrWrongExpectedVersion):
 		writeError(w, &Error{Status: http.StatusConflict, Code: "wrong_expected_version", Message: err.Error()})
 	case errors.Is(err, eventfold.ErrDuplicateEventID):
@@ -182,15 +215,32 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 	case errors.Is(err, eventfold.ErrTransient):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Message: "a transient database conflict; retry"})
-	case errors.As(err, &he):
-		// The handler refused the command: its own message is the answer.
-		writeError(w, &Error{Status: http.StatusUnprocessableEntity, Code: "rejected", Message: he.Err.Error()})
-	case r.Context().Err() != nil:
+	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
 		// The client went away; nobody reads the answer.
 	default:
-		h.cfg.Logger.Error("httpapi: command failed", "command", name, "err", err)
-		writeError(w, &Error{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"})
+		// Anything else, a handler error that is no rejection included (a
+		// failed read-model query, a bug), is unexpected: its text is for
+		// the log, not for the client.
+		h.internal(w, r, name, err)
 	}
+}
+
+// internal answers 500 with a fresh request id and logs err in full under
+// that id, so that an operator can find what a client reports.
+func (h *handler) internal(w http.ResponseWriter, r *http.Request, name string, err error) {
+	id := requestID()
+	h.cfg.Logger.ErrorContext(r.Context(), "httpapi: command failed",
+		"request_id", id, "command", name, "idempotency_key", r.Header.Get("Idempotency-Key"),
+		"method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", err.Error())
+	w.Header().Set("X-Request-ID", id)
+	writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "internal error", "code": "internal", "request_id": id})
+}
+
+// requestID returns 16 random hex digits.
+func requestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 func writeError(w http.ResponseWriter, e *Error) {

@@ -26,7 +26,7 @@ func TestCommandHandler(t *testing.T) {
 	o := orchestrator.New(store, &orchestrator.Config{MaxAttempts: 1})
 	orchestrator.Handle(o, "OpenAccount", func(ctx context.Context, tx *sql.Tx, c open) ([]orchestrator.Emit, error) {
 		if c.Owner == "" {
-			return nil, errors.New("owner is required")
+			return nil, orchestrator.Reject(errors.New("owner is required"))
 		}
 		return []orchestrator.Emit{{Stream: "account-" + c.Account, Expected: eventfold.NoStream, Type: "AccountOpened", Data: c}}, nil
 	})
@@ -39,6 +39,10 @@ func TestCommandHandler(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/commands/"+name, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		for k, v := range hdr {
+			if v == "" {
+				req.Header.Del(k)
+				continue
+			}
 			req.Header.Set(k, v)
 		}
 		resp, err := http.DefaultClient.Do(req)
@@ -74,6 +78,8 @@ func TestCommandHandler(t *testing.T) {
 		{"rejected", "OpenAccount", `{"account":"3"}`, nil, http.StatusUnprocessableEntity, "rejected"},
 		{"too large", "OpenAccount", `{"account":"4","owner":"` + strings.Repeat("x", 300) + `"}`, nil, http.StatusRequestEntityTooLarge, "too_large"},
 		{"not json", "OpenAccount", `a=b`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"text/plain", "OpenAccount", `{"account":"5","owner":"x"}`, map[string]string{"Content-Type": "text/plain"}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
+		{"no content type", "OpenAccount", `{"account":"5","owner":"x"}`, map[string]string{"Content-Type": ""}, http.StatusUnsupportedMediaType, "unsupported_media_type"},
 	}
 	for _, c := range cases {
 		status, body := post(c.cmd, c.body, c.hdr)

@@ -12,6 +12,10 @@
 // browser's EventSource resumes with Last-Event-ID after a reconnection and
 // receives exactly the events it missed: reads are gap-free (see package
 // listener). Clients that cannot set the header pass ?after=<position>.
+// Nothing else the handler sends carries a position: heartbeats and the
+// greeting are bare comments, so a client learns no more of the log than the
+// events it is allowed to see (a client whose events are sparse resumes from
+// its last one, and the handler rescans the log from there).
 //
 // Query parameters select events: stream=<id>, prefix=<stream prefix>,
 // type=<event type>, each repeatable or comma-separated (see

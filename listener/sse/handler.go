@@ -41,10 +41,12 @@ type Config struct {
 	// untrusted clients.
 	Authorize Authorizer
 	// Heartbeat is the interval of keep-alive comments on idle
-	// connections; they also carry the client's cursor as the SSE id (an
-	// id-only message sets Last-Event-ID without dispatching an event), so
-	// a client with a narrow filter does not rescan the log on reconnect.
-	// Defaults to 15s.
+	// connections. They carry nothing but the comment: no SSE id, since
+	// the client's cursor is the log head, which moves with events the
+	// client may not see (on MySQL and SQLite positions are dense, so it
+	// would count them). A client's Last-Event-ID is therefore always the
+	// last event it received, and a client with a narrow filter rescans
+	// the log from there when it reconnects. Defaults to 15s.
 	Heartbeat time.Duration
 	// Buffer is how many recent events the shared ring keeps. Clients
 	// further behind read from the database. Defaults to 4096.
@@ -214,7 +216,7 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cursor = h.through
 		h.mu.RUnlock()
 	}
-	c := &client[TTx]{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor, sentID: cursor}
+	c := &client[TTx]{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -223,7 +225,9 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return
 	}
-	if err := c.write(fmt.Appendf(nil, "retry: %d\n: connected at %d\n\n", h.cfg.Retry.Milliseconds(), cursor)); err != nil {
+	// No position here either: without a resume position the cursor is
+	// the log head.
+	if err := c.write(fmt.Appendf(nil, "retry: %d\n: connected\n\n", h.cfg.Retry.Milliseconds())); err != nil {
 		return
 	}
 	if err := c.serve(r.Context()); err != nil && r.Context().Err() == nil {
@@ -265,7 +269,8 @@ func multi(vals []string) []string {
 }
 
 // client is one connection's state: its cursor (the last position it has
-// passed, sent or not) and its checks.
+// passed, sent or not; never shown to the client, see Config.Heartbeat)
+// and its checks.
 type client[TTx any] struct {
 	h      *Handler[TTx]
 	w      http.ResponseWriter
@@ -273,7 +278,6 @@ type client[TTx any] struct {
 	filter listener.Filter
 	allow  func(eventfold.Event) bool
 	cursor int64
-	sentID int64
 	buf    []byte
 }
 
@@ -363,7 +367,6 @@ func (c *client[TTx]) send(evs []eventfold.Event, through int64) error {
 			return fmt.Errorf("encode event %d: %w", ev.GlobalPosition, err)
 		}
 		c.buf = fmt.Appendf(c.buf, "id: %d\ndata: %s\n\n", ev.GlobalPosition, body)
-		c.sentID = ev.GlobalPosition
 	}
 	c.cursor = max(c.cursor, through)
 	if len(c.buf) == 0 {
@@ -372,13 +375,9 @@ func (c *client[TTx]) send(evs []eventfold.Event, through int64) error {
 	return c.write(c.buf)
 }
 
-// heartbeat keeps the connection alive and records the cursor as the
-// client's last event id.
+// heartbeat keeps the connection alive. It reveals nothing: the same bytes
+// whatever the log did (see Config.Heartbeat).
 func (c *client[TTx]) heartbeat() error {
-	if c.cursor != c.sentID {
-		c.sentID = c.cursor
-		return c.write(fmt.Appendf(nil, ": heartbeat\nid: %d\n\n", c.cursor))
-	}
 	return c.write([]byte(": heartbeat\n\n"))
 }
 

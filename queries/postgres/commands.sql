@@ -1,14 +1,16 @@
--- Idempotency records of package orchestrator (sql/postgres/00002_commands.sql).
+-- Idempotency records of package orchestrator (sql/postgres/00002_commands.sql,
+-- scoped and checked since 00007_command_scope.sql).
 
 -- name: LookupCommand :one
-SELECT events FROM eventfold.commands WHERE command_id = @command_id;
+SELECT command_type, payload_hash, events FROM eventfold.commands
+WHERE scope = @scope AND command_id = @command_id;
 
 -- name: RecordCommand :execrows
--- 0 rows: the id is already recorded (a concurrent duplicate committed first;
--- ON CONFLICT waits for it, so this is never a false negative).
-INSERT INTO eventfold.commands (command_id, command_type, events)
-VALUES (@command_id, @command_type, @events)
-ON CONFLICT (command_id) DO NOTHING;
+-- 0 rows: the id is already recorded in this scope (a concurrent duplicate
+-- committed first; ON CONFLICT waits for it, so this is never a false negative).
+INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
+VALUES (@scope, @command_id, @command_type, @payload_hash, @events)
+ON CONFLICT (scope, command_id) DO NOTHING;
 
 -- name: PruneCommands :execrows
 DELETE FROM eventfold.commands WHERE recorded_at < @before;

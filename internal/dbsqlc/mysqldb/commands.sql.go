@@ -12,15 +12,28 @@ import (
 
 const lookupCommand = `-- name: LookupCommand :one
 
-SELECT events FROM eventfold_commands WHERE command_id = ?
+SELECT command_type, payload_hash, events FROM eventfold_commands
+WHERE scope = ? AND command_id = ?
 `
 
-// Idempotency records of package orchestrator (sql/mysql/00002_commands.sql).
-func (q *Queries) LookupCommand(ctx context.Context, db DBTX, commandID string) (string, error) {
-	row := db.QueryRowContext(ctx, lookupCommand, commandID)
-	var events string
-	err := row.Scan(&events)
-	return events, err
+type LookupCommandParams struct {
+	Scope     []byte
+	CommandID string
+}
+
+type LookupCommandRow struct {
+	CommandType string
+	PayloadHash string
+	Events      string
+}
+
+// Idempotency records of package orchestrator (sql/mysql/00002_commands.sql,
+// scoped and checked since 00007_command_scope.sql).
+func (q *Queries) LookupCommand(ctx context.Context, db DBTX, arg LookupCommandParams) (LookupCommandRow, error) {
+	row := db.QueryRowContext(ctx, lookupCommand, arg.Scope, arg.CommandID)
+	var i LookupCommandRow
+	err := row.Scan(&i.CommandType, &i.PayloadHash, &i.Events)
+	return i, err
 }
 
 const pruneCommands = `-- name: PruneCommands :execrows
@@ -36,25 +49,29 @@ func (q *Queries) PruneCommands(ctx context.Context, db DBTX, recordedAt time.Ti
 }
 
 const recordCommand = `-- name: RecordCommand :execrows
-INSERT INTO eventfold_commands (command_id, command_type, events, recorded_at)
-VALUES (?, ?, ?, ?)
+INSERT INTO eventfold_commands (scope, command_id, command_type, payload_hash, events, recorded_at)
+VALUES (?, ?, ?, ?, ?, ?)
 ON DUPLICATE KEY UPDATE command_id = command_id
 `
 
 type RecordCommandParams struct {
+	Scope       []byte
 	CommandID   string
 	CommandType string
+	PayloadHash string
 	Events      string
 	RecordedAt  time.Time
 }
 
 // recorded_at is the application's UTC clock: sqlc cannot parse UTC_TIMESTAMP(6).
-// 0 rows affected: the id is already recorded (the no-op update changes
-// nothing; the insert waited on the key for a concurrent duplicate).
+// 0 rows affected: the id is already recorded in this scope (the no-op update
+// changes nothing; the insert waited on the key for a concurrent duplicate).
 func (q *Queries) RecordCommand(ctx context.Context, db DBTX, arg RecordCommandParams) (int64, error) {
 	result, err := db.ExecContext(ctx, recordCommand,
+		arg.Scope,
 		arg.CommandID,
 		arg.CommandType,
+		arg.PayloadHash,
 		arg.Events,
 		arg.RecordedAt,
 	)

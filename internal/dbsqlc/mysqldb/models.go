@@ -32,7 +32,11 @@ type EventfoldCommand struct {
 	Events string
 	// UTC
 	RecordedAt time.Time
-	CommandID  string
+	// key space of command_id (UTF-8); empty when the application sets none
+	Scope []byte
+	// hex SHA-256 of the canonical JSON payload; empty before 00007
+	PayloadHash string
+	CommandID   string
 	// command name, for people
 	CommandType string
 }

@@ -13,15 +13,28 @@ import (
 
 const lookupCommand = `-- name: LookupCommand :one
 
-SELECT events FROM eventfold.commands WHERE command_id = $1
+SELECT command_type, payload_hash, events FROM eventfold.commands
+WHERE scope = $1 AND command_id = $2
 `
 
-// Idempotency records of package orchestrator (sql/postgres/00002_commands.sql).
-func (q *Queries) LookupCommand(ctx context.Context, db DBTX, commandID string) ([]byte, error) {
-	row := db.QueryRow(ctx, lookupCommand, commandID)
-	var events []byte
-	err := row.Scan(&events)
-	return events, err
+type LookupCommandParams struct {
+	Scope     string
+	CommandID string
+}
+
+type LookupCommandRow struct {
+	CommandType string
+	PayloadHash string
+	Events      []byte
+}
+
+// Idempotency records of package orchestrator (sql/postgres/00002_commands.sql,
+// scoped and checked since 00007_command_scope.sql).
+func (q *Queries) LookupCommand(ctx context.Context, db DBTX, arg LookupCommandParams) (LookupCommandRow, error) {
+	row := db.QueryRow(ctx, lookupCommand, arg.Scope, arg.CommandID)
+	var i LookupCommandRow
+	err := row.Scan(&i.CommandType, &i.PayloadHash, &i.Events)
+	return i, err
 }
 
 const pruneCommands = `-- name: PruneCommands :execrows
@@ -37,21 +50,29 @@ func (q *Queries) PruneCommands(ctx context.Context, db DBTX, before pgtype.Time
 }
 
 const recordCommand = `-- name: RecordCommand :execrows
-INSERT INTO eventfold.commands (command_id, command_type, events)
-VALUES ($1, $2, $3)
-ON CONFLICT (command_id) DO NOTHING
+INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (scope, command_id) DO NOTHING
 `
 
 type RecordCommandParams struct {
+	Scope       string
 	CommandID   string
 	CommandType string
+	PayloadHash string
 	Events      []byte
 }
 
-// 0 rows: the id is already recorded (a concurrent duplicate committed first;
-// ON CONFLICT waits for it, so this is never a false negative).
+// 0 rows: the id is already recorded in this scope (a concurrent duplicate
+// committed first; ON CONFLICT waits for it, so this is never a false negative).
 func (q *Queries) RecordCommand(ctx context.Context, db DBTX, arg RecordCommandParams) (int64, error) {
-	result, err := db.Exec(ctx, recordCommand, arg.CommandID, arg.CommandType, arg.Events)
+	result, err := db.Exec(ctx, recordCommand,
+		arg.Scope,
+		arg.CommandID,
+		arg.CommandType,
+		arg.PayloadHash,
+		arg.Events,
+	)
 	if err != nil {
 		return 0, err
 	}

@@ -28,6 +28,10 @@ type EventfoldCommand struct {
 	CommandType string
 	Events      []byte
 	RecordedAt  pgtype.Timestamptz
+	// Key space of command_id (tenant, user ...); '' when the application sets none.
+	Scope string
+	// Hex SHA-256 of the canonical JSON payload; '' for records made before migration 00007.
+	PayloadHash string
 }
 
 // The append-only event log. Write only through eventfold.append_events; read the whole log only below the snapshot horizon (see the migration file header).

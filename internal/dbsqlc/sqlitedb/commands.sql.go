@@ -11,15 +11,28 @@ import (
 
 const lookupCommand = `-- name: LookupCommand :one
 
-SELECT events FROM eventfold_commands WHERE command_id = ?1
+SELECT command_type, payload_hash, events FROM eventfold_commands
+WHERE scope = ?1 AND command_id = ?2
 `
 
-// Idempotency records of package orchestrator (sql/sqlite/00002_commands.sql).
-func (q *Queries) LookupCommand(ctx context.Context, db DBTX, commandID string) (string, error) {
-	row := db.QueryRowContext(ctx, lookupCommand, commandID)
-	var events string
-	err := row.Scan(&events)
-	return events, err
+type LookupCommandParams struct {
+	Scope     string
+	CommandID string
+}
+
+type LookupCommandRow struct {
+	CommandType string
+	PayloadHash string
+	Events      string
+}
+
+// Idempotency records of package orchestrator (sql/sqlite/00002_commands.sql,
+// scoped and checked since 00007_command_scope.sql).
+func (q *Queries) LookupCommand(ctx context.Context, db DBTX, arg LookupCommandParams) (LookupCommandRow, error) {
+	row := db.QueryRowContext(ctx, lookupCommand, arg.Scope, arg.CommandID)
+	var i LookupCommandRow
+	err := row.Scan(&i.CommandType, &i.PayloadHash, &i.Events)
+	return i, err
 }
 
 const pruneCommands = `-- name: PruneCommands :execrows
@@ -35,20 +48,28 @@ func (q *Queries) PruneCommands(ctx context.Context, db DBTX, before string) (in
 }
 
 const recordCommand = `-- name: RecordCommand :execrows
-INSERT INTO eventfold_commands (command_id, command_type, events)
-VALUES (?1, ?2, ?3)
-ON CONFLICT (command_id) DO NOTHING
+INSERT INTO eventfold_commands (scope, command_id, command_type, payload_hash, events)
+VALUES (?1, ?2, ?3, ?4, ?5)
+ON CONFLICT (scope, command_id) DO NOTHING
 `
 
 type RecordCommandParams struct {
+	Scope       string
 	CommandID   string
 	CommandType string
+	PayloadHash string
 	Events      string
 }
 
-// 0 rows: the id is already recorded.
+// 0 rows: the id is already recorded in this scope.
 func (q *Queries) RecordCommand(ctx context.Context, db DBTX, arg RecordCommandParams) (int64, error) {
-	result, err := db.ExecContext(ctx, recordCommand, arg.CommandID, arg.CommandType, arg.Events)
+	result, err := db.ExecContext(ctx, recordCommand,
+		arg.Scope,
+		arg.CommandID,
+		arg.CommandType,
+		arg.PayloadHash,
+		arg.Events,
+	)
 	if err != nil {
 		return 0, err
 	}

@@ -17,8 +17,10 @@ type EventfoldCheckpoint struct {
 }
 
 type EventfoldCommand struct {
+	Scope       string
 	CommandID   string
 	CommandType string
+	PayloadHash string
 	Events      string
 	RecordedAt  string
 }

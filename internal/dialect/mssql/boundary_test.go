@@ -86,6 +86,7 @@ func everyOperation(o *Ops, id string) map[string]error {
 	errOf := func(_ any, err error) error { return err }
 	errOf2 := func(_, _ any, err error) error { return err }
 	errOf4 := func(_, _, _ any, err error) error { return err }
+	errOf5 := func(_, _, _, _ any, err error) error { return err }
 	ev := []eventfold.EventData{{ID: "0190f5a2-6c1e-7b3a-9d2e-4f5a6b7c8d90", Type: "T", Data: json.RawMessage(`{}`)}}
 	return map[string]error{
 		"Append":                  errOf(o.Append(ctx, "s", eventfold.Any, ev)),
@@ -95,8 +96,8 @@ func everyOperation(o *Ops, id string) map[string]error {
 		"LastPosition":            errOf(o.LastPosition(ctx)),
 		"StreamVersion":           errOf(o.StreamVersion(ctx, "s")),
 		"Exec":                    o.Exec(ctx, "SAVE TRANSACTION x"),
-		"LookupCommand":           errOf2(o.LookupCommand(ctx, id)),
-		"RecordCommand":           errOf(o.RecordCommand(ctx, id, "C", []byte(`[]`))),
+		"LookupCommand":           errOf5(o.LookupCommand(ctx, "", id)),
+		"RecordCommand":           errOf(o.RecordCommand(ctx, "", id, "C", "", []byte(`[]`))),
 		"PruneCommands":           errOf(o.PruneCommands(ctx, time.Now())),
 		"GetCheckpoint":           errOf2(o.GetCheckpoint(ctx, id)),
 		"CreateCheckpoint":        o.CreateCheckpoint(ctx, id, 0),
@@ -174,7 +175,7 @@ func TestIdentifiersEndingInSpaceRefusedBeforeSQL(t *testing.T) {
 
 	// Other characters SQL Server compares exactly under BIN2 pass.
 	for _, id := range []string{"pay-X\t", "pay-X\u00a0", "Pay-X", "pay-\u200bX"} {
-		_, _, err := o.LookupCommand(ctx, id)
+		_, _, _, _, err := o.LookupCommand(ctx, "", id)
 		require.NotErrorIs(t, err, eventfold.ErrInvalidInput, "%q", id)
 	}
 }

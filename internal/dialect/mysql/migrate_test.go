@@ -111,7 +111,10 @@ func TestUpgradeTo00005KeepsData(t *testing.T) {
 	before, err := ops.ReadAll(ctx, 0, 10)
 	require.NoError(t, err)
 	require.Len(t, before, 2)
-	_, err = ops.RecordCommand(ctx, "zahlung-✓", "Zahlen", []byte(`[{"s": "konto-äö-✓", "v": 2}]`))
+	// The 00004 columns, as the orchestrator of that time wrote them (the
+	// dialect code of today writes 00007's scope and payload hash too).
+	_, err = db.ExecContext(ctx, "INSERT INTO eventfold_commands (command_id, command_type, events, recorded_at) VALUES (?, ?, ?, UTC_TIMESTAMP(6))",
+		"zahlung-✓", "Zahlen", `[{"s": "konto-äö-✓", "v": 2}]`)
 	require.NoError(t, err)
 	require.NoError(t, ops.CreateCheckpoint(ctx, "abrechnung-ü", 2))
 	tx := begin(t, db)
@@ -126,7 +129,7 @@ func TestUpgradeTo00005KeepsData(t *testing.T) {
 	after, err := ops.ReadAll(ctx, 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, before, after, "the events read back as they were before")
-	refs, found, err := ops.LookupCommand(ctx, "zahlung-✓")
+	_, _, refs, found, err := ops.LookupCommand(ctx, "", "zahlung-✓")
 	require.NoError(t, err)
 	require.True(t, found)
 	require.JSONEq(t, `[{"s": "konto-äö-✓", "v": 2}]`, string(refs))
