@@ -150,6 +150,15 @@ func startContainer(d eventfold.Dialect) (string, error) {
 	if err := ensureImage(ctx, ref, im.env); err != nil {
 		return "", err
 	}
+	dsn, _, err := runImage(ctx, string(d), ref, im)
+	return dsn, err
+}
+
+// runImage starts ref as a server described by im and returns its DSN and
+// container id once it answers a query. A container that does not come up
+// is removed before runImage returns, and the error carries its last log
+// lines.
+func runImage(ctx context.Context, what, ref string, im image) (dsn, id string, err error) {
 	port := network.MustParsePort(im.port)
 	req := testcontainers.ContainerRequest{
 		Image:        ref,
@@ -176,20 +185,22 @@ func startContainer(d eventfold.Dialect) (string, error) {
 			err = fmt.Errorf("%w\n%s", err, lastLogLines(c, 15))
 			removeContainer(c)
 		}
-		return "", fmt.Errorf("container of %s (image %s, from %s) did not come up: %w", d, ref, im.env, err)
+		return "", "", fmt.Errorf("container of %s (image %s, from %s) did not come up: %w", what, ref, im.env, err)
 	}
 	host, err := c.Host(ctx)
 	if err == nil {
 		var mapped network.Port
 		mapped, err = c.MappedPort(ctx, im.port)
 		if err == nil {
+			addr := hostAddr(host, mapped.Port())
+			// On stderr so that CI logs show which servers the suite ran on.
 			fmt.Fprintf(os.Stderr, "testdb: %s container %.12s (image %s) answers on %s after %s\n",
-				d, c.GetContainerID(), ref, hostAddr(host, mapped.Port()), time.Since(started).Round(100*time.Millisecond))
-			return im.dsn(hostAddr(host, mapped.Port())), nil
+				what, c.GetContainerID(), ref, addr, time.Since(started).Round(100*time.Millisecond))
+			return im.dsn(addr), c.GetContainerID(), nil
 		}
 	}
 	removeContainer(c)
-	return "", fmt.Errorf("container of %s (image %s): %w", d, ref, err)
+	return "", "", fmt.Errorf("container of %s (image %s): %w", what, ref, err)
 }
 
 // hostAddr is host:port for the published port. A local engine's host is

@@ -52,18 +52,18 @@ func init() {
 	if s := os.Getenv(reaperEnv); s != "" {
 		os.Exit(reap(s))
 	}
-}
-
-// prepareSession disables Ryuk, sweeps stale containers and starts the
-// reaper, once per process. The caller holds containerMu.
-func prepareSession(ctx context.Context) error {
-	if session != "" || sessionErr != nil {
-		return sessionErr
-	}
+	// Before any testcontainers call: it reads its configuration once.
 	if _, set := os.LookupEnv("TESTCONTAINERS_RYUK_DISABLED"); !set {
 		_ = os.Setenv("TESTCONTAINERS_RYUK_DISABLED", "true")
 	}
 	pinLocalHost()
+}
+
+// prepareSession sweeps stale containers and starts the reaper, once per process. The caller holds containerMu.
+func prepareSession(ctx context.Context) error {
+	if session != "" || sessionErr != nil {
+		return sessionErr
+	}
 	sweepStale(ctx)
 	id := randomHex(8)
 	exe, err := os.Executable()
