@@ -118,7 +118,7 @@ build_mariadb() {
     mariadb-install-db --user=mysql --datadir=/var/lib/mysql --skip-test-db --skip-name-resolve \
       --auth-root-authentication-method=normal >/dev/null
     # --bootstrap runs SQL without opening any port; FLUSH loads the grant tables.
-    mariadbd --user=mysql --datadir=/var/lib/mysql --skip-name-resolve --bootstrap 2>/tmp/bootstrap.log <<EOS || { cat /tmp/bootstrap.log; exit 1; }
+    mariadbd --user=mysql --datadir=/var/lib/mysql --skip-name-resolve --bootstrap >/tmp/bootstrap.log 2>&1 <<EOS || { cat /tmp/bootstrap.log; exit 1; }
 FLUSH PRIVILEGES;
 ALTER USER root@localhost IDENTIFIED BY "eventfold";
 CREATE USER root@"%" IDENTIFIED BY "eventfold";
