@@ -2,8 +2,10 @@
 // SQLite always (a temp file); PostgreSQL, MySQL and SQL Server from a DSN in
 // the environment (EVENTFOLD_POSTGRES_DSN, EVENTFOLD_MYSQL_DSN,
 // EVENTFOLD_MSSQL_DSN, eventfold URL form), else from a testcontainers
-// container when a Docker engine answers, else the test is skipped with the
-// reason. EVENTFOLD_REQUIRE=postgres,mysql turns such a skip into a failure,
+// container when a Docker engine answers (one per dialect and test process;
+// images from EVENTFOLD_TEST_POSTGRES_IMAGE, EVENTFOLD_TEST_MYSQL_IMAGE,
+// EVENTFOLD_TEST_MSSQL_IMAGE, see container.go; removed when the process
+// ends, see reaper.go), else the test is skipped with the reason. EVENTFOLD_REQUIRE=postgres,mysql turns such a skip into a failure,
 // so CI cannot go silently green.
 package testdb
 
