@@ -42,6 +42,25 @@ type Config struct {
 	// GroupCommit, when set, lets concurrent dispatches share transactions
 	// (see GroupCommitConfig). Defaults to nil: one transaction per command.
 	GroupCommit *GroupCommitConfig
+	// NoCommitMarkers turns commit markers off. By default every
+	// transaction the orchestrator commits (a lone dispatch or a group
+	// commit batch) writes a random marker row (migration 00009), on
+	// PostgreSQL, MySQL/MariaDB and SQL Server: when the connection dies
+	// after COMMIT was sent, the orchestrator looks the marker up on a new
+	// connection and answers with the truth (the committed events, or a
+	// safe retry) instead of CommitError or, in group commit, running the
+	// commands twice. It costs one small insert per transaction. Without
+	// markers a lost COMMIT reply is a *CommitError, and group commit
+	// answers its batch with it. SQLite needs and writes no markers.
+	NoCommitMarkers bool
+	// ResolveTimeout bounds how long the orchestrator keeps trying to look
+	// up a commit marker after a failed COMMIT (the database may be
+	// restarting). Past it the caller gets a *CommitError matching
+	// ErrCommitOutcomeUnknown. Defaults to 30s.
+	ResolveTimeout time.Duration
+	// CommitMarkerRetention is how long commit markers are kept; they are
+	// only needed while a failed COMMIT is resolved. Defaults to 10 minutes.
+	CommitMarkerRetention time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -59,6 +78,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Retryable == nil {
 		c.Retryable = IsRetryable
+	}
+	if c.ResolveTimeout <= 0 {
+		c.ResolveTimeout = 30 * time.Second
+	}
+	if c.CommitMarkerRetention <= 0 {
+		c.CommitMarkerRetention = 10 * time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
