@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -258,7 +259,9 @@ func TestMigrateUpDownStatus(t *testing.T) {
 			if !strings.Contains(out, "00004_archive.sql") {
 				t.Fatalf("up: %s", out)
 			}
-			if out := mustRun(t, dsn, "migrate", "status"); strings.Count(out, "applied") != 4 {
+			fsys, _ := eventfold.MigrationsFS(d)
+			files, _ := fs.Glob(fsys, "*.sql")
+			if out := mustRun(t, dsn, "migrate", "status"); strings.Count(out, "applied") != len(files) {
 				t.Fatalf("status: %s", out)
 			}
 			mustRun(t, dsn, "migrate", "down")

@@ -41,8 +41,8 @@ type commitMarkers interface {
 
 // markerState is the orchestrator's commit-marker bookkeeping.
 type markerState struct {
-	supported bool // the dialect has markers (it is not SQLite)
-	on        bool // supported and not turned off
+	supported bool         // the dialect has markers (it is not SQLite)
+	on        bool         // supported and not turned off
 	lastPrune atomic.Int64 // unix nanoseconds of the last prune started
 }
 
