@@ -140,7 +140,7 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 		return res, nil // nothing was written; the deferred rollback ends tx
 	}
 	marker := ""
-	if o.markersOn() {
+	if o.markersOn() && (o.cfg.DispatchCommitMarkers || o.group != nil) {
 		if marker, err = o.writeMarker(ctx, tx); err != nil {
 			return nil, err
 		}

@@ -136,12 +136,14 @@ func TestGroupCommitLostCommitQuery(t *testing.T) {
 	})
 }
 
-// TestDispatchLostCommitReply: a lone Dispatch whose COMMIT reply is lost
-// returns its committed events (it returned *CommitError before), and one
-// whose COMMIT never reached the server is retried and applied once.
+// TestDispatchLostCommitReply: with Config.DispatchCommitMarkers, a lone
+// Dispatch whose COMMIT reply is lost returns its committed events (it
+// returned *CommitError before), and one whose COMMIT never reached the
+// server is retried and applied once. Without the option it keeps
+// returning *CommitError and runs nothing twice.
 func TestDispatchLostCommitReply(t *testing.T) {
 	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
-		proxy, store, o := lcSetup(t, d, nil)
+		proxy, store, o := lcSetup(t, d, &orchestrator.Config{DispatchCommitMarkers: true})
 		ctx := context.Background()
 		var dropReply, dropQuery atomic.Bool
 		proxy.DropReply = func() bool { return dropReply.Swap(false) }
@@ -170,7 +172,7 @@ func TestLostCommitOutcomeUnknown(t *testing.T) {
 	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
 		for _, group := range []bool{false, true} {
 			t.Run(fmt.Sprintf("group=%v", group), func(t *testing.T) {
-				cfg := &orchestrator.Config{ResolveTimeout: 300 * time.Millisecond}
+				cfg := &orchestrator.Config{ResolveTimeout: 300 * time.Millisecond, DispatchCommitMarkers: true}
 				if group {
 					cfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: 1}
 				}
@@ -188,5 +190,51 @@ func TestLostCommitOutcomeUnknown(t *testing.T) {
 				lcCheck(t, store, 1) // it did commit, once
 			})
 		}
+	})
+}
+
+func TestDispatchLostCommitReplyWithoutMarkers(t *testing.T) {
+	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
+		proxy, store, o := lcSetup(t, d, nil)
+		var drop atomic.Bool
+		drop.Store(true)
+		proxy.DropReply = func() bool { return drop.Swap(false) }
+		_, err := o.Dispatch(context.Background(), orchestrator.Command{Name: "Add", Payload: lcAdd{N: 0}})
+		var ce *orchestrator.CommitError
+		require.True(t, errors.As(err, &ce), "want *CommitError, got %v", err)
+		lcCheck(t, store, 1)
+	})
+}
+
+// TestCommitMarkersPruned: markers are only needed briefly; pruning deletes
+// the ones made before the bound and keeps the newer ones.
+func TestCommitMarkersPruned(t *testing.T) {
+	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
+		_, store, o := lcSetup(t, d, &orchestrator.Config{DispatchCommitMarkers: true})
+		ctx := context.Background()
+		count := func() (n int64) {
+			table := "eventfold_commit_markers"
+			if d == eventfold.Postgres {
+				table = "eventfold.commit_markers"
+			}
+			require.NoError(t, store.Driver().DB().QueryRowContext(ctx, "SELECT count(*) FROM "+table).Scan(&n))
+			return n
+		}
+		for i := 0; i < 3; i++ {
+			_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Add", Payload: lcAdd{N: i}})
+			require.NoError(t, err)
+		}
+		require.Equal(t, int64(3), count(), "one marker per transaction")
+		n, err := o.PruneCommitMarkers(ctx, time.Now().Add(-time.Hour))
+		require.NoError(t, err)
+		require.Zero(t, n, "markers younger than the bound stay")
+		time.Sleep(5 * time.Millisecond)
+		bound := time.Now()
+		_, err = o.Dispatch(ctx, orchestrator.Command{Name: "Add", Payload: lcAdd{N: 3}})
+		require.NoError(t, err)
+		n, err = o.PruneCommitMarkers(ctx, bound)
+		require.NoError(t, err)
+		require.Equal(t, int64(3), n)
+		require.Equal(t, int64(1), count(), "the marker made after the bound stays")
 	})
 }

@@ -51,7 +51,7 @@ func (o *Orchestrator[TTx]) markersOn() bool { return o.markers.on }
 
 // newMarker returns a fresh marker id.
 func newMarker() (string, error) {
-	id, err := uuid.NewRandom()
+	id, err := uuid.NewV7() // time-ordered: pruning deletes a key range
 	if err != nil {
 		return "", fmt.Errorf("orchestrator: generate commit marker: %w", err)
 	}

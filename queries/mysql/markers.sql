@@ -14,7 +14,8 @@ INSERT INTO eventfold_commit_markers (marker_id, recorded_at) VALUES (?, ?)
 ON DUPLICATE KEY UPDATE marker_id = marker_id;
 
 -- name: PruneCommitMarkers :execrows
-DELETE FROM eventfold_commit_markers WHERE recorded_at < ?;
+-- Marker ids are UUIDv7 text: below the bound means made before its time.
+DELETE FROM eventfold_commit_markers WHERE marker_id < ?;
 
 -- name: StoreIdentity :one
 SELECT store_id FROM eventfold_store_identity WHERE id = 1;

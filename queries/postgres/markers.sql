@@ -13,7 +13,8 @@ INSERT INTO eventfold.commit_markers (marker_id) VALUES (@marker_id)
 ON CONFLICT (marker_id) DO NOTHING;
 
 -- name: PruneCommitMarkers :execrows
-DELETE FROM eventfold.commit_markers WHERE recorded_at < @before;
+-- Marker ids are UUIDv7: below the bound means made before its time.
+DELETE FROM eventfold.commit_markers WHERE marker_id < @bound;
 
 -- name: StoreIdentity :one
 SELECT store_id FROM eventfold.store_identity WHERE id = 1;

@@ -9,7 +9,10 @@
 --                             instead of running their commands a second time.
 --                             Rows are only needed for seconds; the orchestrator
 --                             deletes those older than its retention (default 10
---                             minutes). Deleting them by hand is safe.
+--                             minutes). Deleting them by hand is safe. Marker ids
+--                             are time-ordered UUIDs (version 7), so the primary
+--                             key alone serves pruning (delete the ids below a
+--                             bound) and inserts land at its right-hand edge.
 --   eventfold_store_identity  exactly one row: a random id made when this migration
 --                             runs. `esctl archive` writes it into every archive
 --                             file and `esctl restore` refuses an archive taken from
@@ -24,8 +27,7 @@
 CREATE TABLE eventfold_commit_markers (
     marker_id   CHAR(36)    CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
     recorded_at DATETIME(6) NOT NULL COMMENT 'UTC',
-    PRIMARY KEY (marker_id),
-    KEY eventfold_commit_markers_recorded_at (recorded_at)
+    PRIMARY KEY (marker_id)
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin
   COMMENT = 'eventfold: one row per orchestrator transaction, to resolve a COMMIT whose reply was lost; old rows may be deleted';
 

@@ -9,7 +9,10 @@
 --                             instead of running their commands a second time.
 --                             Rows are only needed for seconds; the orchestrator
 --                             deletes those older than its retention (default 10
---                             minutes). Deleting them by hand is safe.
+--                             minutes). Deleting them by hand is safe. Marker ids
+--                             are time-ordered UUIDs (version 7), so the primary
+--                             key alone serves pruning (delete the ids below a
+--                             bound) and inserts land at its right-hand edge.
 --   eventfold.store_identity  exactly one row: a random id made when this migration
 --                             runs. `esctl archive` writes it into every archive
 --                             file and `esctl restore` refuses an archive taken from
@@ -25,9 +28,6 @@ CREATE TABLE eventfold.commit_markers (
     recorded_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT commit_markers_pkey PRIMARY KEY (marker_id)
 );
-
--- Pruning deletes by age.
-CREATE INDEX commit_markers_recorded_at_idx ON eventfold.commit_markers (recorded_at);
 
 COMMENT ON TABLE eventfold.commit_markers IS 'One row per orchestrator transaction, to resolve a COMMIT whose reply was lost. Rows older than a few minutes may be deleted.';
 

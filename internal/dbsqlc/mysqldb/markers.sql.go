@@ -33,11 +33,12 @@ func (q *Queries) ClaimCommitMarker(ctx context.Context, db DBTX, arg ClaimCommi
 }
 
 const pruneCommitMarkers = `-- name: PruneCommitMarkers :execrows
-DELETE FROM eventfold_commit_markers WHERE recorded_at < ?
+DELETE FROM eventfold_commit_markers WHERE marker_id < ?
 `
 
-func (q *Queries) PruneCommitMarkers(ctx context.Context, db DBTX, recordedAt time.Time) (int64, error) {
-	result, err := db.ExecContext(ctx, pruneCommitMarkers, recordedAt)
+// Marker ids are UUIDv7 text: below the bound means made before its time.
+func (q *Queries) PruneCommitMarkers(ctx context.Context, db DBTX, markerID string) (int64, error) {
+	result, err := db.ExecContext(ctx, pruneCommitMarkers, markerID)
 	if err != nil {
 		return 0, err
 	}

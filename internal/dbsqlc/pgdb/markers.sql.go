@@ -29,11 +29,12 @@ func (q *Queries) ClaimCommitMarker(ctx context.Context, db DBTX, markerID pgtyp
 }
 
 const pruneCommitMarkers = `-- name: PruneCommitMarkers :execrows
-DELETE FROM eventfold.commit_markers WHERE recorded_at < $1
+DELETE FROM eventfold.commit_markers WHERE marker_id < $1
 `
 
-func (q *Queries) PruneCommitMarkers(ctx context.Context, db DBTX, before pgtype.Timestamptz) (int64, error) {
-	result, err := db.Exec(ctx, pruneCommitMarkers, before)
+// Marker ids are UUIDv7: below the bound means made before its time.
+func (q *Queries) PruneCommitMarkers(ctx context.Context, db DBTX, bound pgtype.UUID) (int64, error) {
+	result, err := db.Exec(ctx, pruneCommitMarkers, bound)
 	if err != nil {
 		return 0, err
 	}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/eventfold/eventfold/internal/dialect"
 )
 
 // Commit markers of package orchestrator and the store identity
@@ -42,9 +44,10 @@ WHERE NOT EXISTS (SELECT 1 FROM eventfold.commit_markers WITH (UPDLOCK, HOLDLOCK
 	return n == 0, nil
 }
 
-// PruneCommitMarkers deletes the markers recorded before before.
+// PruneCommitMarkers deletes the markers made before before (marker ids
+// are UUIDv7 text in a BIN2 column, so the primary key finds them).
 func (o *Ops) PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error) {
-	res, err := o.db.ExecContext(ctx, `DELETE FROM eventfold.commit_markers WHERE recorded_at < @p1`, before.UTC())
+	res, err := o.db.ExecContext(ctx, `DELETE FROM eventfold.commit_markers WHERE marker_id < @p1`, dialect.MarkerBound(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune commit markers: %w", interpretError(err))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/eventfold/eventfold/internal/dbsqlc/mysqldb"
+	"github.com/eventfold/eventfold/internal/dialect"
 )
 
 // Commit markers of package orchestrator and the store identity
@@ -39,9 +40,10 @@ func (o *Ops) ClaimCommitMarker(ctx context.Context, id string) (committed bool,
 	return n == 0, nil
 }
 
-// PruneCommitMarkers deletes the markers recorded before before.
+// PruneCommitMarkers deletes the markers made before before (marker ids
+// are UUIDv7 text, so the primary key finds them).
 func (o *Ops) PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error) {
-	n, err := o.q.PruneCommitMarkers(ctx, o.db, before.UTC())
+	n, err := o.q.PruneCommitMarkers(ctx, o.db, dialect.MarkerBound(before))
 	if err != nil {
 		return 0, fmt.Errorf("prune commit markers: %w", interpretError(err))
 	}

@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/eventfold/eventfold/internal/dialect"
 )
 
 // Commit markers of package orchestrator and the store identity
@@ -52,9 +54,14 @@ func (o *Ops) ClaimCommitMarker(ctx context.Context, id string) (committed bool,
 	return n == 0, nil
 }
 
-// PruneCommitMarkers deletes the markers recorded before before.
+// PruneCommitMarkers deletes the markers made before before (marker ids
+// are UUIDv7, so the primary key finds them).
 func (o *Ops) PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error) {
-	n, err := o.q.PruneCommitMarkers(ctx, o.db, pgtype.Timestamptz{Time: before.UTC(), Valid: true})
+	bound, err := markerUUID(dialect.MarkerBound(before))
+	if err != nil {
+		return 0, err
+	}
+	n, err := o.q.PruneCommitMarkers(ctx, o.db, bound)
 	if err != nil {
 		return 0, fmt.Errorf("prune commit markers: %w", interpretError(err, "", -1))
 	}
