@@ -162,6 +162,7 @@ func checkArchiveOrigin(ctx context.Context, env *Env, store *eventfold.Store[*s
 	switch {
 	case h.StoreID == "":
 		// Written before archives named their store: nothing to compare.
+		fmt.Fprintf(env.Stderr, "note: %s names no store identity (written before migration 00009); its origin cannot be checked\n", path)
 	case id == "":
 		diffs = append(diffs, fmt.Sprintf("the archive is of store %s, this database has no store identity (migration 00009 not applied)", h.StoreID))
 	case h.StoreID != id:
