@@ -85,7 +85,7 @@ func forEachServer(t *testing.T, fn func(t *testing.T, d eventfold.Dialect)) {
 func TestGroupCommitLostCommitReply(t *testing.T) {
 	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
 		proxy, store, o := lcSetup(t, d, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, MaxBatch: 10}})
-		proxy.DropReply = everyNth(2)
+		proxy.SetDropReply(everyNth(2))
 		const n = 200
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -116,7 +116,7 @@ func TestGroupCommitLostCommitReply(t *testing.T) {
 func TestGroupCommitLostCommitQuery(t *testing.T) {
 	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
 		proxy, store, o := lcSetup(t, d, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1}})
-		proxy.DropQuery = everyNth(3)
+		proxy.SetDropQuery(everyNth(3))
 		const n = 100
 		var wg sync.WaitGroup
 		errs := make([]error, n)
@@ -146,8 +146,8 @@ func TestDispatchLostCommitReply(t *testing.T) {
 		proxy, store, o := lcSetup(t, d, &orchestrator.Config{DispatchCommitMarkers: true})
 		ctx := context.Background()
 		var dropReply, dropQuery atomic.Bool
-		proxy.DropReply = func() bool { return dropReply.Swap(false) }
-		proxy.DropQuery = func() bool { return dropQuery.Swap(false) }
+		proxy.SetDropReply(func() bool { return dropReply.Swap(false) })
+		proxy.SetDropQuery(func() bool { return dropQuery.Swap(false) })
 
 		dropReply.Store(true)
 		res, err := o.Dispatch(ctx, orchestrator.Command{Name: "Add", Payload: lcAdd{N: 0}})
@@ -177,16 +177,16 @@ func TestLostCommitOutcomeUnknown(t *testing.T) {
 					cfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: 1}
 				}
 				proxy, store, o := lcSetup(t, d, cfg)
-				proxy.DropReply = func() bool {
+				proxy.SetDropReply(func() bool {
 					proxy.Refuse.Store(true) // from now on the database is unreachable
 					return true
-				}
+				})
 				_, err := o.Dispatch(context.Background(), orchestrator.Command{Name: "Add", Payload: lcAdd{N: 0}})
 				require.ErrorIs(t, err, orchestrator.ErrCommitOutcomeUnknown)
 				var ce *orchestrator.CommitError
 				require.True(t, errors.As(err, &ce), "want *CommitError, got %T", err)
 				proxy.Refuse.Store(false)
-				proxy.DropReply = nil
+				proxy.SetDropReply(nil)
 				lcCheck(t, store, 1) // it did commit, once
 			})
 		}
@@ -198,7 +198,7 @@ func TestDispatchLostCommitReplyWithoutMarkers(t *testing.T) {
 		proxy, store, o := lcSetup(t, d, nil)
 		var drop atomic.Bool
 		drop.Store(true)
-		proxy.DropReply = func() bool { return drop.Swap(false) }
+		proxy.SetDropReply(func() bool { return drop.Swap(false) })
 		_, err := o.Dispatch(context.Background(), orchestrator.Command{Name: "Add", Payload: lcAdd{N: 0}})
 		var ce *orchestrator.CommitError
 		require.True(t, errors.As(err, &ce), "want *CommitError, got %v", err)

@@ -28,25 +28,22 @@ import (
 //   - DropQuery: the client's COMMIT is never forwarded; both connections
 //     are closed. The server rolls the transaction back.
 //
-// The decision is made per COMMIT by the functions set on the proxy.
+// The decision is made per COMMIT by the functions given to SetDropReply
+// and SetDropQuery (safe to change while connections run).
 type CommitProxy struct {
 	// Addr is host:port to connect to instead of the server.
 	Addr string
 	// DSN is the server DSN rewritten to go through the proxy.
 	DSN string
 
-	// DropReply, when set and returning true, cuts the connection after the
-	// server committed, before the client hears it.
-	DropReply func() bool
-	// DropQuery, when set and returning true, cuts the connection instead
-	// of forwarding the client's COMMIT.
-	DropQuery func() bool
 	// Refuse, while true, makes the proxy close new connections at once.
 	Refuse atomic.Bool
 
 	// Commits counts the COMMIT replies seen; RepliesDropped and
 	// QueriesDropped count the cuts.
 	Commits, RepliesDropped, QueriesDropped atomic.Int64
+
+	dropReply, dropQuery atomic.Pointer[func() bool]
 
 	dialect  eventfold.Dialect
 	upstream string
@@ -79,6 +76,19 @@ func StartCommitProxy(t testing.TB, dsn string) *CommitProxy {
 	go p.accept()
 	t.Cleanup(p.close)
 	return p
+}
+
+// SetDropReply sets what decides, per COMMIT the server answered, whether
+// the reply is swallowed and the connection cut (nil: never).
+func (p *CommitProxy) SetDropReply(f func() bool) { p.dropReply.Store(&f) }
+
+// SetDropQuery sets what decides, per COMMIT a client sends, whether the
+// connection is cut instead of forwarding it (nil: never).
+func (p *CommitProxy) SetDropQuery(f func() bool) { p.dropQuery.Store(&f) }
+
+func decide(fp *atomic.Pointer[func() bool]) bool {
+	f := fp.Load()
+	return f != nil && *f != nil && (*f)()
 }
 
 func (p *CommitProxy) close() {
@@ -163,7 +173,7 @@ func (s *proxySession) clientToServer() {
 			return
 		}
 		if s.isCommitQuery(msg) {
-			if f := s.p.DropQuery; f != nil && f() {
+			if decide(&s.p.dropQuery) {
 				s.p.QueriesDropped.Add(1)
 				return
 			}
@@ -196,7 +206,7 @@ func (s *proxySession) serverToClient() {
 		}
 		if reply {
 			s.p.Commits.Add(1)
-			if f := s.p.DropReply; f != nil && f() {
+			if decide(&s.p.dropReply) {
 				s.p.RepliesDropped.Add(1)
 				return
 			}
