@@ -49,8 +49,10 @@ func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
 }
 
 // NewMigrator returns a goose Provider over eventfold's migrations for
-// dialect d, recording versions in MigrationTable. Use it for status and
-// down migrations; Store.Migrate covers the common case.
+// dialect d, recording versions in MigrationTable. Use it for status;
+// Store.Migrate covers the common case, and Store.MigrateDown/MigrateDownTo
+// roll back with a guard against dropping events or the archive watermark
+// (the Provider's own Down has none).
 func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	fsys, err := MigrationsFS(d)
 	if err != nil {
