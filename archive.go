@@ -85,3 +85,24 @@ func checkArchivedStream(ctx context.Context, ops Ops, stream string, from int64
 	}
 	return fmt.Errorf("stream %q: version %d is archived: %w", stream, first, &ArchivedError{ArchivedBefore: w, Requested: first})
 }
+
+// storeIdentity is implemented by the dialects' Ops (migration 00009).
+type storeIdentity interface {
+	StoreIdentity(ctx context.Context) (string, error)
+}
+
+// Identity returns the store's identity: a random id made when migration
+// 00009 ran, written into every archive file so that `esctl restore` can
+// refuse an archive taken from another store. It is "" when that migration
+// is not applied.
+func (s *Store[TTx]) Identity(ctx context.Context) (string, error) {
+	si, ok := s.driver.Ops().(storeIdentity)
+	if !ok {
+		return "", nil
+	}
+	id, err := si.StoreIdentity(ctx)
+	if err != nil {
+		return "", fmt.Errorf("eventfold: %w", err)
+	}
+	return id, nil
+}

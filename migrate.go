@@ -3,8 +3,10 @@ package eventfold
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -47,8 +49,10 @@ func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
 }
 
 // NewMigrator returns a goose Provider over eventfold's migrations for
-// dialect d, recording versions in MigrationTable. Use it for status and
-// down migrations; Store.Migrate covers the common case.
+// dialect d, recording versions in MigrationTable. Use it for status;
+// Store.Migrate covers the common case, and Store.MigrateDown/MigrateDownTo
+// roll back with a guard against dropping events or the archive watermark
+// (the Provider's own Down has none).
 func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	fsys, err := MigrationsFS(d)
 	if err != nil {
@@ -104,3 +108,143 @@ func (s *Store[TTx]) Migrate(ctx context.Context) error {
 // PositionsMigration is the first PostgreSQL migration version that has
 // eventfold.check_positions; CheckPositions needs at least this schema.
 const PositionsMigration = 6
+
+// ErrWouldLoseData is matched (through a *DataLossError) when a down
+// migration is refused because it would destroy events or the archive
+// watermark.
+var ErrWouldLoseData = errors.New("eventfold: the down migration would destroy data")
+
+// The migrations whose Down destroys what the log cannot do without.
+const (
+	eventsMigration    = 1 // 00001_events: the events and streams tables
+	watermarkMigration = 4 // 00004_archive: the archive watermark
+	identityMigration  = 9 // 00009: commit markers and the store identity
+)
+
+// DataLossError says what a refused down migration would have destroyed.
+// Pass force to MigrateDown/MigrateDownTo (esctl: --force) to go ahead.
+type DataLossError struct {
+	// From is the current version, To the version asked for.
+	From, To int64
+	// Events is how many events (and Streams how many streams) rolling back
+	// migration 00001 would delete; 0 when it stays.
+	Events, Streams int64
+	// ArchivedBefore is the archive watermark that rolling back migration
+	// 00004 would forget: afterwards reads would silently start at the first
+	// event still in the table instead of failing with ErrArchived, even
+	// after migrating up again. 0 when it stays or nothing is archived.
+	ArchivedBefore int64
+	// StoreID is the store identity that rolling back migration 00009 would
+	// forget (a later migrate up makes a new one, and restore then refuses
+	// this store's archives without --force); "" when it stays.
+	StoreID string
+}
+
+func (e *DataLossError) Error() string {
+	var lost []string
+	if e.Events > 0 {
+		lost = append(lost, fmt.Sprintf("%d events in %d streams (migration 00001 drops the log)", e.Events, e.Streams))
+	}
+	if e.ArchivedBefore > 0 {
+		lost = append(lost, fmt.Sprintf("the archive watermark %d (migration 00004; reads would then silently start at the first event left instead of reporting the archived range)", e.ArchivedBefore))
+	}
+	if e.StoreID != "" {
+		lost = append(lost, fmt.Sprintf("the store identity %s (migration 00009; restore would then refuse this store's archives)", e.StoreID))
+	}
+	return fmt.Sprintf("eventfold: refusing to migrate down from version %d to %d: it would destroy %s; pass force (esctl: --force) to do it anyway",
+		e.From, e.To, strings.Join(lost, ", and "))
+}
+
+// Is makes errors.Is(err, ErrWouldLoseData) hold.
+func (e *DataLossError) Is(target error) bool { return target == ErrWouldLoseData }
+
+// eventTotals is implemented by the dialects' Ops (stats.go).
+type eventTotals interface {
+	StatsTotals(ctx context.Context) (events, streams, firstPosition int64, err error)
+}
+
+// MigrateDown rolls back the newest applied migration. Unless force, it
+// refuses with a *DataLossError when that would drop events or a non-zero
+// archive watermark.
+func (s *Store[TTx]) MigrateDown(ctx context.Context, force bool) (*goose.MigrationResult, error) {
+	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
+	if err != nil {
+		return nil, err
+	}
+	cur, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("eventfold: migrate down: %w", err)
+	}
+	to, err := s.previousVersion(ctx, p, cur)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkDown(ctx, p, to, force); err != nil {
+		return nil, err
+	}
+	return p.Down(ctx)
+}
+
+// MigrateDownTo rolls migrations back until version to is the newest
+// applied (0 removes everything). Unless force, it refuses with a
+// *DataLossError when that would drop events or a non-zero archive
+// watermark, and says what would be lost.
+func (s *Store[TTx]) MigrateDownTo(ctx context.Context, to int64, force bool) ([]*goose.MigrationResult, error) {
+	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkDown(ctx, p, to, force); err != nil {
+		return nil, err
+	}
+	return p.DownTo(ctx, to)
+}
+
+// previousVersion returns the newest applied version below cur (0 if none).
+func (s *Store[TTx]) previousVersion(ctx context.Context, p *goose.Provider, cur int64) (int64, error) {
+	st, err := p.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("eventfold: migration status: %w", err)
+	}
+	var prev int64
+	for _, m := range st {
+		if m.State == goose.StateApplied && m.Source.Version < cur && m.Source.Version > prev {
+			prev = m.Source.Version
+		}
+	}
+	return prev, nil
+}
+
+// checkDown measures what rolling back to version to would destroy.
+func (s *Store[TTx]) checkDown(ctx context.Context, p *goose.Provider, to int64, force bool) error {
+	if force {
+		return nil
+	}
+	cur, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return fmt.Errorf("eventfold: migrate down: %w", err)
+	}
+	loss := &DataLossError{From: cur, To: to}
+	ops := s.driver.Ops()
+	if cur >= eventsMigration && to < eventsMigration {
+		if t, ok := ops.(eventTotals); ok {
+			if loss.Events, loss.Streams, _, err = t.StatsTotals(ctx); err != nil {
+				return fmt.Errorf("eventfold: migrate down: count the events it would drop: %w", err)
+			}
+		}
+	}
+	if cur >= watermarkMigration && to < watermarkMigration {
+		if loss.ArchivedBefore, err = archivedBefore(ctx, ops); err != nil {
+			return fmt.Errorf("eventfold: migrate down: %w", err)
+		}
+	}
+	if loss.Events == 0 && loss.Streams == 0 && loss.ArchivedBefore == 0 {
+		return nil
+	}
+	if cur >= identityMigration && to < identityMigration {
+		if loss.StoreID, err = s.Identity(ctx); err != nil {
+			return err
+		}
+	}
+	return loss
+}

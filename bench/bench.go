@@ -37,6 +37,9 @@ type Config struct {
 	Committers, MaxBatch int
 	// Raw also measures the hand-written baseline and reports ratios.
 	Raw bool
+	// NoCommitMarkers turns the orchestrator's commit markers off (see
+	// orchestrator.Config.NoCommitMarkers), to measure what they cost.
+	NoCommitMarkers bool
 }
 
 func (c Config) withDefaults() Config {
@@ -123,7 +126,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		if group {
 			mode = "dispatch-group-commit"
 		}
-		ocfg := &orchestrator.Config{}
+		ocfg := &orchestrator.Config{NoCommitMarkers: cfg.NoCommitMarkers}
 		if group {
 			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch}
 		}

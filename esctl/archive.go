@@ -132,7 +132,14 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 			fmt.Fprintf(a.env.Stdout, "nothing to archive: events before position %d are already archived\n", w)
 			return nil
 		}
-		h = archiveHeader{From: w, Before: before, Dialect: string(a.store.Dialect()), CreatedAt: time.Now().UTC()}
+		id, err := a.store.Identity(ctx)
+		if err != nil {
+			return err
+		}
+		if id == "" {
+			return fmt.Errorf("this database has no store identity (migration 00009 is not applied): run 'migrate up' first, so that the archive names the store it belongs to")
+		}
+		h = archiveHeader{From: w, Before: before, Dialect: string(a.store.Dialect()), StoreID: id, CreatedAt: time.Now().UTC()}
 		n, err := a.write(ctx, h)
 		if err != nil {
 			return err

@@ -20,13 +20,14 @@ import (
 
 // An archive file is gzip-compressed JSON lines:
 //
-//	{"eventfold_archive":"v1","from":1,"before":5001,"dialect":"postgres","created_at":"..."}
+//	{"eventfold_archive":"v1","from":1,"before":5001,"dialect":"postgres","store_id":"<uuid>","created_at":"..."}
 //	{"global_position":1,"stream_id":"account-1",...}     one line per event, position order
 //	...
 //	{"eventfold_archive_end":"v1","count":4873,"sha256":"<hex of the event lines>"}
 //
 // The header says which range of the log the file holds (from <= position
-// < before); the trailer lets a reader prove the file complete and intact.
+// < before) and of which store (store_id: the store identity of migration
+// 00009; absent in archives written before it); the trailer lets a reader prove the file complete and intact.
 // `zcat FILE | sed '1d;$d'` gives the bare events.
 const archiveFormat = "v1"
 
@@ -35,6 +36,7 @@ type archiveHeader struct {
 	From      int64     `json:"from"`
 	Before    int64     `json:"before"`
 	Dialect   string    `json:"dialect"`
+	StoreID   string    `json:"store_id,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

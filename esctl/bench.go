@@ -58,6 +58,7 @@ Write into a scratch database: bench adds tables and events.`,
 	committers := fs.Int("committers", 0, "group commit: transactions in flight at once (default: the orchestrator's, 4)")
 	maxBatch := fs.Int("max-batch", 0, "group commit: commands per transaction at most (default: the orchestrator's, 32)")
 	raw := fs.Bool("raw", false, "also measure the hand-written baseline and print ratios")
+	noMarkers := fs.Bool("no-commit-markers", false, "dispatch without commit markers (to measure what they cost)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	workload := fs.String("workload", "dispatch", "dispatch, replay, delivery, subscribers or all")
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
@@ -100,7 +101,7 @@ Write into a scratch database: bench adds tables and events.`,
 		fmt.Fprintf(text, "dispatch workload on %s, %d client(s), %s per mode, %d event(s) per command\n",
 			env.scrub(target), *concurrency, *duration, *perCommand)
 		r, err := bench.Run(ctx, bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
-			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw}, text)
+			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers}, text)
 		if err != nil {
 			return err
 		}

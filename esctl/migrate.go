@@ -21,7 +21,9 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 		`Manages eventfold's schema (goose migrations, version table eventfold_goose_version)
 and, in a service that embeds esctl, the service's own (up and status only).
   up      apply every pending migration (or up to --to VERSION)
-  down    roll back the latest migration (or down to --to VERSION; 0 removes everything)
+  down    roll back the latest migration (or down to --to VERSION; 0 removes everything).
+          Refused, saying what would be lost, when it would drop events or the archive
+          watermark, unless --force.
   status  list the migrations and whether each is applied
   sql     print the migration SQL for the DSN's dialect (or --dialect), to review or
           apply by hand; --down prints the rollback SQL instead. Needs no connection.`,
@@ -31,6 +33,7 @@ and, in a service that embeds esctl, the service's own (up and status only).
 	to := fs.Int64("to", -1, "target version for up or down")
 	dialectName := fs.String("dialect", "", "for sql: postgres, mysql, sqlite or sqlserver (default: the DSN's)")
 	down := fs.Bool("down", false, "for sql: print the rollback (Down) SQL, newest migration first")
+	force := fs.Bool("force", false, "for down: roll back even if it drops events or the archive watermark")
 	// Flags may come before or after the subcommand word.
 	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
@@ -96,15 +99,18 @@ and, in a service that embeds esctl, the service's own (up and status only).
 	case "down":
 		var res []*goose.MigrationResult
 		if *to >= 0 {
-			res, err = p.DownTo(ctx, *to)
+			res, err = store.MigrateDownTo(ctx, *to, *force)
 		} else {
 			var r *goose.MigrationResult
-			r, err = p.Down(ctx)
+			r, err = store.MigrateDown(ctx, *force)
 			if r != nil {
 				res = append(res, r)
 			}
 		}
 		printResults(env, res)
+		if errors.Is(err, eventfold.ErrWouldLoseData) {
+			return err
+		}
 		if errors.Is(err, goose.ErrNoNextVersion) {
 			fmt.Fprintln(env.Stdout, "no migration to roll back")
 			return nil

@@ -3,8 +3,10 @@ package esctl
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/eventfold/eventfold"
 )
@@ -16,8 +18,11 @@ positions, stream versions, ids and times, then lowers the archive watermark. Th
 verified (count and checksum) before anything is written; each batch is read back and
 compared. Restore archives newest first (the one whose range ends at the watermark).
 Interrupted? Run it again: events already back are skipped.
-Restore into the database the archive was taken from (positions are that database's).`,
+Restore into the database the archive was taken from (positions are that database's):
+an archive whose header names another dialect or another store identity is refused
+unless --force (for instance after moving the store to a new database by hand).`,
 		`  esctl restore --from /backup/events-2024.jsonl.gz`)
+	force := fs.Bool("force", false, "restore even if the archive names another store identity or dialect")
 	from := fs.String("from", "", "the archive file (required)")
 	batch := fs.Int("batch", 1000, "events inserted per transaction")
 	if err := env.parse(fs, dsn, args); err != nil {
@@ -41,6 +46,9 @@ Restore into the database the archive was taken from (positions are that databas
 		return err
 	}
 	defer store.Close()
+	if err := checkArchiveOrigin(ctx, env, store, *from, h, *force); err != nil {
+		return err
+	}
 	ao, err := archiveOpsOf(store.Driver().Ops(), store.Dialect())
 	if err != nil {
 		return err
@@ -132,4 +140,41 @@ func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []ev
 		return nil
 	})
 	return n, err
+}
+
+// ErrForeignArchive is matched by the error of a restore refused because
+// the archive's header names another dialect or another store identity.
+var ErrForeignArchive = errors.New("archive belongs to another store")
+
+// checkArchiveOrigin refuses an archive taken from another store: its
+// positions, versions and ids belong to that store's log, and inserting
+// them here would mix two logs. --force overrides it (the operator moved
+// the store by hand and knows the positions are this store's).
+func checkArchiveOrigin(ctx context.Context, env *Env, store *eventfold.Store[*sql.Tx], path string, h archiveHeader, force bool) error {
+	id, err := store.Identity(ctx)
+	if err != nil {
+		return err
+	}
+	var diffs []string
+	if h.Dialect != string(store.Dialect()) {
+		diffs = append(diffs, fmt.Sprintf("the archive is from a %s database, this one is %s", h.Dialect, store.Dialect()))
+	}
+	switch {
+	case h.StoreID == "":
+		// Written before archives named their store: nothing to compare.
+		fmt.Fprintf(env.Stderr, "note: %s names no store identity (written before migration 00009); its origin cannot be checked\n", path)
+	case id == "":
+		diffs = append(diffs, fmt.Sprintf("the archive is of store %s, this database has no store identity (migration 00009 not applied)", h.StoreID))
+	case h.StoreID != id:
+		diffs = append(diffs, fmt.Sprintf("the archive is of store %s, this database is store %s", h.StoreID, id))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	msg := strings.Join(diffs, "; ")
+	if !force {
+		return fmt.Errorf("%w: refusing to restore %s: %s. Restore it into the store it was archived from, or pass --force if this database really continues that log", ErrForeignArchive, path, msg)
+	}
+	fmt.Fprintf(env.Stderr, "warning: --force: restoring %s although %s\n", path, msg)
+	return nil
 }

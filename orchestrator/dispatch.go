@@ -178,12 +178,49 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	if res.Duplicate {
 		return res, nil // nothing was written; the deferred rollback ends tx
 	}
+	marker := ""
+	if o.markersOn() && (o.cfg.DispatchCommitMarkers || o.group != nil) {
+		if marker, err = o.writeMarker(ctx, tx); err != nil {
+			return nil, err
+		}
+	}
 	done = true
 	if err := drv.Commit(ctx, tx); err != nil {
 		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
-		return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: err}
+		if marker == "" || serverReported(err) {
+			// No marker, or the server refused the COMMIT (a deferred
+			// constraint, a serialization failure): nothing to resolve.
+			return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: err}
+		}
+		return o.afterFailedCommit(ctx, cmd, marker, res, err)
 	}
+	o.committed(marker)
 	return res, nil
+}
+
+// afterFailedCommit answers a lone command whose COMMIT failed, from its
+// commit marker: the result when the transaction committed after all, an
+// error that IsRetryable accepts when it did not, and a *CommitError
+// matching ErrCommitOutcomeUnknown when the marker could not be looked up.
+func (o *Orchestrator[TTx]) afterFailedCommit(ctx context.Context, cmd Command, marker string, res *Result, err error) (*Result, error) {
+	committed, rerr := o.resolveCommit(ctx, marker)
+	switch {
+	case rerr != nil:
+		return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID,
+			Err: fmt.Errorf("%w: %w (looking up commit marker %s: %v)", ErrCommitOutcomeUnknown, err, marker, rerr)}
+	case committed:
+		o.cfg.Logger.WarnContext(ctx, "orchestrator: COMMIT reported an error but the transaction committed (commit marker found)",
+			"command", cmd.Name, "command_id", cmd.Envelope.ID, "error", fmt.Sprint(err))
+		return res, nil
+	}
+	return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: fmt.Errorf("%w: %w", errNotCommitted, err)}
+}
+
+// committed is called after every successful COMMIT that wrote marker.
+func (o *Orchestrator[TTx]) committed(marker string) {
+	if marker != "" {
+		o.maybePruneMarkers()
+	}
 }
 
 // DispatchTx runs cmd inside the caller's transaction tx: idempotency

@@ -153,9 +153,14 @@ func (e *ReducerError) Error() string {
 // Unwrap returns the reducer's error.
 func (e *ReducerError) Unwrap() error { return e.Err }
 
-// CommitError reports that COMMIT failed. The outcome may be unknown (the
-// connection may have died after the server committed): re-dispatch with
-// the same command id to find out safely.
+// CommitError reports that COMMIT failed. With commit markers (the
+// default on PostgreSQL, MySQL/MariaDB and SQL Server) the orchestrator has
+// already looked up whether the transaction committed: a committed one is
+// answered as a success, one that did not commit is retried, and what
+// reaches the caller matches ErrCommitOutcomeUnknown (the marker could not
+// be looked up) or reports retries exhausted. Without markers the outcome
+// may be unknown (the connection may have died after the server
+// committed): re-dispatch with the same command id to find out safely.
 type CommitError struct {
 	Command   string
 	CommandID string

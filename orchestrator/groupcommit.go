@@ -24,11 +24,17 @@ import (
 //     the batch, on the state the earlier commands left; if it conflicts
 //     again it leaves the batch and is dispatched on its own, with backoff;
 //   - every caller is answered only after the shared COMMIT;
-//   - when the COMMIT (or the transaction) fails, every command of the
+//   - when the transaction fails before COMMIT, every command of the
 //     batch is dispatched again on its own, so none is answered on the
-//     strength of a batch that did not commit. Give commands an ID if a
-//     commit whose outcome is unknown (a lost connection) must not apply
-//     them twice: the idempotency record then makes the re-run a no-op.
+//     strength of a batch that did not commit;
+//   - when COMMIT itself fails (the connection may have died after the
+//     server committed), the batch's commit marker (see
+//     Config.NoCommitMarkers) is looked up on a new connection: a batch
+//     that committed is answered with its results, one that did not is
+//     dispatched again command by command, and if the marker cannot be
+//     looked up every command of the batch gets a *CommitError matching
+//     ErrCommitOutcomeUnknown. A command is never applied twice. Without
+//     markers a failed COMMIT is answered with *CommitError as well.
 //
 // Batches form by themselves: a command that finds a committer idle is
 // dispatched at once (no added latency at low load, and a batch of one is
@@ -257,8 +263,20 @@ func (g *groupCommitter[TTx]) runBatch(batch []*pending[TTx]) {
 	if len(live) == 0 {
 		return
 	}
-	committed := g.runShared(live)
+	committed, unknown := g.runShared(live)
 	for _, p := range live {
+		if unknown != nil && !p.solo && p.err == nil && p.panicked == nil {
+			// In a transaction whose fate is unknown: running it again
+			// could apply it twice.
+			p.res, p.err = nil, &CommitError{Command: p.cmd.Name, CommandID: p.cmd.Envelope.ID, Err: unknown}
+			continue
+		}
+		if unknown != nil {
+			if p.solo {
+				g.runSolo(p) // rolled back to its savepoint: not in the transaction
+			}
+			continue
+		}
 		if !committed || p.solo {
 			// Not answered by the batch: a transaction of its own, with the
 			// usual retries and backoff.
@@ -279,27 +297,31 @@ func (g *groupCommitter[TTx]) runBatch(batch []*pending[TTx]) {
 // costs a round trip per command, as much as the append itself. Only when
 // a command fails does it roll back and run the batch again with a
 // savepoint per command, so that the failure stays the command's own.
-func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool) {
-	if ok, failed := g.runOnce(batch, false); !failed {
-		return ok
+//
+// unknown is set when COMMIT failed and the commit marker could not be
+// looked up: the commands that ran in the transaction may or may not be
+// applied, and must not run again.
+func (g *groupCommitter[TTx]) runShared(batch []*pending[TTx]) (committed bool, unknown error) {
+	if ok, failed, unknown := g.runOnce(batch, false); !failed {
+		return ok, unknown
 	}
 	for _, p := range batch {
 		p.res, p.err, p.solo, p.panicked = nil, nil, false, nil
 	}
-	ok, _ := g.runOnce(batch, true)
-	return ok
+	ok, _, unknown := g.runOnce(batch, true)
+	return ok, unknown
 }
 
 // runOnce runs the batch in one transaction. Without savepoints it stops
 // at the first failing command, rolls back and reports failed.
-func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (committed, failed bool) {
+func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (committed, failed bool, unknown error) {
 	drv := g.o.store.Driver()
 	// One context for the shared transaction: no single caller's
 	// cancellation may break the others' work.
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := drv.Begin(ctx)
 	if err != nil {
-		return false, false
+		return false, false, nil
 	}
 	ops := drv.OpsTx(tx)
 	taken := 0
@@ -313,7 +335,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			res, err := g.execute(pctx, tx, p)
 			if err != nil {
 				_ = drv.Rollback(ctx, tx)
-				return false, true
+				return false, true, nil
 			}
 			res.Attempts = 1
 			p.res = res
@@ -326,7 +348,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			}
 			if err := ops.Exec(ctx, g.savepoint); err != nil {
 				_ = drv.Rollback(ctx, tx)
-				return false, false
+				return false, false, nil
 			}
 			taken++
 			res, err := g.execute(pctx, tx, p)
@@ -339,7 +361,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 				// The transaction is lost (a dooming error on SQL Server,
 				// a broken connection): everybody goes solo.
 				_ = drv.Rollback(ctx, tx)
-				return false, false
+				return false, false, nil
 			}
 			if g.o.cfg.Retryable(err) {
 				if attempt < 2 && attempt < g.o.cfg.MaxAttempts {
@@ -352,12 +374,44 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			break
 		}
 	}
+	marker := ""
+	if g.o.markersOn() {
+		if marker, err = g.o.writeMarker(ctx, tx); err != nil {
+			_ = drv.Rollback(ctx, tx)
+			return false, false, nil
+		}
+	}
 	if err := drv.Commit(ctx, tx); err != nil {
 		_ = drv.Rollback(ctx, tx)
-		g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed; dispatching its commands one by one",
+		if serverReported(err) || !g.o.markers.supported {
+			// The server refused the COMMIT, or the engine runs in the
+			// process (SQLite): it did not commit.
+			g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed; dispatching its commands one by one",
+				"commands", len(batch), "error", fmt.Sprint(err))
+			return false, false, nil
+		}
+		if marker == "" {
+			// Markers turned off: no way to tell whether it committed, so
+			// nothing may run again.
+			g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed; outcome unknown",
+				"commands", len(batch), "error", fmt.Sprint(err))
+			return false, false, err
+		}
+		committed, rerr := g.o.resolveCommit(ctx, marker)
+		switch {
+		case rerr != nil:
+			g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed and its commit marker could not be looked up; outcome unknown",
+				"commands", len(batch), "marker", marker, "error", fmt.Sprint(err), "lookup_error", fmt.Sprint(rerr))
+			return false, false, fmt.Errorf("%w: %w (looking up commit marker %s: %v)", ErrCommitOutcomeUnknown, err, marker, rerr)
+		case !committed:
+			g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed and did not commit; dispatching its commands one by one",
+				"commands", len(batch), "error", fmt.Sprint(err))
+			return false, false, nil
+		}
+		g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group COMMIT reported an error but the transaction committed (commit marker found)",
 			"commands", len(batch), "error", fmt.Sprint(err))
-		return false, false
 	}
+	g.o.committed(marker)
 	n := 0
 	for _, p := range batch {
 		if !p.solo && p.err == nil {
@@ -369,5 +423,5 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			p.res.BatchSize = n
 		}
 	}
-	return true, false
+	return true, false, nil
 }

@@ -26,6 +26,7 @@ type Orchestrator[TTx any] struct {
 	mws      []Middleware
 	chain    Dispatcher
 	group    *groupCommitter[TTx] // nil unless Config.GroupCommit is set
+	markers  markerState
 }
 
 // innermost returns the Dispatcher the middleware wraps: the group
@@ -64,6 +65,8 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Orchestrator[TTx] {
 		handlers: map[string]*handlerEntry[TTx]{},
 		reducers: map[string][]*reducerEntry[TTx]{},
 	}
+	_, o.markers.supported = store.Driver().Ops().(commitMarkers)
+	o.markers.on = o.markers.supported && !o.cfg.NoCommitMarkers
 	if o.cfg.GroupCommit != nil {
 		o.group = newGroupCommitter(o, *o.cfg.GroupCommit)
 	}

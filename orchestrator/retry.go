@@ -22,14 +22,16 @@ import (
 // classify), so they arrive here as eventfold.ErrTransient.
 //
 // Connection failures are not retried: the transaction's fate may be
-// unknown. Re-dispatch with the same command id to be safe.
+// unknown. Re-dispatch with the same command id to be safe. A failed
+// COMMIT whose commit marker proved that nothing was committed is retried.
 func IsRetryable(err error) bool {
 	switch {
 	case err == nil:
 		return false
 	case errors.Is(err, eventfold.ErrWrongExpectedVersion),
 		errors.Is(err, eventfold.ErrTransient),
-		errors.Is(err, errDuplicateInFlight):
+		errors.Is(err, errDuplicateInFlight),
+		errors.Is(err, errNotCommitted):
 		return true
 	}
 	// PostgreSQL (pgx, directly or through database/sql).
@@ -69,6 +71,17 @@ func (o *Orchestrator[TTx]) classify(err error) error {
 		return c.ClassifyError(err)
 	}
 	return err
+}
+
+// serverReported tells whether err is an error the database server sent
+// (SQLSTATE, MySQL error number, SQL Server error number), as opposed to a
+// lost connection. A COMMIT the server answered with an error did not
+// commit: only the other kind leaves its outcome unknown.
+func serverReported(err error) bool {
+	var pg interface{ SQLState() string }
+	var my *gomysql.MySQLError
+	var ms interface{ SQLErrorNumber() int32 }
+	return errors.As(err, &pg) || errors.As(err, &my) || errors.As(err, &ms)
 }
 
 // backoff returns the wait before attempt n+1 (n >= 1): BaseBackoff

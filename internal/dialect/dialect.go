@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/eventfold/eventfold"
 )
@@ -71,4 +72,19 @@ func ReadLimitClamp(limit int) int {
 		return 100000
 	}
 	return limit
+}
+
+// MarkerBound returns the smallest version-7 UUID of time t (its
+// millisecond timestamp, every other bit zero): commit markers are UUIDv7,
+// so every marker made before t sorts below it, as a uuid and as lower-case
+// text alike.
+func MarkerBound(t time.Time) string {
+	ms := uint64(max(t.UnixMilli(), 0))
+	var b [16]byte
+	for i := 0; i < 6; i++ {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = 0x70 // version 7
+	b[8] = 0x80 // RFC 4122 variant
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -41,6 +41,13 @@ type EventfoldCommand struct {
 	CommandType string
 }
 
+// eventfold: one row per orchestrator transaction, to resolve a COMMIT whose reply was lost; old rows may be deleted
+type EventfoldCommitMarker struct {
+	MarkerID string
+	// UTC
+	RecordedAt time.Time
+}
+
 // eventfold: the append-only event log
 type EventfoldEvent struct {
 	GlobalPosition int64
@@ -69,6 +76,14 @@ type EventfoldLease struct {
 type EventfoldPosition struct {
 	ID           int8
 	LastPosition int64
+}
+
+// eventfold: this event store's random identity, written into archive files
+type EventfoldStoreIdentity struct {
+	ID      int8
+	StoreID string
+	// UTC
+	CreatedAt time.Time
 }
 
 // eventfold: one row per stream, locked by every append to it

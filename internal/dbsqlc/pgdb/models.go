@@ -34,6 +34,12 @@ type EventfoldCommand struct {
 	PayloadHash string
 }
 
+// One row per orchestrator transaction, to resolve a COMMIT whose reply was lost. Rows older than a few minutes may be deleted.
+type EventfoldCommitMarker struct {
+	MarkerID   pgtype.UUID
+	RecordedAt pgtype.Timestamptz
+}
+
 // The append-only event log. Write only through eventfold.append_events; read the whole log only below the snapshot horizon (see the migration file header).
 type EventfoldEvent struct {
 	// (top-level xid << 20) + index within the transaction: unique, increasing, not dense.
@@ -53,6 +59,13 @@ type EventfoldLease struct {
 	Owner      string
 	ExpiresAt  pgtype.Timestamptz
 	AcquiredAt pgtype.Timestamptz
+}
+
+// One row: this event store's random identity, written into archive files; restore refuses archives of other stores.
+type EventfoldStoreIdentity struct {
+	ID        int16
+	StoreID   string
+	CreatedAt pgtype.Timestamptz
 }
 
 // One row per stream with its current version; append_events upserts it (INSERT ... ON CONFLICT DO UPDATE), which locks the row and so serialises appends to that stream.

@@ -43,6 +43,12 @@ type EventfoldLease struct {
 	AcquiredAt string
 }
 
+type EventfoldStoreIdentity struct {
+	ID        int64
+	StoreID   string
+	CreatedAt string
+}
+
 type EventfoldStream struct {
 	StreamID  string
 	Version   int64

@@ -1,0 +1,131 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ErrCommitOutcomeUnknown is matched (through a *CommitError) when COMMIT
+// failed and the orchestrator could not find out afterwards whether the
+// transaction committed (the database stayed unreachable while it looked
+// its commit marker up). Nothing was retried: the command may or may not
+// have been applied. Re-dispatch with the same command id to find out.
+var ErrCommitOutcomeUnknown = errors.New("orchestrator: commit outcome unknown")
+
+// errNotCommitted wraps a failed COMMIT after the commit marker proved that
+// the transaction did not commit, so running the command again is safe
+// (IsRetryable says yes).
+var errNotCommitted = errors.New("orchestrator: COMMIT failed and the transaction did not commit")
+
+// commitMarkers is the dialect extension behind commit markers (table
+// commit_markers, migration 00009): a random id written inside each
+// transaction, looked up when the COMMIT's reply is lost. PostgreSQL,
+// MySQL/MariaDB and SQL Server implement it. SQLite does not: it runs in
+// the process, no connection can lose its reply, and a failed COMMIT there
+// did not commit.
+type commitMarkers interface {
+	// WriteCommitMarker records id inside the transaction the Ops run on.
+	WriteCommitMarker(ctx context.Context, id string) error
+	// ClaimCommitMarker, run outside that transaction, reports whether it
+	// committed; it waits while the transaction still runs, and afterwards
+	// the transaction can no longer commit.
+	ClaimCommitMarker(ctx context.Context, id string) (committed bool, err error)
+	// PruneCommitMarkers deletes markers recorded before before.
+	PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error)
+}
+
+// markerState is the orchestrator's commit-marker bookkeeping.
+type markerState struct {
+	supported bool         // the dialect has markers (it is not SQLite)
+	on        bool         // supported and not turned off
+	lastPrune atomic.Int64 // unix nanoseconds of the last prune started
+}
+
+// markersOn tells whether transactions get commit markers.
+func (o *Orchestrator[TTx]) markersOn() bool { return o.markers.on }
+
+// newMarker returns a fresh marker id.
+func newMarker() (string, error) {
+	id, err := uuid.NewV7() // time-ordered: pruning deletes a key range
+	if err != nil {
+		return "", fmt.Errorf("orchestrator: generate commit marker: %w", err)
+	}
+	return id.String(), nil
+}
+
+// writeMarker writes a commit marker inside tx and returns its id.
+func (o *Orchestrator[TTx]) writeMarker(ctx context.Context, tx TTx) (string, error) {
+	m := o.store.Driver().OpsTx(tx).(commitMarkers)
+	id, err := newMarker()
+	if err != nil {
+		return "", err
+	}
+	if err := m.WriteCommitMarker(ctx, id); err != nil {
+		return "", fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", err)
+	}
+	return id, nil
+}
+
+// resolveCommit finds out, after COMMIT failed, whether the transaction
+// that wrote marker committed. It claims the marker on a fresh connection
+// of the pool, retrying for up to Config.ResolveTimeout while the database
+// is unreachable; err is non-nil only when it never got an answer.
+func (o *Orchestrator[TTx]) resolveCommit(ctx context.Context, marker string) (committed bool, err error) {
+	m := o.store.Driver().Ops().(commitMarkers)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.ResolveTimeout)
+	defer cancel()
+	wait := 10 * time.Millisecond
+	for {
+		committed, err = m.ClaimCommitMarker(ctx, marker)
+		if err == nil {
+			return committed, nil
+		}
+		if sleep(ctx, wait) != nil {
+			return false, err
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// markerPruneEvery is how often one orchestrator deletes old markers.
+const markerPruneEvery = time.Minute
+
+// maybePruneMarkers deletes markers older than Config.CommitMarkerRetention,
+// at most once per markerPruneEvery, in a short-lived goroutine so that no
+// caller waits for it. Markers are only needed until a failed COMMIT is
+// resolved (seconds), so any orchestrator may prune everybody's.
+func (o *Orchestrator[TTx]) maybePruneMarkers() {
+	now := time.Now()
+	last := o.markers.lastPrune.Load()
+	if now.UnixNano()-last < int64(markerPruneEvery) || !o.markers.lastPrune.CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := o.PruneCommitMarkers(ctx, now.Add(-o.cfg.CommitMarkerRetention)); err != nil {
+			o.cfg.Logger.WarnContext(ctx, "orchestrator: prune commit markers", "error", fmt.Sprint(err))
+		}
+	}()
+}
+
+// PruneCommitMarkers deletes the commit markers recorded before before
+// and returns how many. The orchestrator does this by itself about once a
+// minute (Config.CommitMarkerRetention); call it to prune at another time.
+// On SQLite, which needs no markers, it returns 0.
+func (o *Orchestrator[TTx]) PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error) {
+	m, ok := o.store.Driver().Ops().(commitMarkers)
+	if !ok {
+		return 0, nil
+	}
+	n, err := m.PruneCommitMarkers(ctx, before.UTC())
+	if err != nil {
+		return 0, fmt.Errorf("orchestrator: prune commit markers recorded before %s: %w", before.UTC().Format(time.RFC3339), err)
+	}
+	return n, nil
+}
