@@ -245,7 +245,7 @@ func TestMigrateSQL(t *testing.T) {
 		t.Fatalf("migrate sql mysql: exit %d\n%s", r.code, r.stdout)
 	}
 	r = run(t, Options{}, "", "migrate", "sql", "--dialect", "sqlite", "--down")
-	if r.code != 0 || !strings.Contains(r.stdout, "DROP TABLE IF EXISTS eventfold_archive_watermark") || strings.Contains(r.stdout, "CREATE TABLE") {
+	if r.code != 0 || !strings.Contains(r.stdout, "DROP TABLE IF EXISTS eventfold_archive_watermark") || strings.Contains(r.stdout, "CREATE TABLE eventfold_events") {
 		t.Fatalf("migrate sql --down: exit %d\n%s", r.code, r.stdout)
 	}
 }

@@ -206,7 +206,7 @@ func TestParametersKeepPlansAndSeeks(t *testing.T) {
 			require.IsType(t, mssql.NVarCharMax(""), st.args[2], "the events payload")
 		case strings.Contains(st.query, "INSERT INTO eventfold.commands"):
 			sawRecord = true
-			require.IsType(t, mssql.NVarCharMax(""), st.args[2], "the event references")
+			require.IsType(t, mssql.NVarCharMax(""), st.args[4], "the event references")
 		case strings.Contains(st.query, "INSERT INTO eventfold.events"):
 			sawRestore = true
 			require.IsType(t, mssql.NVarCharMax(""), st.args[5], "restored data")

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"io/fs"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -92,16 +93,13 @@ func TestGooseParsesEveryMigration(t *testing.T) {
 	for _, name := range files {
 		text, err := fs.ReadFile(fsys, name)
 		require.NoError(t, err)
-		var v int64
-		for _, src := range files {
-			if src == name {
-				break
-			}
-			v++
-		}
+		// The version is the file name's number: versions may have gaps
+		// (another dialect's feature may own a number this one skips).
+		v, err := strconv.ParseInt(name[:strings.IndexByte(name, '_')], 10, 64)
+		require.NoError(t, err, name)
 		mine := splitGoose(t, string(text))
-		require.Len(t, mine.up, len(up[v+1]), "%s: batches in Up", name)
-		require.Len(t, mine.down, len(down[v+1]), "%s: batches in Down", name)
+		require.Len(t, mine.up, len(up[v]), "%s: batches in Up", name)
+		require.Len(t, mine.down, len(down[v]), "%s: batches in Down", name)
 	}
 	for _, set := range []map[int64][]string{up, down} {
 		for v, batches := range set {
