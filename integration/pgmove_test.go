@@ -136,6 +136,7 @@ func TestPostgresMoveToNewCluster(t *testing.T) {
 	ctx := context.Background()
 	srcDSN := testdb.DSN(t, eventfold.Postgres)
 	src := openStore(t, srcDSN)
+	ageCluster(t, srcDSN, 20000)
 	for i := 0; i < 30; i++ {
 		mustAppend(t, src, fmt.Sprintf("acct-%d", i%3), eventfold.Any, ev("Deposited", fmt.Sprintf(`{"n": %d}`, i)))
 	}
@@ -485,4 +486,31 @@ func TestPostgresRepairUnderLoad(t *testing.T) {
 	all, err := store.ReadAll(ctx, eventfold.ReadAllOptions{})
 	require.NoError(t, err)
 	require.Len(t, all, 1+writers*each, "nothing written that the tailer missed")
+}
+
+// ageCluster makes sure the source cluster's transaction ids are well
+// above where a fresh cluster starts (a few hundred, plus what the restores
+// use), as they are on any server that has been running for a while: on a
+// server that testcontainers has just started they are not, and then the
+// move would not put the restored events above the new cluster's horizon,
+// which is the situation under test. It spends transaction ids on the
+// server, one committed transaction each, until the counter reaches min.
+func ageCluster(t *testing.T, dsn string, min int64) {
+	t.Helper()
+	db, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	defer db.Close()
+	var xid int64
+	require.NoError(t, db.QueryRow("SELECT pg_current_xact_id()::text::bigint").Scan(&xid))
+	if xid >= min {
+		return
+	}
+	_, err = db.Exec(fmt.Sprintf(`DO $$
+BEGIN
+    FOR i IN 1..%d LOOP
+        PERFORM pg_current_xact_id();
+        COMMIT;
+    END LOOP;
+END $$`, min-xid))
+	require.NoError(t, err)
 }

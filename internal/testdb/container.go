@@ -3,6 +3,7 @@ package testdb
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -63,7 +64,14 @@ type image struct {
 	driver   string                   // database/sql driver name for the wait query
 	waitDSN  func(addr string) string // DSN of driver for the wait query
 	dsn      func(addr string) string // eventfold DSN handed to the tests
-	timeout  time.Duration
+	// rotate, when set, is the statement that gives the server's admin
+	// user the random password of this container (%s); the tests get that
+	// one. A fixed password would be scrubbed from every message the tests
+	// check (the redactor replaces the password wherever it appears, and
+	// "eventfold" appears in many), and a random one keeps other local
+	// users out of the container while it runs.
+	rotate  string
+	timeout time.Duration
 }
 
 func imageFor(d eventfold.Dialect) (image, error) {
@@ -79,6 +87,7 @@ func imageFor(d eventfold.Dialect) (image, error) {
 			dsn: func(addr string) string {
 				return "postgres://postgres:" + containerPassword + "@" + addr + "/postgres?sslmode=disable"
 			},
+			rotate:  "ALTER USER postgres PASSWORD '%s'",
 			timeout: startupTimeout,
 		}, nil
 	case eventfold.MySQL:
@@ -88,6 +97,7 @@ func imageFor(d eventfold.Dialect) (image, error) {
 			driver:  "mysql",
 			waitDSN: func(addr string) string { return "root:" + containerPassword + "@tcp(" + addr + ")/?timeout=5s" },
 			dsn:     func(addr string) string { return "mysql://root:" + containerPassword + "@" + addr + "/" },
+			rotate:  "ALTER USER 'root'@'%%' IDENTIFIED BY '%s'",
 			timeout: startupTimeout,
 		}, nil
 	case eventfold.SQLServer:
@@ -196,7 +206,10 @@ func runImage(ctx context.Context, what, ref string, im image) (dsn, id string, 
 			// On stderr so that CI logs show which servers the suite ran on.
 			fmt.Fprintf(os.Stderr, "testdb: %s container %.12s (image %s) answers on %s after %s\n",
 				what, c.GetContainerID(), ref, addr, time.Since(started).Round(100*time.Millisecond))
-			return im.dsn(addr), c.GetContainerID(), nil
+			dsn, err = rotatePassword(ctx, im, addr)
+			if err == nil {
+				return dsn, c.GetContainerID(), nil
+			}
 		}
 	}
 	removeContainer(c)
@@ -284,4 +297,23 @@ func removeContainer(c testcontainers.Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_ = c.Terminate(ctx, testcontainers.StopTimeout(0))
+}
+
+// rotatePassword gives the container's admin user a random password (see
+// image.rotate) and returns the DSN that uses it.
+func rotatePassword(ctx context.Context, im image, addr string) (string, error) {
+	dsn := im.dsn(addr)
+	if im.rotate == "" {
+		return dsn, nil
+	}
+	db, err := sql.Open(im.driver, im.waitDSN(addr))
+	if err != nil {
+		return "", err
+	}
+	defer db.Close()
+	pw := "pw" + randomHex(10)
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(im.rotate, pw)); err != nil {
+		return "", fmt.Errorf("set the container's password: %w", err)
+	}
+	return strings.Replace(dsn, ":"+containerPassword+"@", ":"+pw+"@", 1), nil
 }
