@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
@@ -41,36 +40,6 @@ func TestRedactHidesPasswords(t *testing.T) {
 		if got := sqldriver.Redact(dsn); got != dsn {
 			t.Errorf("Redact(%q) = %q, want it unchanged", dsn, got)
 		}
-	}
-}
-
-// TestMySQLConfigDriverParams: go-sql-driver options in a mysql:// URL
-// configure the driver (they are not system variables), and the session
-// time zone stays UTC whatever the URL says.
-func TestMySQLConfigDriverParams(t *testing.T) {
-	cfg, err := sqldriver.MySQLConfig("mysql://u:p@db.example:3307/app?tls=skip-verify&timeout=7s&parseTime=false&time_zone=%27-05:00%27&sql_mode=%27ANSI%27")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.TLS == nil || cfg.Timeout != 7*time.Second {
-		t.Errorf("tls/timeout not applied: TLS %v, timeout %v", cfg.TLS, cfg.Timeout)
-	}
-	if !cfg.ParseTime || cfg.Loc != time.UTC || cfg.Params["time_zone"] != "'+00:00'" {
-		t.Errorf("parseTime %v, loc %v, time_zone %q: want true, UTC, '+00:00'", cfg.ParseTime, cfg.Loc, cfg.Params["time_zone"])
-	}
-	if cfg.Params["sql_mode"] != "'ANSI'" {
-		t.Errorf("system variable sql_mode = %q, want 'ANSI'", cfg.Params["sql_mode"])
-	}
-	for _, k := range []string{"tls", "timeout", "parseTime"} {
-		if _, ok := cfg.Params[k]; ok {
-			t.Errorf("driver option %s was passed on as a system variable", k)
-		}
-	}
-	if cfg.Addr != "db.example:3307" || cfg.User != "u" || cfg.Passwd != "p" || cfg.DBName != "app" {
-		t.Errorf("addr %q user %q db %q", cfg.Addr, cfg.User, cfg.DBName)
-	}
-	if cfg, err := sqldriver.MySQLConfig("mysql://u@db.example/app"); err != nil || cfg.Addr != "db.example:3306" {
-		t.Errorf("default port: %v, %v", cfg, err)
 	}
 }
 
