@@ -27,11 +27,9 @@ type storeCase[TTx any] struct {
 // TestStoreConformance runs the store suite on every dialect through
 // database/sql.
 func TestStoreConformance(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			runStoreSuite(t, func(t *testing.T) *eventfold.Store[*sql.Tx] { return testdb.SQLStore(t, d) })
-		})
-	}
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		runStoreSuite(t, func(t *testing.T) *eventfold.Store[*sql.Tx] { return testdb.SQLStore(t, d) })
+	})
 	// PostgreSQL again, through pgx natively (transaction type pgx.Tx).
 	t.Run("postgres-pgx", func(t *testing.T) {
 		runStoreSuite(t, func(t *testing.T) *eventfold.Store[pgx.Tx] { return testdb.PgxStore(t) })
