@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/examples/bank/demo"
 	"github.com/eventfold/eventfold/internal/testdb"
@@ -21,9 +23,7 @@ func TestRun(t *testing.T) {
 		dsn := testdb.EmptyDSN(t, d)
 		for run := 1; run <= 2; run++ {
 			var out bytes.Buffer
-			if err := demo.Run(context.Background(), &out, dsn); err != nil {
-				t.Fatalf("run %d: %v\n%s", run, err, out.String())
-			}
+			require.NoError(t, demo.Run(context.Background(), &out, dsn), "run %d:\n%s", run, out.String())
 			s := out.String()
 			for _, want := range []string{
 				"BEGIN", "COMMIT", "ROLLBACK", "handler", "reducer balances (AccountOpened)", "append TransferReceived",
@@ -31,9 +31,7 @@ func TestRun(t *testing.T) {
 				"ROLLED BACK: orchestrator: reducer balances failed on event AccountOpened",
 				"DUPLICATE", "proof    last log position still", "Read model \"balances\"",
 			} {
-				if !strings.Contains(s, want) {
-					t.Errorf("run %d: output lacks %q", run, want)
-				}
+				require.Contains(t, s, want, "run %d", run)
 			}
 			// Issue 9's findings: the demo says what it shows.
 			for _, want := range []string{
@@ -44,18 +42,13 @@ func TestRun(t *testing.T) {
 				"TransferReceived\n  (the rejected withdrawal", // every committed event arrived, the last one last
 				"look inside with\n  esctl --dsn ",
 			} {
-				if !strings.Contains(s, want) {
-					t.Errorf("run %d: output lacks %q", run, want)
-				}
+				require.Contains(t, s, want, "run %d", run)
 			}
 			step5 := s[strings.Index(s, "== 5."):strings.Index(s, "== 6.")]
-			if strings.Contains(step5, "carol") {
-				t.Errorf("run %d: step 5 mentions carol before she appears:\n%s", run, step5)
-			}
+			require.NotContains(t, step5, "carol", "run %d: step 5 mentions carol before she appears", run)
 			for _, line := range strings.Split(s, "\n") {
-				if strings.Contains(line, "append_events") && strings.Contains(line, "...") && !strings.Contains(line, "<-") {
-					t.Errorf("run %d: the append call is cut off: %s", run, line)
-				}
+				cutOff := strings.Contains(line, "append_events") && strings.Contains(line, "...") && !strings.Contains(line, "<-")
+				require.False(t, cutOff, "run %d: the append call is cut off: %s", run, line)
 			}
 			if dir := os.Getenv("DEMO_OUT"); dir != "" && run == 1 {
 				_ = os.WriteFile(filepath.Join(dir, string(d)+".txt"), out.Bytes(), 0o644)
