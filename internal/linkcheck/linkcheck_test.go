@@ -6,8 +6,6 @@ import (
 	"errors"
 	"io"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -77,11 +75,8 @@ type listedPackage struct {
 // deps runs `go list -deps` on pkg (no tests: what the program links).
 func deps(t *testing.T, pkg string) []listedPackage {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
-	cmd := exec.Command(goBin, "list", "-deps", "-json=ImportPath,Imports,Standard", pkg)
+	// go test puts its own GOROOT/bin first in PATH.
+	cmd := exec.Command("go", "list", "-deps", "-json=ImportPath,Imports,Standard", pkg)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

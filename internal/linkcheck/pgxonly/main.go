@@ -24,7 +24,7 @@ func main() {
 
 func run(ctx context.Context, args []string, out io.Writer) error {
 	if len(args) != 1 {
-		return fmt.Errorf("usage: pgxonly postgres://...")
+		return fmt.Errorf("usage: pgxonly postgres://USER@HOST/DB")
 	}
 	drv, err := pgxdriver.Open(ctx, args[0])
 	if err != nil {
