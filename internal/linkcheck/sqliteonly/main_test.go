@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
@@ -45,4 +46,16 @@ func TestOtherDialectsNotRegistered(t *testing.T) {
 	require.False(t, errors.Is(err, sqldriver.ErrNotRegistered), "an unknown scheme is not a missing import: %v", err)
 	_, err = sqldriver.New(nil, "mysql")
 	require.ErrorIs(t, err, sqldriver.ErrNotRegistered)
+}
+
+// TestBadSQLiteDSNIsInvalidInput: a sqlite:// DSN without a path is
+// refused as invalid input (errors.Is ErrInvalidInput), before any file
+// is touched.
+func TestBadSQLiteDSNIsInvalidInput(t *testing.T) {
+	for _, dsn := range []string{"sqlite://", "sqlite://?mode=memory"} {
+		_, err := sqldriver.Open(context.Background(), dsn)
+		require.ErrorIs(t, err, eventfold.ErrInvalidInput, dsn)
+	}
+	_, err := sqldriver.New(nil, "oracle")
+	require.ErrorIs(t, err, eventfold.ErrUnknownDialect)
 }
