@@ -104,12 +104,12 @@ func ParseExpectedVersion(s string) (ExpectedVersion, error) {
 // Satisfied reports whether a stream at version current (0: no stream)
 // meets the expectation.
 func (e ExpectedVersion) Satisfied(current int64) bool {
-	switch {
-	case e == Any:
+	switch e {
+	case Any:
 		return true
-	case e == NoStream:
+	case NoStream:
 		return current == 0
-	case e == StreamExists:
+	case StreamExists:
 		return current > 0
 	default:
 		return int64(e) == current

@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/sqldriver"
+	_ "github.com/eventfold/eventfold/sqldriver/sqlitedriver" // links SQLite, and only SQLite
 )
 
 // Appending with an expected version, and what a conflict looks like.

@@ -23,6 +23,7 @@ import (
 	"github.com/eventfold/eventfold/listener/sse"
 	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/sqldriver"
+	_ "github.com/eventfold/eventfold/sqldriver/sqlitedriver" // links SQLite, and only SQLite
 )
 
 // README:begin accounts

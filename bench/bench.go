@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	rep := &Report{Ratios: map[string]float64{}}
 	measure := func(mode string, fn op) error {
 		resetPeakRSS()
-		lat, errs, firstErr, elapsed := runLoad(ctx, cfg.Concurrency, cfg.Duration, fn)
+		lat, errs, elapsed, firstErr := runLoad(ctx, cfg.Concurrency, cfg.Duration, fn)
 		r := summarize(mode, lat, errs, elapsed, cfg.EventsPerCommand)
 		r.Dialect, r.Concurrency, r.PeakRSSBytes = string(d), cfg.Concurrency, peakRSS()
 		if r.Commands == 0 && firstErr != nil {
@@ -210,7 +210,7 @@ func rawRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialec
 			if err != nil {
 				return err
 			}
-			defer tx.Rollback(context.WithoutCancel(ctx))
+			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
 			for i := range cfg.EventsPerCommand {
 				if _, err := tx.Exec(ctx, sqls.rawInsert, account, i+1, payload(seq)); err != nil {
 					return err
@@ -233,7 +233,7 @@ func rawRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialec
 		if err != nil {
 			return err
 		}
-		defer tx.Rollback()
+		defer func() { _ = tx.Rollback() }() // a no-op after Commit
 		for i := range cfg.EventsPerCommand {
 			if _, err := tx.ExecContext(ctx, sqls.rawInsert, account, i+1, payload(seq)); err != nil {
 				return err

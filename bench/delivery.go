@@ -404,7 +404,7 @@ func measureLatency[TTx any](ctx context.Context, h harness, s sides[TTx], mode 
 			n.AfterCommit(ctx, evs)
 		}
 	})
-	missed, errs, firstErr, elapsed := runPaced(ctx, h.cfg.Rate, h.cfg.Duration, latencyWorkers, fn)
+	missed, errs, elapsed, firstErr := runPaced(ctx, h.cfg.Rate, h.cfg.Duration, latencyWorkers, fn)
 	if committed.Load() == 0 && firstErr != nil {
 		return nil, fmt.Errorf("bench: delivery %s: every command failed: %w", mode, firstErr)
 	}
@@ -492,7 +492,7 @@ func measureThroughput[TTx any](ctx context.Context, h harness, s sides[TTx], su
 			n.AfterCommit(ctx, evs)
 		}
 	})
-	lat, errs, firstErr, elapsed := runLoad(ctx, h.cfg.Concurrency, h.cfg.Duration, fn)
+	lat, errs, elapsed, firstErr := runLoad(ctx, h.cfg.Concurrency, h.cfg.Duration, fn)
 	r.Result = summarize(name, lat, errs, elapsed, 1)
 	r.Dialect, r.Concurrency = string(h.dialect), h.cfg.Concurrency
 	if r.Commands == 0 && firstErr != nil {
@@ -543,7 +543,7 @@ func waitDelivered(ctx context.Context, h harness, delivered func() int64, commi
 // clients: an open loop, so a slow system shows as latency, not as a lower
 // offered rate. A call due while every client is busy is dropped and
 // counted as missed. It returns once every call made has returned.
-func runPaced(ctx context.Context, rate int, d time.Duration, workers int, fn op) (missed, errs int64, firstErr error, elapsed time.Duration) {
+func runPaced(ctx context.Context, rate int, d time.Duration, workers int, fn op) (missed, errs int64, elapsed time.Duration, firstErr error) {
 	jobs := make(chan int, workers)
 	var nerrs atomic.Int64
 	var once sync.Once
@@ -577,7 +577,7 @@ func runPaced(ctx context.Context, rate int, d time.Duration, workers int, fn op
 	}
 	close(jobs)
 	wg.Wait()
-	return missed, nerrs.Load(), firstErr, time.Since(start)
+	return missed, nerrs.Load(), time.Since(start), firstErr
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
 )
@@ -15,96 +17,58 @@ import (
 // checks the report's shape and that every committed event reached the
 // subscribers; it asserts no speed (esctl bench is for that).
 func TestDeliveryReports(t *testing.T) {
-	for _, d := range []eventfold.Dialect{eventfold.SQLite, eventfold.Postgres, eventfold.MySQL} {
-		t.Run(string(d), func(t *testing.T) {
-			var progress strings.Builder
-			rep, err := Delivery(context.Background(), DeliveryConfig{
-				DSN: testdb.EmptyDSN(t, d), Duration: 300 * time.Millisecond, Rate: 200,
-				PollInterval: 5 * time.Millisecond, Concurrency: 2, Subscribers: 2,
-			}, &progress)
-			if err != nil {
-				t.Fatal(err)
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		var progress strings.Builder
+		rep, err := Delivery(context.Background(), DeliveryConfig{
+			DSN: testdb.EmptyDSN(t, d), Duration: 300 * time.Millisecond, Rate: 200,
+			PollInterval: 5 * time.Millisecond, Concurrency: 2, Subscribers: 2,
+		}, &progress)
+		require.NoError(t, err)
+		wantModes := []string{"poll"}
+		if d == eventfold.Postgres {
+			wantModes = []string{"notify", "poll"}
+		}
+		require.Len(t, rep.Latency, len(wantModes), "latency results %+v, want modes %v", rep.Latency, wantModes)
+		for i, r := range rep.Latency {
+			require.False(t, r.Mode != wantModes[i] || r.Dialect != string(d) || r.TargetRate != 200, "latency result %d: %+v", i, r)
+			require.False(t, r.Committed == 0 || r.Delivered != r.Committed || r.CommandsPerSecond <= 0 || r.Errors != 0, "%s: %+v", r.Mode, r)
+			require.False(t, r.P50ms > r.P95ms || r.P95ms > r.P99ms || r.P99ms > r.MaxMS, "%s: percentiles out of order: %+v", r.Mode, r)
+			wantPoll := 5.0
+			if r.Mode == "notify" {
+				wantPoll = float64(notifyFallbackPoll.Milliseconds())
+				require.NotZero(t, r.Notifications, "notify mode sent no notification: %+v", r)
 			}
-			wantModes := []string{"poll"}
-			if d == eventfold.Postgres {
-				wantModes = []string{"notify", "poll"}
-			}
-			if len(rep.Latency) != len(wantModes) {
-				t.Fatalf("latency results %+v, want modes %v", rep.Latency, wantModes)
-			}
-			for i, r := range rep.Latency {
-				if r.Mode != wantModes[i] || r.Dialect != string(d) || r.TargetRate != 200 {
-					t.Fatalf("latency result %d: %+v", i, r)
-				}
-				if r.Committed == 0 || r.Delivered != r.Committed || r.CommandsPerSecond <= 0 || r.Errors != 0 {
-					t.Fatalf("%s: %+v", r.Mode, r)
-				}
-				if r.P50ms > r.P95ms || r.P95ms > r.P99ms || r.P99ms > r.MaxMS {
-					t.Fatalf("%s: percentiles out of order: %+v", r.Mode, r)
-				}
-				wantPoll := 5.0
-				if r.Mode == "notify" {
-					wantPoll = float64(notifyFallbackPoll.Milliseconds())
-					if r.Notifications == 0 {
-						t.Fatalf("notify mode sent no notification: %+v", r)
-					}
-				}
-				if r.PollIntervalMS != wantPoll {
-					t.Fatalf("%s: poll interval %v ms, want %v", r.Mode, r.PollIntervalMS, wantPoll)
-				}
-			}
-			s := rep.Subscribers
-			if s == nil || len(s.Results) != 2 {
-				t.Fatalf("subscribers report %+v", s)
-			}
-			none, with := s.Results[0], s.Results[1]
-			if none.Subscribers != 0 || with.Subscribers != 2 || none.Concurrency != 2 || with.Concurrency != 2 {
-				t.Fatalf("subscribers results %+v", s.Results)
-			}
-			for _, r := range s.Results {
-				if r.Commands == 0 || r.Errors != 0 || r.CommandsPerSecond <= 0 || r.P50ms > r.P99ms {
-					t.Fatalf("%s: %+v", r.Mode, r)
-				}
-			}
-			// Each of the subscribers saw every event committed while
-			// they followed (one per command).
-			if with.Delivered != with.Commands {
-				t.Fatalf("subscribers saw %d events, %d commands committed", with.Delivered, with.Commands)
-			}
-			if s.Ratio != with.CommandsPerSecond/none.CommandsPerSecond {
-				t.Fatalf("ratio %v, want %v", s.Ratio, with.CommandsPerSecond/none.CommandsPerSecond)
-			}
-			b, err := json.Marshal(rep)
-			if err != nil || !json.Valid(b) {
-				t.Fatalf("JSON: %v", err)
-			}
-			for _, key := range []string{"latency", "subscribers", "p50_ms", "p99_ms", "commands_per_second", "delivered", "committed", "peak_rss_bytes", "ratio"} {
-				if !strings.Contains(string(b), `"`+key+`"`) {
-					t.Fatalf("JSON report lacks %s: %s", key, b)
-				}
-			}
-			if out := progress.String(); !strings.Contains(out, "commit→handler") || !strings.Contains(out, "subscribers/none") {
-				t.Fatalf("progress output %q", out)
-			}
-		})
-	}
+			require.Equal(t, wantPoll, r.PollIntervalMS, "%s: poll interval in ms", r.Mode)
+		}
+		s := rep.Subscribers
+		require.False(t, s == nil || len(s.Results) != 2, "subscribers report %+v", s)
+		none, with := s.Results[0], s.Results[1]
+		require.False(t, none.Subscribers != 0 || with.Subscribers != 2 || none.Concurrency != 2 || with.Concurrency != 2, "subscribers results %+v", s.Results)
+		for _, r := range s.Results {
+			require.False(t, r.Commands == 0 || r.Errors != 0 || r.CommandsPerSecond <= 0 || r.P50ms > r.P99ms, "%s: %+v", r.Mode, r)
+		}
+		// Each of the subscribers saw every event committed while
+		// they followed (one per command).
+		require.Equal(t, with.Commands, with.Delivered, "each subscriber saw every event committed while it followed")
+		require.Equal(t, with.CommandsPerSecond/none.CommandsPerSecond, s.Ratio)
+		b, err := json.Marshal(rep)
+		require.NoError(t, err)
+		require.True(t, json.Valid(b))
+		for _, key := range []string{"latency", "subscribers", "p50_ms", "p99_ms", "commands_per_second", "delivered", "committed", "peak_rss_bytes", "ratio"} {
+			require.Contains(t, string(b), `"`+key+`"`, "JSON report lacks %s", key)
+		}
+		require.Contains(t, progress.String(), "commit→handler")
+		require.Contains(t, progress.String(), "subscribers/none")
+	})
 }
 
 // TestDeliveryOnlyOne checks that each part can be left out.
 func TestDeliveryOnlyOne(t *testing.T) {
 	dsn := testdb.EmptyDSN(t, eventfold.SQLite)
 	rep, err := Delivery(context.Background(), DeliveryConfig{DSN: dsn, Duration: 100 * time.Millisecond, Rate: 100, SkipSubscribers: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Latency) != 1 || rep.Subscribers != nil || rep.Latency[0].PollIntervalMS != 10 {
-		t.Fatalf("latency only: %+v", rep)
-	}
+	require.NoError(t, err)
+	require.False(t, len(rep.Latency) != 1 || rep.Subscribers != nil || rep.Latency[0].PollIntervalMS != 10, "latency only: %+v", rep)
 	rep, err = Delivery(context.Background(), DeliveryConfig{DSN: dsn, Duration: 100 * time.Millisecond, Concurrency: 2, SkipLatency: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Latency) != 0 || rep.Subscribers == nil || rep.Subscribers.Results[1].Subscribers != 4 {
-		t.Fatalf("subscribers only: %+v", rep)
-	}
+	require.NoError(t, err)
+	require.False(t, len(rep.Latency) != 0 || rep.Subscribers == nil || rep.Subscribers.Results[1].Subscribers != 4, "subscribers only: %+v", rep)
 }

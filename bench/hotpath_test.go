@@ -21,7 +21,7 @@ import (
 // absolute numbers.
 
 func benchDialects() []eventfold.Dialect {
-	return []eventfold.Dialect{eventfold.SQLite, eventfold.Postgres, eventfold.MySQL}
+	return testdb.WithoutSQLServer()
 }
 
 func setupStore(b *testing.B, d eventfold.Dialect) (*eventfold.Store[*sql.Tx], dialectSQL, string) {

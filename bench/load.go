@@ -13,7 +13,7 @@ type op func(ctx context.Context, w, seq int) error
 // runLoad runs op from concurrency workers for d and returns each worker's
 // successful latencies, the error count and the elapsed time. The first
 // error is kept so a broken setup is reported, not averaged away.
-func runLoad(ctx context.Context, concurrency int, d time.Duration, fn op) ([][]time.Duration, int64, error, time.Duration) {
+func runLoad(ctx context.Context, concurrency int, d time.Duration, fn op) ([][]time.Duration, int64, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	lat := make([][]time.Duration, concurrency)
@@ -42,5 +42,5 @@ func runLoad(ctx context.Context, concurrency int, d time.Duration, fn op) ([][]
 		})
 	}
 	wg.Wait()
-	return lat, errs.Load(), firstErr, time.Since(start)
+	return lat, errs.Load(), time.Since(start), firstErr
 }

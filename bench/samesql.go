@@ -39,7 +39,7 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 			if err != nil {
 				return err
 			}
-			defer tx.Rollback(context.WithoutCancel(ctx))
+			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
 			rows, err := tx.Query(ctx, appendSQL, account, ids, types, datas, metas)
 			if err != nil {
 				return err
@@ -120,7 +120,7 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 		if err != nil {
 			return err
 		}
-		defer tx.Rollback()
+		defer func() { _ = tx.Rollback() }() // a no-op after Commit
 		if err := appendFn(ctx, tx, account, seq); err != nil {
 			return err
 		}

@@ -18,7 +18,6 @@ type dialectSQL struct {
 	// sum, event count (the batch reducer of the replay workload).
 	upsertMany func(n int) string
 	rawInsert  string // args: stream id, version, data JSON
-	truncate   []string
 }
 
 func sqlFor(d eventfold.Dialect) (dialectSQL, error) {

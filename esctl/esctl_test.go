@@ -17,10 +17,6 @@ import (
 	"github.com/eventfold/eventfold/internal/testdb"
 )
 
-// sqlDialects are the dialects the command tests run on (SQL Server has no
-// server on the development machines; testdb skips it there).
-var sqlDialects = []eventfold.Dialect{eventfold.SQLite, eventfold.Postgres, eventfold.MySQL}
-
 type result struct {
 	code           int
 	stdout, stderr string
@@ -53,12 +49,10 @@ func mustRun(t *testing.T, dsn string, args ...string) string {
 }
 
 func forDialects(t *testing.T, fn func(t *testing.T, dsn string)) {
-	for _, d := range sqlDialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			fn(t, testdb.DSN(t, d))
-		})
-	}
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		fn(t, testdb.DSN(t, d))
+	})
 }
 
 func decodeEvents(t *testing.T, s string) []eventfold.Event {
@@ -251,32 +245,30 @@ func TestMigrateSQL(t *testing.T) {
 }
 
 func TestMigrateUpDownStatus(t *testing.T) {
-	for _, d := range sqlDialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			dsn := testdb.EmptyDSN(t, d)
-			out := mustRun(t, dsn, "migrate", "up")
-			if !strings.Contains(out, "00004_archive.sql") {
-				t.Fatalf("up: %s", out)
-			}
-			mfs, err := eventfold.MigrationsFS(d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			files, err := fs.Glob(mfs, "*.sql")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out := mustRun(t, dsn, "migrate", "status"); strings.Count(out, "applied") != len(files) {
-				t.Fatalf("status: %s", out)
-			}
-			mustRun(t, dsn, "migrate", "down")
-			if out := mustRun(t, dsn, "migrate", "status"); !strings.Contains(out, "pending") {
-				t.Fatalf("status after down: %s", out)
-			}
-			mustRun(t, dsn, "migrate", "up")
-		})
-	}
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		dsn := testdb.EmptyDSN(t, d)
+		out := mustRun(t, dsn, "migrate", "up")
+		if !strings.Contains(out, "00004_archive.sql") {
+			t.Fatalf("up: %s", out)
+		}
+		mfs, err := eventfold.MigrationsFS(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, err := fs.Glob(mfs, "*.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := mustRun(t, dsn, "migrate", "status"); strings.Count(out, "applied") != len(files) {
+			t.Fatalf("status: %s", out)
+		}
+		mustRun(t, dsn, "migrate", "down")
+		if out := mustRun(t, dsn, "migrate", "status"); !strings.Contains(out, "pending") {
+			t.Fatalf("status after down: %s", out)
+		}
+		mustRun(t, dsn, "migrate", "up")
+	})
 }
 
 func TestPasswordNeverPrinted(t *testing.T) {

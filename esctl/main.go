@@ -15,6 +15,8 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/sqldriver"
+	_ "github.com/eventfold/eventfold/sqldriver/all" // esctl takes a DSN of any dialect: it links every driver
+	"github.com/eventfold/eventfold/sqldriver/mysqldriver"
 )
 
 // DefaultDSN is the database esctl uses when neither --dsn nor
@@ -346,7 +348,7 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 			}
 		}
 	case eventfold.MySQL:
-		cfg, err := sqldriver.MySQLConfig(env.DSN)
+		cfg, err := mysqldriver.Config(env.DSN)
 		if err == nil && cfg.DBName == "" {
 			return nil, usagef("the mysql DSN names no database: write mysql://user@%s/DBNAME (create it first with CREATE DATABASE DBNAME)", cfg.Addr)
 		}

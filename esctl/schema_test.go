@@ -62,46 +62,44 @@ func TestMissingSQLiteFileNeverCreated(t *testing.T) {
 // schema, every command and the library say so and how to install it,
 // instead of a driver's "no such table".
 func TestSchemaNotInstalled(t *testing.T) {
-	for _, d := range sqlDialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			dsn := testdb.EmptyDSN(t, d)
-			ctx := context.Background()
-			drv, err := sqldriver.Open(ctx, dsn) // creates the SQLite file: an empty database
-			require.NoError(t, err)
-			store := eventfold.New(drv, nil)
-			defer store.Close()
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		dsn := testdb.EmptyDSN(t, d)
+		ctx := context.Background()
+		drv, err := sqldriver.Open(ctx, dsn) // creates the SQLite file: an empty database
+		require.NoError(t, err)
+		store := eventfold.New(drv, nil)
+		defer store.Close()
 
-			_, err = store.ReadAll(ctx, eventfold.ReadAllOptions{})
-			require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
-			require.Contains(t, err.Error(), "migrate up")
-			_, err = store.ReadStream(ctx, "account-1", eventfold.ReadStreamOptions{})
-			require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
-			_, err = store.Append(ctx, "account-1", eventfold.NoStream, eventfold.EventData{Type: "T", Data: []byte(`{}`)})
-			require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
-			_, err = store.Head(ctx)
-			require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
-			v, err := store.SchemaVersion(ctx)
-			require.NoError(t, err)
-			require.Zero(t, v)
+		_, err = store.ReadAll(ctx, eventfold.ReadAllOptions{})
+		require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
+		require.Contains(t, err.Error(), "migrate up")
+		_, err = store.ReadStream(ctx, "account-1", eventfold.ReadStreamOptions{})
+		require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
+		_, err = store.Append(ctx, "account-1", eventfold.NoStream, eventfold.EventData{Type: "T", Data: []byte(`{}`)})
+		require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
+		_, err = store.Head(ctx)
+		require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled)
+		v, err := store.SchemaVersion(ctx)
+		require.NoError(t, err)
+		require.Zero(t, v)
 
-			for _, args := range everyCommand {
-				if args[0] == "migrate" || args[0] == "restore" || args[0] == "archive" || args[0] == "replay" {
-					continue
-				}
-				r := run(t, Options{}, dsn, args...)
-				require.Equal(t, ExitError, r.code, "%v: %s", args, r.stderr)
-				require.Contains(t, r.stderr, "the eventfold schema is not installed in", "%v", args)
-				require.Contains(t, r.stderr, "migrate up` installs it", "%v", args)
-				require.NotContains(t, r.stderr, "no such table")
+		for _, args := range everyCommand {
+			if args[0] == "migrate" || args[0] == "restore" || args[0] == "archive" || args[0] == "replay" {
+				continue
 			}
-			v, err = store.SchemaVersion(ctx)
-			require.NoError(t, err)
-			require.Zero(t, v, "a read-only command installed something")
-			mustRun(t, dsn, "migrate", "up")
-			mustRun(t, dsn, "read", "--all")
-		})
-	}
+			r := run(t, Options{}, dsn, args...)
+			require.Equal(t, ExitError, r.code, "%v: %s", args, r.stderr)
+			require.Contains(t, r.stderr, "the eventfold schema is not installed in", "%v", args)
+			require.Contains(t, r.stderr, "migrate up` installs it", "%v", args)
+			require.NotContains(t, r.stderr, "no such table")
+		}
+		v, err = store.SchemaVersion(ctx)
+		require.NoError(t, err)
+		require.Zero(t, v, "a read-only command installed something")
+		mustRun(t, dsn, "migrate", "up")
+		mustRun(t, dsn, "read", "--all")
+	})
 }
 
 // TestSQLiteFileURIPrefix: sqlite://file:x.db (SQLite's own URI form)
@@ -136,39 +134,35 @@ func TestConnectErrorsSayWhatToDo(t *testing.T) {
 		require.Contains(t, r.stderr, "nothing answers at 127.0.0.1:1: is the server running?")
 		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
 	}
-	for _, d := range []eventfold.Dialect{eventfold.Postgres, eventfold.MySQL} {
-		t.Run(string(d), func(t *testing.T) {
-			server := testdb.ServerDSN(t, d)
-			u, err := url.Parse(server)
-			require.NoError(t, err)
-			u.Path = "/eftest_missing_h6"
-			r := run(t, Options{}, u.String(), "read", "--all")
-			require.Equal(t, ExitError, r.code)
-			require.Contains(t, r.stderr, `database "eftest_missing_h6" does not exist on `)
-			require.Contains(t, r.stderr, "CREATE DATABASE eftest_missing_h6")
-			require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
-		})
-	}
+	testdb.EachDialectOf(t, []eventfold.Dialect{eventfold.Postgres, eventfold.MySQL}, func(t *testing.T, d eventfold.Dialect) {
+		server := testdb.ServerDSN(t, d)
+		u, err := url.Parse(server)
+		require.NoError(t, err)
+		u.Path = "/eftest_missing_h6"
+		r := run(t, Options{}, u.String(), "read", "--all")
+		require.Equal(t, ExitError, r.code)
+		require.Contains(t, r.stderr, `database "eftest_missing_h6" does not exist on `)
+		require.Contains(t, r.stderr, "CREATE DATABASE eftest_missing_h6")
+		require.Equal(t, 1, strings.Count(r.stderr, "\n"), r.stderr)
+	})
 }
 
 // TestMigrateStatusWritesNothing: `migrate status` on a database without
 // the schema lists every migration as pending and creates no table (goose's
 // own status would create its version table).
 func TestMigrateStatusWritesNothing(t *testing.T) {
-	for _, d := range sqlDialects {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			dsn := testdb.EmptyDSN(t, d)
-			ctx := context.Background()
-			drv, err := sqldriver.Open(ctx, dsn)
-			require.NoError(t, err)
-			defer drv.Close()
-			r := run(t, Options{}, dsn, "migrate", "status")
-			require.Equal(t, 0, r.code, r.stderr)
-			require.Contains(t, r.stdout, "pending")
-			require.Contains(t, r.stderr, "not installed")
-			_, err = drv.DB().ExecContext(ctx, "SELECT 1 FROM "+eventfold.MigrationTable)
-			require.Error(t, err, "migrate status created %s", eventfold.MigrationTable)
-		})
-	}
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		dsn := testdb.EmptyDSN(t, d)
+		ctx := context.Background()
+		drv, err := sqldriver.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer drv.Close()
+		r := run(t, Options{}, dsn, "migrate", "status")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Contains(t, r.stdout, "pending")
+		require.Contains(t, r.stderr, "not installed")
+		_, err = drv.DB().ExecContext(ctx, "SELECT 1 FROM "+eventfold.MigrationTable)
+		require.Error(t, err, "migrate status created %s", eventfold.MigrationTable)
+	})
 }

@@ -57,10 +57,10 @@ last event they handled.
 		if err := eventfold.ValidateIdentifier("subscription name", name, 0); err != nil {
 			return err
 		}
-		switch {
-		case *to == "":
+		switch *to {
+		case "":
 			return usagef("subscriptions reset: --to POS is required")
-		case *to == "head":
+		case "head":
 		default:
 			n, err := strconv.ParseInt(*to, 10, 64)
 			if err != nil || n < 0 {

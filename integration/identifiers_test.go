@@ -57,12 +57,10 @@ type (
 // (command id), checkpoints (subscription name) and leases (name, owner).
 // Two identifiers that differ in any byte must never share a row.
 func TestIdentifiersByteExact(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			identifierPairsSuite(t, testdb.SQLStore(t, d))
-		})
-	}
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		identifierPairsSuite(t, testdb.SQLStore(t, d))
+	})
 	// The columns without an explicit collation (event type, lease owner,
 	// command type) take the database's default: a linguistic (ICU) one
 	// must still compare byte for byte. PostgreSQL only allows

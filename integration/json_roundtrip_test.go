@@ -32,66 +32,64 @@ var jsonOddities = []struct{ name, data, metadata string }{
 // metadata that ReadStream, ReadAll, a subscription and an idempotent replay
 // of the command read later.
 func TestAppendReturnsWhatReadersRead(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			ctx := context.Background()
-			store := testdb.SQLStore(t, d)
-			var appended []eventfold.Event
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		ctx := context.Background()
+		store := testdb.SQLStore(t, d)
+		var appended []eventfold.Event
+		for i, c := range jsonOddities {
+			evs, err := store.Append(ctx, fmt.Sprintf("odd-%d", i), eventfold.NoStream,
+				eventfold.EventData{Type: "Odd", Data: json.RawMessage(c.data), Metadata: json.RawMessage(c.metadata)})
+			require.NoError(t, err, c.name)
+			appended = append(appended, evs...)
+		}
+
+		o := orchestrator.New(store, nil)
+		orchestrator.HandleAny(o, "Odd", func(ctx context.Context, _ *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
+			var emits []orchestrator.Emit
 			for i, c := range jsonOddities {
-				evs, err := store.Append(ctx, fmt.Sprintf("odd-%d", i), eventfold.NoStream,
-					eventfold.EventData{Type: "Odd", Data: json.RawMessage(c.data), Metadata: json.RawMessage(c.metadata)})
-				require.NoError(t, err, c.name)
-				appended = append(appended, evs...)
+				emits = append(emits, orchestrator.Emit{Stream: fmt.Sprintf("cmd-%d", i), Type: "Odd", Data: json.RawMessage(c.data)})
 			}
-
-			o := orchestrator.New(store, nil)
-			orchestrator.HandleAny(o, "Odd", func(ctx context.Context, _ *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
-				var emits []orchestrator.Emit
-				for i, c := range jsonOddities {
-					emits = append(emits, orchestrator.Emit{Stream: fmt.Sprintf("cmd-%d", i), Type: "Odd", Data: json.RawMessage(c.data)})
-				}
-				return emits, nil
-			})
-			res, err := o.Dispatch(ctx, orchestrator.Command{Name: "Odd", Envelope: orchestrator.Envelope{ID: "odd-1"}})
-			require.NoError(t, err)
-			appended = append(appended, res.Events...)
-
-			byID := map[string]eventfold.Event{}
-			for _, e := range appended {
-				byID[e.ID] = e
-			}
-			same := func(t *testing.T, how string, got eventfold.Event) {
-				t.Helper()
-				want, ok := byID[got.ID]
-				require.True(t, ok, "%s: unknown event %s", how, got.ID)
-				require.Equal(t, string(want.Data), string(got.Data), "%s: data of %s/%d", how, got.StreamID, got.StreamVersion)
-				require.Equal(t, string(want.Metadata), string(got.Metadata), "%s: metadata of %s/%d", how, got.StreamID, got.StreamVersion)
-			}
-
-			for _, e := range appended {
-				got, err := store.ReadStream(ctx, e.StreamID, eventfold.ReadStreamOptions{})
-				require.NoError(t, err)
-				require.Len(t, got, 1)
-				same(t, "ReadStream", got[0])
-			}
-			last := appended[len(appended)-1].GlobalPosition
-			_, err = store.WaitHead(ctx, last)
-			require.NoError(t, err)
-			all, err := store.ReadAll(ctx, eventfold.ReadAllOptions{})
-			require.NoError(t, err)
-			require.Len(t, all, len(appended))
-			for _, e := range all {
-				same(t, "ReadAll", e)
-			}
-			for _, e := range runSubscription(t, store, "odd", last) {
-				same(t, "subscription", e)
-			}
-			again, err := o.Dispatch(ctx, orchestrator.Command{Name: "Odd", Envelope: orchestrator.Envelope{ID: "odd-1"}})
-			require.NoError(t, err)
-			require.True(t, again.Duplicate)
-			for _, e := range again.Events {
-				same(t, "idempotent replay", e)
-			}
+			return emits, nil
 		})
-	}
+		res, err := o.Dispatch(ctx, orchestrator.Command{Name: "Odd", Envelope: orchestrator.Envelope{ID: "odd-1"}})
+		require.NoError(t, err)
+		appended = append(appended, res.Events...)
+
+		byID := map[string]eventfold.Event{}
+		for _, e := range appended {
+			byID[e.ID] = e
+		}
+		same := func(t *testing.T, how string, got eventfold.Event) {
+			t.Helper()
+			want, ok := byID[got.ID]
+			require.True(t, ok, "%s: unknown event %s", how, got.ID)
+			require.Equal(t, string(want.Data), string(got.Data), "%s: data of %s/%d", how, got.StreamID, got.StreamVersion)
+			require.Equal(t, string(want.Metadata), string(got.Metadata), "%s: metadata of %s/%d", how, got.StreamID, got.StreamVersion)
+		}
+
+		for _, e := range appended {
+			got, err := store.ReadStream(ctx, e.StreamID, eventfold.ReadStreamOptions{})
+			require.NoError(t, err)
+			require.Len(t, got, 1)
+			same(t, "ReadStream", got[0])
+		}
+		last := appended[len(appended)-1].GlobalPosition
+		_, err = store.WaitHead(ctx, last)
+		require.NoError(t, err)
+		all, err := store.ReadAll(ctx, eventfold.ReadAllOptions{})
+		require.NoError(t, err)
+		require.Len(t, all, len(appended))
+		for _, e := range all {
+			same(t, "ReadAll", e)
+		}
+		for _, e := range runSubscription(t, store, "odd", last) {
+			same(t, "subscription", e)
+		}
+		again, err := o.Dispatch(ctx, orchestrator.Command{Name: "Odd", Envelope: orchestrator.Envelope{ID: "odd-1"}})
+		require.NoError(t, err)
+		require.True(t, again.Duplicate)
+		for _, e := range again.Events {
+			same(t, "idempotent replay", e)
+		}
+	})
 }

@@ -2,9 +2,9 @@ package integration
 
 import (
 	"context"
-	"errors"
-	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
@@ -14,68 +14,44 @@ import (
 // TestMigrations checks, per dialect, that the migrations apply, roll all
 // the way down and apply again, and never touch a user's own goose table.
 func TestMigrations(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			ctx := context.Background()
-			drv, err := sqldriver.Open(ctx, testdb.EmptyDSN(t, d))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer drv.Close()
-			db := drv.DB()
-			// A user's own goose table, with a version eventfold must not see.
-			if _, err := db.ExecContext(ctx, "CREATE TABLE goose_db_version (id INTEGER PRIMARY KEY, version_id BIGINT NOT NULL, is_applied INTEGER NOT NULL)"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := db.ExecContext(ctx, "INSERT INTO goose_db_version (id, version_id, is_applied) VALUES (1, 20240101, 1)"); err != nil {
-				t.Fatal(err)
-			}
-			store := eventfold.New(drv, nil)
-			if err := store.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := store.Migrate(ctx); err != nil {
-				t.Fatalf("second migrate is not a no-op: %v", err)
-			}
-			mustAppend(t, store, "m-1", eventfold.NoStream, ev("Migrated", `{}`))
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		ctx := context.Background()
+		drv, err := sqldriver.Open(ctx, testdb.EmptyDSN(t, d))
+		require.NoError(t, err)
+		defer drv.Close()
+		db := drv.DB()
+		// A user's own goose table, with a version eventfold must not see.
+		_, err = db.ExecContext(ctx, "CREATE TABLE goose_db_version (id INTEGER PRIMARY KEY, version_id BIGINT NOT NULL, is_applied INTEGER NOT NULL)")
+		require.NoError(t, err)
+		_, err = db.ExecContext(ctx, "INSERT INTO goose_db_version (id, version_id, is_applied) VALUES (1, 20240101, 1)")
+		require.NoError(t, err)
+		store := eventfold.New(drv, nil)
+		require.NoError(t, store.Migrate(ctx))
+		require.NoError(t, store.Migrate(ctx), "second migrate is a no-op")
+		mustAppend(t, store, "m-1", eventfold.NoStream, ev("Migrated", `{}`))
 
-			p, err := eventfold.NewMigrator(d, db)
-			if err != nil {
-				t.Fatal(err)
-			}
-			status, err := p.Status(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(status) == 0 {
-				t.Fatal("no migrations found")
-			}
-			for _, st := range status {
-				if st.State != "applied" {
-					t.Fatalf("migration %s is %s", st.Source.Path, st.State)
-				}
-			}
-			if _, err := p.DownTo(ctx, 0); err != nil {
-				t.Fatalf("down to 0: %v", err)
-			}
-			if _, err := store.Head(ctx); err == nil {
-				t.Fatal("events table still there after migrating down")
-			}
-			if _, err := p.Up(ctx); err != nil {
-				t.Fatalf("up again: %v", err)
-			}
-			if h, err := store.Head(ctx); err != nil || h != 0 {
-				t.Fatalf("after down and up: head %d, %v", h, err)
-			}
-			var n, v int64
-			if err := db.QueryRowContext(ctx, "SELECT COUNT(*), MAX(version_id) FROM goose_db_version").Scan(&n, &v); err != nil {
-				t.Fatal(err)
-			}
-			if n != 1 || v != 20240101 {
-				t.Fatalf("user's goose table changed: %d rows, max version %d", n, v)
-			}
-		})
-	}
+		p, err := eventfold.NewMigrator(d, db)
+		require.NoError(t, err)
+		status, err := p.Status(ctx)
+		require.NoError(t, err)
+		require.NotEmpty(t, status, "no migrations found")
+		for _, st := range status {
+			require.Equal(t, "applied", string(st.State), "migration %s", st.Source.Path)
+		}
+		_, err = p.DownTo(ctx, 0)
+		require.NoError(t, err, "down to 0")
+		_, err = store.Head(ctx)
+		require.Error(t, err, "events table still there after migrating down")
+		_, err = p.Up(ctx)
+		require.NoError(t, err, "up again")
+		h, err := store.Head(ctx)
+		require.NoError(t, err)
+		require.Zero(t, h, "head after down and up")
+		var n, v int64
+		require.NoError(t, db.QueryRowContext(ctx, "SELECT COUNT(*), MAX(version_id) FROM goose_db_version").Scan(&n, &v))
+		require.Equal(t, int64(1), n, "user's goose table changed")
+		require.Equal(t, int64(20240101), v, "user's goose table changed")
+	})
 }
 
 // TestBadDSN checks that an unknown or malformed DSN fails with a clear,
@@ -83,21 +59,13 @@ func TestMigrations(t *testing.T) {
 func TestBadDSN(t *testing.T) {
 	ctx := context.Background()
 	_, err := sqldriver.Open(ctx, "oracle://scott:tiger@db/orcl")
-	if !errors.Is(err, eventfold.ErrUnknownDialect) {
-		t.Fatalf("oracle DSN: want ErrUnknownDialect, got %v", err)
-	}
-	if strings.Contains(err.Error(), "tiger") {
-		t.Fatalf("error shows the password: %v", err)
-	}
+	require.ErrorIs(t, err, eventfold.ErrUnknownDialect)
+	require.NotContains(t, err.Error(), "tiger", "error shows the password")
 	_, err = sqldriver.Open(ctx, "just-a-file.db")
-	if !errors.Is(err, eventfold.ErrInvalidInput) || !strings.Contains(err.Error(), "scheme") {
-		t.Fatalf("DSN without scheme: %v", err)
-	}
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+	require.Contains(t, err.Error(), "scheme")
 	_, err = sqldriver.Open(ctx, "postgres://ada:s3cret-pw@127.0.0.1:1/none?connect_timeout=2")
-	if err == nil || strings.Contains(err.Error(), "s3cret-pw") {
-		t.Fatalf("unreachable postgres: want an error without the password, got %v", err)
-	}
-	if got := sqldriver.Redact("mysql://ada:s3cret@host:3306/db"); strings.Contains(got, "s3cret") {
-		t.Fatalf("Redact kept the password: %s", got)
-	}
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret-pw", "unreachable postgres: error shows the password")
+	require.NotContains(t, sqldriver.Redact("mysql://ada:s3cret@host:3306/db"), "s3cret", "Redact kept the password")
 }

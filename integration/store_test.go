@@ -4,15 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
@@ -27,11 +26,9 @@ type storeCase[TTx any] struct {
 // TestStoreConformance runs the store suite on every dialect through
 // database/sql.
 func TestStoreConformance(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			runStoreSuite(t, func(t *testing.T) *eventfold.Store[*sql.Tx] { return testdb.SQLStore(t, d) })
-		})
-	}
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		runStoreSuite(t, func(t *testing.T) *eventfold.Store[*sql.Tx] { return testdb.SQLStore(t, d) })
+	})
 	// PostgreSQL again, through pgx natively (transaction type pgx.Tx).
 	t.Run("postgres-pgx", func(t *testing.T) {
 		runStoreSuite(t, func(t *testing.T) *eventfold.Store[pgx.Tx] { return testdb.PgxStore(t) })
@@ -71,46 +68,28 @@ func ev(typ, data string) eventfold.EventData {
 func mustAppend[TTx any](t *testing.T, s *eventfold.Store[TTx], stream string, exp eventfold.ExpectedVersion, evs ...eventfold.EventData) []eventfold.Event {
 	t.Helper()
 	out, err := s.Append(context.Background(), stream, exp, evs...)
-	if err != nil {
-		t.Fatalf("append to %s (expected %s): %v", stream, exp, err)
-	}
+	require.NoError(t, err, "append to %s (expected %s)", stream, exp)
 	return out
 }
 
 func jsonEqual(t *testing.T, want, got json.RawMessage) {
 	t.Helper()
-	var w, g any
-	if err := json.Unmarshal(want, &w); err != nil {
-		t.Fatalf("want is not JSON: %v", err)
-	}
-	if err := json.Unmarshal(got, &g); err != nil {
-		t.Fatalf("got %q is not JSON: %v", got, err)
-	}
-	if !reflect.DeepEqual(w, g) {
-		t.Fatalf("JSON differs: want %s, got %s", want, got)
-	}
+	require.JSONEq(t, string(want), string(got))
 }
 
 func wantWrongVersion(t *testing.T, err error, stream string, actual int64) {
 	t.Helper()
 	var wev *eventfold.WrongExpectedVersionError
-	if !errors.As(err, &wev) {
-		t.Fatalf("want *WrongExpectedVersionError, got %T: %v", err, err)
-	}
-	if !errors.Is(err, eventfold.ErrWrongExpectedVersion) {
-		t.Fatalf("errors.Is(ErrWrongExpectedVersion) is false for %v", err)
-	}
-	if wev.StreamID != stream || wev.Actual != actual {
-		t.Fatalf("wrong version error says stream %q actual %d, want %q actual %d", wev.StreamID, wev.Actual, stream, actual)
-	}
+	require.ErrorAs(t, err, &wev)
+	require.ErrorIs(t, err, eventfold.ErrWrongExpectedVersion)
+	require.Equal(t, stream, wev.StreamID)
+	require.Equal(t, actual, wev.Actual)
 }
 
 func readStream[TTx any](t *testing.T, s *eventfold.Store[TTx], stream string, opt eventfold.ReadStreamOptions) []eventfold.Event {
 	t.Helper()
 	evs, err := s.ReadStream(context.Background(), stream, opt)
-	if err != nil {
-		t.Fatalf("read stream %s: %v", stream, err)
-	}
+	require.NoError(t, err, "read stream %s", stream)
 	return evs
 }
 
@@ -136,9 +115,7 @@ func readAllFrom[TTx any](t *testing.T, s *eventfold.Store[TTx], from int64) []e
 	var out []eventfold.Event
 	for {
 		page, err := s.ReadAll(context.Background(), eventfold.ReadAllOptions{From: from, Limit: 500})
-		if err != nil {
-			t.Fatalf("read all from %d: %v", from, err)
-		}
+		require.NoError(t, err, "read all from %d", from)
 		out = append(out, page...)
 		if len(page) < 500 {
 			return out
@@ -155,7 +132,6 @@ func waitVisible[TTx any](t *testing.T, s *eventfold.Store[TTx], pos int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if h, err := s.WaitHead(ctx, pos); err != nil {
-		t.Fatalf("the log is complete only up to %d after 30s, want %d: %v", h, pos, err)
-	}
+	h, err := s.WaitHead(ctx, pos)
+	require.NoError(t, err, "the log is complete only up to %d after 30s, want %d", h, pos)
 }

@@ -78,12 +78,10 @@ type appendCmd struct {
 // endpoint, on every dialect, and checks that each is refused with
 // ErrInvalidInput (esctl exit 2, HTTP 400) and that nothing was stored.
 func TestValidationEverywhere(t *testing.T) {
-	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			t.Parallel()
-			validationEverywhere(t, d)
-		})
-	}
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		validationEverywhere(t, d)
+	})
 }
 
 func validationEverywhere(t *testing.T, d eventfold.Dialect) {

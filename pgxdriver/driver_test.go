@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
 	"github.com/eventfold/eventfold/pgxdriver"
 )
 
@@ -41,7 +42,7 @@ func TestBeginIsReadCommitted(t *testing.T) {
 func TestNewNeverClosesCallersPool(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, testDSN)
+	pool, err := pgxpool.New(ctx, testdb.SharedDSN(t, eventfold.Postgres))
 	require.NoError(t, err)
 	defer pool.Close()
 	d := pgxdriver.New(pool)
@@ -56,10 +57,10 @@ func TestNewNeverClosesCallersPool(t *testing.T) {
 func TestOpenOwnsItsPool(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	d, err := pgxdriver.Open(ctx, testDSN)
+	d, err := pgxdriver.Open(ctx, testdb.SharedDSN(t, eventfold.Postgres))
 	require.NoError(t, err)
 	s := eventfold.New(d, nil)
-	require.NoError(t, migrateLocked(ctx, d.Pool(), s))
+	require.NoError(t, s.Migrate(ctx), "already migrated: a no-op")
 	_, err = s.Append(ctx, streamID(t, "s"), eventfold.NoStream, ev("Opened", `1`))
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
@@ -73,10 +74,7 @@ func TestOpenOwnsItsPool(t *testing.T) {
 func TestMigrateDownAndUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dsn, drop, err := createDatabase(ctx, testDSN, "pg_helper_migrate_"+randomHex(4))
-	require.NoError(t, err)
-	t.Cleanup(drop)
-	pool, err := pgxpool.New(ctx, dsn)
+	pool, err := pgxpool.New(ctx, testdb.EmptyDSN(t, eventfold.Postgres))
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	d := pgxdriver.New(pool)

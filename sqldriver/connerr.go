@@ -8,10 +8,8 @@ import (
 	"strings"
 	"syscall"
 
-	gomysql "github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/sqldriver/internal/registry"
 )
 
 // explainConnect turns a failed first connection into one statement of
@@ -19,12 +17,11 @@ import (
 // Anything else keeps the driver's words, each line once (pgx repeats its
 // error per address and TLS attempt).
 func explainConnect(d eventfold.Dialect, dsn string, err error) string {
-	var pg *pgconn.PgError
-	var my *gomysql.MySQLError
+	e, _ := registry.Lookup(d) // registered: Open got this far
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("nothing answers at %s: is the server running?", hostPort(d, dsn))
-	case errors.As(err, &pg) && pg.Code == "3D000", errors.As(err, &my) && my.Number == 1049:
+	case e.MissingDatabase != nil && e.MissingDatabase(err):
 		return fmt.Sprintf("database %q does not exist on %s: create it (CREATE DATABASE %s) or fix the DSN", dbName(d, dsn), hostPort(d, dsn), dbName(d, dsn))
 	}
 	var lines []string

@@ -1,20 +1,30 @@
 // Package sqldriver runs an eventfold Store over database/sql, on any of
 // the four dialects: the transaction type is *sql.Tx.
 //
+//	import (
+//		"github.com/eventfold/eventfold/sqldriver"
+//		_ "github.com/eventfold/eventfold/sqldriver/sqlitedriver"
+//	)
+//
 //	d, err := sqldriver.Open(ctx, "sqlite://eventfold.db")
 //	store := eventfold.New(d, nil)
 //	err = store.Migrate(ctx)
 //
 // Open picks the Go driver from the URL scheme (postgres://, mysql://,
-// sqlite://, sqlserver://) and registers it; New wraps a *sql.DB you opened
-// yourself.
+// sqlite://, sqlserver://); New wraps a *sql.DB you opened yourself. The
+// drivers live in one package per dialect, which the program imports for
+// its side effect, as with database/sql's own drivers:
+//
+//	import _ "github.com/eventfold/eventfold/sqldriver/sqlitedriver"
+//
+// so that a program links the drivers of the databases it uses and no
+// others (sqldriver/all imports every one). This package itself links none.
 package sqldriver
 
 import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"sync"
 
 	"github.com/eventfold/eventfold"
@@ -38,19 +48,20 @@ type Driver struct {
 
 var _ eventfold.Driver[*sql.Tx] = (*Driver)(nil)
 
-// New wraps db, which speaks dialect d. The caller keeps ownership of db:
-// Close does not close it.
+// New wraps db, which speaks dialect d, whose package must be imported
+// (see ErrNotRegistered). The caller keeps ownership of db: Close does not
+// close it.
 //
 // For SQLite, open db with the DSN parameter _txlock=immediate (Open does),
 // so that write transactions take the write lock at BEGIN; for MySQL,
 // parseTime=true is required.
 func New(db *sql.DB, d eventfold.Dialect) (*Driver, error) {
 	drv := &Driver{db: db, dialect: d, held: map[*sql.Tx]struct{}{}}
-	newOps, ok := dialects[d]
-	if !ok {
-		return nil, fmt.Errorf("sqldriver: %w", errUnknown(d))
+	e, err := lookup(d)
+	if err != nil {
+		return nil, err
 	}
-	drv.newOps = newOps
+	drv.newOps = e.Ops
 	switch d {
 	case eventfold.MySQL:
 		// READ COMMITTED: no gap locks, so two transactions creating the same

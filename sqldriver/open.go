@@ -4,18 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"strings"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5/stdlib"
-	mssql "github.com/microsoft/go-mssqldb"
-	"modernc.org/sqlite"
-
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/sqldriver/internal/registry"
 )
 
 // DialectOf tells the dialect of an eventfold DSN from its scheme.
@@ -32,7 +27,8 @@ func DialectOf(dsn string) (eventfold.Dialect, error) {
 }
 
 // Open opens the database an eventfold DSN names and checks that it
-// answers. The scheme picks the driver:
+// answers. The scheme picks the driver, whose package the program must
+// import (see ErrNotRegistered):
 //
 //	postgres://user:pass@host:5432/db?sslmode=disable   (pgx, through database/sql)
 //	mysql://user:pass@host:3306/db                      (go-sql-driver/mysql; MySQL 8 or MariaDB)
@@ -83,6 +79,8 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // foreign keys, BEGIN IMMEDIATE; MySQL: UTC, parseTime, client-side
 // interpolation), and its dialect. Open it with sql.OpenDB, wrapped if you
 // like (to trace statements, say), then pass the *sql.DB to New.
+//
+// The dialect's package must be imported (see ErrNotRegistered).
 func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	d, err := DialectOf(dsn)
 	if err != nil {
@@ -91,27 +89,51 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	if err := checkCredentials(dsn, d); err != nil {
 		return nil, "", err
 	}
-	var c driver.Connector
-	switch d {
-	case eventfold.Postgres:
-		c, err = stdlib.GetDefaultDriver().(driver.DriverContext).OpenConnector(dsn)
-	case eventfold.MySQL:
-		var cfg *gomysql.Config
-		if cfg, err = MySQLConfig(dsn); err == nil {
-			c, err = gomysql.NewConnector(cfg)
-		}
-	case eventfold.SQLite:
-		c, err = sqliteConnector(dsn)
-	case eventfold.SQLServer:
-		if err := checkSQLServerURL(SQLServerDSN(dsn)); err != nil {
-			return nil, "", err
-		}
-		c, err = mssql.NewConnector(SQLServerDSN(dsn))
-	}
+	e, err := lookup(d)
 	if err != nil {
+		return nil, "", err
+	}
+	c, err := e.Connector(dsn)
+	if err != nil {
+		var invalid *eventfold.ValidationError
+		if errors.As(err, &invalid) {
+			return nil, "", err // says what to fix, and never holds the password
+		}
 		return nil, "", fmt.Errorf("sqldriver: open %s: %s", Redact(dsn), Scrub(err.Error(), dsn))
 	}
 	return c, d, nil
+}
+
+// ErrNotRegistered is matched (errors.Is) by the error of Open, Connector
+// and New for a dialect whose package the program does not import. Each
+// database/sql driver is linked only into programs that ask for it, by
+// importing its package for its side effect:
+//
+//	import _ "github.com/eventfold/eventfold/sqldriver/sqlitedriver"   // sqlite://
+//	import _ "github.com/eventfold/eventfold/sqldriver/postgresdriver" // postgres:// (pgx's database/sql driver)
+//	import _ "github.com/eventfold/eventfold/sqldriver/mysqldriver"    // mysql:// (MySQL 8, MariaDB)
+//	import _ "github.com/eventfold/eventfold/sqldriver/mssqldriver"    // sqlserver://
+//	import _ "github.com/eventfold/eventfold/sqldriver/all"            // every one (CLIs such as esctl)
+var ErrNotRegistered = errors.New("sqldriver: dialect not registered")
+
+// driverPackages names the package that registers each dialect, for the
+// message that tells a user which import is missing.
+var driverPackages = map[eventfold.Dialect]string{
+	eventfold.SQLite:    "github.com/eventfold/eventfold/sqldriver/sqlitedriver",
+	eventfold.Postgres:  "github.com/eventfold/eventfold/sqldriver/postgresdriver",
+	eventfold.MySQL:     "github.com/eventfold/eventfold/sqldriver/mysqldriver",
+	eventfold.SQLServer: "github.com/eventfold/eventfold/sqldriver/mssqldriver",
+}
+
+func lookup(d eventfold.Dialect) (registry.Entry, error) {
+	if e, ok := registry.Lookup(d); ok {
+		return e, nil
+	}
+	pkg, known := driverPackages[d]
+	if !known {
+		return registry.Entry{}, fmt.Errorf("sqldriver: %w", errUnknown(d))
+	}
+	return registry.Entry{}, fmt.Errorf("%w: this program has no %s driver: add import _ %q (or .../sqldriver/all)", ErrNotRegistered, d, pkg)
 }
 
 // SQLServerDSN rewrites the scheme of an eventfold SQL Server DSN to the
@@ -132,55 +154,10 @@ func SQLServerDSN(dsn string) string {
 	return "sqlserver://" + rest
 }
 
-// checkSQLServerURL refuses the one URL shape that go-mssqldb accepts but
-// reads differently from every other eventfold DSN: a path with a port.
-// go-mssqldb takes the path as an instance name and ignores it when a port
-// is given, so sqlserver://u:p@db:1433/app would connect to the login's
-// default database (often master) and migrate that, without a word.
-func checkSQLServerURL(dsn string) error {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return nil // go-mssqldb reports it
-	}
-	path := strings.Trim(u.Path, "/")
-	if path != "" && u.Port() != "" && u.Query().Get("database") == "" {
-		return &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf(
-			"%s: in a sqlserver:// URL the path (%q) is an instance name, which is ignored when a port is given; name the database with ?database=%s",
-			Redact(dsn), path, url.QueryEscape(path))}
-	}
-	return nil
-}
-
-// sqliteConnector opens sqlite://PATH with WAL, synchronous=NORMAL, a busy
-// timeout, foreign keys and BEGIN IMMEDIATE for every transaction.
-func sqliteConnector(dsn string) (driver.Connector, error) {
-	path, query, err := splitSQLite(dsn)
-	if err != nil {
-		return nil, err
-	}
-	params := url.Values{}
-	params.Add("_pragma", "busy_timeout(10000)")
-	params.Add("_pragma", "journal_mode(WAL)")
-	params.Add("_pragma", "synchronous(NORMAL)")
-	params.Add("_pragma", "foreign_keys(1)")
-	params.Set("_txlock", "immediate")
-	params.Set("_time_format", "sqlite")
-	extra, err := url.ParseQuery(query)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite DSN parameters: %v", err)
-	}
-	for k, vs := range extra {
-		for _, v := range vs {
-			params.Add(k, v)
-		}
-	}
-	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + path + "?" + params.Encode()}, nil
-}
-
 // SQLitePath returns the file a sqlite:// DSN names ("" for an in-memory
 // database), so that a caller can tell whether opening it would create it.
 func SQLitePath(dsn string) (string, error) {
-	path, query, err := splitSQLite(dsn)
+	path, query, err := registry.SplitSQLite(dsn)
 	if err != nil {
 		return "", err
 	}
@@ -188,69 +165,4 @@ func SQLitePath(dsn string) (string, error) {
 		return "", nil
 	}
 	return path, nil
-}
-
-// splitSQLite splits sqlite://PATH?PARAMS. A "file:" before the path (the
-// form SQLite's own URIs take) is dropped: modernc would otherwise create a
-// file literally named "file:x.db".
-func splitSQLite(dsn string) (path, query string, err error) {
-	path = dsn[strings.Index(dsn, "://")+3:]
-	if i := strings.IndexByte(path, '?'); i >= 0 {
-		path, query = path[:i], path[i+1:]
-	}
-	path = strings.TrimPrefix(path, "file:")
-	if path == "" {
-		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: "sqlite DSN has no file path (want sqlite://PATH)"}
-	}
-	return path, query, nil
-}
-
-// dsnConnector adapts a driver without a connector of its own.
-type dsnConnector struct {
-	drv driver.Driver
-	dsn string
-}
-
-func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
-
-// MySQLConfig turns mysql://user:pass@host:port/db?params into the
-// go-sql-driver configuration eventfold uses: UTC both ways, parseTime,
-// client-side argument interpolation.
-func MySQLConfig(dsn string) (*gomysql.Config, error) {
-	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme != "mysql" {
-		return nil, fmt.Errorf("not a mysql:// URL")
-	}
-	// The query string carries go-sql-driver's own options (tls, timeout,
-	// charset, ...) as well as system variables: let the driver tell them
-	// apart, as it does for its native DSNs. The address goes along so that
-	// tls=true verifies the right host name; the credentials are set below,
-	// never parsed from text.
-	addr := u.Host
-	if u.Port() == "" {
-		addr = net.JoinHostPort(u.Hostname(), "3306")
-	}
-	cfg, err := gomysql.ParseDSN("tcp(" + addr + ")/?" + u.RawQuery)
-	if err != nil {
-		return nil, fmt.Errorf("mysql DSN parameters: %v", err)
-	}
-	if u.User != nil {
-		cfg.User = u.User.Username()
-		cfg.Passwd, _ = u.User.Password()
-	}
-	cfg.DBName = strings.TrimPrefix(u.Path, "/")
-	cfg.ParseTime = true
-	// Interpolate arguments client-side: without it every statement with
-	// arguments is prepare + execute + close, three round trips. Safe with
-	// the utf8mb4 connection character set the driver uses.
-	cfg.InterpolateParams = true
-	cfg.Loc = time.UTC
-	if cfg.Params == nil {
-		cfg.Params = map[string]string{}
-	}
-	// Always UTC: NOW(6) in checkpoints and leases must mean the same
-	// instant in every session, whatever the DSN asks for.
-	cfg.Params["time_zone"] = "'+00:00'"
-	return cfg, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/esctl"
 	"github.com/eventfold/eventfold/sqldriver"
+	"github.com/eventfold/eventfold/sqldriver/mysqldriver"
 )
 
 // secretPieces are parts of the test passwords; none may ever be printed.
@@ -95,7 +96,7 @@ func TestEncodedPasswordNeverPrinted(t *testing.T) {
 			t.Run(scheme+"/"+name, func(t *testing.T) {
 				dsn := serverDSN(scheme, url.UserPassword("user", pw).String())
 				if scheme == "mysql" {
-					cfg, err := sqldriver.MySQLConfig(dsn)
+					cfg, err := mysqldriver.Config(dsn)
 					require.NoError(t, err)
 					require.Equal(t, pw, cfg.Passwd, "the driver gets the decoded password")
 				}

@@ -3,11 +3,12 @@ package sqldriver_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"path/filepath"
 	"testing"
 
 	"github.com/google/uuid"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/sqldriver"
@@ -20,29 +21,22 @@ import (
 func TestSQLiteOpsAppendOutsideTxIsAtomic(t *testing.T) {
 	ctx := context.Background()
 	d, err := sqldriver.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "ef.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer d.Close()
 	store := eventfold.New(d, nil)
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, store.Migrate(ctx))
 	first, err := store.Append(ctx, "s", eventfold.NoStream, eventfold.EventData{Type: "T", Data: json.RawMessage(`{}`)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	events := []eventfold.EventData{
 		{ID: uuid.NewString(), Type: "T", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{}`)},
 		{ID: first[0].ID, Type: "T", Data: json.RawMessage(`{}`), Metadata: json.RawMessage(`{}`)},
 	}
-	if _, err := d.Ops().Append(ctx, "s", eventfold.Exact(1), events); !errors.Is(err, eventfold.ErrDuplicateEventID) {
-		t.Fatalf("append with a duplicate id: %v", err)
-	}
-	if v, err := store.StreamVersion(ctx, "s"); err != nil || v != 1 {
-		t.Fatalf("stream version after a failed append: %d, %v; want 1", v, err)
-	}
-	if evs, err := store.ReadStream(ctx, "s", eventfold.ReadStreamOptions{}); err != nil || len(evs) != 1 {
-		t.Fatalf("stream after a failed append: %d events, %v; want 1", len(evs), err)
-	}
+	_, err = d.Ops().Append(ctx, "s", eventfold.Exact(1), events)
+	require.ErrorIs(t, err, eventfold.ErrDuplicateEventID, "append with a duplicate id")
+	v, err := store.StreamVersion(ctx, "s")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), v, "stream version after a failed append")
+	evs, err := store.ReadStream(ctx, "s", eventfold.ReadStreamOptions{})
+	require.NoError(t, err)
+	require.Len(t, evs, 1, "stream after a failed append")
 }

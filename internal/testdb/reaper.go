@@ -44,7 +44,7 @@ const (
 
 var (
 	session     string    // this process's session id, once prepared
-	reaperStdin io.Closer // write end of the reaper's pipe; never closed by hand
+	reaperStdin io.Closer //nolint:unused // write end of the reaper's pipe, held so that only this process's exit closes it
 	sessionErr  error     // why the session could not be prepared
 )
 

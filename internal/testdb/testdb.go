@@ -25,6 +25,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/sqldriver"
+	_ "github.com/eventfold/eventfold/sqldriver/all" // tests run on every dialect
 )
 
 // Dialects lists every dialect, SQLite first.

@@ -17,7 +17,7 @@ import (
 	"github.com/eventfold/eventfold"
 	mysqlops "github.com/eventfold/eventfold/internal/dialect/mysql"
 	"github.com/eventfold/eventfold/internal/testdb"
-	"github.com/eventfold/eventfold/sqldriver"
+	"github.com/eventfold/eventfold/sqldriver/mysqldriver"
 )
 
 // serverConfig returns the server to test on: EVENTFOLD_MYSQL_DSN (eventfold
@@ -27,7 +27,7 @@ import (
 // needs CREATE and DROP.
 func serverConfig(t *testing.T) *mysql.Config {
 	t.Helper()
-	cfg, err := sqldriver.MySQLConfig(testdb.ServerDSN(t, eventfold.MySQL))
+	cfg, err := mysqldriver.Config(testdb.ServerDSN(t, eventfold.MySQL))
 	require.NoError(t, err, "parse EVENTFOLD_MYSQL_DSN")
 	// What package sqldriver sets: times in UTC both ways.
 	cfg.ParseTime = true
