@@ -238,13 +238,16 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = c.serve(r.Context())
 	}
-	if r.Context().Err() != nil {
-		err = nil // the client left
-	}
 	if gone != nil {
-		gone(err)
+		if errors.Is(err, context.Canceled) {
+			gone(nil) // the client left
+		} else {
+			// A failed write: the server drops the client (the request's
+			// ctx may be cancelled by now too, because of that failure).
+			gone(err)
+		}
 	}
-	if err != nil {
+	if err != nil && r.Context().Err() == nil {
 		h.cfg.Logger.Info("sse: client dropped", "remote", r.RemoteAddr, "err", err)
 	}
 }
