@@ -40,6 +40,11 @@ type Config struct {
 	// NoCommitMarkers turns the orchestrator's commit markers off (see
 	// orchestrator.Config.NoCommitMarkers), to measure what they cost.
 	NoCommitMarkers bool
+	// Observer, when set, also measures each dispatch mode with it as the
+	// orchestrator's Observer (mode name + "-observed"), right after the
+	// same mode without, and reports the ratio: what tracing and metrics
+	// cost (esctl bench --otel).
+	Observer orchestrator.Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -117,16 +122,28 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		}
 	}
 
-	modes := []bool{false}
-	if cfg.GroupCommit {
-		modes = append(modes, true)
+	type dispatchMode struct{ group, observed bool }
+	var modes []dispatchMode
+	for _, group := range []bool{false, true} {
+		if group && !cfg.GroupCommit {
+			continue
+		}
+		modes = append(modes, dispatchMode{group: group})
+		if cfg.Observer != nil {
+			modes = append(modes, dispatchMode{group: group, observed: true})
+		}
 	}
-	for _, group := range modes {
+	for _, dm := range modes {
+		group := dm.group
 		mode := "dispatch"
 		if group {
 			mode = "dispatch-group-commit"
 		}
 		ocfg := &orchestrator.Config{NoCommitMarkers: cfg.NoCommitMarkers}
+		if dm.observed {
+			mode += "-observed"
+			ocfg.Observer = cfg.Observer
+		}
 		if group {
 			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch}
 		}
@@ -142,18 +159,25 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 				_, err := tx.Exec(ctx, q, args...)
 				return err
 			}, sqls, ocfg)
-			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1], cfg.EventsPerCommand), pool.Close
+			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1]+strconv.FormatBool(dm.observed)[:1], cfg.EventsPerCommand), pool.Close
 		} else {
 			o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 				_, err := tx.ExecContext(ctx, q, args...)
 				return err
 			}, sqls, ocfg)
-			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1], cfg.EventsPerCommand), func() {}
+			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1]+strconv.FormatBool(dm.observed)[:1], cfg.EventsPerCommand), func() {}
 		}
 		err := measure(mode, fn)
 		closeFn()
 		if err != nil {
 			return nil, err
+		}
+	}
+	for _, r := range rep.Results {
+		if plain, ok := strings.CutSuffix(r.Mode, "-observed"); ok {
+			if b := rep.find(plain); b != nil && b.CommandsPerSecond > 0 {
+				rep.Ratios[r.Mode+"/"+plain] = r.CommandsPerSecond / b.CommandsPerSecond
+			}
 		}
 	}
 	for _, base := range []string{"raw", "raw-same-sql"} {

@@ -21,6 +21,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/otelfold"
 )
 
@@ -169,3 +170,38 @@ func (env *Env) startReplay(ctx context.Context, page []eventfold.Event) (contex
 	}
 	return env.telemetry.Inst.StartReplay(ctx, page)
 }
+
+// benchObserver returns the instrumentation bench --otel measures: the
+// pipeline of --metrics-addr/OTEL_* when one runs, else a private one that
+// samples every span and hands it to a batch processor whose exporter
+// discards it (the SDK's full cost, no network), with metrics aggregated
+// in a Prometheus registry nobody scrapes.
+func (env *Env) benchObserver() (orchestrator.Observer, func(), error) {
+	if env.telemetry != nil {
+		return env.telemetry.Inst, func() {}, nil
+	}
+	reg := prometheus.NewRegistry()
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg))
+	if err != nil {
+		return nil, nil, err
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(prom))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardExporter{}))
+	inst, err := otelfold.New(&otelfold.Config{TracerProvider: tp, MeterProvider: mp})
+	if err != nil {
+		return nil, nil, err
+	}
+	return inst, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(ctx)
+		_ = mp.Shutdown(ctx)
+	}, nil
+}
+
+// discardExporter drops spans: bench measures recording and batching, not
+// a collector.
+type discardExporter struct{}
+
+func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardExporter) Shutdown(context.Context) error                             { return nil }
