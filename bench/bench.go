@@ -133,45 +133,78 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			modes = append(modes, dispatchMode{group: group, observed: true})
 		}
 	}
-	for _, dm := range modes {
+	// build returns the dispatch op of one mode and what closes it.
+	build := func(dm dispatchMode, mode string) (op, func(), error) {
 		group := dm.group
-		mode := "dispatch"
-		if group {
-			mode = "dispatch-group-commit"
-		}
 		ocfg := &orchestrator.Config{NoCommitMarkers: cfg.NoCommitMarkers}
 		if dm.observed {
-			mode += "-observed"
 			ocfg.Observer = cfg.Observer
 		}
 		if group {
 			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch}
 		}
-		var fn op
-		var closeFn func()
+		prefix := run + mode[:1] + strconv.FormatBool(group)[:1] + strconv.FormatBool(dm.observed)[:1] + mode[len(mode)-1:]
 		if d == eventfold.Postgres {
 			pool, err := pgxpool.New(ctx, withPoolSize(cfg.DSN, cfg.Concurrency+4))
 			if err != nil {
-				return nil, fmt.Errorf("bench: connect: %w", err)
+				return nil, nil, fmt.Errorf("bench: connect: %w", err)
 			}
 			store := eventfold.New[pgx.Tx](pgxdriver.New(pool), nil)
 			o := newOrchestrator(store, func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
 				_, err := tx.Exec(ctx, q, args...)
 				return err
 			}, sqls, ocfg)
-			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1]+strconv.FormatBool(dm.observed)[:1], cfg.EventsPerCommand), pool.Close
-		} else {
-			o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
-				_, err := tx.ExecContext(ctx, q, args...)
-				return err
-			}, sqls, ocfg)
-			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1]+strconv.FormatBool(dm.observed)[:1], cfg.EventsPerCommand), func() {}
+			return dispatchOp(o, prefix, cfg.EventsPerCommand), pool.Close, nil
 		}
-		err := measure(mode, fn)
+		o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+			_, err := tx.ExecContext(ctx, q, args...)
+			return err
+		}, sqls, ocfg)
+		return dispatchOp(o, prefix, cfg.EventsPerCommand), func() {}, nil
+	}
+	for _, dm := range modes {
+		mode := "dispatch"
+		if dm.group {
+			mode = "dispatch-group-commit"
+		}
+		if dm.observed {
+			mode += "-observed"
+		}
+		fn, closeFn, err := build(dm, mode)
+		if err != nil {
+			return nil, err
+		}
+		err = measure(mode, fn)
 		closeFn()
 		if err != nil {
 			return nil, err
 		}
+	}
+	if cfg.Observer != nil {
+		// The machine's noise moves more between two modes run one after
+		// the other than instrumentation costs; run both at once, each
+		// client alternating plain and observed commands, and compare mean
+		// latencies: at a fixed number of clients, throughput is their
+		// inverse.
+		plain, closePlain, err := build(dispatchMode{}, "interleaved-p")
+		if err != nil {
+			return nil, err
+		}
+		observed, closeObserved, err := build(dispatchMode{observed: true}, "interleaved-o")
+		if err != nil {
+			closePlain()
+			return nil, err
+		}
+		meanPlain, meanObserved, err := interleave(ctx, cfg.Concurrency, cfg.Duration, plain, observed)
+		closePlain()
+		closeObserved()
+		if err != nil {
+			return nil, err
+		}
+		if meanObserved > 0 {
+			rep.Ratios["dispatch-observed/dispatch (interleaved)"] = float64(meanPlain) / float64(meanObserved)
+		}
+		fmt.Fprintf(progress, "interleaved: mean latency plain %s, observed %s\n", meanPlain, meanObserved)
 	}
 	for _, r := range rep.Results {
 		if plain, ok := strings.CutSuffix(r.Mode, "-observed"); ok {

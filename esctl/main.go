@@ -51,7 +51,8 @@ type Options struct {
 	// Commands adds subcommands, or replaces built-in ones of the same name
 	// (for example "bench").
 	Commands []Command
-	// Getenv reads EVENTFOLD_DSN. Defaults to os.Getenv.
+	// Getenv reads EVENTFOLD_DSN, EVENTFOLD_METRICS_ADDR and the OTEL_*
+	// variables. Defaults to os.Getenv.
 	Getenv func(string) string
 
 	hooks *testHooks // failure injection for tests of resumable work

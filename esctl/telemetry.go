@@ -128,7 +128,11 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 // startTelemetry turns the pipeline on for this run of Main, serving
 // /metrics on addr when given; stop flushes it.
 func (env *Env) startTelemetry(ctx context.Context, addr string) (stop func(), err error) {
-	t, err := StartTelemetry(ctx, env.opts.Getenv)
+	start := StartTelemetry
+	if env.opts.hooks != nil && env.opts.hooks.telemetry != nil {
+		start = env.opts.hooks.telemetry
+	}
+	t, err := start(ctx, env.opts.Getenv)
 	if err != nil {
 		return nil, err
 	}
