@@ -90,9 +90,14 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	rep := &Report{Ratios: map[string]float64{}}
 	measure := func(mode string, fn op) error {
 		resetPeakRSS()
+		cpu := processCPU()
 		lat, errs, firstErr, elapsed := runLoad(ctx, cfg.Concurrency, cfg.Duration, fn)
+		cpu = processCPU() - cpu
 		r := summarize(mode, lat, errs, elapsed, cfg.EventsPerCommand)
 		r.Dialect, r.Concurrency, r.PeakRSSBytes = string(d), cfg.Concurrency, peakRSS()
+		if r.Commands > 0 {
+			r.CPUMicrosPerCommand = float64(cpu.Microseconds()) / float64(r.Commands)
+		}
 		if r.Commands == 0 && firstErr != nil {
 			return fmt.Errorf("bench: %s: every command failed: %w", mode, firstErr)
 		}

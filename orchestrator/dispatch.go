@@ -193,7 +193,10 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 		}
 	}
 	done = true
-	_, endCommit := o.step(ctx, Step{Kind: "commit", Name: cmd.Name, Batch: 1})
+	endCommit := noEnd
+	if o.cfg.Observer != nil {
+		_, endCommit = o.step(ctx, Step{Kind: "commit", Name: cmd.Name, Batch: 1})
+	}
 	err = drv.Commit(ctx, tx)
 	endCommit(err)
 	if err != nil {
