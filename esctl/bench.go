@@ -66,7 +66,8 @@ Write into a scratch database: bench adds tables and events.`,
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
 	rate := fs.Int("rate", 1000, "commands/s of the delivery workload")
 	poll := fs.Duration("poll", 10*time.Millisecond, "subscribers' poll interval (delivery and subscribers workloads)")
-	withOtel := fs.Bool("otel", false, "also measure dispatch with OpenTelemetry tracing (every span sampled) and metrics on, and print the ratio")
+	withOtel := fs.Bool("otel", false, "also measure dispatch with OpenTelemetry tracing and metrics on, and print the ratio")
+	otelSample := fs.Float64("otel-sample", 1, "with --otel: the share of traces sampled (0..1)")
 	if err := env.parse(fs, dsn, args); err != nil {
 		return err
 	}
@@ -106,7 +107,10 @@ Write into a scratch database: bench adds tables and events.`,
 		bcfg := bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
 			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers}
 		if *withOtel {
-			obs, stop, err := env.benchObserver()
+			if *otelSample < 0 || *otelSample > 1 {
+				return usagef("bench: --otel-sample must be 0..1, not %g", *otelSample)
+			}
+			obs, stop, err := env.benchObserver(*otelSample)
 			if err != nil {
 				return err
 			}

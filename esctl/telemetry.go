@@ -177,10 +177,10 @@ func (env *Env) startReplay(ctx context.Context, page []eventfold.Event) (contex
 
 // benchObserver returns the instrumentation bench --otel measures: the
 // pipeline of --metrics-addr/OTEL_* when one runs, else a private one that
-// samples every span and hands it to a batch processor whose exporter
-// discards it (the SDK's full cost, no network), with metrics aggregated
+// samples that share of traces and hands their spans to a batch processor
+// whose exporter discards them (the SDK's full cost, no network), with metrics aggregated
 // in a Prometheus registry nobody scrapes.
-func (env *Env) benchObserver() (orchestrator.Observer, func(), error) {
+func (env *Env) benchObserver(sample float64) (orchestrator.Observer, func(), error) {
 	if env.telemetry != nil {
 		return env.telemetry.Inst, func() {}, nil
 	}
@@ -190,7 +190,7 @@ func (env *Env) benchObserver() (orchestrator.Observer, func(), error) {
 		return nil, nil, err
 	}
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(prom))
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discardExporter{}))
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sample))), sdktrace.WithBatcher(discardExporter{}))
 	inst, err := otelfold.New(&otelfold.Config{TracerProvider: tp, MeterProvider: mp})
 	if err != nil {
 		return nil, nil, err
