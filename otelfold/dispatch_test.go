@@ -126,3 +126,19 @@ func TestRetriedCommandSpans(t *testing.T) {
 	require.Equal(t, int64(1), b.sum(t, "eventfold.dispatch.retries", et))
 	require.Equal(t, int64(1), b.sum(t, "eventfold.dispatch.conflicts", et))
 }
+
+// TestDuplicateCommandOutcome: an idempotent replay is outcome
+// "duplicate" and appends nothing to the events counter.
+func TestDuplicateCommandOutcome(t *testing.T) {
+	b := setup(t, eventfold.SQLite, nil)
+	for range 2 {
+		_, err := b.o.Dispatch(b.ctx, orchestrator.Command{Name: "Touch", Payload: touch{Stream: "d"},
+			Envelope: orchestrator.Envelope{ID: "cmd-1"}})
+		require.NoError(t, err)
+	}
+	require.Equal(t, int64(1), b.sum(t, "eventfold.dispatch.duration", attribute.String("eventfold.dispatch.outcome", "duplicate")))
+	require.Equal(t, int64(1), b.sum(t, "eventfold.events.appended"))
+	for _, s := range b.byName("dispatch Touch") {
+		require.Equal(t, "cmd-1", attrs(s)[otelfold.AttrCommandID].AsString())
+	}
+}
