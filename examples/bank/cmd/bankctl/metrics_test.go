@@ -82,6 +82,14 @@ func TestServeMetricsEndpoint(t *testing.T) {
 				resp.Body.Close()
 				require.Equal(t, http.StatusCreated, resp.StatusCode, "%s", b)
 			}
+			// PostgreSQL: the head (and so the lag) waits for other
+			// transactions of the shared cluster that hold the horizon back.
+			last, err := store.LastPosition(ctx)
+			require.NoError(t, err)
+			wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+			defer wcancel()
+			_, err = store.WaitHead(wctx, last)
+			require.NoError(t, err)
 			resp, err := http.Get(metricsURL)
 			require.NoError(t, err)
 			b, err := io.ReadAll(resp.Body)
