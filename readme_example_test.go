@@ -14,14 +14,22 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	oteltrace "go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
 	"github.com/eventfold/eventfold/listener/httpapi"
 	"github.com/eventfold/eventfold/listener/sse"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/otelfold"
 	"github.com/eventfold/eventfold/sqldriver"
 	_ "github.com/eventfold/eventfold/sqldriver/sqlitedriver" // links SQLite, and only SQLite
 )
@@ -239,4 +247,129 @@ func Example_push() {
 	// POST: 201 Created
 	// subscriber: account-7
 	// sse: true
+}
+
+// observe runs the README's "Observability" snippet: the push wiring of
+// the previous snippet, instrumented.
+func observe(ctx context.Context, store *eventfold.Store[*sql.Tx], welcome func(eventfold.Event) error) (http.Handler, error) {
+	// README:begin otel
+	// After your SDK setup (otel.SetTracerProvider, otel.SetMeterProvider):
+	inst, err := otelfold.New(nil) // implements the Observer of orchestrator, listener and sse
+	if err != nil {
+		return nil, err
+	}
+	o := orchestrator.New(store, &orchestrator.Config{Observer: inst})
+	registerAccounts(o)
+	sub, err := listener.New(store, "welcome-emails", func(ctx context.Context, ev eventfold.Event) error {
+		return welcome(ev) // ctx continues the trace of the command that appended ev
+	}, &listener.Options{Observer: inst})
+	if err != nil {
+		return nil, err
+	}
+	go sub.Run(ctx)
+	events := sse.New(store, &sse.Config{Observer: inst})
+	go events.Run(ctx)
+	if _, err := otelfold.ObserveLag(inst, store); err != nil { // the subscription lag gauge
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /events", inst.HTTP(events))
+	mux.Handle("POST /commands/{name}", inst.HTTP(httpapi.New(o, nil))) // continues the client's traceparent
+	// README:end
+	return mux, nil
+}
+
+// The README's "Observability" snippet and its example trace: a POST, its
+// dispatch with its steps, and the subscriber's span, in one trace.
+func Example_observability() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, _ := os.MkdirTemp("", "eventfold-readme")
+	defer os.RemoveAll(dir)
+	drv, err := sqldriver.Open(ctx, "sqlite://"+filepath.Join(dir, "app.db"))
+	if err != nil {
+		panic(err)
+	}
+	store := eventfold.New(drv, nil)
+	defer store.Close()
+	defer time.Sleep(100 * time.Millisecond)
+	defer cancel()
+	if err := store.Migrate(ctx); err != nil {
+		panic(err)
+	}
+	if _, err := drv.DB().ExecContext(ctx, `CREATE TABLE accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL, version INTEGER NOT NULL)`); err != nil {
+		panic(err)
+	}
+	spans := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans))
+	defer tp.Shutdown(ctx)
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(tracenoop.NewTracerProvider())
+	welcomed := make(chan struct{}, 1)
+	mux, err := observe(ctx, store, func(eventfold.Event) error { welcomed <- struct{}{}; return nil })
+	if err != nil {
+		panic(err)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	resp, err := http.Post(srv.URL+"/commands/OpenAccount", "application/json", strings.NewReader(`{"account":"7","balance":5}`))
+	if err != nil {
+		panic(err)
+	}
+	resp.Body.Close()
+	<-welcomed
+	for len(spans.Ended()) < 7 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	printTrace(spans.Ended())
+	// Output:
+	// POST /commands/{name}  http.response.status_code=201
+	//   dispatch OpenAccount  eventfold.dispatch.outcome=committed eventfold.dispatch.attempts=1 eventfold.dispatch.batch_size=1 eventfold.event.count=1
+	//     handle OpenAccount
+	//     append  eventfold.stream=account-7 eventfold.event.type=AccountOpened eventfold.event.count=1 eventfold.expected_version=no-stream
+	//       process welcome-emails  eventfold.stream=account-7 eventfold.event.type=AccountOpened
+	//     reduce github.com/eventfold/eventfold_test.registerAccounts.func3  eventfold.event.type=AccountOpened eventfold.event.count=1
+	//     commit  eventfold.dispatch.batch_size=1
+}
+
+// printTrace prints spans as a tree, children in start order, with a few
+// attributes.
+func printTrace(spans []sdktrace.ReadOnlySpan) {
+	show := map[string]bool{"http.response.status_code": true, "eventfold.dispatch.outcome": true, "eventfold.dispatch.attempts": true,
+		"eventfold.dispatch.batch_size": true, "eventfold.stream": true, "eventfold.event.count": true, "eventfold.expected_version": true, "eventfold.event.type": true}
+	children := map[oteltrace.SpanID][]sdktrace.ReadOnlySpan{}
+	ids := map[oteltrace.SpanID]bool{}
+	for _, s := range spans {
+		ids[s.SpanContext().SpanID()] = true
+	}
+	var roots []sdktrace.ReadOnlySpan
+	for _, s := range spans {
+		if p := s.Parent().SpanID(); ids[p] {
+			children[p] = append(children[p], s)
+		} else {
+			roots = append(roots, s)
+		}
+	}
+	var walk func(s sdktrace.ReadOnlySpan, depth int)
+	walk = func(s sdktrace.ReadOnlySpan, depth int) {
+		line := strings.Repeat("  ", depth) + s.Name()
+		var kv []string
+		for _, a := range s.Attributes() {
+			if show[string(a.Key)] {
+				kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+			}
+		}
+		if len(kv) > 0 {
+			line += "  " + strings.Join(kv, " ")
+		}
+		fmt.Println(line)
+		kids := children[s.SpanContext().SpanID()]
+		sort.Slice(kids, func(i, j int) bool { return kids[i].StartTime().Before(kids[j].StartTime()) })
+		for _, k := range kids {
+			walk(k, depth+1)
+		}
+	}
+	for _, r := range roots {
+		walk(r, 0)
+	}
 }

@@ -53,7 +53,7 @@ func exampleRegions(t *testing.T) map[string]string {
 // output, and every region is in the README: a snippet cannot drift.
 func TestREADMESnippets(t *testing.T) {
 	regions := exampleRegions(t)
-	require.Len(t, regions, 3)
+	require.Len(t, regions, 4)
 	blocks := readmeBlocks(t, "go")
 	seen := map[string]bool{}
 	for _, blk := range blocks {

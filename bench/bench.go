@@ -40,6 +40,11 @@ type Config struct {
 	// NoCommitMarkers turns the orchestrator's commit markers off (see
 	// orchestrator.Config.NoCommitMarkers), to measure what they cost.
 	NoCommitMarkers bool
+	// Observer, when set, also measures each dispatch mode with it as the
+	// orchestrator's Observer (mode name + "-observed"), right after the
+	// same mode without, and reports the ratio: what tracing and metrics
+	// cost (esctl bench --otel).
+	Observer orchestrator.Observer
 }
 
 func (c Config) withDefaults() Config {
@@ -85,9 +90,14 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	rep := &Report{Ratios: map[string]float64{}}
 	measure := func(mode string, fn op) error {
 		resetPeakRSS()
+		cpu := processCPU()
 		lat, errs, elapsed, firstErr := runLoad(ctx, cfg.Concurrency, cfg.Duration, fn)
+		cpu = processCPU() - cpu
 		r := summarize(mode, lat, errs, elapsed, cfg.EventsPerCommand)
 		r.Dialect, r.Concurrency, r.PeakRSSBytes = string(d), cfg.Concurrency, peakRSS()
+		if r.Commands > 0 {
+			r.CPUMicrosPerCommand = float64(cpu.Microseconds()) / float64(r.Commands)
+		}
 		if r.Commands == 0 && firstErr != nil {
 			return fmt.Errorf("bench: %s: every command failed: %w", mode, firstErr)
 		}
@@ -117,43 +127,95 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		}
 	}
 
-	modes := []bool{false}
-	if cfg.GroupCommit {
-		modes = append(modes, true)
-	}
-	for _, group := range modes {
-		mode := "dispatch"
-		if group {
-			mode = "dispatch-group-commit"
+	type dispatchMode struct{ group, observed bool }
+	var modes []dispatchMode
+	for _, group := range []bool{false, true} {
+		if group && !cfg.GroupCommit {
+			continue
 		}
+		modes = append(modes, dispatchMode{group: group})
+		if cfg.Observer != nil {
+			modes = append(modes, dispatchMode{group: group, observed: true})
+		}
+	}
+	// build returns the dispatch op of one mode and what closes it.
+	build := func(dm dispatchMode, mode string) (op, func(), error) {
+		group := dm.group
 		ocfg := &orchestrator.Config{NoCommitMarkers: cfg.NoCommitMarkers}
+		if dm.observed {
+			ocfg.Observer = cfg.Observer
+		}
 		if group {
 			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch}
 		}
-		var fn op
-		var closeFn func()
+		prefix := run + mode[:1] + strconv.FormatBool(group)[:1] + strconv.FormatBool(dm.observed)[:1] + mode[len(mode)-1:]
 		if d == eventfold.Postgres {
 			pool, err := pgxpool.New(ctx, withPoolSize(cfg.DSN, cfg.Concurrency+4))
 			if err != nil {
-				return nil, fmt.Errorf("bench: connect: %w", err)
+				return nil, nil, fmt.Errorf("bench: connect: %w", err)
 			}
 			store := eventfold.New[pgx.Tx](pgxdriver.New(pool), nil)
 			o := newOrchestrator(store, func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
 				_, err := tx.Exec(ctx, q, args...)
 				return err
 			}, sqls, ocfg)
-			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1], cfg.EventsPerCommand), pool.Close
-		} else {
-			o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
-				_, err := tx.ExecContext(ctx, q, args...)
-				return err
-			}, sqls, ocfg)
-			fn, closeFn = dispatchOp(o, run+mode[:1]+strconv.FormatBool(group)[:1], cfg.EventsPerCommand), func() {}
+			return dispatchOp(o, prefix, cfg.EventsPerCommand), pool.Close, nil
 		}
-		err := measure(mode, fn)
+		o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+			_, err := tx.ExecContext(ctx, q, args...)
+			return err
+		}, sqls, ocfg)
+		return dispatchOp(o, prefix, cfg.EventsPerCommand), func() {}, nil
+	}
+	for _, dm := range modes {
+		mode := "dispatch"
+		if dm.group {
+			mode = "dispatch-group-commit"
+		}
+		if dm.observed {
+			mode += "-observed"
+		}
+		fn, closeFn, err := build(dm, mode)
+		if err != nil {
+			return nil, err
+		}
+		err = measure(mode, fn)
 		closeFn()
 		if err != nil {
 			return nil, err
+		}
+	}
+	if cfg.Observer != nil {
+		// The machine's noise moves more between two modes run one after
+		// the other than instrumentation costs; run both at once, each
+		// client alternating plain and observed commands, and compare mean
+		// latencies: at a fixed number of clients, throughput is their
+		// inverse.
+		plain, closePlain, err := build(dispatchMode{}, "interleaved-p")
+		if err != nil {
+			return nil, err
+		}
+		observed, closeObserved, err := build(dispatchMode{observed: true}, "interleaved-o")
+		if err != nil {
+			closePlain()
+			return nil, err
+		}
+		meanPlain, meanObserved, err := interleave(ctx, cfg.Concurrency, cfg.Duration, plain, observed)
+		closePlain()
+		closeObserved()
+		if err != nil {
+			return nil, err
+		}
+		if meanObserved > 0 {
+			rep.Ratios["dispatch-observed/dispatch (interleaved)"] = float64(meanPlain) / float64(meanObserved)
+		}
+		fmt.Fprintf(progress, "interleaved: mean latency plain %s, observed %s\n", meanPlain, meanObserved)
+	}
+	for _, r := range rep.Results {
+		if plain, ok := strings.CutSuffix(r.Mode, "-observed"); ok {
+			if b := rep.find(plain); b != nil && b.CommandsPerSecond > 0 {
+				rep.Ratios[r.Mode+"/"+plain] = r.CommandsPerSecond / b.CommandsPerSecond
+			}
 		}
 	}
 	for _, base := range []string{"raw", "raw-same-sql"} {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,4 +44,55 @@ func runLoad(ctx context.Context, concurrency int, d time.Duration, fn op) ([][]
 	}
 	wg.Wait()
 	return lat, errs.Load(), time.Since(start), firstErr
+}
+
+// interleave runs a and b from concurrency workers for d, each worker
+// alternating one command of each, and returns their mean latencies:
+// both see the same moment's load.
+func interleave(ctx context.Context, concurrency int, d time.Duration, a, b op) (meanA, meanB time.Duration, err error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var mu sync.Mutex
+	var sumA, sumB time.Duration
+	var nA, nB int64
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := range concurrency {
+		wg.Go(func() {
+			var sa, sb time.Duration
+			var na, nb int64
+			for seq := 0; ctx.Err() == nil; seq++ {
+				fn := a
+				if (seq+w)%2 == 1 {
+					fn = b
+				}
+				start := time.Now()
+				err := fn(ctx, w, seq)
+				el := time.Since(start)
+				if err != nil {
+					if ctx.Err() == nil {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+					}
+					continue
+				}
+				if (seq+w)%2 == 1 {
+					sb, nb = sb+el, nb+1
+				} else {
+					sa, na = sa+el, na+1
+				}
+			}
+			mu.Lock()
+			sumA, sumB, nA, nB = sumA+sa, sumB+sb, nA+na, nB+nb
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if nA == 0 || nB == 0 {
+		return 0, 0, fmt.Errorf("bench: interleaved: no command succeeded: %v", firstErr)
+	}
+	return sumA / time.Duration(nA), sumB / time.Duration(nB), nil
 }

@@ -27,6 +27,10 @@ type Result struct {
 	// PeakRSSBytes is the process's peak resident set during this mode
 	// (Linux; 0 elsewhere).
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
+	// CPUMicrosPerCommand is this process's CPU time (user + system)
+	// during the mode per command, in µs: the Go side's cost, which the
+	// machine's noise moves far less than throughput (Linux; 0 elsewhere).
+	CPUMicrosPerCommand float64 `json:"cpu_us_per_command"`
 }
 
 // summarize turns per-worker latencies into a Result.
@@ -81,6 +85,6 @@ func peakRSS() int64 {
 
 // String renders a result as one text line.
 func (r Result) String() string {
-	return fmt.Sprintf("%-27s %-9s c=%-3d %9.0f cmd/s %9.0f ev/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  errors %d  peak RSS %d MiB",
-		r.Mode, r.Dialect, r.Concurrency, r.CommandsPerSecond, r.EventsPerSecond, r.P50ms, r.P95ms, r.P99ms, r.Errors, r.PeakRSSBytes>>20)
+	return fmt.Sprintf("%-27s %-9s c=%-3d %9.0f cmd/s %9.0f ev/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  errors %d  peak RSS %d MiB  cpu %.0f µs/cmd",
+		r.Mode, r.Dialect, r.Concurrency, r.CommandsPerSecond, r.EventsPerSecond, r.P50ms, r.P95ms, r.P99ms, r.Errors, r.PeakRSSBytes>>20, r.CPUMicrosPerCommand)
 }

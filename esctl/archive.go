@@ -17,6 +17,8 @@ import (
 type testHooks struct {
 	// afterArchiveBatch runs after each committed deletion batch (1-based).
 	afterArchiveBatch func(batch int) error
+	// telemetry replaces StartTelemetry (a pipeline with a manual reader).
+	telemetry func(ctx context.Context, getenv func(string) string) (*Telemetry, error)
 }
 
 func runArchive(ctx context.Context, env *Env, args []string) error {

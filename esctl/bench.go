@@ -38,7 +38,9 @@ p50/p95/p99 latency. With --raw the same work runs as hand-written SQL on the
 bare driver in the same run (the baseline: compare ratios, not absolute
 numbers); --group-commit adds the orchestrator's group-commit mode. --replay N
 times rebuilding the read model from an N-event log (and N/2, to show memory
-stays flat). "delivery" measures the latency from commit to a live
+stays flat). --otel measures each dispatch mode again with OpenTelemetry on
+(every span sampled and exported to a discarding exporter, metrics into a
+reader), right after the mode without, and prints observed/plain. "delivery" measures the latency from commit to a live
 subscriber's handler (p50/p95/p99) at --rate commands/s, woken by NOTIFY
 (PostgreSQL only) and by polling every --poll. "subscribers" measures write
 throughput at --concurrency clients (16 unless given) with no subscriber and
@@ -64,6 +66,8 @@ Write into a scratch database: bench adds tables and events.`,
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
 	rate := fs.Int("rate", 1000, "commands/s of the delivery workload")
 	poll := fs.Duration("poll", 10*time.Millisecond, "subscribers' poll interval (delivery and subscribers workloads)")
+	withOtel := fs.Bool("otel", false, "also measure dispatch with OpenTelemetry tracing and metrics on, and print the ratio")
+	otelSample := fs.Float64("otel-sample", 1, "with --otel: the share of traces sampled (0..1)")
 	if err := env.parse(fs, dsn, args); err != nil {
 		return err
 	}
@@ -100,8 +104,20 @@ Write into a scratch database: bench adds tables and events.`,
 	if runs("dispatch") {
 		fmt.Fprintf(text, "dispatch workload on %s, %d client(s), %s per mode, %d event(s) per command\n",
 			env.scrub(target), *concurrency, *duration, *perCommand)
-		r, err := bench.Run(ctx, bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
-			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers}, text)
+		bcfg := bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
+			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers}
+		if *withOtel {
+			if *otelSample < 0 || *otelSample > 1 {
+				return usagef("bench: --otel-sample must be 0..1, not %g", *otelSample)
+			}
+			obs, stop, err := env.benchObserver(*otelSample)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			bcfg.Observer = obs
+		}
+		r, err := bench.Run(ctx, bcfg, text)
 		if err != nil {
 			return err
 		}

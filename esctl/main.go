@@ -53,7 +53,8 @@ type Options struct {
 	// Commands adds subcommands, or replaces built-in ones of the same name
 	// (for example "bench").
 	Commands []Command
-	// Getenv reads EVENTFOLD_DSN. Defaults to os.Getenv.
+	// Getenv reads EVENTFOLD_DSN, EVENTFOLD_METRICS_ADDR and the OTEL_*
+	// variables. Defaults to os.Getenv.
 	Getenv func(string) string
 
 	hooks *testHooks // failure injection for tests of resumable work
@@ -87,7 +88,16 @@ type Env struct {
 	// dsnGiven: the DSN came from the global --dsn flag, not from
 	// EVENTFOLD_DSN or the default (demo uses a scratch database otherwise).
 	dsnGiven bool
+	// telemetry is set when --metrics-addr or the OTEL_* variables turned
+	// OpenTelemetry on; see Telemetry.
+	telemetry *Telemetry
 }
+
+// Telemetry returns the OpenTelemetry pipeline that --metrics-addr,
+// EVENTFOLD_METRICS_ADDR or OTEL_EXPORTER_OTLP_* turned on, or nil. An
+// embedded command (a service's serve) hands its Inst to the
+// orchestrator, subscriptions and SSE.
+func (env *Env) Telemetry() *Telemetry { return env.telemetry }
 
 // UsageError reports bad flags or input; Main exits 2.
 type UsageError struct{ Msg string }
@@ -112,6 +122,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opt
 	global := flag.NewFlagSet(opts.Name, flag.ContinueOnError)
 	global.SetOutput(stderr)
 	dsn := global.String("dsn", "", "database URL (or EVENTFOLD_DSN); default "+DefaultDSN)
+	metricsAddr := global.String("metrics-addr", "", "serve Prometheus metrics at http://ADDR/metrics (or EVENTFOLD_METRICS_ADDR)")
 	// --help prints to stdout (asked for: it is the result), a bad global
 	// flag prints the usage to stderr.
 	global.Usage = func() {}
@@ -131,6 +142,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, opts Opt
 	}
 	if env.DSN == "" {
 		env.DSN = DefaultDSN
+	}
+	if *metricsAddr == "" {
+		*metricsAddr = opts.Getenv("EVENTFOLD_METRICS_ADDR")
+	}
+	if *metricsAddr != "" || opts.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" ||
+		opts.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "" || opts.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "" {
+		stop, err := env.startTelemetry(ctx, *metricsAddr)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: %v\n", opts.Name, err)
+			return ExitError
+		}
+		defer stop()
 	}
 	rest := global.Args()
 	if len(rest) == 0 {

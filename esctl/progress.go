@@ -16,10 +16,11 @@ type progress struct {
 	total int64
 	done  int64
 	last  time.Time
+	env   *Env
 }
 
 func (env *Env) progress(label string, total int64) *progress {
-	return &progress{w: env.Stderr, on: isTerminal(env.Stderr), label: label, total: total}
+	return &progress{w: env.Stderr, on: isTerminal(env.Stderr), label: label, total: total, env: env}
 }
 
 // isTerminal reports whether w is a character device (a terminal).
@@ -34,6 +35,7 @@ func isTerminal(w io.Writer) bool {
 
 func (p *progress) add(n int64) {
 	p.done += n
+	p.env.observeProgress(p.label, n)
 	if !p.on || time.Since(p.last) < 100*time.Millisecond {
 		return
 	}

@@ -159,7 +159,10 @@ appended during the replay are applied by both).
 					page = append(page, e)
 				}
 				if len(page) > 0 {
-					if err := r.Apply(ctx, tx, page); err != nil {
+					actx, end := env.startReplay(ctx, page)
+					err := r.Apply(actx, tx, page)
+					end(err)
+					if err != nil {
 						return fmt.Errorf("replay: %w", err)
 					}
 					next = page[len(page)-1].GlobalPosition + 1

@@ -84,7 +84,12 @@ func TestDemoHonoursGlobalDSN(t *testing.T) {
 		t.Fatalf("esctl --dsn X demo: exit %d, demo ran on %q, want %q", r.code, got, want)
 	}
 	// EVENTFOLD_DSN may name a real database: the demo does not use it.
-	env := func(string) string { return "postgres://prod/db" }
+	env := func(k string) string {
+		if k == "EVENTFOLD_DSN" {
+			return "postgres://prod/db"
+		}
+		return ""
+	}
 	if r := run(t, Options{Demo: demo, Getenv: env}, "", "demo"); r.code != 0 || !strings.Contains(got, "eventfold-demo-") {
 		t.Fatalf("demo with EVENTFOLD_DSN: exit %d, ran on %q", r.code, got)
 	}

@@ -53,6 +53,8 @@ type Notifier struct {
 	dirty   bool
 	kick    chan struct{}
 	sent    uint64
+	// coalesced counts Notify calls that joined a notification already due.
+	coalesced uint64
 }
 
 // NewNotifier returns a Notifier for store. Call Run to send notifications.
@@ -86,6 +88,9 @@ func (n *Notifier) Notify(pos int64) {
 	}
 	n.mu.Lock()
 	n.pending = max(n.pending, pos)
+	if n.dirty {
+		n.coalesced++
+	}
 	n.dirty = true
 	n.mu.Unlock()
 	select {
@@ -116,6 +121,14 @@ func (n *Notifier) Sent() uint64 {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.sent
+}
+
+// Coalesced returns how many Notify calls sent no notification of their
+// own: their position joined one that was already due.
+func (n *Notifier) Coalesced() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.coalesced
 }
 
 // Run sends notifications until ctx ends, then returns nil. A failed

@@ -51,6 +51,10 @@ type Options struct {
 	CheckpointInterval time.Duration
 	// Logger receives errors that are retried. Defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, is told about every handler call and lease
+	// change of a durable subscription (see package otelfold). Defaults to
+	// nil.
+	Observer Observer
 }
 
 func (o *Options) withDefaults() Options {

@@ -362,7 +362,9 @@ func (s *Subscription[TTx]) handle(ctx context.Context, pos int64, evs []eventfo
 		}
 		if s.o.Filter.Match(ev) {
 			for attempt := 1; ; attempt++ {
-				err := callHandler(ctx, s.h, ev)
+				hctx, end := s.startHandle(ctx, ev)
+				err := callHandler(hctx, s.h, ev)
+				end(err)
 				if err == nil {
 					break
 				}
@@ -433,7 +435,10 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 				if !s.o.Filter.Match(ev) {
 					continue
 				}
-				if err := callTxHandler(ctx, s.htx, tx, ev); err != nil {
+				hctx, end := s.startHandle(ctx, ev)
+				err := callTxHandler(hctx, s.htx, tx, ev)
+				end(err)
+				if err != nil {
 					failedAt, herr = i, err
 					return err
 				}
@@ -512,6 +517,9 @@ func (s *Subscription[TTx]) setHolding(v bool) {
 	s.mu.Lock()
 	s.stats.Holding = v
 	s.mu.Unlock()
+	if s.o.Observer != nil {
+		s.o.Observer.Lease(s.name, v)
+	}
 }
 
 func (s *Subscription[TTx]) setCaughtUp(v bool) {

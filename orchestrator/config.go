@@ -72,6 +72,10 @@ type Config struct {
 	// CommitMarkerRetention is how long commit markers are kept; they are
 	// only needed while a failed COMMIT is resolved. Defaults to 10 minutes.
 	CommitMarkerRetention time.Duration
+	// Observer, when set, is told about every dispatch, step, failed
+	// attempt and group commit (tracing and metrics; see package otelfold).
+	// Defaults to nil: nothing is observed.
+	Observer Observer
 }
 
 func (c Config) withDefaults() Config {

@@ -46,7 +46,13 @@ func (o *Orchestrator[TTx]) Dispatch(ctx context.Context, cmd Command) (*Result,
 	o.mu.RLock()
 	chain := o.chain
 	o.mu.RUnlock()
-	return chain(ctx, cmd)
+	if o.cfg.Observer == nil {
+		return chain(ctx, cmd)
+	}
+	ctx, end := o.cfg.Observer.StartDispatch(ctx, cmd)
+	res, err := chain(ctx, cmd)
+	end(res, err)
+	return res, err
 }
 
 // DispatchJSON dispatches the command name with a JSON payload, decoded
@@ -81,6 +87,8 @@ func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd C
 			}
 			return res, nil
 		}
+		retry := o.cfg.Retryable(err) && attempt < o.cfg.MaxAttempts
+		o.attemptFailed(ctx, cmd, attempt, err, retry)
 		if !o.cfg.Retryable(err) {
 			return nil, err
 		}
@@ -185,7 +193,13 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 		}
 	}
 	done = true
-	if err := drv.Commit(ctx, tx); err != nil {
+	endCommit := noEnd
+	if o.cfg.Observer != nil {
+		_, endCommit = o.step(ctx, Step{Kind: "commit", Name: cmd.Name, Batch: 1})
+	}
+	err = drv.Commit(ctx, tx)
+	endCommit(err)
+	if err != nil {
 		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
 		if marker == "" || serverReported(err) {
 			// No marker, or the server refused the COMMIT (a deferred
@@ -277,7 +291,9 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 		}
 	}
 
-	emits, err := h.run(withStep(ctx, Step{Kind: "handler", Name: cmd.Name}), tx, cmd.Payload)
+	hctx, endHandler := o.step(ctx, Step{Kind: "handler", Name: cmd.Name})
+	emits, err := h.run(hctx, tx, cmd.Payload)
+	endHandler(err)
 	if err != nil {
 		return nil, &HandlerError{Command: cmd.Name, CommandID: id, Err: o.classify(err)}
 	}
@@ -287,16 +303,23 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 	for i := 0; i < len(emits); {
 		// Consecutive emits to one stream whose followers expect Any go in
 		// one append: one round trip instead of one per event.
-		e, j := emits[i], i
+		e, end := emits[i], i+1
+		for end < len(emits) && emits[end].Stream == e.Stream && emits[end].Expected == eventfold.Any {
+			end++
+		}
+		actx, endAppend := o.step(ctx, Step{Kind: "append", Name: e.Stream, EventType: e.Type, Events: end - i, Expected: e.Expected})
 		batch = batch[:0]
-		for ; j < len(emits) && (j == i || (emits[j].Stream == e.Stream && emits[j].Expected == eventfold.Any)); j++ {
-			data, err := buildEvent(cmd, emits[j])
+		for j := i; j < end; j++ {
+			data, err := o.buildEvent(actx, cmd, emits[j])
 			if err != nil {
+				endAppend(err)
 				return nil, &AppendError{Command: cmd.Name, Index: j, Stream: emits[j].Stream, EventType: emits[j].Type, Err: err}
 			}
 			batch = append(batch, data)
 		}
-		got, err := o.store.AppendTx(withStep(ctx, Step{Kind: "append", Name: e.Stream, EventType: e.Type}), tx, e.Stream, e.Expected, batch...)
+		got, err := o.store.AppendTx(actx, tx, e.Stream, e.Expected, batch...)
+		endAppend(err)
+		j := end
 		if err != nil {
 			return nil, &AppendError{Command: cmd.Name, Index: i, Stream: e.Stream, EventType: e.Type, Err: err}
 		}
@@ -326,7 +349,7 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 
 // buildEvent turns an Emit into the EventData to append, with the
 // command's metadata.
-func buildEvent(cmd Command, e Emit) (eventfold.EventData, error) {
+func (o *Orchestrator[TTx]) buildEvent(ctx context.Context, cmd Command, e Emit) (eventfold.EventData, error) {
 	data, err := marshalData(e.Data)
 	if err != nil {
 		return eventfold.EventData{}, fmt.Errorf("marshal %s data: %w", e.Type, err)
@@ -342,6 +365,9 @@ func buildEvent(cmd Command, e Emit) (eventfold.EventData, error) {
 	md["correlation_id"] = cmd.Envelope.CorrelationID
 	if cmd.Envelope.CorrelationID == "" {
 		md["correlation_id"] = cmd.Envelope.ID
+	}
+	if o.cfg.Observer != nil {
+		o.cfg.Observer.EventMetadata(ctx, md)
 	}
 	for k, v := range e.Metadata {
 		md[k] = v
@@ -430,17 +456,21 @@ func (o *Orchestrator[TTx]) runReducer(ctx context.Context, tx TTx, command stri
 			Err: o.classify(err),
 		}
 	}
-	rctx := withStep(ctx, Step{Kind: "reducer", Name: r.name, EventType: evs[0].Type})
+	rctx, end := o.step(ctx, Step{Kind: "reducer", Name: r.name, EventType: evs[0].Type, Events: len(evs)})
 	if r.batch != nil {
 		if err := r.batch(rctx, tx, evs); err != nil {
+			end(err)
 			return fail(evs[0], err)
 		}
+		end(nil)
 		return nil
 	}
 	for _, ev := range evs {
 		if err := r.run(rctx, tx, ev); err != nil {
+			end(err)
 			return fail(ev, err)
 		}
 	}
+	end(nil)
 	return nil
 }

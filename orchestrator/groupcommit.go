@@ -364,6 +364,8 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 				return false, false, nil
 			}
 			if g.o.cfg.Retryable(err) {
+				// Either way the command runs again: here, or on its own.
+				g.o.attemptFailed(pctx, p.cmd, attempt, err, true)
 				if attempt < 2 && attempt < g.o.cfg.MaxAttempts {
 					continue // once more, on the state the batch has now
 				}
@@ -381,7 +383,10 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			return false, false, nil
 		}
 	}
-	if err := drv.Commit(ctx, tx); err != nil {
+	endCommit := g.startCommit(batch)
+	err = drv.Commit(ctx, tx)
+	endCommit(err)
+	if err != nil {
 		_ = drv.Rollback(ctx, tx)
 		if serverReported(err) || !g.o.markers.supported {
 			// The server refused the COMMIT, or the engine runs in the
@@ -423,5 +428,35 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			p.res.BatchSize = n
 		}
 	}
+	if g.o.cfg.Observer != nil {
+		g.o.cfg.Observer.BatchCommitted(ctx, n)
+	}
 	return true, false, nil
+}
+
+// startCommit tells the observer, if any, that the shared COMMIT starts,
+// once per command in it (each in its own trace, with the batch's size),
+// and returns what ends those steps.
+func (g *groupCommitter[TTx]) startCommit(batch []*pending[TTx]) func(error) {
+	if g.o.cfg.Observer == nil {
+		return noEnd
+	}
+	n := 0
+	for _, p := range batch {
+		if !p.solo && p.err == nil {
+			n++
+		}
+	}
+	ends := make([]func(error), 0, n)
+	for _, p := range batch {
+		if !p.solo && p.err == nil {
+			_, end := g.o.step(context.WithoutCancel(p.ctx), Step{Kind: "commit", Name: p.cmd.Name, Batch: n})
+			ends = append(ends, end)
+		}
+	}
+	return func(err error) {
+		for _, end := range ends {
+			end(err)
+		}
+	}
 }

@@ -1,6 +1,10 @@
 package orchestrator
 
-import "context"
+import (
+	"context"
+
+	"github.com/eventfold/eventfold"
+)
 
 // Step tells which part of a dispatch is running. Handlers, appends and
 // reducers get a ctx carrying it, so that code below them (a tracing span,
@@ -8,13 +12,21 @@ import "context"
 // without the orchestrator knowing about it.
 type Step struct {
 	// Kind is "lookup" (idempotency lookup), "handler", "append",
-	// "reducer" or "record" (idempotency record).
+	// "reducer", "record" (idempotency record) or "commit" (seen by an
+	// Observer only).
 	Kind string
 	// Name is the command name for "handler", the stream for "append",
 	// the reducer's name for "reducer".
 	Name string
 	// EventType is the event being appended or reduced.
 	EventType string
+	// Events is how many events an "append" appends or a "reducer" gets.
+	Events int
+	// Expected is an "append"'s expected version.
+	Expected eventfold.ExpectedVersion
+	// Batch is how many commands a "commit" commits (1 without group
+	// commit).
+	Batch int
 }
 
 type stepKey struct{}

@@ -67,6 +67,9 @@ type Config struct {
 	Tail listener.Options
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, is told about every client and every write of
+	// events (see package otelfold). Defaults to nil.
+	Observer Observer
 }
 
 // Handler is an http.Handler streaming events as Server-Sent Events. Call
@@ -227,10 +230,24 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// No position here either: without a resume position the cursor is
 	// the log head.
-	if err := c.write(fmt.Appendf(nil, "retry: %d\n: connected\n\n", h.cfg.Retry.Milliseconds())); err != nil {
-		return
+	var gone func(error)
+	if h.cfg.Observer != nil {
+		gone = h.cfg.Observer.Connected(r)
 	}
-	if err := c.serve(r.Context()); err != nil && r.Context().Err() == nil {
+	err = c.write(fmt.Appendf(nil, "retry: %d\n: connected\n\n", h.cfg.Retry.Milliseconds()))
+	if err == nil {
+		err = c.serve(r.Context())
+	}
+	if gone != nil {
+		if errors.Is(err, context.Canceled) {
+			gone(nil) // the client left
+		} else {
+			// A failed write: the server drops the client (the request's
+			// ctx may be cancelled by now too, because of that failure).
+			gone(err)
+		}
+	}
+	if err != nil && r.Context().Err() == nil {
 		h.cfg.Logger.Info("sse: client dropped", "remote", r.RemoteAddr, "err", err)
 	}
 }
@@ -292,7 +309,7 @@ func (c *client[TTx]) serve(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := c.send(evs, through); err != nil {
+		if err := c.send(ctx, evs, through); err != nil {
 			return err
 		}
 		if len(evs) > 0 || !fromRing {
@@ -356,11 +373,16 @@ func (c *client[TTx]) next(ctx context.Context) (evs []eventfold.Event, through 
 
 // send writes the events the client may see and moves its cursor to
 // through.
-func (c *client[TTx]) send(evs []eventfold.Event, through int64) error {
+func (c *client[TTx]) send(ctx context.Context, evs []eventfold.Event, through int64) error {
 	c.buf = c.buf[:0]
+	obs := c.h.cfg.Observer
+	var sent []eventfold.Event
 	for _, ev := range evs {
 		if !c.filter.Match(ev) || !c.allow(ev) {
 			continue
+		}
+		if obs != nil {
+			sent = append(sent, ev)
 		}
 		body, err := json.Marshal(ev)
 		if err != nil {
@@ -372,7 +394,13 @@ func (c *client[TTx]) send(evs []eventfold.Event, through int64) error {
 	if len(c.buf) == 0 {
 		return nil
 	}
-	return c.write(c.buf)
+	if obs == nil {
+		return c.write(c.buf)
+	}
+	end := obs.StartSend(ctx, sent)
+	err := c.write(c.buf)
+	end(err)
+	return err
 }
 
 // heartbeat keeps the connection alive. It reveals nothing: the same bytes

@@ -15,6 +15,7 @@ import (
 	"github.com/eventfold/eventfold/listener/httpapi"
 	"github.com/eventfold/eventfold/listener/sse"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/otelfold"
 )
 
 // serveCommand is `bankctl serve`: the bank's HTTP command endpoint and
@@ -34,6 +35,9 @@ Serves the bank application until interrupted:
                           after the last id it saw with the Last-Event-ID header
 Each commit wakes the stream at once (an in-process signal; on PostgreSQL also
 pg_notify for other processes). No authentication: for trying it out on localhost.
+With the global --metrics-addr (or EVENTFOLD_METRICS_ADDR) it serves Prometheus
+metrics at http://ADDR/metrics, on that address of their own, and traces every
+request; OTEL_EXPORTER_OTLP_ENDPOINT sends traces and metrics to a collector.
 
 Flags:
   --addr HOST:PORT   where to listen (default 127.0.0.1:8080)
@@ -42,6 +46,7 @@ Flags:
 Example:
   bankctl --dsn sqlite://bank.db migrate up
   bankctl --dsn sqlite://bank.db serve --addr 127.0.0.1:8080
+  bankctl --dsn sqlite://bank.db --metrics-addr 127.0.0.1:9464 serve
 `
 
 func runServe(ctx context.Context, env *esctl.Env, args []string) error {
@@ -76,16 +81,30 @@ func runServe(ctx context.Context, env *esctl.Env, args []string) error {
 	sig := listener.NewSignal()
 	notifier := listener.NewNotifier(store, &listener.NotifierOptions{Signal: sig})
 	go func() { _ = notifier.Run(ctx) }()
-	app, err := bank.New(store, &orchestrator.Config{AfterCommit: notifier.AfterCommit})
+	ocfg := &orchestrator.Config{AfterCommit: notifier.AfterCommit}
+	scfg := &sse.Config{Heartbeat: 15 * time.Second, Tail: listener.Options{Wakeup: sig}}
+	wrap := func(h http.Handler) http.Handler { return h }
+	if tel := env.Telemetry(); tel != nil {
+		// --metrics-addr or OTEL_*: trace and measure everything; the
+		// global flag serves /metrics on its own address.
+		ocfg.Observer, scfg.Observer, wrap = tel.Inst, tel.Inst, tel.Inst.HTTP
+		if reg, err := otelfold.ObserveLag(tel.Inst, store); err == nil {
+			defer func() { _ = reg.Unregister() }()
+		}
+		if reg, err := tel.Inst.ObserveNotifier(notifier); err == nil {
+			defer func() { _ = reg.Unregister() }()
+		}
+	}
+	app, err := bank.New(store, ocfg)
 	if err != nil {
 		return err
 	}
-	events := sse.New(store, &sse.Config{Heartbeat: 15 * time.Second, Tail: listener.Options{Wakeup: sig}})
+	events := sse.New(store, scfg)
 	go func() { _ = events.Run(ctx) }()
 
 	mux := http.NewServeMux()
-	mux.Handle("POST /commands/{name}", httpapi.New(app.Orchestrator, nil))
-	mux.Handle("GET /events", events)
+	mux.Handle("POST /commands/{name}", wrap(httpapi.New(app.Orchestrator, nil)))
+	mux.Handle("GET /events", wrap(events))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
