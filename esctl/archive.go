@@ -92,11 +92,7 @@ func (a *archiver) ops() (archiveOps, error) {
 }
 
 func archiveOpsOf(ops eventfold.Ops, d eventfold.Dialect) (archiveOps, error) {
-	ao, ok := ops.(archiveOps)
-	if !ok {
-		return nil, fmt.Errorf("the %s dialect has no archive support in this build", d)
-	}
-	return ao, nil
+	return ops, nil
 }
 
 func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {

@@ -96,10 +96,7 @@ last event they handled.
 }
 
 func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name string, pos int64, force bool) error {
-	co, ok := ops.(checkpointOps)
-	if !ok {
-		return fmt.Errorf("this build has no subscription support for this database")
-	}
+	co := ops
 	old, found, err := co.GetCheckpoint(ctx, name)
 	if err != nil {
 		if missingTable(err) {

@@ -36,12 +36,13 @@ func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]C
 	if err != nil {
 		return nil, fmt.Errorf("listener: checkpoints: %w", err)
 	}
-	var out []CheckpointInfo
-	err = so.ListCheckpoints(ctx, func(name string, pos int64, at time.Time) {
-		out = append(out, CheckpointInfo{Name: name, Position: pos, UpdatedAt: at, Head: head, Lag: max(head-pos, 0)})
-	})
+	rows, err := so.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
+	}
+	var out []CheckpointInfo
+	for _, r := range rows {
+		out = append(out, CheckpointInfo{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt, Head: head, Lag: max(head-r.Position, 0)})
 	}
 	for i := range out {
 		if out[i].Owner, err = so.LeaseOwner(ctx, out[i].Name); err != nil {

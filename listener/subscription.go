@@ -439,11 +439,7 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 				}
 				matched++
 			}
-			so, err := subOps(s.store.Dialect(), s.store.Driver().OpsTx(tx))
-			if err != nil {
-				return err
-			}
-			ok, err := so.AdvanceCheckpoint(ctx, s.name, pos, last)
+			ok, err := s.store.Driver().OpsTx(tx).AdvanceCheckpoint(ctx, s.name, pos, last)
 			if err != nil {
 				return err
 			}

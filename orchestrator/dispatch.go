@@ -187,10 +187,10 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	done = true
 	if err := drv.Commit(ctx, tx); err != nil {
 		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
-		if marker == "" || serverReported(err) {
+		if marker == "" || o.serverReported(err) {
 			// No marker, or the server refused the COMMIT (a deferred
 			// constraint, a serialization failure): nothing to resolve.
-			return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: err}
+			return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: o.classify(err)}
 		}
 		return o.afterFailedCommit(ctx, cmd, marker, res, err)
 	}

@@ -1,7 +1,7 @@
 package postgres
 
 import (
-	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
@@ -17,7 +17,7 @@ type Ops struct {
 	q *pgdb.Queries
 }
 
-var _ eventfold.Ops = (*Ops)(nil)
+var _ contract.Ops = (*Ops)(nil)
 
 // NewPgx returns Ops running on db: a *pgxpool.Pool, *pgx.Conn or pgx.Tx.
 func NewPgx(db pgdb.DBTX) *Ops {
