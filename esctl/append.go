@@ -63,7 +63,7 @@ A stream not at --expected-version exits 3 and appends nothing.`,
 		return err
 	}
 	if ops := store.Driver().Ops(); ops.Capabilities().Notify {
-		// Wake listeners (esctl tail, subscriptions with a PGListener) at
+		// Wake listeners (esctl tail, subscriptions with a pgxdriver.Listener) at
 		// once; a hint only, so a failure is not the append's.
 		pos := strconv.FormatInt(evs[len(evs)-1].GlobalPosition, 10)
 		_ = ops.Notify(ctx, listener.DefaultChannel, pos)

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // DefaultChannel is the PostgreSQL notification channel eventfold uses.
-const DefaultChannel = "eventfold_events"
+const DefaultChannel = contract.DefaultChannel
 
 // NotifierOptions configures a Notifier. The zero value is usable.
 type NotifierOptions struct {
@@ -148,7 +150,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 			n.sent++
 			n.mu.Unlock()
 		}
-		if n.o.MinInterval > 0 && !sleep(ctx, n.o.MinInterval) {
+		if n.o.MinInterval > 0 && !backoff.Sleep(ctx, n.o.MinInterval) {
 			return nil
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Handler handles one event of an at-least-once subscription. It may see an
@@ -168,12 +169,12 @@ func (s *Subscription[TTx]) Run(ctx context.Context) error {
 			}
 			fails++
 			s.fail(fmt.Errorf("acquire lease: %w", err))
-			sleep(ctx, backoff(fails, s.o.RetryMin, s.o.RetryMax))
+			backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 			continue
 		}
 		fails = 0
 		if !held {
-			sleep(ctx, s.o.LeaseTTL/3)
+			backoff.Sleep(ctx, s.o.LeaseTTL/3)
 			continue
 		}
 		s.setHolding(true)
@@ -308,7 +309,7 @@ func (s *Subscription[TTx]) loadCheckpoint(ctx context.Context) (int64, error) {
 			return pos, err
 		}
 		s.fail(err)
-		sleep(ctx, backoff(fails, s.o.RetryMin, s.o.RetryMax))
+		backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 	}
 }
 
@@ -376,7 +377,7 @@ func (s *Subscription[TTx]) handle(ctx context.Context, pos int64, evs []eventfo
 				if s.o.MaxAttempts > 0 && attempt >= s.o.MaxAttempts {
 					return pos, &HandlerError{Subscription: s.name, Event: ev, Attempts: attempt, Err: err}
 				}
-				if !sleep(ctx, backoff(attempt, s.o.RetryMin, s.o.RetryMax)) {
+				if !backoff.Sleep(ctx, backoff.Delay(attempt, s.o.RetryMin, s.o.RetryMax)) {
 					return pos, ctx.Err()
 				}
 			}
@@ -413,7 +414,7 @@ func (s *Subscription[TTx]) advance(ctx context.Context, expected, pos int64) er
 			return fmt.Errorf("listener: save checkpoint of %q at %d: %w", s.name, pos, err)
 		}
 		s.fail(fmt.Errorf("save checkpoint: %w", err))
-		sleep(ctx, backoff(fails, s.o.RetryMin, s.o.RetryMax))
+		backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 	}
 }
 
@@ -472,7 +473,7 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 		} else {
 			s.fail(fmt.Errorf("transaction for positions %d..%d: %w", evs[0].GlobalPosition, last, err))
 		}
-		if !sleep(ctx, backoff(attempt, s.o.RetryMin, s.o.RetryMax)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt, s.o.RetryMin, s.o.RetryMax)) {
 			return pos, ctx.Err()
 		}
 	}

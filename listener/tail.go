@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Batch is what a Tail hands to its callback: the events of one read that
@@ -96,7 +97,7 @@ func (r *reader[TTx]) next(ctx context.Context, pos int64, limit int) ([]eventfo
 			}
 			fails++
 			r.o.Logger.Warn("listener: reading the log failed; retrying", "from", pos+1, "attempt", fails, "err", err)
-			sleep(ctx, backoff(fails, r.o.RetryMin, r.o.RetryMax))
+			backoff.Sleep(ctx, backoff.Delay(fails, r.o.RetryMin, r.o.RetryMax))
 			continue
 		}
 		fails = 0
@@ -142,6 +143,6 @@ func headWithRetry[TTx any](ctx context.Context, store *eventfold.Store[TTx], o 
 			return h, nil
 		}
 		o.Logger.Warn("listener: reading the head failed; retrying", "attempt", fails, "err", err)
-		sleep(ctx, backoff(fails, o.RetryMin, o.RetryMax))
+		backoff.Sleep(ctx, backoff.Delay(fails, o.RetryMin, o.RetryMax))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // MaxCommandIDLength bounds Envelope.ID, in bytes.
@@ -93,7 +94,8 @@ func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd C
 		wait := o.cfg.backoff(attempt)
 		o.cfg.Logger.DebugContext(ctx, "orchestrator: retrying command",
 			"command", cmd.Name, "command_id", cmd.Envelope.ID, "attempt", attempt, "wait", wait, "error", err)
-		if serr := sleep(ctx, wait); serr != nil {
+		if !backoff.Sleep(ctx, wait) {
+			serr := ctx.Err()
 			return nil, fmt.Errorf("orchestrator: command %q: %w while waiting to retry after: %w", cmd.Name, serr, err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventfold/eventfold/internal/backoff"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,7 @@ func (o *Orchestrator[TTx]) resolveCommit(ctx context.Context, marker string) (c
 		if err == nil {
 			return committed, nil
 		}
-		if sleep(ctx, wait) != nil {
+		if !backoff.Sleep(ctx, wait) {
 			return false, err
 		}
 		wait = min(2*wait, time.Second)

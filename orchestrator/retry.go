@@ -1,12 +1,11 @@
 package orchestrator
 
 import (
-	"context"
 	"errors"
-	"math/rand/v2"
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // IsRetryable reports whether running the whole command again may succeed:
@@ -51,27 +50,7 @@ func (o *Orchestrator[TTx]) serverReported(err error) bool {
 }
 
 // backoff returns the wait before attempt n+1 (n >= 1): BaseBackoff
-// doubled per attempt, capped at MaxBackoff, drawn from [d/2, d].
+// doubled per attempt, capped at MaxBackoff, with jitter.
 func (c Config) backoff(n int) time.Duration {
-	d := c.BaseBackoff
-	for i := 1; i < n && d < c.MaxBackoff; i++ {
-		d *= 2
-	}
-	if d > c.MaxBackoff {
-		d = c.MaxBackoff
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return backoff.Delay(n, c.BaseBackoff, c.MaxBackoff)
 }

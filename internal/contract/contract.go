@@ -21,6 +21,10 @@ import (
 	"time"
 )
 
+// DefaultChannel is the notification channel eventfold uses (the trigger
+// function of PostgreSQL migration 00003 notifies it too).
+const DefaultChannel = "eventfold_events"
+
 // ErrUnsupported is returned by an operation the dialect does not offer
 // (Capabilities tells which ones ahead of time). It is never returned as
 // a silent zero value.
