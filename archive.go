@@ -20,9 +20,13 @@ func archivedBefore(ctx context.Context, ops Ops) (int64, error) {
 	return w, nil
 }
 
-// checkArchivedAll refuses a read of the whole log that would start inside
-// the archived range: it would otherwise silently miss events.
-func checkArchivedAll(ctx context.Context, ops Ops, from int64) error {
+// CheckReadAll returns an *ArchivedError (errors.Is ErrArchived) when a
+// read of the whole log from position from would start inside the
+// archived range, so that it never silently misses events. ReadAll checks
+// it itself; esctl (tail, replay, subscriptions reset) and code reading
+// through Ops directly call it before catching up from a checkpoint (with
+// from = checkpoint + 1).
+func CheckReadAll(ctx context.Context, ops Ops, from int64) error {
 	w, err := archivedBefore(ctx, ops)
 	if err != nil {
 		return err

@@ -246,7 +246,7 @@ func (s *Store[TTx]) readAll(ctx context.Context, ops Ops, opt ReadAllOptions) (
 	if opt.Limit == 0 {
 		opt.Limit = DefaultReadLimit
 	}
-	if err := checkArchivedAll(ctx, ops, opt.From); err != nil {
+	if err := CheckReadAll(ctx, ops, opt.From); err != nil {
 		return nil, fmt.Errorf("eventfold: read all from %d: %w", opt.From, err)
 	}
 	evs, err := ops.ReadAll(ctx, opt.From, opt.Limit)

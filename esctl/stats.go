@@ -88,8 +88,8 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 	if st.Head, err = ops.Head(ctx); err != nil {
 		return nil, fmt.Errorf("head: %w", err)
 	}
-	if st.ArchivedBefore, err = ArchivedBefore(ctx, ops); err != nil {
-		return nil, err
+	if st.ArchivedBefore, err = ops.ArchivedBefore(ctx); err != nil {
+		return nil, fmt.Errorf("read the archive watermark: %w", err)
 	}
 	types, err := so.StatsEventTypes(ctx)
 	if err != nil {

@@ -55,7 +55,7 @@ matching events have been printed (for scripts).`,
 		}
 		first, after = head+1, head
 	}
-	if err := CheckReadAll(ctx, store.Driver().Ops(), first); err != nil {
+	if err := eventfold.CheckReadAll(ctx, store.Driver().Ops(), first); err != nil {
 		return err
 	}
 	opts := &listener.Options{
