@@ -27,7 +27,7 @@ type CheckpointInfo struct {
 }
 
 // Checkpoints lists every durable subscription with its lag behind the head.
-func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]CheckpointInfo, error) {
+func Checkpoints(ctx context.Context, store eventfold.Log) ([]CheckpointInfo, error) {
 	so, err := readOps(store)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]C
 
 // Checkpoint returns a subscription's stored checkpoint; found is false when
 // the subscription has never run.
-func Checkpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) (pos int64, found bool, err error) {
+func Checkpoint(ctx context.Context, store eventfold.Log, name string) (pos int64, found bool, err error) {
 	if err := validateName(name); err != nil {
 		return 0, false, err
 	}
@@ -71,7 +71,7 @@ func Checkpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name 
 
 // Lag returns how far subscription name is behind the head, in position
 // space (see CheckpointInfo.Lag); 0 means caught up.
-func Lag[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) (int64, error) {
+func Lag(ctx context.Context, store eventfold.Log, name string) (int64, error) {
 	pos, _, err := Checkpoint(ctx, store, name)
 	if err != nil {
 		return 0, err
@@ -88,7 +88,7 @@ func Lag[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string)
 // stopped: a running instance notices (its compare-and-set fails), stops
 // driving and restarts from the new checkpoint, but the batch it was
 // handling may still run.
-func SetCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string, pos int64) error {
+func SetCheckpoint(ctx context.Context, store eventfold.Log, name string, pos int64) error {
 	if err := validateName(name); err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func SetCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], na
 
 // DeleteCheckpoint forgets a subscription's checkpoint; it starts again from
 // its Options.StartAt the next time it runs.
-func DeleteCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) error {
+func DeleteCheckpoint(ctx context.Context, store eventfold.Log, name string) error {
 	if err := validateName(name); err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ type Notifier struct {
 }
 
 // NewNotifier returns a Notifier for store. Call Run to send notifications.
-func NewNotifier[TTx any](store *eventfold.Store[TTx], opts *NotifierOptions) *Notifier {
+func NewNotifier(store eventfold.Log, opts *NotifierOptions) *Notifier {
 	n := &Notifier{kick: make(chan struct{}, 1)}
 	if opts != nil {
 		n.o = *opts
@@ -69,7 +69,7 @@ func NewNotifier[TTx any](store *eventfold.Store[TTx], opts *NotifierOptions) *N
 	if n.o.Logger == nil {
 		n.o.Logger = slog.Default()
 	}
-	if ops := store.Driver().Ops(); ops.Capabilities().Notify {
+	if ops := store.Ops(); ops.Capabilities().Notify {
 		ch := n.o.Channel
 		n.exec = func(ctx context.Context, payload string) error {
 			return ops.Notify(ctx, ch, payload)
@@ -160,16 +160,16 @@ func (n *Notifier) Run(ctx context.Context) error {
 // (PostgreSQL only), so appends made directly from SQL wake listeners too.
 // It costs the write path (NOTIFY at every commit that appended); prefer a
 // Notifier when every append goes through the Go library.
-func EnableNotifyTrigger[TTx any](ctx context.Context, store *eventfold.Store[TTx]) error {
-	if err := store.Driver().Ops().EnableNotifyTrigger(ctx); err != nil {
+func EnableNotifyTrigger(ctx context.Context, store eventfold.Log) error {
+	if err := store.Ops().EnableNotifyTrigger(ctx); err != nil {
 		return fmt.Errorf("listener: %w", err)
 	}
 	return nil
 }
 
 // DisableNotifyTrigger detaches the trigger EnableNotifyTrigger attached.
-func DisableNotifyTrigger[TTx any](ctx context.Context, store *eventfold.Store[TTx]) error {
-	if err := store.Driver().Ops().DisableNotifyTrigger(ctx); err != nil {
+func DisableNotifyTrigger(ctx context.Context, store eventfold.Log) error {
+	if err := store.Ops().DisableNotifyTrigger(ctx); err != nil {
 		return fmt.Errorf("listener: %w", err)
 	}
 	return nil

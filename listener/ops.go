@@ -15,15 +15,12 @@ type subscriptionOps = contract.Checkpoints
 // transaction of its own. Going through a transaction rather than the pool
 // matters on SQLite, where the driver serialises writers in-process and an
 // autocommit write beside it could meet SQLITE_BUSY.
-func writeOps[TTx any](ctx context.Context, store *eventfold.Store[TTx], fn func(so subscriptionOps) error) error {
-	d := store.Driver()
-	return store.InTx(ctx, func(tx TTx) error {
-		return fn(d.OpsTx(tx))
-	})
+func writeOps(ctx context.Context, log eventfold.Log, fn func(so subscriptionOps) error) error {
+	return log.InOpsTx(ctx, func(ops eventfold.Ops) error { return fn(ops) })
 }
 
 // readOps returns the subscription operations on the pool. The error is
 // kept for the callers' shape; the contract is checked at compile time.
-func readOps[TTx any](store *eventfold.Store[TTx]) (subscriptionOps, error) {
-	return store.Driver().Ops(), nil
+func readOps(log eventfold.Log) (subscriptionOps, error) {
+	return log.Ops(), nil
 }

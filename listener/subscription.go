@@ -270,7 +270,7 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 		return s.stopCause(ctx, err)
 	}
 	s.setPosition(pos)
-	r := reader[TTx]{store: s.store, o: &s.o, caughtUp: s.setCaughtUp}
+	r := reader{store: s.store, o: &s.o, caughtUp: s.setCaughtUp}
 	limit := s.o.BatchSize
 	for {
 		evs, err := r.next(ctx, pos, limit)
