@@ -50,7 +50,7 @@ func (o *Orchestrator[TTx]) writeMarker(ctx context.Context, tx TTx) (string, er
 		return "", err
 	}
 	if err := m.WriteCommitMarker(ctx, id); err != nil {
-		return "", fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", err)
+		return "", fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", o.classify(err))
 	}
 	return id, nil
 }
