@@ -39,7 +39,8 @@
 // eventfold.notify_events (see sql/postgres/00003_subscriptions.sql and
 // [EnableNotifyTrigger]); that one does cost the write path.
 //
-// A [pgxdriver.Listener] LISTENs on a dedicated connection (never a pooled one), and
+// A [pgxdriver.Listener] (in the driver package, so that programs without
+// PostgreSQL do not link pgx) LISTENs on a dedicated connection (never a pooled one), and
 // wakes followers each time it (re)connects, so that what committed while it
 // was away is caught up: listen first, then catch up. It reconnects with
 // backoff. Behind PgBouncer in transaction mode LISTEN does not work; polling
