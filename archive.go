@@ -5,13 +5,6 @@ import (
 	"fmt"
 )
 
-// archiveWatermark is implemented by the dialects' Ops (migration
-// 00004_archive): every event below the returned global position was moved
-// out of the hot table by `esctl archive`; 0 when nothing is.
-type archiveWatermark interface {
-	ArchivedBefore(ctx context.Context) (int64, error)
-}
-
 // ArchivedBefore returns the archive watermark: every event below this
 // global position was archived (moved out with `esctl archive`); 0 when
 // nothing is. Reads that reach below it fail with *ArchivedError.
@@ -20,20 +13,20 @@ func (s *Store[TTx]) ArchivedBefore(ctx context.Context) (int64, error) {
 }
 
 func archivedBefore(ctx context.Context, ops Ops) (int64, error) {
-	a, ok := ops.(archiveWatermark)
-	if !ok {
-		return 0, nil
-	}
-	w, err := a.ArchivedBefore(ctx)
+	w, err := ops.ArchivedBefore(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("read the archive watermark: %w", err)
 	}
 	return w, nil
 }
 
-// checkArchivedAll refuses a read of the whole log that would start inside
-// the archived range: it would otherwise silently miss events.
-func checkArchivedAll(ctx context.Context, ops Ops, from int64) error {
+// CheckReadAll returns an *ArchivedError (errors.Is ErrArchived) when a
+// read of the whole log from position from would start inside the
+// archived range, so that it never silently misses events. ReadAll checks
+// it itself; esctl (tail, replay, subscriptions reset) and code reading
+// through Ops directly call it before catching up from a checkpoint (with
+// from = checkpoint + 1).
+func CheckReadAll(ctx context.Context, ops Ops, from int64) error {
 	w, err := archivedBefore(ctx, ops)
 	if err != nil {
 		return err
@@ -86,21 +79,12 @@ func checkArchivedStream(ctx context.Context, ops Ops, stream string, from int64
 	return fmt.Errorf("stream %q: version %d is archived: %w", stream, first, &ArchivedError{ArchivedBefore: w, Requested: first})
 }
 
-// storeIdentity is implemented by the dialects' Ops (migration 00009).
-type storeIdentity interface {
-	StoreIdentity(ctx context.Context) (string, error)
-}
-
 // Identity returns the store's identity: a random id made when migration
 // 00009 ran, written into every archive file so that `esctl restore` can
 // refuse an archive taken from another store. It is "" when that migration
 // is not applied.
 func (s *Store[TTx]) Identity(ctx context.Context) (string, error) {
-	si, ok := s.driver.Ops().(storeIdentity)
-	if !ok {
-		return "", nil
-	}
-	id, err := si.StoreIdentity(ctx)
+	id, err := s.driver.Ops().StoreIdentity(ctx)
 	if err != nil {
 		return "", fmt.Errorf("eventfold: %w", err)
 	}

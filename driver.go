@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // Dialect names a database family.
@@ -67,32 +69,11 @@ type Driver[TTx any] interface {
 	Close() error
 }
 
-// Ops is the set of store operations every dialect implements, bound to a
-// pool or to one transaction. Inputs are already validated by Store.
-// Packages that need more (checkpoints, idempotency records, archiving)
-// declare their own small interface and type-assert an Ops value to it.
-type Ops interface {
-	// Append appends events to one stream after checking expected, and
-	// returns them as recorded. A version mismatch returns
-	// *WrongExpectedVersionError; a duplicate event id ErrDuplicateEventID.
-	Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) ([]Event, error)
-	// ReadStream reads up to limit events of one stream, forward from
-	// version from (inclusive), or backward from it when backward is set
-	// (from < 1 then means the stream's last event).
-	ReadStream(ctx context.Context, streamID string, from int64, limit int, backward bool) ([]Event, error)
-	// ReadAll reads up to limit events with GlobalPosition >= from, in
-	// position order, only up to the gap-free horizon: an event that a
-	// still-running transaction may yet commit is never passed over.
-	ReadAll(ctx context.Context, from int64, limit int) ([]Event, error)
-	// Head returns the highest position at or below the gap-free horizon
-	// (0 for an empty log).
-	Head(ctx context.Context) (int64, error)
-	// LastPosition returns the highest committed position, horizon or not
-	// (0 for an empty log). It equals Head except on PostgreSQL, where the
-	// difference is the lag that running transactions cause.
-	LastPosition(ctx context.Context) (int64, error)
-	// StreamVersion returns a stream's current version (0: no stream).
-	StreamVersion(ctx context.Context, streamID string) (int64, error)
-	// Exec runs a statement that returns no rows (savepoints and the like).
-	Exec(ctx context.Context, query string, args ...any) error
-}
+// Ops is the whole contract between the store and a dialect: every
+// operation a dialect implements, bound to a pool or to one transaction.
+// It is declared in one place, internal/contract, where each part is
+// documented; every dialect asserts at compile time that it implements
+// all of it. Optional parts (commit markers, position checks, NOTIFY) are
+// listed by Capabilities and return contract.ErrUnsupported where absent.
+// Inputs are already validated by Store.
+type Ops = contract.Ops

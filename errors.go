@@ -68,11 +68,10 @@ func (e *ValidationError) Error() string {
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalidInput }
 
 // ArchivedError reports that a read reached into positions that were
-// archived. Events from Position onwards (exclusive of the archived range)
-// are still in the hot table.
+// archived. Events at and above ArchivedBefore are still in the hot table.
 type ArchivedError struct {
-	// ArchivedBefore is the first position that is still in the hot table:
-	// every event below it was archived.
+	// ArchivedBefore is the archive watermark: every event below this
+	// global position was archived.
 	ArchivedBefore int64
 	// Requested is the position or stream version the read asked for.
 	Requested int64

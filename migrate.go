@@ -158,11 +158,6 @@ func (e *DataLossError) Error() string {
 // Is makes errors.Is(err, ErrWouldLoseData) hold.
 func (e *DataLossError) Is(target error) bool { return target == ErrWouldLoseData }
 
-// eventTotals is implemented by the dialects' Ops (stats.go).
-type eventTotals interface {
-	StatsTotals(ctx context.Context) (events, streams, firstPosition int64, err error)
-}
-
 // MigrateDown rolls back the newest applied migration. Unless force, it
 // refuses with a *DataLossError when that would drop events or a non-zero
 // archive watermark.
@@ -227,10 +222,8 @@ func (s *Store[TTx]) checkDown(ctx context.Context, p *goose.Provider, to int64,
 	loss := &DataLossError{From: cur, To: to}
 	ops := s.driver.Ops()
 	if cur >= eventsMigration && to < eventsMigration {
-		if t, ok := ops.(eventTotals); ok {
-			if loss.Events, loss.Streams, _, err = t.StatsTotals(ctx); err != nil {
-				return fmt.Errorf("eventfold: migrate down: count the events it would drop: %w", err)
-			}
+		if loss.Events, loss.Streams, _, err = ops.StatsTotals(ctx); err != nil {
+			return fmt.Errorf("eventfold: migrate down: count the events it would drop: %w", err)
 		}
 	}
 	if cur >= watermarkMigration && to < watermarkMigration {

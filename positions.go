@@ -4,40 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
-// PositionCheck is what Store.CheckPositions found and did.
-type PositionCheck struct {
-	// Applicable is false on dialects whose positions are a counter stored
-	// with the data (MySQL/MariaDB, SQLite, SQL Server): they survive any
-	// move, and there is nothing to check.
-	Applicable bool
-	// Moved reports that the log holds positions the database cannot have
-	// assigned: a PostgreSQL database restored into a new cluster.
-	Moved bool
-	// Repaired reports that the offset was raised just now.
-	Repaired bool
-	// OldOffset and NewOffset are the position offset before and after
-	// (positions are ((xid + offset) << 20) + index).
-	OldOffset, NewOffset int64
-	// LastPosition is the highest position the log, its archive watermark
-	// or a subscription checkpoint has reached.
-	LastPosition int64
-	// NextPosition is the lowest position an append starting now can get.
-	NextPosition int64
-	// Message says the above in a sentence, for logs and esctl.
-	Message string
-}
-
-// PositionChecker is implemented by the Ops of dialects whose positions
-// derive from the database server's state (PostgreSQL's transaction ids)
-// rather than from the data, and so can fall behind the log when the data
-// moves to another server.
-type PositionChecker interface {
-	// CheckPositions reports whether positions fell behind the log, and
-	// with repair set, raises them above it.
-	CheckPositions(ctx context.Context, repair bool) (PositionCheck, error)
-}
+// PositionCheck is what Store.CheckPositions found and did; its fields
+// are documented in internal/contract.
+type PositionCheck = contract.PositionCheck
 
 // CheckPositions reports whether the log holds positions above the ones the
 // database now assigns, which happens on PostgreSQL after a logical
@@ -49,8 +22,7 @@ type PositionChecker interface {
 // append for this reason. Safe to call at any time, concurrently with
 // appends.
 func (s *Store[TTx]) CheckPositions(ctx context.Context, repair bool) (PositionCheck, error) {
-	pc, ok := s.driver.Ops().(PositionChecker)
-	if !ok {
+	if !s.driver.Ops().Capabilities().PositionCheck {
 		return PositionCheck{Message: fmt.Sprintf("positions ok: %s positions are stored with the data", s.driver.Dialect())}, nil
 	}
 	var res PositionCheck
@@ -59,15 +31,11 @@ func (s *Store[TTx]) CheckPositions(ctx context.Context, repair bool) (PositionC
 		// In a transaction of its own: the repair's lock must last until its
 		// new offset is committed.
 		err = s.InTx(ctx, func(tx TTx) error {
-			txpc, ok := s.driver.OpsTx(tx).(PositionChecker)
-			if !ok {
-				return fmt.Errorf("%s driver checks positions outside a transaction only", s.driver.Dialect())
-			}
-			res, err = txpc.CheckPositions(ctx, true)
+			res, err = s.driver.OpsTx(tx).CheckPositions(ctx, true)
 			return err
 		})
 	} else {
-		res, err = pc.CheckPositions(ctx, false)
+		res, err = s.driver.Ops().CheckPositions(ctx, false)
 	}
 	if err != nil {
 		return PositionCheck{}, fmt.Errorf("eventfold: check positions: %w", err)

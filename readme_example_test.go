@@ -26,9 +26,9 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
-	"github.com/eventfold/eventfold/listener/httpapi"
 	"github.com/eventfold/eventfold/listener/sse"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/otelfold"
 	"github.com/eventfold/eventfold/sqldriver"
 	_ "github.com/eventfold/eventfold/sqldriver/sqlitedriver" // links SQLite, and only SQLite

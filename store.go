@@ -246,7 +246,7 @@ func (s *Store[TTx]) readAll(ctx context.Context, ops Ops, opt ReadAllOptions) (
 	if opt.Limit == 0 {
 		opt.Limit = DefaultReadLimit
 	}
-	if err := checkArchivedAll(ctx, ops, opt.From); err != nil {
+	if err := CheckReadAll(ctx, ops, opt.From); err != nil {
 		return nil, fmt.Errorf("eventfold: read all from %d: %w", opt.From, err)
 	}
 	evs, err := ops.ReadAll(ctx, opt.From, opt.Limit)
@@ -318,3 +318,33 @@ func (s *Store[TTx]) StreamVersion(ctx context.Context, streamID string) (int64,
 	}
 	return v, nil
 }
+
+// Log is the non-generic view of a Store, for code that reads the log and
+// keeps its own bookkeeping (checkpoints, leases) but never needs the
+// driver's transaction type: listener.Tail, the checkpoint functions, the
+// Notifier and the SSE handler take a Log. Every *Store[TTx] is one. The
+// transactional parts (Store, the orchestrator, listener.NewTx) stay
+// generic.
+type Log interface {
+	// Dialect tells which SQL the database speaks.
+	Dialect() Dialect
+	// ReadAll reads the whole log in position order (see Store.ReadAll).
+	ReadAll(ctx context.Context, opt ReadAllOptions) ([]Event, error)
+	// Head returns the highest position readers may read (see Store.Head).
+	Head(ctx context.Context) (int64, error)
+	// Ops returns the store/dialect contract's operations on the pool.
+	Ops() Ops
+	// InOpsTx runs fn on the operations bound to one transaction, and
+	// commits when fn returns nil (rolls back otherwise).
+	InOpsTx(ctx context.Context, fn func(ops Ops) error) error
+}
+
+// Ops returns the store/dialect contract's operations on the pool.
+func (s *Store[TTx]) Ops() Ops { return s.driver.Ops() }
+
+// InOpsTx runs fn on the operations bound to one transaction (see InTx).
+func (s *Store[TTx]) InOpsTx(ctx context.Context, fn func(ops Ops) error) error {
+	return s.InTx(ctx, func(tx TTx) error { return fn(s.driver.OpsTx(tx)) })
+}
+
+var _ Log = (*Store[struct{}])(nil)

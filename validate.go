@@ -224,7 +224,7 @@ func prepareAppend(streamID string, expected ExpectedVersion, events []EventData
 	if err := ValidateStreamID(streamID); err != nil {
 		return nil, err
 	}
-	if !expected.valid() {
+	if !validExpected(expected) {
 		return nil, &ValidationError{Field: "expected version", Reason: fmt.Sprintf("%d is not Any, NoStream, StreamExists or a version >= 0", int64(expected))}
 	}
 	if len(events) == 0 {

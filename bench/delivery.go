@@ -87,7 +87,7 @@ type DeliveryReport struct {
 // LatencyResult is one commit→handler latency measurement: dispatches
 // paced at TargetRate while one live subscriber follows the log.
 type LatencyResult struct {
-	// Mode is "notify" (woken by PostgreSQL NOTIFY through a PGListener)
+	// Mode is "notify" (woken by PostgreSQL NOTIFY through a pgxdriver.Listener)
 	// or "poll" (polling only).
 	Mode    string `json:"mode"`
 	Dialect string `json:"dialect"`
@@ -305,7 +305,7 @@ func wakeup[TTx any](ctx context.Context, h harness, s sides[TTx], mode string, 
 	// No in-process Signal on the Notifier: the subscriber is woken the
 	// way one in another process would be, through the database.
 	n := listener.NewNotifier(s.writer, &listener.NotifierOptions{Logger: h.logger})
-	l := &listener.PGListener{ConnString: h.cfg.DSN, Signal: sig, Logger: h.logger}
+	l := &pgxdriver.Listener{ConnString: h.cfg.DSN, Signal: sig, Logger: h.logger}
 	wg.Go(func() { _ = l.Run(ctx) })
 	wg.Go(func() { _ = n.Run(ctx) })
 	deadline := time.Now().Add(10 * time.Second)

@@ -62,11 +62,11 @@ A stream not at --expected-version exits 3 and appends nothing.`,
 	if err != nil {
 		return err
 	}
-	if store.Dialect() == eventfold.Postgres {
-		// Wake listeners (esctl tail, subscriptions with a PGListener) at
+	if ops := store.Driver().Ops(); ops.Capabilities().Notify {
+		// Wake listeners (esctl tail, subscriptions with a pgxdriver.Listener) at
 		// once; a hint only, so a failure is not the append's.
 		pos := strconv.FormatInt(evs[len(evs)-1].GlobalPosition, 10)
-		_ = store.Driver().Ops().Exec(ctx, "SELECT pg_notify($1, $2)", listener.DefaultChannel, pos)
+		_ = ops.Notify(ctx, listener.DefaultChannel, pos)
 	}
 	w := newEventWriter(env.Stdout)
 	for _, e := range evs {

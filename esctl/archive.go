@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // testHooks inject failures into resumable work, for tests.
@@ -89,23 +90,10 @@ type archiver struct {
 	batch int
 }
 
-func (a *archiver) ops() (archiveOps, error) {
-	return archiveOpsOf(a.store.Driver().Ops(), a.store.Dialect())
-}
-
-func archiveOpsOf(ops eventfold.Ops, d eventfold.Dialect) (archiveOps, error) {
-	ao, ok := ops.(archiveOps)
-	if !ok {
-		return nil, fmt.Errorf("the %s dialect has no archive support in this build", d)
-	}
-	return ao, nil
-}
+func (a *archiver) ops() contract.Archive { return a.store.Driver().Ops() }
 
 func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
-	ao, err := a.ops()
-	if err != nil {
-		return err
-	}
+	ao := a.ops()
 	w, err := ao.ArchivedBefore(ctx)
 	if err != nil {
 		return fmt.Errorf("read the archive watermark (is migration 00004 applied? run 'migrate up'): %w", err)
@@ -181,7 +169,7 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 // resolveBefore turns --before into a position, never beyond head+1: an
 // event below the watermark that committed after the archive was written
 // would otherwise be lost.
-func (a *archiver) resolveBefore(ctx context.Context, ao archiveOps, pos int64, at time.Time) (int64, error) {
+func (a *archiver) resolveBefore(ctx context.Context, ao contract.Archive, pos int64, at time.Time) (int64, error) {
 	head, err := a.store.Head(ctx)
 	if err != nil {
 		return 0, err
@@ -314,10 +302,7 @@ func (a *archiver) deleteArchived(ctx context.Context, h archiveHeader) (int64, 
 				if present == 0 {
 					return nil
 				}
-				ao, err := archiveOpsOf(a.store.Driver().OpsTx(tx), a.store.Dialect())
-				if err != nil {
-					return err
-				}
+				ao := a.store.Driver().OpsTx(tx)
 				nd, err = ao.DeleteEventRange(ctx, lo, hi)
 				return err
 			})

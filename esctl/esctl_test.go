@@ -530,7 +530,7 @@ func TestSubscriptions(t *testing.T) {
 		}
 		// A checkpoint as package listener writes it.
 		store := openStore(t, dsn)
-		co := store.Driver().Ops().(checkpointOps)
+		co := store.Driver().Ops()
 		if err := co.SetCheckpoint(context.Background(), "projector", evs[0].GlobalPosition); err != nil {
 			t.Fatal(err)
 		}

@@ -118,7 +118,7 @@ appended during the replay are applied by both).
 			return fmt.Errorf("replay: %w", err)
 		}
 	}
-	if err := CheckReadAll(ctx, store.Driver().Ops(), *from); err != nil {
+	if err := eventfold.CheckReadAll(ctx, store.Driver().Ops(), *from); err != nil {
 		return fmt.Errorf("replay from %d: %w", *from, err)
 	}
 	head, err := store.Head(ctx)

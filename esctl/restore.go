@@ -49,10 +49,7 @@ unless --force (for instance after moving the store to a new database by hand).`
 	if err := checkArchiveOrigin(ctx, env, store, *from, h, *force); err != nil {
 		return err
 	}
-	ao, err := archiveOpsOf(store.Driver().Ops(), store.Dialect())
-	if err != nil {
-		return err
-	}
+	ao := store.Driver().Ops()
 	w, err := ao.ArchivedBefore(ctx)
 	if err != nil {
 		return fmt.Errorf("read the archive watermark: %w", err)
@@ -110,11 +107,8 @@ unless --force (for instance after moving the store to a new database by hand).`
 func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []eventfold.Event) (int64, error) {
 	var n int64
 	err := store.InTx(ctx, func(tx *sql.Tx) error {
-		ao, err := archiveOpsOf(store.Driver().OpsTx(tx), store.Dialect())
-		if err != nil {
-			return err
-		}
-		if n, err = ao.RestoreEvents(ctx, evs); err != nil {
+		var err error
+		if n, err = store.Driver().OpsTx(tx).RestoreEvents(ctx, evs); err != nil {
 			return err
 		}
 		lo, hi := evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition

@@ -11,24 +11,6 @@ import (
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
-// statsOps is what stats needs from a dialect's Ops
-// (internal/dialect/<x>/stats.go).
-type statsOps interface {
-	StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error
-	StatsEventDays(ctx context.Context, fn func(day string, events int64)) error
-	StatsTotals(ctx context.Context) (events, streams, firstPosition int64, err error)
-	StatsEventsAfter(ctx context.Context, pos int64) (int64, error)
-}
-
-// checkpointOps is the part of package listener's per-dialect operations
-// (internal/dialect/<x>/subscriptions.go) that esctl reads and resets.
-type checkpointOps interface {
-	ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error
-	GetCheckpoint(ctx context.Context, name string) (pos int64, found bool, err error)
-	SetCheckpoint(ctx context.Context, name string, pos int64) error
-	LeaseOwner(ctx context.Context, name string) (string, error)
-}
-
 // Stats is what `esctl stats --json` prints.
 type Stats struct {
 	Dialect        string         `json:"dialect"`
@@ -97,10 +79,7 @@ and the process holding its lease.`,
 }
 
 func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.Dialect) (*Stats, error) {
-	so, ok := ops.(statsOps)
-	if !ok {
-		return nil, fmt.Errorf("the %s dialect has no statistics support in this build", d)
-	}
+	so := ops
 	st := &Stats{Dialect: string(d), Database: sqldriver.Redact(env.DSN), ByType: []TypeCount{}, ByDay: []DayCount{}, Subscriptions: []Subscription{}}
 	var err error
 	if st.Events, st.Streams, st.FirstPosition, err = so.StatsTotals(ctx); err != nil {
@@ -109,14 +88,22 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 	if st.Head, err = ops.Head(ctx); err != nil {
 		return nil, fmt.Errorf("head: %w", err)
 	}
-	if st.ArchivedBefore, err = ArchivedBefore(ctx, ops); err != nil {
+	if st.ArchivedBefore, err = ops.ArchivedBefore(ctx); err != nil {
+		return nil, fmt.Errorf("read the archive watermark: %w", err)
+	}
+	types, err := so.StatsEventTypes(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := so.StatsEventTypes(ctx, func(t string, n int64) { st.ByType = append(st.ByType, TypeCount{t, n}) }); err != nil {
+	for _, r := range types {
+		st.ByType = append(st.ByType, TypeCount{r.Key, r.Events})
+	}
+	days, err := so.StatsEventDays(ctx)
+	if err != nil {
 		return nil, err
 	}
-	if err := so.StatsEventDays(ctx, func(day string, n int64) { st.ByDay = append(st.ByDay, DayCount{day, n}) }); err != nil {
-		return nil, err
+	for _, r := range days {
+		st.ByDay = append(st.ByDay, DayCount{r.Key, r.Events})
 	}
 	subs, err := listSubscriptions(ctx, ops)
 	if err != nil {
@@ -131,27 +118,21 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 // no subscriptions.
 func listSubscriptions(ctx context.Context, ops eventfold.Ops) ([]Subscription, error) {
 	subs := []Subscription{}
-	co, ok := ops.(checkpointOps)
-	if !ok {
-		return subs, nil
-	}
-	err := co.ListCheckpoints(ctx, func(name string, pos int64, at time.Time) {
-		subs = append(subs, Subscription{Name: name, Position: pos, UpdatedAt: at.UTC()})
-	})
+	rows, err := ops.ListCheckpoints(ctx)
 	if err != nil {
 		if missingTable(err) {
 			return subs, nil
 		}
 		return nil, fmt.Errorf("list subscriptions: %w", err)
 	}
-	so, _ := ops.(statsOps)
+	for _, r := range rows {
+		subs = append(subs, Subscription{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt.UTC()})
+	}
 	for i := range subs {
-		if so != nil {
-			if subs[i].LagEvents, err = so.StatsEventsAfter(ctx, subs[i].Position); err != nil {
-				return nil, err
-			}
+		if subs[i].LagEvents, err = ops.StatsEventsAfter(ctx, subs[i].Position); err != nil {
+			return nil, err
 		}
-		if subs[i].Owner, err = co.LeaseOwner(ctx, subs[i].Name); err != nil && !missingTable(err) {
+		if subs[i].Owner, err = ops.LeaseOwner(ctx, subs[i].Name); err != nil && !missingTable(err) {
 			return nil, fmt.Errorf("lease of subscription %q: %w", subs[i].Name, err)
 		}
 	}

@@ -96,10 +96,7 @@ last event they handled.
 }
 
 func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name string, pos int64, force bool) error {
-	co, ok := ops.(checkpointOps)
-	if !ok {
-		return fmt.Errorf("this build has no subscription support for this database")
-	}
+	co := ops
 	old, found, err := co.GetCheckpoint(ctx, name)
 	if err != nil {
 		if missingTable(err) {
@@ -121,7 +118,7 @@ func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name st
 		return fmt.Errorf("position %d is beyond the head (%d): the subscription would skip events not yet written (--force to do it anyway)", pos, head)
 	}
 	// The subscription next reads from pos+1: that must not be archived.
-	if err := CheckReadAll(ctx, ops, pos+1); err != nil {
+	if err := eventfold.CheckReadAll(ctx, ops, pos+1); err != nil {
 		return fmt.Errorf("cannot reset %q to %d: %w", name, pos, err)
 	}
 	owner, err := co.LeaseOwner(ctx, name)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
+	"github.com/eventfold/eventfold/pgxdriver"
 )
 
 func runTail(ctx context.Context, env *Env, args []string) error {
@@ -54,7 +55,7 @@ matching events have been printed (for scripts).`,
 		}
 		first, after = head+1, head
 	}
-	if err := CheckReadAll(ctx, store.Driver().Ops(), first); err != nil {
+	if err := eventfold.CheckReadAll(ctx, store.Driver().Ops(), first); err != nil {
 		return err
 	}
 	opts := &listener.Options{
@@ -73,7 +74,7 @@ matching events have been printed (for scripts).`,
 		sig := listener.NewSignal()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		pl := &listener.PGListener{ConnString: env.DSN, Signal: sig, Logger: opts.Logger}
+		pl := &pgxdriver.Listener{ConnString: env.DSN, Signal: sig, Logger: opts.Logger}
 		go func() { _ = pl.Run(lctx) }()
 		opts.Wakeup = sig
 	}

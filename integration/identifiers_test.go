@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/testdb"
 	"github.com/eventfold/eventfold/sqldriver"
 )
@@ -43,7 +44,7 @@ type (
 	checkpointTable interface {
 		GetCheckpoint(ctx context.Context, name string) (pos int64, found bool, err error)
 		SetCheckpoint(ctx context.Context, name string, pos int64) error
-		ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error
+		ListCheckpoints(ctx context.Context) ([]contract.CheckpointRow, error)
 	}
 	leaseTable interface {
 		AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error)
@@ -213,7 +214,11 @@ func checkpointsByteExact(t *testing.T, s *eventfold.Store[*sql.Tx], a, b string
 		require.Equal(t, want, pos, "checkpoint %q", name)
 	}
 	names := map[string]bool{}
-	require.NoError(t, cp.ListCheckpoints(ctx, func(name string, _ int64, _ time.Time) { names[name] = true }))
+	rows, err := cp.ListCheckpoints(ctx)
+	require.NoError(t, err)
+	for _, r := range rows {
+		names[r.Name] = true
+	}
 	require.True(t, names[a] && names[b], "listed: %q", names)
 }
 

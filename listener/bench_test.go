@@ -9,11 +9,12 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
+	"github.com/eventfold/eventfold/pgxdriver"
 )
 
 // BenchmarkCommitToHandler measures the delay from the append's return
 // (after COMMIT) to the handler seeing the event, on PostgreSQL through pgx:
-// woken by NOTIFY via a PGListener (no in-process shortcut), and by polling
+// woken by NOTIFY via a pgxdriver.Listener (no in-process shortcut), and by polling
 // alone (every 10ms). Reports p50/p99 in microseconds.
 func BenchmarkCommitToHandler(b *testing.B) {
 	for _, mode := range []string{"notify", "poll-10ms"} {
@@ -27,7 +28,7 @@ func BenchmarkCommitToHandler(b *testing.B) {
 			n := listener.NewNotifier(store, nil)
 			if mode == "notify" {
 				sig := listener.NewSignal()
-				l := &listener.PGListener{ConnString: dsn, Signal: sig, Logger: quietLogger()}
+				l := &pgxdriver.Listener{ConnString: dsn, Signal: sig, Logger: quietLogger()}
 				wg.Go(func() { _ = l.Run(ctx) })
 				wg.Go(func() { _ = n.Run(ctx) })
 				for !l.Connected() {
@@ -89,7 +90,7 @@ func BenchmarkWriteThroughput(b *testing.B) {
 			n := listener.NewNotifier(store, nil)
 			if listeners > 0 {
 				sig := listener.NewSignal()
-				l := &listener.PGListener{ConnString: dsn, Signal: sig, Logger: quietLogger()}
+				l := &pgxdriver.Listener{ConnString: dsn, Signal: sig, Logger: quietLogger()}
 				wg.Go(func() { _ = l.Run(ctx) })
 				wg.Go(func() { _ = n.Run(ctx) })
 				for range listeners {

@@ -27,7 +27,7 @@ type CheckpointInfo struct {
 }
 
 // Checkpoints lists every durable subscription with its lag behind the head.
-func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]CheckpointInfo, error) {
+func Checkpoints(ctx context.Context, store eventfold.Log) ([]CheckpointInfo, error) {
 	so, err := readOps(store)
 	if err != nil {
 		return nil, err
@@ -36,12 +36,13 @@ func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]C
 	if err != nil {
 		return nil, fmt.Errorf("listener: checkpoints: %w", err)
 	}
-	var out []CheckpointInfo
-	err = so.ListCheckpoints(ctx, func(name string, pos int64, at time.Time) {
-		out = append(out, CheckpointInfo{Name: name, Position: pos, UpdatedAt: at, Head: head, Lag: max(head-pos, 0)})
-	})
+	rows, err := so.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
+	}
+	var out []CheckpointInfo
+	for _, r := range rows {
+		out = append(out, CheckpointInfo{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt, Head: head, Lag: max(head-r.Position, 0)})
 	}
 	for i := range out {
 		if out[i].Owner, err = so.LeaseOwner(ctx, out[i].Name); err != nil {
@@ -53,7 +54,7 @@ func Checkpoints[TTx any](ctx context.Context, store *eventfold.Store[TTx]) ([]C
 
 // Checkpoint returns a subscription's stored checkpoint; found is false when
 // the subscription has never run.
-func Checkpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) (pos int64, found bool, err error) {
+func Checkpoint(ctx context.Context, store eventfold.Log, name string) (pos int64, found bool, err error) {
 	if err := validateName(name); err != nil {
 		return 0, false, err
 	}
@@ -70,7 +71,7 @@ func Checkpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name 
 
 // Lag returns how far subscription name is behind the head, in position
 // space (see CheckpointInfo.Lag); 0 means caught up.
-func Lag[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) (int64, error) {
+func Lag(ctx context.Context, store eventfold.Log, name string) (int64, error) {
 	pos, _, err := Checkpoint(ctx, store, name)
 	if err != nil {
 		return 0, err
@@ -87,7 +88,7 @@ func Lag[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string)
 // stopped: a running instance notices (its compare-and-set fails), stops
 // driving and restarts from the new checkpoint, but the batch it was
 // handling may still run.
-func SetCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string, pos int64) error {
+func SetCheckpoint(ctx context.Context, store eventfold.Log, name string, pos int64) error {
 	if err := validateName(name); err != nil {
 		return err
 	}
@@ -103,7 +104,7 @@ func SetCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], na
 
 // DeleteCheckpoint forgets a subscription's checkpoint; it starts again from
 // its Options.StartAt the next time it runs.
-func DeleteCheckpoint[TTx any](ctx context.Context, store *eventfold.Store[TTx], name string) error {
+func DeleteCheckpoint(ctx context.Context, store eventfold.Log, name string) error {
 	if err := validateName(name); err != nil {
 		return err
 	}

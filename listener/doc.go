@@ -13,7 +13,7 @@
 //     exactly-once mode for handlers that write to the same database. Only
 //     one process at a time drives a named subscription: it holds a lease row
 //     (table leases) with an expiry that it renews.
-//   - [Signal], [Notifier] and [PGListener] wake followers up early; polling
+//   - [Signal], [Notifier] and [pgxdriver.Listener] wake followers up early; polling
 //     every [Options.PollInterval] is the fallback and the only path on MySQL,
 //     SQLite and SQL Server.
 //
@@ -39,7 +39,8 @@
 // eventfold.notify_events (see sql/postgres/00003_subscriptions.sql and
 // [EnableNotifyTrigger]); that one does cost the write path.
 //
-// A [PGListener] LISTENs on a dedicated connection (never a pooled one), and
+// A [pgxdriver.Listener] (in the driver package, so that programs without
+// PostgreSQL do not link pgx) LISTENs on a dedicated connection (never a pooled one), and
 // wakes followers each time it (re)connects, so that what committed while it
 // was away is caught up: listen first, then catch up. It reconnects with
 // backoff. Behind PgBouncer in transaction mode LISTEN does not work; polling

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // DefaultChannel is the PostgreSQL notification channel eventfold uses.
-const DefaultChannel = "eventfold_events"
+const DefaultChannel = contract.DefaultChannel
 
 // NotifierOptions configures a Notifier. The zero value is usable.
 type NotifierOptions struct {
@@ -58,7 +60,7 @@ type Notifier struct {
 }
 
 // NewNotifier returns a Notifier for store. Call Run to send notifications.
-func NewNotifier[TTx any](store *eventfold.Store[TTx], opts *NotifierOptions) *Notifier {
+func NewNotifier(store eventfold.Log, opts *NotifierOptions) *Notifier {
 	n := &Notifier{kick: make(chan struct{}, 1)}
 	if opts != nil {
 		n.o = *opts
@@ -69,11 +71,10 @@ func NewNotifier[TTx any](store *eventfold.Store[TTx], opts *NotifierOptions) *N
 	if n.o.Logger == nil {
 		n.o.Logger = slog.Default()
 	}
-	if store.Dialect() == eventfold.Postgres {
-		ops := store.Driver().Ops()
+	if ops := store.Ops(); ops.Capabilities().Notify {
 		ch := n.o.Channel
 		n.exec = func(ctx context.Context, payload string) error {
-			return ops.Exec(ctx, "SELECT pg_notify($1, $2)", ch, payload)
+			return ops.Notify(ctx, ch, payload)
 		}
 	}
 	return n
@@ -156,13 +157,13 @@ func (n *Notifier) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			n.o.Logger.Warn("listener: pg_notify failed; listeners will poll", "channel", n.o.Channel, "err", fmt.Errorf("notify position %d: %w", pos, err))
+			n.o.Logger.Warn("listener: notify failed; listeners will poll", "channel", n.o.Channel, "err", fmt.Errorf("notify position %d: %w", pos, err))
 		} else {
 			n.mu.Lock()
 			n.sent++
 			n.mu.Unlock()
 		}
-		if n.o.MinInterval > 0 && !sleep(ctx, n.o.MinInterval) {
+		if n.o.MinInterval > 0 && !backoff.Sleep(ctx, n.o.MinInterval) {
 			return nil
 		}
 	}
@@ -172,29 +173,17 @@ func (n *Notifier) Run(ctx context.Context) error {
 // (PostgreSQL only), so appends made directly from SQL wake listeners too.
 // It costs the write path (NOTIFY at every commit that appended); prefer a
 // Notifier when every append goes through the Go library.
-func EnableNotifyTrigger[TTx any](ctx context.Context, store *eventfold.Store[TTx]) error {
-	if store.Dialect() != eventfold.Postgres {
-		return fmt.Errorf("listener: notify trigger: %s has no LISTEN/NOTIFY", store.Dialect())
-	}
-	err := store.Driver().Ops().Exec(ctx, `DO $$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_notify' AND tgrelid = 'eventfold.events'::regclass) THEN
-    CREATE TRIGGER events_notify AFTER INSERT ON eventfold.events
-      FOR EACH STATEMENT EXECUTE FUNCTION eventfold.notify_events();
-  END IF;
-END $$`)
-	if err != nil {
-		return fmt.Errorf("listener: enable notify trigger: %w", err)
+func EnableNotifyTrigger(ctx context.Context, store eventfold.Log) error {
+	if err := store.Ops().EnableNotifyTrigger(ctx); err != nil {
+		return fmt.Errorf("listener: %w", err)
 	}
 	return nil
 }
 
 // DisableNotifyTrigger detaches the trigger EnableNotifyTrigger attached.
-func DisableNotifyTrigger[TTx any](ctx context.Context, store *eventfold.Store[TTx]) error {
-	if store.Dialect() != eventfold.Postgres {
-		return nil
-	}
-	if err := store.Driver().Ops().Exec(ctx, `DROP TRIGGER IF EXISTS events_notify ON eventfold.events`); err != nil {
-		return fmt.Errorf("listener: disable notify trigger: %w", err)
+func DisableNotifyTrigger(ctx context.Context, store eventfold.Log) error {
+	if err := store.Ops().DisableNotifyTrigger(ctx); err != nil {
+		return fmt.Errorf("listener: %w", err)
 	}
 	return nil
 }

@@ -23,12 +23,12 @@ type Options struct {
 	BatchSize int
 	// PollInterval is how long a caught-up follower waits before reading
 	// again when no wake-up arrives. It bounds delivery delay on MySQL,
-	// SQLite and SQL Server (and on PostgreSQL without a PGListener or
+	// SQLite and SQL Server (and on PostgreSQL without a pgxdriver.Listener or
 	// behind PgBouncer); each poll is one indexed range read. Defaults to
 	// 500ms.
 	PollInterval time.Duration
 	// Wakeup, when set, wakes caught-up followers early: feed it from a
-	// Notifier (same process) and/or a PGListener (any process).
+	// Notifier (same process) and/or a pgxdriver.Listener (any process).
 	Wakeup *Signal
 	// LeaseTTL is how long a durable subscription's lease lasts unless
 	// renewed; it is renewed every LeaseTTL/3. After a crash, another

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
+	"github.com/eventfold/eventfold/pgxdriver"
 )
 
 // TestPGListenerReconnect: followers that never poll (hour-long interval)
@@ -22,7 +23,7 @@ func TestPGListenerReconnect(t *testing.T) {
 	// The notifier has no Signal of its own: wake-ups must go through the
 	// database.
 	n := listener.NewNotifier(store, nil)
-	l := &listener.PGListener{ConnString: dsn, Signal: sig, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: quietLogger()}
+	l := &pgxdriver.Listener{ConnString: dsn, Signal: sig, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: quietLogger()}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
@@ -77,7 +78,7 @@ func TestPGListenerReconnect(t *testing.T) {
 }
 
 // TestDatabaseConnectionsKilled: every connection a durable subscription
-// and a PGListener use is terminated mid-stream (as in a failover or a
+// and a pgxdriver.Listener use is terminated mid-stream (as in a failover or a
 // database restart); both reconnect and the subscription finishes with no
 // gap.
 func TestDatabaseConnectionsKilled(t *testing.T) {
@@ -85,7 +86,7 @@ func TestDatabaseConnectionsKilled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sig := listener.NewSignal()
-	l := &listener.PGListener{ConnString: dsn, Signal: sig, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: quietLogger()}
+	l := &pgxdriver.Listener{ConnString: dsn, Signal: sig, RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Logger: quietLogger()}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()

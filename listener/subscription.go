@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Handler handles one event of an at-least-once subscription. It may see an
@@ -168,12 +169,12 @@ func (s *Subscription[TTx]) Run(ctx context.Context) error {
 			}
 			fails++
 			s.fail(fmt.Errorf("acquire lease: %w", err))
-			sleep(ctx, backoff(fails, s.o.RetryMin, s.o.RetryMax))
+			backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 			continue
 		}
 		fails = 0
 		if !held {
-			sleep(ctx, s.o.LeaseTTL/3)
+			backoff.Sleep(ctx, s.o.LeaseTTL/3)
 			continue
 		}
 		s.setHolding(true)
@@ -269,7 +270,7 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 		return s.stopCause(ctx, err)
 	}
 	s.setPosition(pos)
-	r := reader[TTx]{store: s.store, o: &s.o, caughtUp: s.setCaughtUp}
+	r := reader{store: s.store, o: &s.o, caughtUp: s.setCaughtUp}
 	limit := s.o.BatchSize
 	for {
 		evs, err := r.next(ctx, pos, limit)
@@ -308,7 +309,7 @@ func (s *Subscription[TTx]) loadCheckpoint(ctx context.Context) (int64, error) {
 			return pos, err
 		}
 		s.fail(err)
-		sleep(ctx, backoff(fails, s.o.RetryMin, s.o.RetryMax))
+		backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 	}
 }
 
@@ -378,7 +379,7 @@ func (s *Subscription[TTx]) handle(ctx context.Context, pos int64, evs []eventfo
 				if s.o.MaxAttempts > 0 && attempt >= s.o.MaxAttempts {
 					return pos, &HandlerError{Subscription: s.name, Event: ev, Attempts: attempt, Err: err}
 				}
-				if !sleep(ctx, backoff(attempt, s.o.RetryMin, s.o.RetryMax)) {
+				if !backoff.Sleep(ctx, backoff.Delay(attempt, s.o.RetryMin, s.o.RetryMax)) {
 					return pos, ctx.Err()
 				}
 			}
@@ -415,7 +416,7 @@ func (s *Subscription[TTx]) advance(ctx context.Context, expected, pos int64) er
 			return fmt.Errorf("listener: save checkpoint of %q at %d: %w", s.name, pos, err)
 		}
 		s.fail(fmt.Errorf("save checkpoint: %w", err))
-		sleep(ctx, backoff(fails, s.o.RetryMin, s.o.RetryMax))
+		backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 	}
 }
 
@@ -444,11 +445,7 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 				}
 				matched++
 			}
-			so, err := subOps(s.store.Dialect(), s.store.Driver().OpsTx(tx))
-			if err != nil {
-				return err
-			}
-			ok, err := so.AdvanceCheckpoint(ctx, s.name, pos, last)
+			ok, err := s.store.Driver().OpsTx(tx).AdvanceCheckpoint(ctx, s.name, pos, last)
 			if err != nil {
 				return err
 			}
@@ -481,7 +478,7 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 		} else {
 			s.fail(fmt.Errorf("transaction for positions %d..%d: %w", evs[0].GlobalPosition, last, err))
 		}
-		if !sleep(ctx, backoff(attempt, s.o.RetryMin, s.o.RetryMax)) {
+		if !backoff.Sleep(ctx, backoff.Delay(attempt, s.o.RetryMin, s.o.RetryMax)) {
 			return pos, ctx.Err()
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // Batch is what a Tail hands to its callback: the events of one read that
@@ -29,7 +30,7 @@ type Batch struct {
 // database restart. Tail returns nil when ctx ends, fn's error when fn fails,
 // and an error matching eventfold.ErrArchived when it must read events that
 // were archived.
-func Tail[TTx any](ctx context.Context, store *eventfold.Store[TTx], after int64, opts *Options, fn func(ctx context.Context, b Batch) error) error {
+func Tail(ctx context.Context, store eventfold.Log, after int64, opts *Options, fn func(ctx context.Context, b Batch) error) error {
 	o := opts.withDefaults()
 	pos := after
 	if after == StartAtHead {
@@ -43,7 +44,7 @@ func Tail[TTx any](ctx context.Context, store *eventfold.Store[TTx], after int64
 	} else if after < 0 {
 		return &eventfold.ValidationError{Field: "tail start", Reason: fmt.Sprintf("position %d is negative", after)}
 	}
-	r := reader[TTx]{store: store, o: &o}
+	r := reader{store: store, o: &o}
 	for {
 		evs, err := r.next(ctx, pos, o.BatchSize)
 		if err != nil {
@@ -68,8 +69,8 @@ func Tail[TTx any](ctx context.Context, store *eventfold.Store[TTx], after int64
 // reader reads the next non-empty page after a position, waiting for
 // wake-ups or the poll interval while the log has nothing new, and retrying
 // database errors with backoff.
-type reader[TTx any] struct {
-	store *eventfold.Store[TTx]
+type reader struct {
+	store eventfold.Log
 	o     *Options
 	// caughtUp is called with true each time a read comes back empty.
 	caughtUp func(bool)
@@ -77,7 +78,7 @@ type reader[TTx any] struct {
 
 // next returns at least one event after pos, or an error: ctx's, or one a
 // retry cannot cure (archived events).
-func (r *reader[TTx]) next(ctx context.Context, pos int64, limit int) ([]eventfold.Event, error) {
+func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Event, error) {
 	fails, woken := 0, 0
 	for {
 		if err := ctx.Err(); err != nil {
@@ -96,7 +97,7 @@ func (r *reader[TTx]) next(ctx context.Context, pos int64, limit int) ([]eventfo
 			}
 			fails++
 			r.o.Logger.Warn("listener: reading the log failed; retrying", "from", pos+1, "attempt", fails, "err", err)
-			sleep(ctx, backoff(fails, r.o.RetryMin, r.o.RetryMax))
+			backoff.Sleep(ctx, backoff.Delay(fails, r.o.RetryMin, r.o.RetryMax))
 			continue
 		}
 		fails = 0
@@ -135,13 +136,13 @@ func (r *reader[TTx]) next(ctx context.Context, pos int64, limit int) ([]eventfo
 	}
 }
 
-func headWithRetry[TTx any](ctx context.Context, store *eventfold.Store[TTx], o *Options) (int64, error) {
+func headWithRetry(ctx context.Context, store eventfold.Log, o *Options) (int64, error) {
 	for fails := 1; ; fails++ {
 		h, err := store.Head(ctx)
 		if err == nil || ctx.Err() != nil {
 			return h, nil
 		}
 		o.Logger.Warn("listener: reading the head failed; retrying", "attempt", fails, "err", err)
-		sleep(ctx, backoff(fails, o.RetryMin, o.RetryMax))
+		backoff.Sleep(ctx, backoff.Delay(fails, o.RetryMin, o.RetryMax))
 	}
 }

@@ -40,7 +40,7 @@ func TestTorture(t *testing.T) {
 }
 
 // TestTorturePgx runs the torture test through pgx.Tx on PostgreSQL, with
-// a PGListener besides the in-process wake-ups.
+// a pgxdriver.Listener besides the in-process wake-ups.
 func TestTorturePgx(t *testing.T) {
 	store, _ := pgxStore(t)
 	runTorture[pgx.Tx](t, store)

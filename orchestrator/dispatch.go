@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/backoff"
 )
 
 // MaxCommandIDLength bounds Envelope.ID, in bytes.
@@ -101,7 +102,8 @@ func (o *Orchestrator[TTx]) run(ctx context.Context, h *handlerEntry[TTx], cmd C
 		wait := o.cfg.backoff(attempt)
 		o.cfg.Logger.DebugContext(ctx, "orchestrator: retrying command",
 			"command", cmd.Name, "command_id", cmd.Envelope.ID, "attempt", attempt, "wait", wait, "error", err)
-		if serr := sleep(ctx, wait); serr != nil {
+		if !backoff.Sleep(ctx, wait) {
+			serr := ctx.Err()
 			return nil, fmt.Errorf("orchestrator: command %q: %w while waiting to retry after: %w", cmd.Name, serr, err)
 		}
 	}
@@ -201,10 +203,10 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	endCommit(err)
 	if err != nil {
 		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
-		if marker == "" || serverReported(err) {
+		if marker == "" || o.serverReported(err) {
 			// No marker, or the server refused the COMMIT (a deferred
 			// constraint, a serialization failure): nothing to resolve.
-			return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: err}
+			return nil, &CommitError{Command: cmd.Name, CommandID: cmd.Envelope.ID, Err: o.classify(err)}
 		}
 		return o.afterFailedCommit(ctx, cmd, marker, res, err)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/eventfold/eventfold"
 )
 
 // GroupCommitConfig configures group commit: concurrent dispatches share
@@ -61,10 +59,6 @@ func (c GroupCommitConfig) withDefaults() GroupCommitConfig {
 	return c
 }
 
-// maxSavepoints bounds the savepoints of one PostgreSQL transaction, below
-// its 64-entry subtransaction cache.
-const maxSavepoints = 60
-
 // pending is one queued command and where its answer goes.
 type pending[TTx any] struct {
 	ctx context.Context
@@ -97,20 +91,16 @@ type groupCommitter[TTx any] struct {
 	o   *Orchestrator[TTx]
 	cfg GroupCommitConfig
 
-	savepoint, rollbackTo string
-
 	mu     sync.Mutex
 	queue  []*pending[TTx]
 	active int
 }
 
+// savepointName is the savepoint each command of a group commit runs after.
+const savepointName = "eventfold_cmd"
+
 func newGroupCommitter[TTx any](o *Orchestrator[TTx], cfg GroupCommitConfig) *groupCommitter[TTx] {
-	g := &groupCommitter[TTx]{o: o, cfg: cfg.withDefaults(),
-		savepoint: "SAVEPOINT eventfold_cmd", rollbackTo: "ROLLBACK TO SAVEPOINT eventfold_cmd"}
-	if o.store.Dialect() == eventfold.SQLServer {
-		g.savepoint, g.rollbackTo = "SAVE TRANSACTION eventfold_cmd", "ROLLBACK TRANSACTION eventfold_cmd"
-	}
-	return g
+	return &groupCommitter[TTx]{o: o, cfg: cfg.withDefaults()}
 }
 
 // dispatch is the innermost Dispatcher in group-commit mode.
@@ -326,8 +316,8 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 	ops := drv.OpsTx(tx)
 	taken := 0
 	limit := len(batch) * 2
-	if g.o.store.Dialect() == eventfold.Postgres {
-		limit = maxSavepoints
+	if m := ops.Capabilities().MaxSavepoints; m > 0 {
+		limit = m
 	}
 	for _, p := range batch {
 		pctx := context.WithoutCancel(p.ctx) // the caller's values, not its cancellation
@@ -346,7 +336,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 				p.solo = true
 				break
 			}
-			if err := ops.Exec(ctx, g.savepoint); err != nil {
+			if err := ops.Savepoint(ctx, savepointName); err != nil {
 				_ = drv.Rollback(ctx, tx)
 				return false, false, nil
 			}
@@ -357,7 +347,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 				p.res, p.err = res, nil
 				break
 			}
-			if rerr := ops.Exec(ctx, g.rollbackTo); rerr != nil {
+			if rerr := ops.RollbackToSavepoint(ctx, savepointName); rerr != nil {
 				// The transaction is lost (a dooming error on SQL Server,
 				// a broken connection): everybody goes solo.
 				_ = drv.Rollback(ctx, tx)
@@ -388,7 +378,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 	endCommit(err)
 	if err != nil {
 		_ = drv.Rollback(ctx, tx)
-		if serverReported(err) || !g.o.markers.supported {
+		if g.o.serverReported(err) || !g.o.markers.supported {
 			// The server refused the COMMIT, or the engine runs in the
 			// process (SQLite): it did not commit.
 			g.o.cfg.Logger.WarnContext(ctx, "orchestrator: group commit failed; dispatching its commands one by one",

@@ -12,28 +12,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // MaxScopeLength bounds an idempotency scope (Envelope.Scope or what
 // Config.Scope returns), in bytes.
 const MaxScopeLength = 200
 
-// commandRecorder is the dialect extension that stores idempotency records
-// (table eventfold.commands / eventfold_commands, migrations
-// 00002_commands and 00007_command_scope). Every dialect's Ops implements
-// it.
-type commandRecorder interface {
-	// LookupCommand returns the record of command id in scope: the
-	// recorded command name, payload hash ("" for records made before
-	// migration 00007) and event references.
-	LookupCommand(ctx context.Context, scope, id string) (commandType, payloadHash string, refs []byte, found bool, err error)
-	// RecordCommand records command id in scope. It reports duplicate
-	// (and no error) when the id is already recorded in scope, typically
-	// by a concurrent dispatch that committed first.
-	RecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) (duplicate bool, err error)
-	// PruneCommands deletes records older than before; it returns how many.
-	PruneCommands(ctx context.Context, before time.Time) (int64, error)
-}
+// commandRecorder is the part of the store/dialect contract behind
+// idempotency records (migrations 00002_commands and 00007_command_scope).
+type commandRecorder = contract.Commands
 
 // commandKey is what identifies a command with an id: the id lives in the
 // envelope; the scope picks the key space, and the payload hash tells a
@@ -133,11 +121,7 @@ func encodeRefs(events []eventfold.Event) ([]byte, error) {
 }
 
 func (o *Orchestrator[TTx]) recorder(tx TTx) (commandRecorder, error) {
-	rec, ok := o.store.Driver().OpsTx(tx).(commandRecorder)
-	if !ok {
-		return nil, fmt.Errorf("orchestrator: the %s dialect does not implement idempotency records; dispatch without Envelope.ID", o.store.Dialect())
-	}
-	return rec, nil
+	return o.store.Driver().OpsTx(tx), nil
 }
 
 // readBack reads the events a record points at, in recorded order;
@@ -171,11 +155,7 @@ func (o *Orchestrator[TTx]) readBack(ctx context.Context, tx TTx, raw []byte) ([
 // command ids can be dispatched (and applied) again, so keep records longer
 // than any client may retry a request.
 func (o *Orchestrator[TTx]) ForgetCommands(ctx context.Context, before time.Time) (int64, error) {
-	rec, ok := o.store.Driver().Ops().(commandRecorder)
-	if !ok {
-		return 0, fmt.Errorf("orchestrator: the %s dialect does not implement idempotency records", o.store.Dialect())
-	}
-	n, err := rec.PruneCommands(ctx, before.UTC())
+	n, err := o.store.Driver().Ops().PruneCommands(ctx, before.UTC())
 	if err != nil {
 		return 0, fmt.Errorf("orchestrator: forget commands recorded before %s: %w", before.UTC().Format(time.RFC3339), err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/eventfold/eventfold/internal/backoff"
 	"sync/atomic"
 	"time"
 
@@ -21,23 +22,6 @@ var ErrCommitOutcomeUnknown = errors.New("orchestrator: commit outcome unknown")
 // the transaction did not commit, so running the command again is safe
 // (IsRetryable says yes).
 var errNotCommitted = errors.New("orchestrator: COMMIT failed and the transaction did not commit")
-
-// commitMarkers is the dialect extension behind commit markers (table
-// commit_markers, migration 00009): a random id written inside each
-// transaction, looked up when the COMMIT's reply is lost. PostgreSQL,
-// MySQL/MariaDB and SQL Server implement it. SQLite does not: it runs in
-// the process, no connection can lose its reply, and a failed COMMIT there
-// did not commit.
-type commitMarkers interface {
-	// WriteCommitMarker records id inside the transaction the Ops run on.
-	WriteCommitMarker(ctx context.Context, id string) error
-	// ClaimCommitMarker, run outside that transaction, reports whether it
-	// committed; it waits while the transaction still runs, and afterwards
-	// the transaction can no longer commit.
-	ClaimCommitMarker(ctx context.Context, id string) (committed bool, err error)
-	// PruneCommitMarkers deletes markers recorded before before.
-	PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error)
-}
 
 // markerState is the orchestrator's commit-marker bookkeeping.
 type markerState struct {
@@ -60,13 +44,13 @@ func newMarker() (string, error) {
 
 // writeMarker writes a commit marker inside tx and returns its id.
 func (o *Orchestrator[TTx]) writeMarker(ctx context.Context, tx TTx) (string, error) {
-	m := o.store.Driver().OpsTx(tx).(commitMarkers)
+	m := o.store.Driver().OpsTx(tx)
 	id, err := newMarker()
 	if err != nil {
 		return "", err
 	}
 	if err := m.WriteCommitMarker(ctx, id); err != nil {
-		return "", fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", err)
+		return "", fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", o.classify(err))
 	}
 	return id, nil
 }
@@ -76,7 +60,7 @@ func (o *Orchestrator[TTx]) writeMarker(ctx context.Context, tx TTx) (string, er
 // of the pool, retrying for up to Config.ResolveTimeout while the database
 // is unreachable; err is non-nil only when it never got an answer.
 func (o *Orchestrator[TTx]) resolveCommit(ctx context.Context, marker string) (committed bool, err error) {
-	m := o.store.Driver().Ops().(commitMarkers)
+	m := o.store.Driver().Ops()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.cfg.ResolveTimeout)
 	defer cancel()
 	wait := 10 * time.Millisecond
@@ -85,7 +69,7 @@ func (o *Orchestrator[TTx]) resolveCommit(ctx context.Context, marker string) (c
 		if err == nil {
 			return committed, nil
 		}
-		if sleep(ctx, wait) != nil {
+		if !backoff.Sleep(ctx, wait) {
 			return false, err
 		}
 		wait = min(2*wait, time.Second)
@@ -119,11 +103,7 @@ func (o *Orchestrator[TTx]) maybePruneMarkers() {
 // minute (Config.CommitMarkerRetention); call it to prune at another time.
 // On SQLite, which needs no markers, it returns 0.
 func (o *Orchestrator[TTx]) PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error) {
-	m, ok := o.store.Driver().Ops().(commitMarkers)
-	if !ok {
-		return 0, nil
-	}
-	n, err := m.PruneCommitMarkers(ctx, before.UTC())
+	n, err := o.store.Driver().Ops().PruneCommitMarkers(ctx, before.UTC())
 	if err != nil {
 		return 0, fmt.Errorf("orchestrator: prune commit markers recorded before %s: %w", before.UTC().Format(time.RFC3339), err)
 	}

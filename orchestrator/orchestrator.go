@@ -65,7 +65,7 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Orchestrator[TTx] {
 		handlers: map[string]*handlerEntry[TTx]{},
 		reducers: map[string][]*reducerEntry[TTx]{},
 	}
-	_, o.markers.supported = store.Driver().Ops().(commitMarkers)
+	o.markers.supported = store.Driver().Ops().Capabilities().CommitMarkers
 	o.markers.on = o.markers.supported && !o.cfg.NoCommitMarkers
 	if o.cfg.GroupCommit != nil {
 		o.group = newGroupCommitter(o, *o.cfg.GroupCommit)

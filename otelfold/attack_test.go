@@ -12,7 +12,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/listener/httpapi"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/orchestrator"
 )
 

@@ -129,7 +129,7 @@ func ObserveLag[TTx any](i *Instrumentation, store *eventfold.Store[TTx]) (metri
 // eventfold.notify.coalesced (wake-ups that joined one already due).
 func (i *Instrumentation) ObserveNotifier(n *listener.Notifier) (metric.Registration, error) {
 	sent, err := i.meter.Int64ObservableCounter("eventfold.notify.sent", metric.WithUnit("{notification}"),
-		metric.WithDescription("pg_notify wake-ups sent."))
+		metric.WithDescription("Wake-up hints sent to listening processes."))
 	if err != nil {
 		return nil, err
 	}

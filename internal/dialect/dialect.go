@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // DB is what a database/sql based dialect runs statements on: *sql.DB,
@@ -87,4 +88,26 @@ func MarkerBound(t time.Time) string {
 	b[6] = 0x70 // version 7
 	b[8] = 0x80 // RFC 4122 variant
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// CheckSavepointName refuses a savepoint name that is not a plain
+// identifier (ASCII letters, digits, underscores, not starting with a
+// digit): the dialects write it into the statement, which takes no
+// parameters.
+func CheckSavepointName(name string) error {
+	ok := name != "" && len(name) <= 63 && (name[0] < '0' || name[0] > '9')
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+	}
+	if !ok {
+		return &eventfold.ValidationError{Field: "savepoint name", Reason: fmt.Sprintf("%q is not a plain identifier", name)}
+	}
+	return nil
+}
+
+// Unsupported returns an error matching contract.ErrUnsupported that names
+// the operation and the database.
+func Unsupported(what string, d eventfold.Dialect) error {
+	return fmt.Errorf("%s on %s: %w", what, d, contract.ErrUnsupported)
 }

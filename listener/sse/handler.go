@@ -74,8 +74,8 @@ type Config struct {
 
 // Handler is an http.Handler streaming events as Server-Sent Events. Call
 // Run to start its shared tailer; until then it answers 503.
-type Handler[TTx any] struct {
-	store   *eventfold.Store[TTx]
+type Handler struct {
+	store   eventfold.Log
 	cfg     Config
 	sig     *listener.Signal
 	catch   chan struct{}
@@ -90,8 +90,8 @@ type Handler[TTx any] struct {
 }
 
 // New returns a Handler streaming store's events.
-func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Handler[TTx] {
-	h := &Handler[TTx]{store: store, sig: listener.NewSignal()}
+func New(store eventfold.Log, cfg *Config) *Handler {
+	h := &Handler{store: store, sig: listener.NewSignal()}
 	if cfg != nil {
 		h.cfg = *cfg
 	}
@@ -122,13 +122,13 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Handler[TTx] {
 }
 
 // Clients returns the number of connected clients.
-func (h *Handler[TTx]) Clients() int { return int(h.nconns.Load()) }
+func (h *Handler) Clients() int { return int(h.nconns.Load()) }
 
 // Run follows the log from the current head until ctx ends, feeding every
 // client; it returns nil then, and the connected clients' streams end (their
 // browsers reconnect, and get 503 until Run runs again). Only one Run at a
 // time: a second one returns an error at once.
-func (h *Handler[TTx]) Run(ctx context.Context) error {
+func (h *Handler) Run(ctx context.Context) error {
 	if !h.running.CompareAndSwap(false, true) {
 		return errors.New("sse: Run is already running for this handler")
 	}
@@ -175,7 +175,7 @@ func (h *Handler[TTx]) Run(ctx context.Context) error {
 }
 
 // ServeHTTP streams events to one client until it goes away.
-func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
@@ -219,7 +219,7 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cursor = h.through
 		h.mu.RUnlock()
 	}
-	c := &client[TTx]{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor}
+	c := &client{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-cache")
@@ -288,8 +288,8 @@ func multi(vals []string) []string {
 // client is one connection's state: its cursor (the last position it has
 // passed, sent or not; never shown to the client, see Config.Heartbeat)
 // and its checks.
-type client[TTx any] struct {
-	h      *Handler[TTx]
+type client struct {
+	h      *Handler
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	filter listener.Filter
@@ -300,7 +300,7 @@ type client[TTx any] struct {
 
 const pageSize = 256
 
-func (c *client[TTx]) serve(ctx context.Context) error {
+func (c *client) serve(ctx context.Context) error {
 	hb := time.NewTicker(c.h.cfg.Heartbeat)
 	defer hb.Stop()
 	for {
@@ -332,7 +332,7 @@ func (c *client[TTx]) serve(ctx context.Context) error {
 
 // next returns the events after the cursor: from the ring when it covers
 // the cursor, else from the database. through is how far they reach.
-func (c *client[TTx]) next(ctx context.Context) (evs []eventfold.Event, through int64, fromRing bool, err error) {
+func (c *client) next(ctx context.Context) (evs []eventfold.Event, through int64, fromRing bool, err error) {
 	h := c.h
 	h.mu.RLock()
 	if c.cursor >= h.floor {
@@ -373,7 +373,7 @@ func (c *client[TTx]) next(ctx context.Context) (evs []eventfold.Event, through 
 
 // send writes the events the client may see and moves its cursor to
 // through.
-func (c *client[TTx]) send(ctx context.Context, evs []eventfold.Event, through int64) error {
+func (c *client) send(ctx context.Context, evs []eventfold.Event, through int64) error {
 	c.buf = c.buf[:0]
 	obs := c.h.cfg.Observer
 	var sent []eventfold.Event
@@ -405,11 +405,11 @@ func (c *client[TTx]) send(ctx context.Context, evs []eventfold.Event, through i
 
 // heartbeat keeps the connection alive. It reveals nothing: the same bytes
 // whatever the log did (see Config.Heartbeat).
-func (c *client[TTx]) heartbeat() error {
+func (c *client) heartbeat() error {
 	return c.write([]byte(": heartbeat\n\n"))
 }
 
-func (c *client[TTx]) write(b []byte) error {
+func (c *client) write(b []byte) error {
 	_ = c.rc.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteTimeout))
 	if _, err := c.w.Write(b); err != nil {
 		return err

@@ -150,7 +150,6 @@ func testSSE(t *testing.T, store *eventfold.Store[*sql.Tx]) {
 	// Meanwhile more events commit; the client resumes with Last-Event-ID.
 	go appendN(40, 40)
 	resp, msgs = connect(t, ctx, srv.URL, "alice", lastID)
-	want := visible(readLog(t, store, 0))
 	sawHeartbeat := false
 	deadline := time.After(30 * time.Second)
 	for len(got) < 64 || !sawHeartbeat { // 80 events, 16 of them secret
@@ -170,7 +169,7 @@ func testSSE(t *testing.T, store *eventfold.Store[*sql.Tx]) {
 		}
 	}
 	resp.Body.Close()
-	want = visible(readLog(t, store, 0))
+	want := visible(readLog(t, store, 0))
 	if len(got) != len(want) {
 		t.Errorf("got %d events, want %d", len(got), len(want))
 	}

@@ -118,15 +118,6 @@ func Classify(err error) error {
 // for its error boundary.
 func interpretError(err error) error { return Classify(err) }
 
-// ClassifyError lets code outside the dialect (the orchestrator, for an
-// error a handler's or reducer's own query raised on the transaction)
-// classify a SQL Server error without knowing its numbers: see Classify.
-func (o *Ops) ClassifyError(err error) error { return Classify(err) }
-
-// isUniqueViolation reports whether e is a unique violation of the named
-// constraint. Only the part of the message before the duplicate key value
-// is searched: the value is user data (a stream id) and could contain
-// anything.
 func isUniqueViolation(e mssql.Error, constraint string) bool {
 	if e.Number != errUniqueConstraint && e.Number != errUniqueIndex {
 		return false

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
 
@@ -17,7 +18,7 @@ type Ops struct {
 	db dialect.DB
 }
 
-var _ eventfold.Ops = (*Ops)(nil)
+var _ contract.Ops = (*Ops)(nil)
 
 // New returns the store operations run on db: a *sql.DB for work outside
 // any transaction, a *sql.Tx for work inside one.

@@ -3,46 +3,49 @@ package mssql
 import (
 	"context"
 	"fmt"
+
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // Log statistics behind `esctl stats`, in hand-written T-SQL.
 
-// StatsEventTypes calls fn for every event type with its number of events,
+// StatsEventTypes returns every event type with its number of events,
 // most frequent first. The length is part of the group: SQL Server's
 // comparison (GROUP BY included) ignores trailing spaces, and types
 // recorded before migration 00005 may still differ only by them.
-func (o *Ops) StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error {
+func (o *Ops) StatsEventTypes(ctx context.Context) ([]contract.CountRow, error) {
 	return o.statsRows(ctx, "count events per type", `
 SELECT event_type, COUNT_BIG(*) AS events FROM eventfold.events
-GROUP BY event_type, DATALENGTH(event_type) ORDER BY events DESC, event_type`, fn)
+GROUP BY event_type, DATALENGTH(event_type) ORDER BY events DESC, event_type`)
 }
 
-// StatsEventDays calls fn for every day (YYYY-MM-DD, UTC) with its number
+// StatsEventDays returns every day (YYYY-MM-DD, UTC) with its number
 // of events, newest first.
-func (o *Ops) StatsEventDays(ctx context.Context, fn func(day string, events int64)) error {
+func (o *Ops) StatsEventDays(ctx context.Context) ([]contract.CountRow, error) {
 	return o.statsRows(ctx, "count events per day", `
 SELECT CONVERT(char(10), recorded_at, 23) AS day, COUNT_BIG(*) AS events FROM eventfold.events
-GROUP BY CONVERT(char(10), recorded_at, 23) ORDER BY day DESC`, fn)
+GROUP BY CONVERT(char(10), recorded_at, 23) ORDER BY day DESC`)
 }
 
-func (o *Ops) statsRows(ctx context.Context, what, query string, fn func(string, int64)) error {
+func (o *Ops) statsRows(ctx context.Context, what, query string) ([]contract.CountRow, error) {
+	out := []contract.CountRow{}
 	rows, err := o.db.QueryContext(ctx, query)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, interpretError(err))
+		return nil, fmt.Errorf("%s: %w", what, interpretError(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var k string
 		var n int64
 		if err := rows.Scan(&k, &n); err != nil {
-			return fmt.Errorf("%s: %w", what, interpretError(err))
+			return nil, fmt.Errorf("%s: %w", what, interpretError(err))
 		}
-		fn(k, n)
+		out = append(out, contract.CountRow{Key: k, Events: n})
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("%s: %w", what, interpretError(err))
+		return nil, fmt.Errorf("%s: %w", what, interpretError(err))
 	}
-	return nil
+	return out, nil
 }
 
 // StatsTotals returns the number of events and streams in the hot table

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/eventfold/eventfold/internal/contract"
 	"time"
 )
 
@@ -90,11 +91,12 @@ func (o *Ops) DeleteCheckpoint(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListCheckpoints calls fn for every checkpoint, in name order.
-func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error {
+// ListCheckpoints returns every checkpoint, in name order.
+func (o *Ops) ListCheckpoints(ctx context.Context) ([]contract.CheckpointRow, error) {
+	out := []contract.CheckpointRow{}
 	rows, err := o.db.QueryContext(ctx, `SELECT name, position, updated_at FROM eventfold.checkpoints ORDER BY name`)
 	if err != nil {
-		return fmt.Errorf("list checkpoints: %w", interpretError(err))
+		return nil, fmt.Errorf("list checkpoints: %w", interpretError(err))
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -104,14 +106,14 @@ func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int6
 			at   time.Time
 		)
 		if err := rows.Scan(&name, &pos, &at); err != nil {
-			return fmt.Errorf("list checkpoints: %w", interpretError(err))
+			return nil, fmt.Errorf("list checkpoints: %w", interpretError(err))
 		}
-		fn(name, pos, utc(at))
+		out = append(out, contract.CheckpointRow{Name: name, Position: pos, UpdatedAt: utc(at)})
 	}
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("list checkpoints: %w", interpretError(err))
+		return nil, fmt.Errorf("list checkpoints: %w", interpretError(err))
 	}
-	return nil
+	return out, nil
 }
 
 // AcquireLease takes the lease on name for owner, or renews it when owner

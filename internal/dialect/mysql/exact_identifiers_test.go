@@ -67,7 +67,11 @@ func runExactIdentifierPairs(t *testing.T, db *sql.DB) {
 		require.NoError(t, err)
 		require.True(t, found, "deleting the other subscription left this one alone")
 		names := map[string]int64{}
-		require.NoError(t, ops.ListCheckpoints(ctx, func(name string, pos int64, _ time.Time) { names[name] = pos }))
+		rows, err := ops.ListCheckpoints(ctx)
+		require.NoError(t, err)
+		for _, r := range rows {
+			names[r.Name] = r.Position
+		}
 		require.Equal(t, int64(45), names["billing-X"])
 		require.NotContains(t, names, "billing-X ")
 	})
@@ -118,7 +122,11 @@ func runExactIdentifierPairs(t *testing.T, db *sql.DB) {
 		require.Len(t, all, 4)
 		require.Equal(t, "Opened ", all[1].Type, "the type is stored as sent")
 		types := map[string]int64{}
-		require.NoError(t, ops.StatsEventTypes(ctx, func(typ string, n int64) { types[typ] = n }))
+		counts, err := ops.StatsEventTypes(ctx)
+		require.NoError(t, err)
+		for _, c := range counts {
+			types[c.Key] = c.Events
+		}
 		require.Equal(t, int64(1), types["Opened"])
 		require.Equal(t, int64(2), types["Opened "], "types differing by a trailing space are counted apart")
 	})

@@ -3,7 +3,7 @@ package mysql
 import (
 	"context"
 
-	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dbsqlc/mysqldb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
@@ -15,7 +15,7 @@ type Ops struct {
 	q  *mysqldb.Queries
 }
 
-var _ eventfold.Ops = (*Ops)(nil)
+var _ contract.Ops = (*Ops)(nil)
 
 // New returns the operations bound to db. A *sql.DB runs each append in a
 // transaction of its own; a *sql.Tx runs everything inside that transaction.

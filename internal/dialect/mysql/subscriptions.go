@@ -8,6 +8,7 @@ import (
 
 	"database/sql"
 
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dbsqlc/mysqldb"
 )
 
@@ -63,16 +64,17 @@ func (o *Ops) DeleteCheckpoint(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListCheckpoints calls fn for every checkpoint, in name order.
-func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error {
+// ListCheckpoints returns every checkpoint, in name order.
+func (o *Ops) ListCheckpoints(ctx context.Context) ([]contract.CheckpointRow, error) {
+	out := []contract.CheckpointRow{}
 	rows, err := o.q.ListCheckpoints(ctx, o.db)
 	if err != nil {
-		return fmt.Errorf("list checkpoints: %w", err)
+		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
 	for _, r := range rows {
-		fn(r.Name, r.Position, r.UpdatedAt.UTC())
+		out = append(out, contract.CheckpointRow{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt.UTC()})
 	}
-	return nil
+	return out, nil
 }
 
 // AcquireLease takes the lease on name for owner, or renews it when owner

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
+	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 )
 
 // The archive watermark (sql/postgres/00004_archive.sql) and the range
@@ -59,7 +59,7 @@ func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, 
 // DeleteEventRange deletes the events with from <= position <= through.
 // The streams table is left alone.
 func (o *Ops) DeleteEventRange(ctx context.Context, from, through int64) (int64, error) {
-	n, err := o.q.ArchiveDeleteEventRange(ctx, o.db, pgdb.ArchiveDeleteEventRangeParams{FromPosition: from, ThroughPosition: through})
+	n, err := o.q.ArchiveDeleteEventRange(ctx, o.db, postgresdb.ArchiveDeleteEventRangeParams{FromPosition: from, ThroughPosition: through})
 	if err != nil {
 		return 0, fmt.Errorf("delete events [%d, %d]: %w", from, through, err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgtype"
 
-	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
+	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 )
 
 // Idempotency records of package orchestrator (table eventfold.commands,
@@ -19,7 +19,7 @@ import (
 // name, payload hash and event references; found is false when the id is
 // new in that scope.
 func (o *Ops) LookupCommand(ctx context.Context, scope, id string) (commandType, payloadHash string, refs []byte, found bool, err error) {
-	row, err := o.q.LookupCommand(ctx, o.db, pgdb.LookupCommandParams{Scope: scope, CommandID: id})
+	row, err := o.q.LookupCommand(ctx, o.db, postgresdb.LookupCommandParams{Scope: scope, CommandID: id})
 	if isNoRows(err) {
 		return "", "", nil, false, nil
 	}
@@ -34,7 +34,7 @@ func (o *Ops) LookupCommand(ctx context.Context, scope, id string) (commandType,
 // recorded in scope (ON CONFLICT DO NOTHING waited for a
 // concurrent inserter and inserted nothing); the transaction stays usable.
 func (o *Ops) RecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) (duplicate bool, err error) {
-	n, err := o.q.RecordCommand(ctx, o.db, pgdb.RecordCommandParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: refs})
+	n, err := o.q.RecordCommand(ctx, o.db, postgresdb.RecordCommandParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: refs})
 	if err != nil {
 		return false, interpretError(err, "", -1)
 	}

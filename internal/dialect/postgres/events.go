@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
+	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
 
@@ -18,7 +18,7 @@ import (
 // Inputs are validated by eventfold.Store (IDs set and canonical, metadata
 // a JSON object).
 func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
-	arg := pgdb.AppendEventsParams{
+	arg := postgresdb.AppendEventsParams{
 		StreamID:        streamID,
 		ExpectedVersion: int64(expected),
 		EventIds:        make([]pgtype.UUID, len(events)),
@@ -68,15 +68,15 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 // it (from < 1 backward: from the last event).
 func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit int, backward bool) ([]eventfold.Event, error) {
 	n := int32(dialect.ReadLimitClamp(limit))
-	var rows []pgdb.EventfoldEvent
+	var rows []postgresdb.EventfoldEvent
 	var err error
 	if backward {
 		if from < 1 {
 			from = math.MaxInt64
 		}
-		rows, err = o.q.ReadStreamBackward(ctx, o.db, pgdb.ReadStreamBackwardParams{StreamID: streamID, FromVersion: from, MaxCount: n})
+		rows, err = o.q.ReadStreamBackward(ctx, o.db, postgresdb.ReadStreamBackwardParams{StreamID: streamID, FromVersion: from, MaxCount: n})
 	} else {
-		rows, err = o.q.ReadStreamForward(ctx, o.db, pgdb.ReadStreamForwardParams{StreamID: streamID, FromVersion: from, MaxCount: n})
+		rows, err = o.q.ReadStreamForward(ctx, o.db, postgresdb.ReadStreamForwardParams{StreamID: streamID, FromVersion: from, MaxCount: n})
 	}
 	if err != nil {
 		return nil, interpretError(err, streamID, eventfold.Any)
@@ -89,7 +89,7 @@ func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit
 // transaction that has written, the horizon is at most that transaction's
 // own xid, so its own appends are not returned until it has committed.
 func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.Event, error) {
-	rows, err := o.q.ReadAll(ctx, o.db, pgdb.ReadAllParams{FromPosition: from, MaxCount: int32(dialect.ReadLimitClamp(limit))})
+	rows, err := o.q.ReadAll(ctx, o.db, postgresdb.ReadAllParams{FromPosition: from, MaxCount: int32(dialect.ReadLimitClamp(limit))})
 	if err != nil {
 		return nil, interpretError(err, "", eventfold.Any)
 	}
@@ -125,7 +125,7 @@ func (o *Ops) Exec(ctx context.Context, query string, args ...any) error {
 	return nil
 }
 
-func eventsFromRows(rows []pgdb.EventfoldEvent) []eventfold.Event {
+func eventsFromRows(rows []postgresdb.EventfoldEvent) []eventfold.Event {
 	out := make([]eventfold.Event, len(rows))
 	for i, r := range rows {
 		out[i] = eventFromRow(r)
@@ -135,7 +135,7 @@ func eventsFromRows(rows []pgdb.EventfoldEvent) []eventfold.Event {
 
 // eventFromRow converts a generated row; generated types never leave this
 // package.
-func eventFromRow(r pgdb.EventfoldEvent) eventfold.Event {
+func eventFromRow(r postgresdb.EventfoldEvent) eventfold.Event {
 	return eventfold.Event{
 		GlobalPosition: r.GlobalPosition,
 		StreamID:       r.StreamID,

@@ -1,8 +1,8 @@
 package postgres
 
 import (
-	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
+	"github.com/eventfold/eventfold/internal/contract"
+	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
 
@@ -12,16 +12,16 @@ import (
 type Ops struct {
 	// db is what statements run on: a pgx pool/conn/tx, or database/sql
 	// behind stdDB.
-	db pgdb.DBTX
+	db postgresdb.DBTX
 	// q holds the generated queries; stateless, so one value serves all.
-	q *pgdb.Queries
+	q *postgresdb.Queries
 }
 
-var _ eventfold.Ops = (*Ops)(nil)
+var _ contract.Ops = (*Ops)(nil)
 
 // NewPgx returns Ops running on db: a *pgxpool.Pool, *pgx.Conn or pgx.Tx.
-func NewPgx(db pgdb.DBTX) *Ops {
-	return &Ops{db: db, q: pgdb.New()}
+func NewPgx(db postgresdb.DBTX) *Ops {
+	return &Ops{db: db, q: postgresdb.New()}
 }
 
 // NewStd returns Ops running on a database/sql handle (*sql.DB, *sql.Tx or
@@ -30,5 +30,5 @@ func NewPgx(db pgdb.DBTX) *Ops {
 // database/sql are not supported: the queries pass pgtype values and arrays
 // that only pgx encodes.
 func NewStd(db dialect.DB) *Ops {
-	return &Ops{db: stdDB{db: db}, q: pgdb.New()}
+	return &Ops{db: stdDB{db: db}, q: postgresdb.New()}
 }

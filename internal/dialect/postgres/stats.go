@@ -3,34 +3,37 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // Log statistics behind `esctl stats`.
 
-// StatsEventTypes calls fn for every event type with its number of events,
+// StatsEventTypes returns every event type with its number of events,
 // most frequent first.
-func (o *Ops) StatsEventTypes(ctx context.Context, fn func(eventType string, events int64)) error {
+func (o *Ops) StatsEventTypes(ctx context.Context) ([]contract.CountRow, error) {
+	out := []contract.CountRow{}
 	rows, err := o.q.StatsEventTypes(ctx, o.db)
 	if err != nil {
-		return fmt.Errorf("count events per type: %w", err)
+		return nil, fmt.Errorf("count events per type: %w", err)
 	}
 	for _, r := range rows {
-		fn(r.EventType, r.Events)
+		out = append(out, contract.CountRow{Key: r.EventType, Events: r.Events})
 	}
-	return nil
+	return out, nil
 }
 
-// StatsEventDays calls fn for every day (YYYY-MM-DD, UTC) with its number
+// StatsEventDays returns every day (YYYY-MM-DD, UTC) with its number
 // of events, newest first.
-func (o *Ops) StatsEventDays(ctx context.Context, fn func(day string, events int64)) error {
+func (o *Ops) StatsEventDays(ctx context.Context) ([]contract.CountRow, error) {
+	out := []contract.CountRow{}
 	rows, err := o.q.StatsEventDays(ctx, o.db)
 	if err != nil {
-		return fmt.Errorf("count events per day: %w", err)
+		return nil, fmt.Errorf("count events per day: %w", err)
 	}
 	for _, r := range rows {
-		fn(r.Day, r.Events)
+		out = append(out, contract.CountRow{Key: r.Day, Events: r.Events})
 	}
-	return nil
+	return out, nil
 }
 
 // StatsTotals returns the number of events and streams in the hot table

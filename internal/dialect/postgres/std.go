@@ -14,7 +14,7 @@ import (
 	"github.com/eventfold/eventfold/internal/dialect"
 )
 
-// stdDB presents a database/sql handle as pgdb.DBTX, so that the
+// stdDB presents a database/sql handle as postgresdb.DBTX, so that the
 // generated pgx queries run unchanged on database/sql. It relies on the pgx
 // stdlib driver passing arguments through to pgx untouched (its
 // CheckNamedValue accepts everything) and on pgtype values implementing

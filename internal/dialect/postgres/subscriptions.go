@@ -8,7 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/eventfold/eventfold/internal/dbsqlc/pgdb"
+	"github.com/eventfold/eventfold/internal/contract"
+	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 )
 
 // Checkpoints and leases of package listener (tables from
@@ -31,7 +32,7 @@ func (o *Ops) GetCheckpoint(ctx context.Context, name string) (pos int64, found 
 
 // CreateCheckpoint creates a checkpoint at pos unless one exists.
 func (o *Ops) CreateCheckpoint(ctx context.Context, name string, pos int64) error {
-	if err := o.q.CreateCheckpoint(ctx, o.db, pgdb.CreateCheckpointParams{Name: name, Position: pos}); err != nil {
+	if err := o.q.CreateCheckpoint(ctx, o.db, postgresdb.CreateCheckpointParams{Name: name, Position: pos}); err != nil {
 		return fmt.Errorf("create checkpoint %q: %w", name, err)
 	}
 	return nil
@@ -40,7 +41,7 @@ func (o *Ops) CreateCheckpoint(ctx context.Context, name string, pos int64) erro
 // AdvanceCheckpoint moves a checkpoint from expected to pos, and reports
 // false (changing nothing) when it was no longer at expected.
 func (o *Ops) AdvanceCheckpoint(ctx context.Context, name string, expected, pos int64) (bool, error) {
-	n, err := o.q.AdvanceCheckpoint(ctx, o.db, pgdb.AdvanceCheckpointParams{Name: name, Expected: expected, Position: pos})
+	n, err := o.q.AdvanceCheckpoint(ctx, o.db, postgresdb.AdvanceCheckpointParams{Name: name, Expected: expected, Position: pos})
 	if err != nil {
 		return false, fmt.Errorf("advance checkpoint %q to %d: %w", name, pos, err)
 	}
@@ -49,7 +50,7 @@ func (o *Ops) AdvanceCheckpoint(ctx context.Context, name string, expected, pos 
 
 // SetCheckpoint sets a checkpoint unconditionally (rewind, skip ahead).
 func (o *Ops) SetCheckpoint(ctx context.Context, name string, pos int64) error {
-	if err := o.q.SetCheckpoint(ctx, o.db, pgdb.SetCheckpointParams{Name: name, Position: pos}); err != nil {
+	if err := o.q.SetCheckpoint(ctx, o.db, postgresdb.SetCheckpointParams{Name: name, Position: pos}); err != nil {
 		return fmt.Errorf("set checkpoint %q: %w", name, err)
 	}
 	return nil
@@ -63,23 +64,24 @@ func (o *Ops) DeleteCheckpoint(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListCheckpoints calls fn for every checkpoint, in name order.
-func (o *Ops) ListCheckpoints(ctx context.Context, fn func(name string, pos int64, updatedAt time.Time)) error {
+// ListCheckpoints returns every checkpoint, in name order.
+func (o *Ops) ListCheckpoints(ctx context.Context) ([]contract.CheckpointRow, error) {
+	out := []contract.CheckpointRow{}
 	rows, err := o.q.ListCheckpoints(ctx, o.db)
 	if err != nil {
-		return fmt.Errorf("list checkpoints: %w", err)
+		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
 	for _, r := range rows {
-		fn(r.Name, r.Position, r.UpdatedAt.Time.UTC())
+		out = append(out, contract.CheckpointRow{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt.Time.UTC()})
 	}
-	return nil
+	return out, nil
 }
 
 // AcquireLease takes the lease on name for owner, or renews it when owner
 // already holds it, for ttl from now by the database clock. It reports
 // whether owner holds the lease afterwards.
 func (o *Ops) AcquireLease(ctx context.Context, name, owner string, ttl time.Duration) (bool, error) {
-	got, err := o.q.AcquireLease(ctx, o.db, pgdb.AcquireLeaseParams{Name: name, Owner: owner, TtlSeconds: ttl.Seconds()})
+	got, err := o.q.AcquireLease(ctx, o.db, postgresdb.AcquireLeaseParams{Name: name, Owner: owner, TtlSeconds: ttl.Seconds()})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // held by someone else and not expired
 	}
@@ -104,7 +106,7 @@ func (o *Ops) LeaseOwner(ctx context.Context, name string) (string, error) {
 // ReleaseLease gives up owner's lease on name, so another process can take
 // over at once; a lease held by someone else is left alone.
 func (o *Ops) ReleaseLease(ctx context.Context, name, owner string) error {
-	if err := o.q.ReleaseLease(ctx, o.db, pgdb.ReleaseLeaseParams{Name: name, Owner: owner}); err != nil {
+	if err := o.q.ReleaseLease(ctx, o.db, postgresdb.ReleaseLeaseParams{Name: name, Owner: owner}); err != nil {
 		return fmt.Errorf("release lease %q: %w", name, err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dbsqlc/sqlitedb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
@@ -24,7 +25,7 @@ type Ops struct {
 	q  *sqlitedb.Queries
 }
 
-var _ eventfold.Ops = (*Ops)(nil)
+var _ contract.Ops = (*Ops)(nil)
 
 // New returns the operations bound to db (a *sql.DB or a *sql.Tx).
 func New(db dialect.DB) *Ops { return &Ops{db: db, q: sqlitedb.New()} }

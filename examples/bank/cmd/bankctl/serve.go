@@ -12,9 +12,9 @@ import (
 	"github.com/eventfold/eventfold/esctl"
 	"github.com/eventfold/eventfold/examples/bank"
 	"github.com/eventfold/eventfold/listener"
-	"github.com/eventfold/eventfold/listener/httpapi"
 	"github.com/eventfold/eventfold/listener/sse"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/otelfold"
 )
 

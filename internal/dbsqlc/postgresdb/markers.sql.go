@@ -3,7 +3,7 @@
 //   sqlc v1.31.1
 // source: markers.sql
 
-package pgdb
+package postgresdb
 
 import (
 	"context"

@@ -21,8 +21,8 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/esctl"
 	"github.com/eventfold/eventfold/internal/testdb"
-	"github.com/eventfold/eventfold/listener/httpapi"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 

@@ -1,4 +1,4 @@
-package listener
+package pgxdriver
 
 import (
 	"context"
@@ -10,10 +10,21 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/eventfold/eventfold/internal/backoff"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
-// PGListener LISTENs for eventfold notifications on a dedicated PostgreSQL
-// connection and broadcasts a Signal for each one. It opens its own
+// Broadcaster is what a Listener wakes: listener.Signal implements it.
+type Broadcaster interface {
+	Broadcast()
+}
+
+// Listener LISTENs for eventfold notifications on a dedicated PostgreSQL
+// connection and broadcasts a Signal (a listener.Signal) for each one. It
+// lives in the driver package because LISTEN is PostgreSQL's and needs a
+// pgx connection of its own: programs that do not use PostgreSQL do not
+// link pgx through package listener. It opens its own
 // connection (never one from a pool: a pooled connection would be handed to
 // others with the LISTEN still on it, and PgBouncer in transaction mode
 // cannot keep a LISTEN at all; point ConnString at PostgreSQL directly).
@@ -21,13 +32,14 @@ import (
 // Each (re)connection also broadcasts, after LISTEN succeeded: whatever
 // committed while it was away is then caught up by the followers' next read.
 // That is the "listen first, then catch up" order that loses nothing.
-type PGListener struct {
+type Listener struct {
 	// ConnString is a pgx connection string (postgres://...).
 	ConnString string
-	// Channel defaults to DefaultChannel.
+	// Channel defaults to listener.DefaultChannel ("eventfold_events").
 	Channel string
-	// Signal is broadcast on every notification and every (re)connection.
-	Signal *Signal
+	// Signal is broadcast on every notification and every (re)connection;
+	// nil broadcasts nothing.
+	Signal Broadcaster
 	// RetryMin and RetryMax bound the reconnection backoff. Defaults 100ms
 	// and 10s.
 	RetryMin, RetryMax time.Duration
@@ -41,29 +53,29 @@ type PGListener struct {
 }
 
 // Connected reports whether the LISTEN connection is up.
-func (l *PGListener) Connected() bool { return l.connected.Load() }
+func (l *Listener) Connected() bool { return l.connected.Load() }
 
 // BackendPID returns the server process id of the LISTEN connection (0 when
 // disconnected); useful to find it in pg_stat_activity.
-func (l *PGListener) BackendPID() uint32 { return l.pid.Load() }
+func (l *Listener) BackendPID() uint32 { return l.pid.Load() }
 
 // Received returns how many notifications arrived.
-func (l *PGListener) Received() uint64 { return l.received.Load() }
+func (l *Listener) Received() uint64 { return l.received.Load() }
 
 // LastPosition returns the highest position hint received (0: none).
-func (l *PGListener) LastPosition() int64 { return l.lastPos.Load() }
+func (l *Listener) LastPosition() int64 { return l.lastPos.Load() }
 
 // Run listens until ctx ends, reconnecting with backoff, and returns nil
 // then. It returns an error at once only for a connection string that
 // cannot be parsed.
-func (l *PGListener) Run(ctx context.Context) error {
+func (l *Listener) Run(ctx context.Context) error {
 	cfg, err := pgx.ParseConfig(l.ConnString)
 	if err != nil {
-		return fmt.Errorf("listener: LISTEN connection string: %w", err)
+		return fmt.Errorf("pgxdriver: LISTEN connection string: %w", err)
 	}
 	channel := l.Channel
 	if channel == "" {
-		channel = DefaultChannel
+		channel = contract.DefaultChannel
 	}
 	logger := l.Logger
 	if logger == nil {
@@ -83,16 +95,22 @@ func (l *PGListener) Run(ctx context.Context) error {
 			break
 		}
 		fails++
-		logger.Warn("listener: LISTEN connection lost; reconnecting", "channel", channel, "attempt", fails, "err", err)
+		logger.Warn("pgxdriver: LISTEN connection lost; reconnecting", "channel", channel, "attempt", fails, "err", err)
 		// Followers keep polling meanwhile; wake them so a reconnection gap
 		// never adds to the delay.
-		l.Signal.Broadcast()
-		sleep(ctx, backoff(fails, minD, maxD))
+		l.broadcast()
+		backoff.Sleep(ctx, backoff.Delay(fails, minD, maxD))
 	}
 	return nil
 }
 
-func (l *PGListener) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channel string, connectedOK func()) error {
+func (l *Listener) broadcast() {
+	if l.Signal != nil {
+		l.Signal.Broadcast()
+	}
+}
+
+func (l *Listener) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channel string, connectedOK func()) error {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -110,7 +128,7 @@ func (l *PGListener) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channe
 	l.pid.Store(conn.PgConn().PID())
 	l.connected.Store(true)
 	connectedOK()
-	l.Signal.Broadcast() // listen first, then catch up
+	l.broadcast() // listen first, then catch up
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -123,6 +141,6 @@ func (l *PGListener) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channe
 		if p, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && p > l.lastPos.Load() {
 			l.lastPos.Store(p)
 		}
-		l.Signal.Broadcast()
+		l.broadcast()
 	}
 }

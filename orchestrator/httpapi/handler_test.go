@@ -12,8 +12,8 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
-	"github.com/eventfold/eventfold/listener/httpapi"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 )
 
 type open struct {

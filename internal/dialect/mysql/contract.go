@@ -1,0 +1,87 @@
+package mysql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
+	"github.com/eventfold/eventfold/internal/dialect"
+)
+
+// The parts of the contract (internal/contract) that are about the
+// database rather than the tables: capabilities, error classification,
+// savepoints and (absent here) LISTEN/NOTIFY and position checks.
+
+// Capabilities implements contract.Ops.
+func (o *Ops) Capabilities() contract.Capabilities {
+	return contract.Capabilities{CommitMarkers: true}
+}
+
+// CheckPositions implements contract.Positions: positions here are a
+// counter stored with the data, so they survive any move.
+func (o *Ops) CheckPositions(ctx context.Context, repair bool) (eventfold.PositionCheck, error) {
+	return eventfold.PositionCheck{Message: fmt.Sprintf("positions ok: %s positions are stored with the data", eventfold.MySQL)}, nil
+}
+
+// Notify implements contract.Notifications: unsupported.
+func (o *Ops) Notify(ctx context.Context, channel, payload string) error {
+	return dialect.Unsupported("NOTIFY", eventfold.MySQL)
+}
+
+// EnableNotifyTrigger implements contract.Notifications: unsupported.
+func (o *Ops) EnableNotifyTrigger(ctx context.Context) error {
+	return dialect.Unsupported("notify trigger", eventfold.MySQL)
+}
+
+// DisableNotifyTrigger implements contract.Notifications: there is no
+// trigger to detach, which is what was asked.
+func (o *Ops) DisableNotifyTrigger(ctx context.Context) error { return nil }
+
+// IsTransient tells whether err is a MySQL/MariaDB error a retry of the
+// whole transaction may cure.
+func IsTransient(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case errDeadlock, errLockWaitTimeout, errRecordChanged:
+		return true
+	}
+	return false
+}
+
+// ClassifyError implements contract.Errors.
+func (o *Ops) ClassifyError(err error) error {
+	if err == nil || errors.Is(err, eventfold.ErrTransient) || !IsTransient(err) {
+		return err
+	}
+	return dialect.Transient(err)
+}
+
+// ServerReported implements contract.Errors: the server's errors carry an
+// error number.
+func (o *Ops) ServerReported(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me)
+}
+
+// Savepoint implements contract.Savepoints.
+func (o *Ops) Savepoint(ctx context.Context, name string) error {
+	if err := dialect.CheckSavepointName(name); err != nil {
+		return err
+	}
+	return o.Exec(ctx, "SAVEPOINT "+name)
+}
+
+// RollbackToSavepoint implements contract.Savepoints.
+func (o *Ops) RollbackToSavepoint(ctx context.Context, name string) error {
+	if err := dialect.CheckSavepointName(name); err != nil {
+		return err
+	}
+	return o.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
+}

@@ -1,0 +1,100 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
+	"github.com/eventfold/eventfold/internal/dialect"
+)
+
+// The parts of the contract (internal/contract) that are about the
+// database rather than the tables: capabilities, error classification,
+// savepoints and LISTEN/NOTIFY.
+
+// Capabilities implements contract.Ops: PostgreSQL has every optional part.
+func (o *Ops) Capabilities() contract.Capabilities {
+	return contract.Capabilities{CommitMarkers: true, PositionCheck: true, Notify: true, MaxSavepoints: maxSavepoints}
+}
+
+// maxSavepoints bounds the savepoints of one transaction, below the
+// 64-entry subtransaction cache.
+const maxSavepoints = 60
+
+// IsTransient tells whether err is a PostgreSQL error a retry of the whole
+// transaction may cure.
+func IsTransient(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable:
+		return true
+	}
+	return false
+}
+
+// ClassifyError implements contract.Errors.
+func (o *Ops) ClassifyError(err error) error {
+	if err == nil || errors.Is(err, eventfold.ErrTransient) || !IsTransient(err) {
+		return err
+	}
+	return dialect.Transient(err)
+}
+
+// ServerReported implements contract.Errors: the server's errors carry a
+// SQLSTATE, through pgx or database/sql alike.
+func (o *Ops) ServerReported(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr)
+}
+
+// Savepoint implements contract.Savepoints.
+func (o *Ops) Savepoint(ctx context.Context, name string) error {
+	if err := dialect.CheckSavepointName(name); err != nil {
+		return err
+	}
+	return o.Exec(ctx, "SAVEPOINT "+name)
+}
+
+// RollbackToSavepoint implements contract.Savepoints.
+func (o *Ops) RollbackToSavepoint(ctx context.Context, name string) error {
+	if err := dialect.CheckSavepointName(name); err != nil {
+		return err
+	}
+	return o.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
+}
+
+// Notify implements contract.Notifications with pg_notify, which takes
+// the channel as a value (no identifier quoting needed).
+func (o *Ops) Notify(ctx context.Context, channel, payload string) error {
+	return o.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
+}
+
+// EnableNotifyTrigger attaches eventfold.notify_events (migration 00003)
+// to eventfold.events, once.
+func (o *Ops) EnableNotifyTrigger(ctx context.Context) error {
+	err := o.Exec(ctx, `DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_notify' AND tgrelid = 'eventfold.events'::regclass) THEN
+    CREATE TRIGGER events_notify AFTER INSERT ON eventfold.events
+      FOR EACH STATEMENT EXECUTE FUNCTION eventfold.notify_events();
+  END IF;
+END $$`)
+	if err != nil {
+		return fmt.Errorf("enable notify trigger: %w", err)
+	}
+	return nil
+}
+
+// DisableNotifyTrigger detaches the trigger EnableNotifyTrigger attached.
+func (o *Ops) DisableNotifyTrigger(ctx context.Context) error {
+	if err := o.Exec(ctx, `DROP TRIGGER IF EXISTS events_notify ON eventfold.events`); err != nil {
+		return fmt.Errorf("disable notify trigger: %w", err)
+	}
+	return nil
+}
