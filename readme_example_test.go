@@ -356,7 +356,7 @@ func printTrace(spans []sdktrace.ReadOnlySpan) {
 		var kv []string
 		for _, a := range s.Attributes() {
 			if show[string(a.Key)] {
-				kv = append(kv, string(a.Key)+"="+a.Value.Emit())
+				kv = append(kv, string(a.Key)+"="+a.Value.String())
 			}
 		}
 		if len(kv) > 0 {

@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 )
 
 // TestForgedTraceparentInMetadataIsReplaced: a caller's Envelope.Metadata

@@ -76,12 +76,12 @@ func (e ExpectedVersion) String() string {
 // Satisfied reports whether a stream at version current (0: no stream)
 // meets the expectation.
 func (e ExpectedVersion) Satisfied(current int64) bool {
-	switch {
-	case e == ExpectAny:
+	switch e {
+	case ExpectAny:
 		return true
-	case e == ExpectNoStream:
+	case ExpectNoStream:
 		return current == 0
-	case e == ExpectStreamExists:
+	case ExpectStreamExists:
 		return current > 0
 	default:
 		return int64(e) == current

@@ -9,9 +9,9 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
-	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/listener/sse"
 	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/orchestrator/httpapi"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
