@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/eventfold/eventfold"
 )
 
@@ -232,12 +234,48 @@ func (r *archiveReader) next() (eventfold.Event, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return e, fmt.Errorf("archive line %d: %w", r.line, err)
 	}
+	if err := validateArchived(e); err != nil {
+		return e, fmt.Errorf("archive line %d: %w", r.line, err)
+	}
 	if e.GlobalPosition <= r.last || e.GlobalPosition < r.header.From || e.GlobalPosition >= r.header.Before {
 		return e, fmt.Errorf("archive line %d: position %d out of order or outside [%d, %d)", r.line, e.GlobalPosition, r.header.From, r.header.Before)
 	}
 	r.last = e.GlobalPosition
 	r.count++
 	return e, nil
+}
+
+// validateArchived checks an archived event by the rules an append applies,
+// before any SQL runs: the checksum proves a file intact, not that its
+// events were ever appended (anyone can write a file with a matching
+// trailer), and a restore writes them without the append path's checks.
+// A refusal is a *eventfold.ValidationError (errors.Is ErrInvalidInput).
+func validateArchived(e eventfold.Event) error {
+	if e.GlobalPosition < 1 {
+		return &eventfold.ValidationError{Field: "global position", Reason: fmt.Sprintf("%d is not a position (>= 1)", e.GlobalPosition)}
+	}
+	if err := eventfold.ValidateStreamID(e.StreamID); err != nil {
+		return err
+	}
+	if e.StreamVersion < 1 {
+		return &eventfold.ValidationError{Field: "stream version", Reason: fmt.Sprintf("%d is not a version (>= 1)", e.StreamVersion)}
+	}
+	if err := eventfold.ValidateIdentifier("event type", e.Type, eventfold.MaxTypeLength); err != nil {
+		return err
+	}
+	if id, err := uuid.Parse(e.ID); err != nil || id.String() != e.ID {
+		return &eventfold.ValidationError{Field: "event id", Reason: fmt.Sprintf("%q is not a UUID in canonical lower-case form", e.ID)}
+	}
+	if err := eventfold.ValidateJSON("data", e.Data); err != nil {
+		return err
+	}
+	if err := eventfold.ValidateJSON("metadata", e.Metadata); err != nil {
+		return err
+	}
+	if b := bytes.TrimSpace(e.Metadata); b[0] != '{' {
+		return &eventfold.ValidationError{Field: "metadata", Reason: "must be a JSON object"}
+	}
+	return nil
 }
 
 func (r *archiveReader) close() {

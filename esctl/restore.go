@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 
 	"github.com/eventfold/eventfold"
@@ -20,9 +21,11 @@ compared. Restore archives newest first (the one whose range ends at the waterma
 Interrupted? Run it again: events already back are skipped.
 Restore into the database the archive was taken from (positions are that database's):
 an archive whose header names another dialect or another store identity is refused
-unless --force (for instance after moving the store to a new database by hand).`,
+unless --force (for instance after moving the store to a new database by hand).
+Positions at or above the watermark were never archived: restore only checks that the log
+holds the archive's events there, and refuses a file that has others, unless --force.`,
 		`  esctl restore --from /backup/events-2024.jsonl.gz`)
-	force := fs.Bool("force", false, "restore even if the archive names another store identity or dialect")
+	force := fs.Bool("force", false, "restore even if the archive names another store identity or dialect, or holds events above the archive watermark that the log lacks")
 	from := fs.String("from", "", "the archive file (required)")
 	batch := fs.Int("batch", 1000, "events inserted per transaction")
 	if err := env.parse(fs, dsn, args); err != nil {
@@ -82,7 +85,11 @@ unless --force (for instance after moving the store to a new database by hand).`
 			evs = append(evs, e)
 		}
 		if len(evs) > 0 {
-			n, err := restoreBatch(ctx, store, evs)
+			limit := w
+			if *force {
+				limit = math.MaxInt64 // the operator vouches for every position
+			}
+			n, err := restoreBatch(ctx, store, evs, limit)
 			if err != nil {
 				return fmt.Errorf("restore positions [%d, %d]: %w", evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition, err)
 			}
@@ -105,17 +112,33 @@ unless --force (for instance after moving the store to a new database by hand).`
 	return nil
 }
 
-// restoreBatch inserts one batch and reads it back in the same
-// transaction: the hot table must then hold exactly these events there.
-func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []eventfold.Event) (int64, error) {
+// restoreBatch inserts the events of one batch that lie below the archive
+// watermark w (read before the restore began) and reads the whole batch
+// back in the same transaction: the hot table must then hold exactly these
+// events there. Events at or above w are never inserted, only checked:
+// that part of the log was never archived, readers and subscriptions may
+// have passed it already, so an event there that the log does not hold
+// (a file edited or forged by hand: its checksum proves nothing about
+// where its events came from) would appear in the past, and its stream
+// version would move the stream's.
+func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []eventfold.Event, w int64) (int64, error) {
 	var n int64
 	err := store.InTx(ctx, func(tx *sql.Tx) error {
 		ao, err := archiveOpsOf(store.Driver().OpsTx(tx), store.Dialect())
 		if err != nil {
 			return err
 		}
-		if n, err = ao.RestoreEvents(ctx, evs); err != nil {
-			return err
+		below := evs
+		for i, e := range evs {
+			if e.GlobalPosition >= w {
+				below = evs[:i]
+				break
+			}
+		}
+		if len(below) > 0 {
+			if n, err = ao.RestoreEvents(ctx, below); err != nil {
+				return err
+			}
 		}
 		lo, hi := evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition
 		got, err := store.Driver().OpsTx(tx).ReadAll(ctx, lo, len(evs)+1) // raw: below the watermark until restore lowers it
@@ -127,6 +150,9 @@ func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []ev
 			if g.GlobalPosition > hi {
 				break
 			}
+			if i < len(evs) && g.GlobalPosition > evs[i].GlobalPosition && evs[i].GlobalPosition >= w {
+				return notLive(evs[i], w)
+			}
 			if i >= len(evs) || g.GlobalPosition != evs[i].GlobalPosition || g.ID != evs[i].ID ||
 				g.StreamID != evs[i].StreamID || g.StreamVersion != evs[i].StreamVersion {
 				return fmt.Errorf("position %d holds event %s (%s v%d), not the archived one: refusing to restore over it",
@@ -135,11 +161,21 @@ func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []ev
 			i++
 		}
 		if i != len(evs) {
+			if evs[i].GlobalPosition >= w {
+				return notLive(evs[i], w)
+			}
 			return fmt.Errorf("read back %d of %d restored events", i, len(evs))
 		}
 		return nil
 	})
 	return n, err
+}
+
+// notLive refuses an archived event at or above the archive watermark w
+// that the live log does not hold.
+func notLive(e eventfold.Event, w int64) error {
+	return fmt.Errorf("the archive holds event %s (%s v%d) at position %d, at or above the archive watermark %d, and the log holds no such event there: archives hold only positions below the watermark, so this file was not written by esctl archive from this log; refusing to insert it (--force inserts it, if this database really continues the archive's log)",
+		e.ID, e.StreamID, e.StreamVersion, e.GlobalPosition, w)
 }
 
 // ErrForeignArchive is matched by the error of a restore refused because
