@@ -211,10 +211,31 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.nconns.Add(-1)
+	h.mu.RLock()
+	through, floor := h.through, h.floor
+	h.mu.RUnlock()
 	if !hasCursor {
-		h.mu.RLock()
-		cursor = h.through
-		h.mu.RUnlock()
+		cursor = through
+	} else if cursor < floor {
+		// Resuming from before the ring: if that part of the log was
+		// archived, say so now with a status. Once a 200 has gone out the
+		// stream could only end, and the browser would reconnect with the
+		// same Last-Event-ID every Retry, for ever, never told why; a
+		// non-200 answer makes EventSource stop.
+		if err := h.probe(r.Context(), cursor); err != nil {
+			var ae *eventfold.ArchivedError
+			if errors.As(err, &ae) {
+				http.Error(w, fmt.Sprintf("the events after %d were archived and can no longer be streamed: resume from %d or later (?after=%d), or connect without Last-Event-ID to follow from the head",
+					cursor, ae.ArchivedBefore-1, ae.ArchivedBefore-1), http.StatusGone)
+				return
+			}
+			if r.Context().Err() == nil {
+				h.cfg.Logger.Warn("sse: resume check failed", "remote", r.RemoteAddr, "after", cursor, "err", err)
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "event stream unavailable", http.StatusServiceUnavailable)
+			}
+			return
+		}
 	}
 	c := &client[TTx]{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor}
 	hdr := w.Header()
@@ -233,6 +254,19 @@ func (h *Handler[TTx]) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := c.serve(r.Context()); err != nil && r.Context().Err() == nil {
 		h.cfg.Logger.Info("sse: client dropped", "remote", r.RemoteAddr, "err", err)
 	}
+}
+
+// probe reads one event after cursor from the database, under the
+// catch-up limit, to learn whether resuming there is possible.
+func (h *Handler[TTx]) probe(ctx context.Context, cursor int64) error {
+	select {
+	case h.catch <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-h.catch }()
+	_, err := h.store.ReadAll(ctx, eventfold.ReadAllOptions{From: cursor + 1, Limit: 1})
+	return err
 }
 
 // parseRequest reads the filter and the resume position: Last-Event-ID
