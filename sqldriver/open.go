@@ -174,7 +174,7 @@ func sqliteConnector(dsn string) (driver.Connector, error) {
 			params.Add(k, v)
 		}
 	}
-	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + path + "?" + params.Encode()}, nil
+	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + sqliteURIPath.Replace(path) + "?" + params.Encode()}, nil
 }
 
 // SQLitePath returns the file a sqlite:// DSN names ("" for an in-memory
@@ -190,9 +190,17 @@ func SQLitePath(dsn string) (string, error) {
 	return path, nil
 }
 
-// splitSQLite splits sqlite://PATH?PARAMS. A "file:" before the path (the
-// form SQLite's own URIs take) is dropped: modernc would otherwise create a
-// file literally named "file:x.db".
+// sqliteURIPath escapes a file path for the "file:" URI handed to SQLite,
+// which decodes %XX in it and ends it at "?" or "#": unescaped, "#" would
+// cut the path short (ledger#1.db and ledger#2.db would both open
+// "ledger").
+var sqliteURIPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
+// splitSQLite splits sqlite://PATH?PARAMS and returns the file's path
+// with its %XX escapes decoded (SQLite has always decoded them when it
+// opened the file; %3F is how a path holds a "?"). A "file:" before the
+// path (the form SQLite's own URIs take) is dropped: modernc would
+// otherwise create a file literally named "file:x.db".
 func splitSQLite(dsn string) (path, query string, err error) {
 	path = dsn[strings.Index(dsn, "://")+3:]
 	if i := strings.IndexByte(path, '?'); i >= 0 {
@@ -202,7 +210,11 @@ func splitSQLite(dsn string) (path, query string, err error) {
 	if path == "" {
 		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: "sqlite DSN has no file path (want sqlite://PATH)"}
 	}
-	return path, query, nil
+	decoded, err := url.PathUnescape(path)
+	if err != nil {
+		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("sqlite DSN path %q has a bad %%-escape (write %%25 for a %% in a file name): %v", path, err)}
+	}
+	return decoded, query, nil
 }
 
 // dsnConnector adapts a driver without a connector of its own.
