@@ -101,13 +101,20 @@ func secrets(dsn string) []string {
 		// Whatever sits between the first ':' after the scheme and the
 		// last '@' may be a password, and so may each of its pieces (the
 		// user name before that ':' is not secret, and scrubbing it would
-		// garble every word it occurs in).
+		// garble every word it occurs in). Pieces shorter than
+		// minScrubPiece are left alone: replacing "p" and "ss" of "p@ss"
+		// everywhere turned "postgres" into "xxxxxostgres" and "password"
+		// into "xxxxxaxxxxxword", and which letters were replaced spelled
+		// out the password. (No driver ever sees such a DSN: Connector
+		// refuses it, so no driver can have echoed a piece.)
 		_, rest, _ := strings.Cut(dsn, "://")
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
 				add(pw)
 				for _, piece := range strings.FieldsFunc(pw, func(r rune) bool { return r == '@' || r == ':' }) {
-					add(piece)
+					if len(piece) >= minScrubPiece {
+						add(piece)
+					}
 				}
 			}
 		}
@@ -127,6 +134,10 @@ func secrets(dsn string) []string {
 	}
 	return out
 }
+
+// minScrubPiece is the shortest piece of an ambiguous password that Scrub
+// replaces (see secrets).
+const minScrubPiece = 6
 
 // cleanURL parses a scheme://... DSN and says whether its user info is
 // unambiguous: at most one '@' before the query, and that '@' ends the user
