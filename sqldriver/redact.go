@@ -67,9 +67,18 @@ func Scrub(s, dsn string) string {
 		s = strings.ReplaceAll(s, dsn, red)
 	}
 	for _, pw := range secrets(dsn) {
+		if len(pw) < minScrubPiece {
+			// Replaced only where it stands as a password: replacing "e"
+			// (or the "p" and "ss" of an ambiguous "p@ss") everywhere
+			// turned "connect" into "connxxxxxct", and which letters were
+			// replaced spelled the password out. No driver here echoes a
+			// password in running text.
+			s = strings.ReplaceAll(s, ":"+pw+"@", ":xxxxx@")
+			continue
+		}
 		s = strings.ReplaceAll(s, pw, "xxxxx")
 	}
-	return s
+	return redactKeywords(s)
 }
 
 // secrets lists the passwords dsn carries, raw and in the encodings a
@@ -101,20 +110,13 @@ func secrets(dsn string) []string {
 		// Whatever sits between the first ':' after the scheme and the
 		// last '@' may be a password, and so may each of its pieces (the
 		// user name before that ':' is not secret, and scrubbing it would
-		// garble every word it occurs in). Pieces shorter than
-		// minScrubPiece are left alone: replacing "p" and "ss" of "p@ss"
-		// everywhere turned "postgres" into "xxxxxostgres" and "password"
-		// into "xxxxxaxxxxxword", and which letters were replaced spelled
-		// out the password. (No driver ever sees such a DSN: Connector
-		// refuses it, so no driver can have echoed a piece.)
+		// garble every word it occurs in).
 		_, rest, _ := strings.Cut(dsn, "://")
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
 				add(pw)
 				for _, piece := range strings.FieldsFunc(pw, func(r rune) bool { return r == '@' || r == ':' }) {
-					if len(piece) >= minScrubPiece {
-						add(piece)
-					}
+					add(piece)
 				}
 			}
 		}
@@ -135,8 +137,9 @@ func secrets(dsn string) []string {
 	return out
 }
 
-// minScrubPiece is the shortest piece of an ambiguous password that Scrub
-// replaces (see secrets).
+// minScrubPiece is the shortest password (or piece of an ambiguous one)
+// that Scrub replaces wherever it occurs; shorter ones only where they
+// stand as a password (see Scrub).
 const minScrubPiece = 6
 
 // cleanURL parses a scheme://... DSN and says whether its user info is

@@ -158,4 +158,12 @@ func TestShortPasswordPiecesDoNotLeak(t *testing.T) {
 		require.NotContains(t, stderr.String(), "xxxxxo", stderr.String())
 		require.Contains(t, stderr.String(), "password or host cannot be told apart")
 	}
+	// A clean URL with a one-letter password: the driver's message stays
+	// readable and does not spell the password out; the password is still
+	// hidden where it stands as one.
+	dsn := "mysql://root:e@127.0.0.1:3306/db"
+	driverMsg := "Error 1045 (28000): Access denied for user 'root'@'127.0.0.1' (using password: YES)"
+	require.Equal(t, driverMsg, sqldriver.Scrub(driverMsg, dsn))
+	require.Equal(t, "dial mysql://root:xxxxx@127.0.0.1:3306/db: refused", sqldriver.Scrub("dial "+dsn+": refused", dsn))
+	require.Equal(t, "user=root password=xxxxx host=h", sqldriver.Scrub("user=root password=e host=h", dsn))
 }
