@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -107,37 +108,50 @@ func TestRestoreNeverInsertsAboveTheWatermark(t *testing.T) {
 	})
 }
 
-// TestRestoreValidatesEvents: the events of an archive are checked by the
-// same rules as an append before any SQL runs (exit 2, nothing written):
-// on main a NUL escape in the data failed on PostgreSQL with a raw driver
-// error and was stored on MariaDB and SQLite, where PostgreSQL's own
-// appends would refuse it; an invalid stream id or event id was stored.
+// TestRestoreValidatesEvents: an archived event that no log can hold (a
+// position or version below 1, no id) is refused before any SQL runs (exit
+// 2, nothing written); before the fix MariaDB stored an event without a
+// type, and a version 0 failed with a raw CHECK violation (exit 1) on
+// PostgreSQL and SQLite. An event
+// the append path would refuse but SQL appends can store (a type ending in
+// a space, a NUL escape in its data where the database takes it) is
+// restored as archived: a genuine archive always goes back.
 func TestRestoreValidatesEvents(t *testing.T) {
 	cases := map[string]func(e *eventfold.Event){
-		"nul in data":      func(e *eventfold.Event) { e.Data = json.RawMessage(`{"a":"\u0000"}`) },
-		"lone surrogate":   func(e *eventfold.Event) { e.Metadata = json.RawMessage(`{"a":"\ud800"}`) },
-		"stream id space":  func(e *eventfold.Event) { e.StreamID += " " },
-		"type zero width":  func(e *eventfold.Event) { e.Type = "Moved\u200b" },
-		"event id not uid": func(e *eventfold.Event) { e.ID = "not-a-uuid" },
-		"version zero":     func(e *eventfold.Event) { e.StreamVersion = 0 },
+		"version zero":  func(e *eventfold.Event) { e.StreamVersion = 0 },
+		"version minus": func(e *eventfold.Event) { e.StreamVersion = -4 },
+		"no event id":   func(e *eventfold.Event) { e.ID = "" },
+		"no stream id":  func(e *eventfold.Event) { e.StreamID = "" },
+		"no type":       func(e *eventfold.Event) { e.Type = "" },
 	}
 	forDialects(t, func(t *testing.T, dsn string) {
 		evs := archiveFixture(t, dsn, 3)
 		file := filepath.Join(t.TempDir(), "a.jsonl.gz")
 		mustRun(t, dsn, "archive", "--before", jsonInt(evs[2].GlobalPosition), "--to", file)
 		h, archived := readArchive(t, file)
+		h.From = 0
 		for name, mutate := range cases {
 			bad := append([]eventfold.Event{}, archived...)
-			mutate(&bad[1])
+			mutate(&bad[0])
 			path := filepath.Join(t.TempDir(), "bad.jsonl.gz")
 			forgeArchive(t, path, h, bad)
 			r := run(t, Options{}, dsn, "restore", "--from", path)
 			require.Equal(t, ExitUsage, r.code, "%s: stdout %q stderr %q", name, r.stdout, r.stderr)
-			require.Contains(t, r.stderr, "archive line 3", name)
-			got, err := openStore(t, dsn).ReadAll(context.Background(), eventfold.ReadAllOptions{From: h.From})
+			require.Contains(t, r.stderr, "archive line 2", name)
+			_, err := openStore(t, dsn).ReadAll(context.Background(), eventfold.ReadAllOptions{From: archived[0].GlobalPosition})
 			require.ErrorIs(t, err, eventfold.ErrArchived, "%s: nothing was restored", name)
-			_ = got
 		}
-		require.Contains(t, mustRun(t, dsn, "restore", "--from", file), "restored 2 events")
+
+		odd := append([]eventfold.Event{}, archived...)
+		odd[1].Type = "Moved "
+		if !strings.HasPrefix(dsn, "postgres") {
+			odd[1].Data = json.RawMessage(`{"a":"\u0000"}`)
+		}
+		path := filepath.Join(t.TempDir(), "odd.jsonl.gz")
+		forgeArchive(t, path, h, odd)
+		require.Contains(t, mustRun(t, dsn, "restore", "--from", path), "restored 2 events")
+		got, err := openStore(t, dsn).ReadAll(context.Background(), eventfold.ReadAllOptions{From: archived[0].GlobalPosition, Limit: 2})
+		require.NoError(t, err)
+		require.Equal(t, "Moved ", got[1].Type)
 	})
 }
