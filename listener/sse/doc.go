@@ -22,7 +22,8 @@
 //
 // Query parameters select events: stream=<id>, prefix=<stream prefix>,
 // type=<event type>, each repeatable or comma-separated (see
-// listener.Filter). Config.Authorize decides per connection whether the
+// listener.Filter), at most MaxFilterValues in all; a query that does not
+// parse is 400, never read as "no filter". Config.Authorize decides per connection whether the
 // client may subscribe at all (it may also narrow the filter) and returns the
 // per-event check; events it refuses are never sent.
 package sse
