@@ -102,8 +102,14 @@ holds the archive's events there, and refuses a file that has others, unless --f
 	}
 	bar.finish()
 	if w > h.From {
-		if err := ao.SetArchivedBefore(ctx, h.From); err != nil {
+		// Only from w, as archive raises it (see there).
+		ok, err := ao.SwapArchivedBefore(ctx, w, h.From)
+		if err != nil {
 			return fmt.Errorf("lower the archive watermark to %d: %w", h.From, err)
+		}
+		if !ok {
+			now, _ := ao.ArchivedBefore(ctx)
+			return fmt.Errorf("restored %d events from %s, but the archive watermark moved from %d to %d meanwhile (another archive or restore ran at the same time), so it was left there and the restored events stay hidden below it; run restore again", inserted, *from, w, now)
 		}
 		w = h.From
 	}
