@@ -1,5 +1,6 @@
 -- eventfold 00013: a failed eventfold_append_events leaves nothing in the caller's
--- transaction, for MySQL 8.0.16+ and MariaDB 10.6+.
+-- transaction, and identifiers are refused rather than cut, for MySQL 8.0.16+ and MariaDB
+-- 10.6+.
 --
 -- MySQL and MariaDB undo only the failing statement of a procedure, not the CALL. Inside the
 -- caller's transaction the procedure of 00005 left the caller to roll back on an error; a
@@ -14,6 +15,12 @@
 -- 00005). The savepoint is named eventfold_append_events_call: a caller's own savepoint of
 -- that name would be replaced. Costs no extra round trip.
 --
+-- It also refuses a stream id or an event type longer than its column (800 bytes) instead of
+-- cutting it: JSON_TABLE cut a 900-byte type to 800 bytes without an error even in strict
+-- mode, and outside strict mode the stream id parameter was cut too, so two long ids that
+-- differ after byte 800 named one stream. (eventfold's Go code refuses identifiers over 200
+-- bytes before any SQL; this is for CALLs written by hand.)
+--
 -- Apply with the stock goose CLI:
 --   goose -dir sql/mysql -table eventfold_goose_version mysql "user:pass@tcp(host:3306)/db?parseTime=true" up
 --
@@ -27,7 +34,7 @@ DROP PROCEDURE IF EXISTS eventfold_append_events;
 -- it is called.
 -- +goose StatementBegin
 CREATE PROCEDURE eventfold_append_events(
-    IN p_stream_id        VARBINARY(800),
+    IN p_stream_id        VARBINARY(801),                 -- one byte over the column: see below
     IN p_expected_version BIGINT,
     IN p_events           LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin
 )
@@ -72,6 +79,13 @@ BEGIN
     END IF;
     -- The id is kept as bytes now: refuse bytes that are not UTF-8 (a round trip through
     -- utf8mb4 turns them into '?'), as eventfold's Go validation does before any SQL.
+    -- Longer than the column: refused, never cut. A value too long for a parameter is cut
+    -- without an error when sql_mode is not strict, so the parameter holds one byte more than
+    -- the column and any id that fills it is refused.
+    IF LENGTH(p_stream_id) > 800 THEN
+        SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31002,
+            MESSAGE_TEXT = 'eventfold: invalid append: stream id is longer than 800 bytes';
+    END IF;
     IF CONVERT(CONVERT(p_stream_id USING utf8mb4) USING binary) <> p_stream_id THEN
         SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31002,
             MESSAGE_TEXT = 'eventfold: invalid append: stream id is not valid UTF-8';
@@ -95,16 +109,17 @@ BEGIN
     SELECT COUNT(*) INTO v_invalid
     FROM JSON_TABLE(p_events, '$[*]' COLUMNS (
             id           VARBINARY(800) PATH '$.id',
-            type         VARBINARY(800) PATH '$.type',
+            type         VARBINARY(801) PATH '$.type',   -- JSON_TABLE cuts what is longer
             has_data     INT EXISTS PATH '$.data',
             metadata     JSON PATH '$.metadata'
          )) AS jt
-    WHERE jt.id IS NULL OR jt.type IS NULL OR jt.type = '' OR LENGTH(jt.id) <> 36
+    WHERE jt.id IS NULL OR jt.type IS NULL OR jt.type = '' OR LENGTH(jt.type) > 800
+       OR LENGTH(jt.id) <> 36
        OR jt.has_data = 0
        OR (jt.metadata IS NOT NULL AND JSON_TYPE(jt.metadata) <> 'OBJECT');
     IF v_invalid > 0 THEN
         SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 31002,
-            MESSAGE_TEXT = 'eventfold: invalid append: each event needs a 36-character id, a type, data, and object metadata';
+            MESSAGE_TEXT = 'eventfold: invalid append: each event needs a 36-character id, a type of 1 to 800 bytes, data, and object metadata';
     END IF;
 
     -- 2. Outside a transaction, open one: every statement below commits together or not at

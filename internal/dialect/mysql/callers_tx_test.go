@@ -3,6 +3,7 @@ package mysql_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	gomysql "github.com/go-sql-driver/mysql"
@@ -91,4 +92,51 @@ func TestFailedCallInCallersTxLeavesNothing(t *testing.T) {
 	_, err = p.Up(ctx)
 	require.NoError(t, err)
 	require.NoError(t, call("acct", 2, procEvents(uuid.NewString())))
+}
+
+// TestProcedureRefusesOverlongIdentifiers: a CALL by hand with an event
+// type or a stream id longer than its column (800 bytes) is refused, in
+// strict and in non-strict sql_mode, and stores nothing. Before 00013
+// JSON_TABLE cut a 900-byte type to 800 bytes without an error in either
+// mode, and in non-strict mode the stream id was cut too: two ids that
+// differ only after byte 800 named one stream.
+func TestProcedureRefusesOverlongIdentifiers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := latestDB(t)
+	long := func(c string, n int) string { return strings.Repeat(c, n) }
+	for _, mode := range []string{"STRICT_TRANS_TABLES", ""} {
+		conn, err := db.Conn(ctx)
+		require.NoError(t, err)
+		_, err = conn.ExecContext(ctx, `SET SESSION sql_mode = ?`, mode)
+		require.NoError(t, err)
+		call := func(stream, events string) error {
+			rows, err := conn.QueryContext(ctx, `CALL eventfold_append_events(?, -1, ?)`, stream, events)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+			}
+			return errors.Join(rows.Err(), rows.Close())
+		}
+		typ := long("T", 900)
+		err = call("s-"+mode, `[{"id": "`+uuid.NewString()+`", "type": "`+typ+`", "data": {}}]`)
+		require.Error(t, err, "sql_mode %q: a 900-byte type", mode)
+		stream := long("s", 850)
+		err = call(stream+"a", procEvents(uuid.NewString()))
+		require.Error(t, err, "sql_mode %q: an 851-byte stream id", mode)
+		err = call(stream+"b", procEvents(uuid.NewString()))
+		require.Error(t, err, "sql_mode %q: an 851-byte stream id", mode)
+		require.NoError(t, conn.Close())
+	}
+	var n int
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT COUNT(*) FROM eventfold_events`).Scan(&n))
+	require.Zero(t, n, "nothing was stored")
+	// 800 bytes, the column's size, still go in.
+	rows, err := db.QueryContext(ctx, `CALL eventfold_append_events(?, -1, ?)`, long("s", 800), `[{"id": "`+uuid.NewString()+`", "type": "`+long("T", 800)+`", "data": {}}]`)
+	require.NoError(t, err)
+	for rows.Next() {
+	}
+	require.NoError(t, rows.Err())
+	rows.Close()
 }
