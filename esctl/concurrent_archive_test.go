@@ -59,3 +59,36 @@ func TestConcurrentArchivesLoseNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentRestoresOfOneFile: the same archive restored twice at
+// once (an operator's retry while the first run still works) ends with
+// every event back, the watermark lowered, and both runs exit 0. Before,
+// on MariaDB the two runs' batches deadlocked and one failed with a raw
+// "Deadlock found" (exit 1), and on PostgreSQL the run that lost the race
+// to lower the watermark failed although the other had lowered it to the
+// same place.
+func TestConcurrentRestoresOfOneFile(t *testing.T) {
+	forDialects(t, func(t *testing.T, dsn string) {
+		for round := 0; round < 3; round++ {
+			evs := archiveFixture(t, dsn, 30)
+			file := filepath.Join(t.TempDir(), "a.gz")
+			mustRun(t, dsn, "archive", "--before", jsonInt(evs[len(evs)-1].GlobalPosition), "--to", file)
+			var wg sync.WaitGroup
+			res := make([]result, 2)
+			for i := range res {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					res[i] = run(t, Options{}, dsn, "restore", "--from", file, "--batch", "3")
+				}()
+			}
+			wg.Wait()
+			for _, r := range res {
+				require.Zero(t, r.code, "round %d: %+v", round, res)
+			}
+			got, err := openStore(t, dsn).ReadAll(context.Background(), eventfold.ReadAllOptions{})
+			require.NoError(t, err)
+			require.Len(t, got, len(evs))
+		}
+	})
+}

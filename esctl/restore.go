@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/eventfold/eventfold"
 )
@@ -89,7 +90,16 @@ holds the archive's events there, and refuses a file that has others, unless --f
 			if *force {
 				limit = math.MaxInt64 // the operator vouches for every position
 			}
-			n, err := restoreBatch(ctx, store, evs, limit)
+			var n int64
+			for attempt := 1; ; attempt++ {
+				// A deadlock with a concurrent restore of the same file
+				// (MariaDB) rolls the batch back whole: try it again.
+				n, err = restoreBatch(ctx, store, evs, limit)
+				if err == nil || !errors.Is(err, eventfold.ErrTransient) || attempt == 5 {
+					break
+				}
+				time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+			}
 			if err != nil {
 				return fmt.Errorf("restore positions [%d, %d]: %w", evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition, err)
 			}
@@ -107,8 +117,9 @@ holds the archive's events there, and refuses a file that has others, unless --f
 		if err != nil {
 			return fmt.Errorf("lower the archive watermark to %d: %w", h.From, err)
 		}
-		if !ok {
-			now, _ := ao.ArchivedBefore(ctx)
+		if now, _ := ao.ArchivedBefore(ctx); !ok && now > h.From {
+			// (A concurrent restore of the same file that lowered it as
+			// far is no failure.)
 			return fmt.Errorf("restored %d events from %s, but the archive watermark moved from %d to %d meanwhile (another archive or restore ran at the same time), so it was left there and the restored events stay hidden below it; run restore again", inserted, *from, w, now)
 		}
 		w = h.From

@@ -89,7 +89,7 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 			RecordedAt: e.RecordedAt.UTC(),
 		})
 		if err != nil {
-			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, err)
+			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, interpretError(err))
 		}
 		if n == 1 { // 1: inserted; 0: the position was there already
 			inserted++
@@ -101,12 +101,12 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 	for stream, version := range top {
 		err := o.q.ArchiveRestoreStream(ctx, o.db, mysqldb.ArchiveRestoreStreamParams{StreamID: stream, Version: version, UpdatedAt: now})
 		if err != nil {
-			return inserted, fmt.Errorf("restore stream row %q: %w", stream, err)
+			return inserted, fmt.Errorf("restore stream row %q: %w", stream, interpretError(err))
 		}
 	}
 	if last > 0 {
 		if err := o.q.ArchiveRaisePositionCounter(ctx, o.db, last); err != nil {
-			return inserted, fmt.Errorf("raise the position counter to %d: %w", last, err)
+			return inserted, fmt.Errorf("raise the position counter to %d: %w", last, interpretError(err))
 		}
 	}
 	return inserted, nil

@@ -92,12 +92,13 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 	if err != nil {
 		return 0, fmt.Errorf("restore events: %w", err)
 	}
+	// interpretError: a deadlock with a concurrent restore is transient.
 	if err := o.q.ArchiveRestoreStreams(ctx, o.db, doc); err != nil {
-		return 0, fmt.Errorf("restore stream rows: %w", err)
+		return 0, fmt.Errorf("restore stream rows: %w", interpretError(err, "", eventfold.Any))
 	}
 	n, err := o.q.ArchiveRestoreEvents(ctx, o.db, doc)
 	if err != nil {
-		return 0, fmt.Errorf("restore events: %w", err)
+		return 0, fmt.Errorf("restore events: %w", interpretError(err, "", eventfold.Any))
 	}
 	return n, nil
 }
