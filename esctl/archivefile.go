@@ -222,8 +222,13 @@ func (r *archiveReader) next() (eventfold.Event, error) {
 		if got := hex.EncodeToString(r.sum.Sum(nil)); got != t.SHA256 {
 			return e, fmt.Errorf("archive is corrupt: checksum %s, trailer says %s", got, t.SHA256)
 		}
-		if _, err := r.br.ReadByte(); err != io.EOF {
+		switch _, err := r.br.ReadByte(); {
+		case err == nil:
 			return e, fmt.Errorf("archive is corrupt: data after the trailer")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return e, fmt.Errorf("archive is truncated: the gzip stream ends before its footer")
+		case err != io.EOF:
+			return e, fmt.Errorf("archive is corrupt: after the trailer: %w", err) // e.g. gzip's checksum
 		}
 		r.done = true
 		return e, io.EOF

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
 )
 
 // Attacks on restore with archive files that were written by hand (the
@@ -154,4 +156,21 @@ func TestRestoreValidatesEvents(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "Moved ", got[1].Type)
 	})
+}
+
+// TestRestoreNamesATruncatedFile: a file cut inside the gzip footer (the
+// trailer line is there, the stream's last bytes are not) is refused as
+// truncated; before, the message said "data after the trailer".
+func TestRestoreNamesATruncatedFile(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.SQLite)
+	archiveFixture(t, dsn, 3)
+	file := filepath.Join(t.TempDir(), "a.gz")
+	mustRun(t, dsn, "archive", "--before", "3", "--to", file)
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(file+".cut", b[:len(b)-8], 0o600))
+	r := run(t, Options{}, dsn, "restore", "--from", file+".cut")
+	require.Equal(t, ExitError, r.code)
+	require.Contains(t, r.stderr, "archive is truncated")
+	require.NotContains(t, r.stderr, "data after the trailer")
 }
