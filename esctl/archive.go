@@ -145,8 +145,23 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 	if w < h.Before {
 		// From here on, reads below h.Before report "archived", even while
 		// deletion is still under way: the file is the source of truth.
-		if err := ao.SetArchivedBefore(ctx, h.Before); err != nil {
+		// Only from w: had another archive or restore moved the watermark
+		// since this run read it, setting it here would overwrite theirs
+		// (two overlapping runs left it at the lower range while both
+		// deleted, so reads silently skipped what the higher one deleted).
+		ok, err := ao.SwapArchivedBefore(ctx, w, h.Before)
+		if err != nil {
 			return fmt.Errorf("raise the archive watermark to %d: %w", h.Before, err)
+		}
+		if !ok {
+			now, _ := ao.ArchivedBefore(ctx)
+			removed := ""
+			if !resumed {
+				os.Remove(a.path) // this run wrote it, and nothing of it was applied
+				removed = " and the file was removed"
+			}
+			return fmt.Errorf("the archive watermark moved from %d to %d while this run was writing %s (another archive or restore ran at the same time): nothing was deleted%s; run archive again",
+				w, now, a.path, removed)
 		}
 	}
 	deleted, err := a.deleteArchived(ctx, h)

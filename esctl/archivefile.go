@@ -222,8 +222,13 @@ func (r *archiveReader) next() (eventfold.Event, error) {
 		if got := hex.EncodeToString(r.sum.Sum(nil)); got != t.SHA256 {
 			return e, fmt.Errorf("archive is corrupt: checksum %s, trailer says %s", got, t.SHA256)
 		}
-		if _, err := r.br.ReadByte(); err != io.EOF {
+		switch _, err := r.br.ReadByte(); {
+		case err == nil:
 			return e, fmt.Errorf("archive is corrupt: data after the trailer")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return e, fmt.Errorf("archive is truncated: the gzip stream ends before its footer")
+		case err != io.EOF:
+			return e, fmt.Errorf("archive is corrupt: after the trailer: %w", err) // e.g. gzip's checksum
 		}
 		r.done = true
 		return e, io.EOF
@@ -232,12 +237,43 @@ func (r *archiveReader) next() (eventfold.Event, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return e, fmt.Errorf("archive line %d: %w", r.line, err)
 	}
+	if err := validateArchived(e); err != nil {
+		return e, fmt.Errorf("archive line %d: %w", r.line, err)
+	}
 	if e.GlobalPosition <= r.last || e.GlobalPosition < r.header.From || e.GlobalPosition >= r.header.Before {
 		return e, fmt.Errorf("archive line %d: position %d out of order or outside [%d, %d)", r.line, e.GlobalPosition, r.header.From, r.header.Before)
 	}
 	r.last = e.GlobalPosition
 	r.count++
 	return e, nil
+}
+
+// validateArchived refuses an archived event that no eventfold log can
+// hold, before any SQL runs: a position or stream version below 1, or no
+// id. The checksum proves a file intact, not that its events came from a
+// log (anyone can write a file with a matching trailer); MariaDB stored
+// an event without a type, PostgreSQL and SQLite failed on a version 0
+// with a raw CHECK violation (exit 1). Nothing stricter: the append path's identifier and JSON
+// rules are not checked here, because events appended with SQL (the
+// procedure, a DBA) may not meet them, and a genuine archive must always
+// go back into the store it came from. A refusal is a
+// *eventfold.ValidationError (errors.Is ErrInvalidInput).
+func validateArchived(e eventfold.Event) error {
+	switch {
+	case e.GlobalPosition < 1:
+		return &eventfold.ValidationError{Field: "global position", Reason: fmt.Sprintf("%d is not a position (>= 1)", e.GlobalPosition)}
+	case e.StreamVersion < 1:
+		return &eventfold.ValidationError{Field: "stream version", Reason: fmt.Sprintf("%d is not a version (>= 1)", e.StreamVersion)}
+	case e.StreamID == "":
+		return &eventfold.ValidationError{Field: "stream id", Reason: "must not be empty"}
+	case e.ID == "":
+		return &eventfold.ValidationError{Field: "event id", Reason: "must not be empty"}
+	case e.Type == "":
+		return &eventfold.ValidationError{Field: "event type", Reason: "must not be empty"}
+	case len(e.Data) == 0:
+		return &eventfold.ValidationError{Field: "data", Reason: "is missing"}
+	}
+	return nil
 }
 
 func (r *archiveReader) close() {

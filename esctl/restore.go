@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strings"
+	"time"
 
 	"github.com/eventfold/eventfold"
 )
@@ -20,9 +22,11 @@ compared. Restore archives newest first (the one whose range ends at the waterma
 Interrupted? Run it again: events already back are skipped.
 Restore into the database the archive was taken from (positions are that database's):
 an archive whose header names another dialect or another store identity is refused
-unless --force (for instance after moving the store to a new database by hand).`,
+unless --force (for instance after moving the store to a new database by hand).
+Positions at or above the watermark were never archived: restore only checks that the log
+holds the archive's events there, and refuses a file that has others, unless --force.`,
 		`  esctl restore --from /backup/events-2024.jsonl.gz`)
-	force := fs.Bool("force", false, "restore even if the archive names another store identity or dialect")
+	force := fs.Bool("force", false, "restore even if the archive names another store identity or dialect, or holds events above the archive watermark that the log lacks")
 	from := fs.String("from", "", "the archive file (required)")
 	batch := fs.Int("batch", 1000, "events inserted per transaction")
 	if err := env.parse(fs, dsn, args); err != nil {
@@ -79,7 +83,20 @@ unless --force (for instance after moving the store to a new database by hand).`
 			evs = append(evs, e)
 		}
 		if len(evs) > 0 {
-			n, err := restoreBatch(ctx, store, evs)
+			limit := w
+			if *force {
+				limit = math.MaxInt64 // the operator vouches for every position
+			}
+			var n int64
+			for attempt := 1; ; attempt++ {
+				// A deadlock with a concurrent restore of the same file
+				// (MariaDB) rolls the batch back whole: try it again.
+				n, err = restoreBatch(ctx, store, evs, limit)
+				if err == nil || !errors.Is(err, eventfold.ErrTransient) || attempt == 5 {
+					break
+				}
+				time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+			}
 			if err != nil {
 				return fmt.Errorf("restore positions [%d, %d]: %w", evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition, err)
 			}
@@ -92,8 +109,15 @@ unless --force (for instance after moving the store to a new database by hand).`
 	}
 	bar.finish()
 	if w > h.From {
-		if err := ao.SetArchivedBefore(ctx, h.From); err != nil {
+		// Only from w, as archive raises it (see there).
+		ok, err := ao.SwapArchivedBefore(ctx, w, h.From)
+		if err != nil {
 			return fmt.Errorf("lower the archive watermark to %d: %w", h.From, err)
+		}
+		if now, _ := ao.ArchivedBefore(ctx); !ok && now > h.From {
+			// (A concurrent restore of the same file that lowered it as
+			// far is no failure.)
+			return fmt.Errorf("restored %d events from %s, but the archive watermark moved from %d to %d meanwhile (another archive or restore ran at the same time), so it was left there and the restored events stay hidden below it; run restore again", inserted, *from, w, now)
 		}
 		w = h.From
 	}
@@ -102,14 +126,31 @@ unless --force (for instance after moving the store to a new database by hand).`
 	return nil
 }
 
-// restoreBatch inserts one batch and reads it back in the same
-// transaction: the hot table must then hold exactly these events there.
-func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []eventfold.Event) (int64, error) {
+// restoreBatch inserts the events of one batch that lie below the archive
+// watermark w (read before the restore began) and reads the whole batch
+// back in the same transaction: the hot table must then hold exactly these
+// events there. Events at or above w are never inserted, only checked:
+// that part of the log was never archived, readers and subscriptions may
+// have passed it already, so an event there that the log does not hold
+// (a file edited or forged by hand: its checksum proves nothing about
+// where its events came from) would appear in the past, and its stream
+// version would move the stream's.
+func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []eventfold.Event, w int64) (int64, error) {
 	var n int64
 	err := store.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		if n, err = store.Driver().OpsTx(tx).RestoreEvents(ctx, evs); err != nil {
-			return err
+		ops := store.Driver().OpsTx(tx)
+		below := evs
+		for i, e := range evs {
+			if e.GlobalPosition >= w {
+				below = evs[:i]
+				break
+			}
+		}
+		if len(below) > 0 {
+			var err error
+			if n, err = ops.RestoreEvents(ctx, below); err != nil {
+				return err
+			}
 		}
 		lo, hi := evs[0].GlobalPosition, evs[len(evs)-1].GlobalPosition
 		got, err := store.Driver().OpsTx(tx).ReadAll(ctx, lo, len(evs)+1) // raw: below the watermark until restore lowers it
@@ -121,6 +162,9 @@ func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []ev
 			if g.GlobalPosition > hi {
 				break
 			}
+			if i < len(evs) && g.GlobalPosition > evs[i].GlobalPosition && evs[i].GlobalPosition >= w {
+				return notLive(evs[i], w)
+			}
 			if i >= len(evs) || g.GlobalPosition != evs[i].GlobalPosition || g.ID != evs[i].ID ||
 				g.StreamID != evs[i].StreamID || g.StreamVersion != evs[i].StreamVersion {
 				return fmt.Errorf("position %d holds event %s (%s v%d), not the archived one: refusing to restore over it",
@@ -129,11 +173,21 @@ func restoreBatch(ctx context.Context, store *eventfold.Store[*sql.Tx], evs []ev
 			i++
 		}
 		if i != len(evs) {
+			if evs[i].GlobalPosition >= w {
+				return notLive(evs[i], w)
+			}
 			return fmt.Errorf("read back %d of %d restored events", i, len(evs))
 		}
 		return nil
 	})
 	return n, err
+}
+
+// notLive refuses an archived event at or above the archive watermark w
+// that the live log does not hold.
+func notLive(e eventfold.Event, w int64) error {
+	return fmt.Errorf("the archive holds event %s (%s v%d) at position %d, at or above the archive watermark %d, and the log holds no such event there: archives hold only positions below the watermark, so this file was not written by esctl archive from this log; refusing to insert it (--force inserts it, if this database really continues the archive's log)",
+		e.ID, e.StreamID, e.StreamVersion, e.GlobalPosition, w)
 }
 
 // ErrForeignArchive is matched by the error of a restore refused because

@@ -67,9 +67,18 @@ func Scrub(s, dsn string) string {
 		s = strings.ReplaceAll(s, dsn, red)
 	}
 	for _, pw := range secrets(dsn) {
+		if len(pw) < minScrubPiece {
+			// Replaced only where it stands as a password: replacing "e"
+			// (or the "p" and "ss" of an ambiguous "p@ss") everywhere
+			// turned "connect" into "connxxxxxct", and which letters were
+			// replaced spelled the password out. No driver here echoes a
+			// password in running text.
+			s = strings.ReplaceAll(s, ":"+pw+"@", ":xxxxx@")
+			continue
+		}
 		s = strings.ReplaceAll(s, pw, "xxxxx")
 	}
-	return s
+	return redactKeywords(s)
 }
 
 // secrets lists the passwords dsn carries, raw and in the encodings a
@@ -127,6 +136,11 @@ func secrets(dsn string) []string {
 	}
 	return out
 }
+
+// minScrubPiece is the shortest password (or piece of an ambiguous one)
+// that Scrub replaces wherever it occurs; shorter ones only where they
+// stand as a password (see Scrub).
+const minScrubPiece = 6
 
 // cleanURL parses a scheme://... DSN and says whether its user info is
 // unambiguous: at most one '@' before the query, and that '@' ends the user

@@ -137,3 +137,34 @@ func TestRefusalKeepsUserName(t *testing.T) {
 	_, _, err = sqldriver.Connector("sqlserver://127.0.0.1:1?database=db&user+id=a@b.example&password=x")
 	require.NoError(t, err)
 }
+
+// TestShortPasswordPiecesDoNotLeak: the refusal of a DSN whose password
+// holds a raw '@' is readable and gives nothing of the password away.
+// Before the fix Scrub replaced every piece of "p@ss" wherever it occurred
+// in the message: "xxxxxostgres://xxxxx@...: the user name,
+// xxxxxaxxxxxword or host cannot be told axxxxxart", which spells out the
+// pieces "p" and "ss".
+func TestShortPasswordPiecesDoNotLeak(t *testing.T) {
+	for _, scheme := range []string{"postgres", "mysql"} {
+		dsn := serverDSN(scheme, "user:p@ss")
+		_, err := sqldriver.Open(context.Background(), dsn)
+		require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+		msg := sqldriver.Scrub(err.Error(), dsn)
+		require.Equal(t, err.Error(), msg, "nothing in the refusal is a secret to scrub")
+		require.Contains(t, msg, scheme+"://xxxxx@...: the user name, password or host cannot be told apart; percent-encode")
+
+		var stdout, stderr bytes.Buffer
+		code := esctl.Main(context.Background(), []string{"--dsn", dsn, "stats"}, &stdout, &stderr, esctl.Options{})
+		require.Equal(t, esctl.ExitUsage, code)
+		require.NotContains(t, stderr.String(), "xxxxxo", stderr.String())
+		require.Contains(t, stderr.String(), "password or host cannot be told apart")
+	}
+	// A clean URL with a one-letter password: the driver's message stays
+	// readable and does not spell the password out; the password is still
+	// hidden where it stands as one.
+	dsn := "mysql://root:e@127.0.0.1:3306/db"
+	driverMsg := "Error 1045 (28000): Access denied for user 'root'@'127.0.0.1' (using password: YES)"
+	require.Equal(t, driverMsg, sqldriver.Scrub(driverMsg, dsn))
+	require.Equal(t, "dial mysql://root:xxxxx@127.0.0.1:3306/db: refused", sqldriver.Scrub("dial "+dsn+": refused", dsn))
+	require.Equal(t, "user=root password=xxxxx host=h", sqldriver.Scrub("user=root password=e host=h", dsn))
+}

@@ -176,6 +176,10 @@ type Archive interface {
 	ArchivedBefore(ctx context.Context) (int64, error)
 	// SetArchivedBefore sets the watermark.
 	SetArchivedBefore(ctx context.Context, pos int64) error
+	// SwapArchivedBefore moves the watermark from old to pos only if it is
+	// still old, and reports whether it did (concurrent archive and
+	// restore runs: the one that loses changes nothing).
+	SwapArchivedBefore(ctx context.Context, old, pos int64) (bool, error)
 	// FirstPositionRecordedAt returns the lowest position of an event
 	// recorded at or after t; 0 when there is none.
 	FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error)

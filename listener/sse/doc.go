@@ -15,11 +15,15 @@
 // Nothing else the handler sends carries a position: heartbeats and the
 // greeting are bare comments, so a client learns no more of the log than the
 // events it is allowed to see (a client whose events are sparse resumes from
-// its last one, and the handler rescans the log from there).
+// its last one, and the handler rescans the log from there). A resume
+// position whose events were archived is answered 410 Gone, naming the
+// first position the client can resume from (EventSource does not retry a
+// non-200 answer).
 //
 // Query parameters select events: stream=<id>, prefix=<stream prefix>,
 // type=<event type>, each repeatable or comma-separated (see
-// listener.Filter). Config.Authorize decides per connection whether the
+// listener.Filter), at most MaxFilterValues in all; a query that does not
+// parse is 400, never read as "no filter". Config.Authorize decides per connection whether the
 // client may subscribe at all (it may also narrow the filter) and returns the
 // per-event check; events it refuses are never sent.
 package sse

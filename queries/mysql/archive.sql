@@ -9,6 +9,16 @@ INSERT INTO eventfold_archive_watermark (id, archived_before, updated_at)
 VALUES (1, sqlc.arg(archived_before), sqlc.arg(updated_at))
 ON DUPLICATE KEY UPDATE archived_before = VALUES(archived_before), updated_at = VALUES(updated_at);
 
+-- name: SwapArchiveWatermark :execrows
+-- Moves the watermark from old_before to new_before only if it is still
+-- old_before (0 rows: another archive or restore moved it since it was
+-- read). The row lock makes a concurrent swap wait and then see the new
+-- value, so of two archive runs that read the same watermark only one
+-- moves it.
+UPDATE eventfold_archive_watermark
+SET archived_before = sqlc.arg(new_before), updated_at = sqlc.arg(updated_at)
+WHERE id = 1 AND archived_before = sqlc.arg(old_before);
+
 -- name: ArchiveFirstPositionRecordedAt :one
 -- Lowest position recorded at or after a time; 0 when there is none.
 SELECT CAST(COALESCE(MIN(global_position), 0) AS SIGNED) AS global_position

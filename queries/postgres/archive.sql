@@ -10,6 +10,16 @@ VALUES (1, sqlc.arg(archived_before), now())
 ON CONFLICT (id) DO UPDATE
 SET archived_before = excluded.archived_before, updated_at = excluded.updated_at;
 
+-- name: SwapArchiveWatermark :execrows
+-- Moves the watermark from old_before to new_before only if it is still
+-- old_before (0 rows: another archive or restore moved it since it was
+-- read). The row lock makes a concurrent swap wait and then see the new
+-- value, so of two archive runs that read the same watermark only one
+-- moves it.
+UPDATE eventfold.archive_watermark
+SET archived_before = sqlc.arg(new_before), updated_at = now()
+WHERE id = 1 AND archived_before = sqlc.arg(old_before);
+
 -- name: ArchiveFirstPositionRecordedAt :one
 -- Lowest position recorded at or after a time; 0 when there is none.
 SELECT coalesce(min(global_position), 0)::bigint AS global_position

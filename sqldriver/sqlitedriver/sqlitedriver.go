@@ -52,7 +52,7 @@ func connector(dsn string) (driver.Connector, error) {
 			params.Add(k, v)
 		}
 	}
-	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + path + "?" + params.Encode()}, nil
+	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + registry.SQLiteURIPath.Replace(path) + "?" + params.Encode()}, nil
 }
 
 // dsnConnector adapts a driver without a connector of its own.

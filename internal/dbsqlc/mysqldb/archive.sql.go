@@ -143,3 +143,28 @@ func (q *Queries) SetArchiveWatermark(ctx context.Context, db DBTX, arg SetArchi
 	_, err := db.ExecContext(ctx, setArchiveWatermark, arg.ArchivedBefore, arg.UpdatedAt)
 	return err
 }
+
+const swapArchiveWatermark = `-- name: SwapArchiveWatermark :execrows
+UPDATE eventfold_archive_watermark
+SET archived_before = ?, updated_at = ?
+WHERE id = 1 AND archived_before = ?
+`
+
+type SwapArchiveWatermarkParams struct {
+	NewBefore int64
+	UpdatedAt time.Time
+	OldBefore int64
+}
+
+// Moves the watermark from old_before to new_before only if it is still
+// old_before (0 rows: another archive or restore moved it since it was
+// read). The row lock makes a concurrent swap wait and then see the new
+// value, so of two archive runs that read the same watermark only one
+// moves it.
+func (q *Queries) SwapArchiveWatermark(ctx context.Context, db DBTX, arg SwapArchiveWatermarkParams) (int64, error) {
+	result, err := db.ExecContext(ctx, swapArchiveWatermark, arg.NewBefore, arg.UpdatedAt, arg.OldBefore)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected()
+}

@@ -49,6 +49,24 @@ WHEN NOT MATCHED THEN INSERT (id, archived_before) VALUES (1, @p1);`, pos)
 	return nil
 }
 
+// SwapArchivedBefore moves the archive watermark from old to pos only if
+// it is still old, and reports whether it did: of two archive or restore
+// runs that read the same watermark, only one may move it (the other
+// would overwrite it with a range that no longer matches the hot table).
+func (o *Ops) SwapArchivedBefore(ctx context.Context, old, pos int64) (bool, error) {
+	res, err := o.db.ExecContext(ctx, `
+UPDATE eventfold.archive_watermark SET archived_before = @p1, updated_at = SYSUTCDATETIME()
+WHERE id = 1 AND archived_before = @p2;`, pos, old)
+	if err != nil {
+		return false, fmt.Errorf("move archive watermark from %d to %d: %w", old, pos, interpretError(err))
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("move archive watermark from %d to %d: %w", old, pos, interpretError(err))
+	}
+	return n == 1, nil
+}
+
 // FirstPositionRecordedAt returns the lowest position of an event recorded
 // at or after t; 0 when there is none. The CAST keeps the comparison on
 // the column's own type (see PruneCommands).

@@ -41,6 +41,18 @@ func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
 	return nil
 }
 
+// SwapArchivedBefore moves the archive watermark from old to pos only if
+// it is still old, and reports whether it did: of two archive or restore
+// runs that read the same watermark, only one may move it (the other
+// would overwrite it with a range that no longer matches the hot table).
+func (o *Ops) SwapArchivedBefore(ctx context.Context, old, pos int64) (bool, error) {
+	n, err := o.q.SwapArchiveWatermark(ctx, o.db, mysqldb.SwapArchiveWatermarkParams{NewBefore: pos, OldBefore: old, UpdatedAt: time.Now().UTC()})
+	if err != nil {
+		return false, fmt.Errorf("move archive watermark from %d to %d: %w", old, pos, err)
+	}
+	return n == 1, nil
+}
+
 // FirstPositionRecordedAt returns the lowest position of an event recorded
 // at or after t; 0 when there is none.
 func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error) {
@@ -77,7 +89,7 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 			RecordedAt: e.RecordedAt.UTC(),
 		})
 		if err != nil {
-			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, err)
+			return inserted, fmt.Errorf("restore event at position %d: %w", e.GlobalPosition, interpretError(err))
 		}
 		if n == 1 { // 1: inserted; 0: the position was there already
 			inserted++
@@ -89,12 +101,12 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 	for stream, version := range top {
 		err := o.q.ArchiveRestoreStream(ctx, o.db, mysqldb.ArchiveRestoreStreamParams{StreamID: stream, Version: version, UpdatedAt: now})
 		if err != nil {
-			return inserted, fmt.Errorf("restore stream row %q: %w", stream, err)
+			return inserted, fmt.Errorf("restore stream row %q: %w", stream, interpretError(err))
 		}
 	}
 	if last > 0 {
 		if err := o.q.ArchiveRaisePositionCounter(ctx, o.db, last); err != nil {
-			return inserted, fmt.Errorf("raise the position counter to %d: %w", last, err)
+			return inserted, fmt.Errorf("raise the position counter to %d: %w", last, interpretError(err))
 		}
 	}
 	return inserted, nil

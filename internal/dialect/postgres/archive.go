@@ -46,6 +46,18 @@ func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
 	return nil
 }
 
+// SwapArchivedBefore moves the archive watermark from old to pos only if
+// it is still old, and reports whether it did: of two archive or restore
+// runs that read the same watermark, only one may move it (the other
+// would overwrite it with a range that no longer matches the hot table).
+func (o *Ops) SwapArchivedBefore(ctx context.Context, old, pos int64) (bool, error) {
+	n, err := o.q.SwapArchiveWatermark(ctx, o.db, postgresdb.SwapArchiveWatermarkParams{NewBefore: pos, OldBefore: old})
+	if err != nil {
+		return false, fmt.Errorf("move archive watermark from %d to %d: %w", old, pos, err)
+	}
+	return n == 1, nil
+}
+
 // FirstPositionRecordedAt returns the lowest position of an event recorded
 // at or after t; 0 when there is none.
 func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error) {
@@ -80,12 +92,13 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 	if err != nil {
 		return 0, fmt.Errorf("restore events: %w", err)
 	}
+	// interpretError: a deadlock with a concurrent restore is transient.
 	if err := o.q.ArchiveRestoreStreams(ctx, o.db, doc); err != nil {
-		return 0, fmt.Errorf("restore stream rows: %w", err)
+		return 0, fmt.Errorf("restore stream rows: %w", interpretError(err, "", eventfold.Any))
 	}
 	n, err := o.q.ArchiveRestoreEvents(ctx, o.db, doc)
 	if err != nil {
-		return 0, fmt.Errorf("restore events: %w", err)
+		return 0, fmt.Errorf("restore events: %w", interpretError(err, "", eventfold.Any))
 	}
 	return n, nil
 }

@@ -38,6 +38,18 @@ func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
 	return nil
 }
 
+// SwapArchivedBefore moves the archive watermark from old to pos only if
+// it is still old, and reports whether it did: of two archive or restore
+// runs that read the same watermark, only one may move it (the other
+// would overwrite it with a range that no longer matches the hot table).
+func (o *Ops) SwapArchivedBefore(ctx context.Context, old, pos int64) (bool, error) {
+	n, err := o.q.SwapArchiveWatermark(ctx, o.db, sqlitedb.SwapArchiveWatermarkParams{NewBefore: pos, OldBefore: old})
+	if err != nil {
+		return false, fmt.Errorf("move archive watermark from %d to %d: %w", old, pos, err)
+	}
+	return n == 1, nil
+}
+
 // FirstPositionRecordedAt returns the lowest position of an event recorded
 // at or after t; 0 when there is none.
 func (o *Ops) FirstPositionRecordedAt(ctx context.Context, t time.Time) (int64, error) {

@@ -39,7 +39,7 @@ const TimeLayout = "2006-01-02T15:04:05.000Z"
 func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
 	pool, ok := o.db.(*sql.DB)
 	if !ok {
-		return o.appendOn(ctx, streamID, expected, events)
+		return o.appendInSavepoint(ctx, streamID, expected, events)
 	}
 	tx, err := pool.BeginTx(ctx, nil)
 	if err != nil {
@@ -52,6 +52,33 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("commit append: %w", interpretError(err, streamID, expected))
+	}
+	return out, nil
+}
+
+// appendInSavepoint appends inside the caller's transaction, all or
+// nothing: SQLite undoes only the failing statement, so an append that
+// fails at its second event (a duplicate event id) would leave the stream
+// advanced and its first event inserted in the caller's transaction, and a
+// caller that handles the error and commits its other work would store
+// half an append. The savepoint makes a failed append leave no trace, as a
+// failed statement does on PostgreSQL.
+func (o *Ops) appendInSavepoint(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
+	if _, err := o.db.ExecContext(ctx, `SAVEPOINT eventfold_append`); err != nil {
+		return nil, fmt.Errorf("append: savepoint: %w", interpretError(err, streamID, expected))
+	}
+	out, err := o.appendOn(ctx, streamID, expected, events)
+	if err != nil {
+		// Undo even when ctx ended: the caller's transaction lives on.
+		uctx := context.WithoutCancel(ctx)
+		if _, rerr := o.db.ExecContext(uctx, `ROLLBACK TO eventfold_append`); rerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("append: roll back to its savepoint: %w", rerr))
+		}
+		_, _ = o.db.ExecContext(uctx, `RELEASE eventfold_append`)
+		return nil, err
+	}
+	if _, err := o.db.ExecContext(ctx, `RELEASE eventfold_append`); err != nil {
+		return nil, fmt.Errorf("append: release savepoint: %w", interpretError(err, streamID, expected))
 	}
 	return out, nil
 }

@@ -10,6 +10,7 @@ package registry
 import (
 	"database/sql/driver"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -70,5 +71,18 @@ func SplitSQLite(dsn string) (path, query string, err error) {
 	if path == "" {
 		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: "sqlite DSN has no file path (want sqlite://PATH)"}
 	}
-	return path, query, nil
+	// The path comes back with its %XX escapes decoded (SQLite has always
+	// decoded them when it opened the file; %3F is how a path holds a "?"),
+	// so that the file a caller checks for is the file that is opened.
+	decoded, err := url.PathUnescape(path)
+	if err != nil {
+		return "", "", &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("sqlite DSN path %q has a bad %%-escape (write %%25 for a %% in a file name): %v", path, err)}
+	}
+	return decoded, query, nil
 }
+
+// SQLiteURIPath escapes a file path for the "file:" URI handed to SQLite,
+// which decodes %XX in it and ends it at "?" or "#": unescaped, "#" would
+// cut the path short (ledger#1.db and ledger#2.db would both open
+// "ledger").
+var SQLiteURIPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
