@@ -62,6 +62,7 @@ type Subscription[TTx any] struct {
 	o     Options
 	h     Handler
 	htx   TxHandler[TTx]
+	hb    BatchHandler // NewBatch (batch.go)
 
 	running atomic.Bool
 	mu      sync.Mutex
@@ -276,9 +277,12 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 		if err != nil {
 			return s.stopCause(ctx, err)
 		}
-		if s.htx != nil {
+		switch {
+		case s.hb != nil:
+			pos, err = s.handleBatch(ctx, pos, evs)
+		case s.htx != nil:
 			pos, err = s.handleTx(ctx, pos, evs)
-		} else {
+		default:
 			pos, err = s.handle(ctx, pos, evs)
 		}
 		if err != nil {
