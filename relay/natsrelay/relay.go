@@ -76,6 +76,10 @@ type Options struct {
 	// AckTimeout bounds the wait for JetStream's acknowledgement of a
 	// publish. Defaults to 10s.
 	AckTimeout time.Duration
+	// Acked, when set, is called with the events of each batch right after
+	// JetStream acknowledged all of them (before the checkpoint moves), on
+	// the relay's goroutine: keep it short. For metrics.
+	Acked func(evs []eventfold.Event)
 	// Listener configures the subscription (batch size, poll interval,
 	// wake-up signal, lease TTL, retry backoff, logger). BatchSize defaults
 	// to 1000 here. Its Filter selects the events relayed.
@@ -295,6 +299,9 @@ func (r *Relay[TTx]) handle(ctx context.Context, b listener.Batch) error {
 		return perr
 	}
 	r.synced = true
+	if r.o.Acked != nil {
+		r.o.Acked(evs)
+	}
 	return nil
 }
 
