@@ -103,7 +103,7 @@ func BenchmarkLiveLatency(b *testing.B) {
 		_, stop := runRelay(b, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix, Acked: acked,
 			Listener: listener.Options{Wakeup: sig, PollInterval: time.Second, StartAt: listener.StartAtHead}})
 		time.Sleep(300 * time.Millisecond)
-		const writers = 4
+		writers := envInt("NATSRELAY_BENCH_WRITERS", 4)
 		interval := time.Duration(writers) * time.Second / time.Duration(rate)
 		deadline := time.Now().Add(time.Duration(secs) * time.Second)
 		var ww sync.WaitGroup
