@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	neturl "net/url"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	nc, err := nats.Connect(*url, nats.Name("esctl relay "+*name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(250*time.Millisecond))
 	if err != nil {
-		return fmt.Errorf("relay nats: connect to %s: %w", *url, err)
+		return fmt.Errorf("relay nats: connect to %s: %w", redactURLs(*url), err)
 	}
 	defer nc.Close()
 	o := natsrelay.Options{Stream: *stream, SubjectPrefix: *prefix, Name: *name, CreateStream: true,
@@ -102,7 +103,7 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	fmt.Fprintf(env.Stderr, "relaying to stream %s on %s as %q (subjects %s.>); Ctrl-C stops\n", *stream, *url, *name, *prefix)
+	fmt.Fprintf(env.Stderr, "relaying to stream %s on %s as %q (subjects %s.>); Ctrl-C stops\n", *stream, redactURLs(*url), *name, *prefix)
 	t := time.NewTicker(*every)
 	defer t.Stop()
 	last, lastAt := uint64(0), time.Now()
@@ -157,6 +158,25 @@ func relayLag(store *eventfold.Store[*sql.Tx], name string) string {
 		return "?"
 	}
 	return fmt.Sprintf("%d events", n)
+}
+
+// redactURLs hides the passwords (and tokens) of a comma-separated list of
+// NATS URLs, for output.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)"
+		default:
+			if u.User != nil {
+				u.User = neturl.User("xxxxx") // a token alone is a secret too
+			}
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 func firstLine(s string) string {

@@ -123,3 +123,21 @@ func TestRelayUsage(t *testing.T) {
 		require.Empty(t, r.stdout)
 	}
 }
+
+// TestRelayNATSHidesSecrets: a NATS URL with a password or token never
+// appears in esctl's output, even while the server cannot be reached; and
+// an interrupt stops the relay cleanly in that state too.
+func TestRelayNATSHidesSecrets(t *testing.T) {
+	dsn := "sqlite://" + t.TempDir() + "/x.db"
+	mustRun(t, dsn, "migrate", "up")
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out, errb syncBuffer
+	code := Main(ctx, []string{"--dsn", dsn, "relay", "nats", "--url", "nats://ada:s3cret@127.0.0.1:1,nats://t0ken@127.0.0.1:2", "--stream", "S", "--every", "100ms"},
+		&out, &errb, Options{Getenv: func(string) string { return "" }})
+	require.Equal(t, 0, code, errb.String())
+	require.NotContains(t, errb.String(), "s3cret")
+	require.NotContains(t, errb.String(), "t0ken")
+	require.Contains(t, errb.String(), "nats://xxxxx@127.0.0.1:1")
+	require.Contains(t, errb.String(), "relay stopped")
+}

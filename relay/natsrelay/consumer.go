@@ -123,6 +123,13 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 				return nil
 			}
 			o.Logger.Warn("natsrelay: consumer: next message failed", "durable", o.Durable, "err", err)
+			// A lasting error (the consumer was deleted, the server is
+			// gone) must not spin.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(o.RetryMin):
+			}
 			continue
 		}
 		if err := deliver(ctx, msg, &o, h); err != nil {

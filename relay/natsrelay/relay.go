@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -121,6 +122,8 @@ type Relay[TTx any] struct {
 	stats   Stats
 	fatal   error
 	cancel  context.CancelCauseFunc
+
+	running atomic.Bool
 }
 
 // New returns a relay from store to the JetStream stream opts.Stream over
@@ -197,9 +200,14 @@ func (r *Relay[TTx]) Lag(ctx context.Context) (int64, error) { return r.sub.Lag(
 // AckTimeout), saves its checkpoint, releases its lease and returns nil.
 // While another process holds the relay's lease it stands by. NATS and
 // database errors are logged and retried with backoff. It returns an error
-// only for what a retry cannot cure: a subject the Subject function got
+// only for what a retry cannot cure (and listener.ErrAlreadyRunning when
+// this Relay value is already running): a subject the Subject function got
 // wrong, ErrForeignMessage, or archived events.
 func (r *Relay[TTx]) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return listener.ErrAlreadyRunning
+	}
+	defer r.running.Store(false)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	r.mu.Lock()
