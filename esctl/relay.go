@@ -107,13 +107,15 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	t := time.NewTicker(*every)
 	defer t.Stop()
 	last, lastAt := uint64(0), time.Now()
-	report := func() {
+	report := func(stopped bool) {
 		st := r.Stats()
 		lag := relayLag(store, *name)
 		rate := float64(st.Published-last) / time.Since(lastAt).Seconds()
 		last, lastAt = st.Published, time.Now()
 		state := "relaying"
 		switch {
+		case stopped:
+			state = "stopped"
 		case !st.Subscription.Holding:
 			state = "standing by (another process holds the lease)"
 		case st.Subscription.CaughtUp:
@@ -128,14 +130,14 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	for {
 		select {
 		case err := <-done:
-			report()
+			report(true)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(env.Stderr, "relay stopped; checkpoint saved, lease released")
 			return nil
 		case <-t.C:
-			report()
+			report(false)
 		}
 	}
 }
