@@ -2,8 +2,8 @@ package natsrelay_test
 
 import (
 	"context"
-	"fmt"
 	"database/sql"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
