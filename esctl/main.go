@@ -237,6 +237,7 @@ func builtins() []Command {
 		{Name: "subscriptions", Summary: "list subscriptions or reset one's position", Run: runSubscriptions},
 		{Name: "archive", Summary: "move the oldest events to a compressed file", Run: runArchive},
 		{Name: "restore", Summary: "put archived events back from a file", Run: runRestore},
+		{Name: "relay", Summary: "relay the log to NATS JetStream (relay nats --url U --stream S --subject-prefix P)", Run: runRelay},
 		{Name: "replay", Summary: "rebuild read models from the log", Run: runReplay},
 		{Name: "demo", Summary: "run the example bank application", Run: runDemo},
 		{Name: "bench", Summary: "measure dispatch throughput and latency against a raw baseline, and replay speed", Run: runBench},

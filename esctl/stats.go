@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -23,6 +24,31 @@ type Stats struct {
 	ByType         []TypeCount    `json:"by_type"`
 	ByDay          []DayCount     `json:"by_day"`
 	Subscriptions  []Subscription `json:"subscriptions"`
+	// Relays are the subscriptions that relay the log to a broker (esctl
+	// relay nats), also listed under Subscriptions.
+	Relays []Relay `json:"relays"`
+}
+
+// Relay is one relay (its subscription) and its lag.
+type Relay struct {
+	Kind      string    `json:"kind"`   // "nats"
+	Target    string    `json:"target"` // the JetStream stream
+	Name      string    `json:"name"`
+	Position  int64     `json:"position"`   // last event acked by the broker and checkpointed
+	LagEvents int64     `json:"lag_events"` // events after Position, up to the head
+	UpdatedAt time.Time `json:"updated_at"`
+	Owner     string    `json:"owner"`
+}
+
+// relaysOf picks the relays out of the subscriptions.
+func relaysOf(subs []Subscription) []Relay {
+	out := []Relay{}
+	for _, s := range subs {
+		if target, ok := strings.CutPrefix(s.Name, natsRelayPrefix); ok {
+			out = append(out, Relay{Kind: "nats", Target: target, Name: s.Name, Position: s.Position, LagEvents: s.LagEvents, UpdatedAt: s.UpdatedAt, Owner: s.Owner})
+		}
+	}
+	return out
 }
 
 // TypeCount is the number of events of one type.
@@ -110,6 +136,7 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 		return nil, err
 	}
 	st.Subscriptions = subs
+	st.Relays = relaysOf(subs)
 	return st, nil
 }
 
@@ -179,6 +206,19 @@ func printStats(env *Env, st *Stats, days int) error {
 
 	fmt.Fprintln(w, "\nSubscriptions:")
 	printSubscriptions(env, st.Subscriptions)
+	if len(st.Relays) > 0 {
+		fmt.Fprintln(w, "\nRelays:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  KIND\tTARGET\tPOSITION\tLAG (EVENTS)\tRUN BY")
+		for _, r := range st.Relays {
+			owner := r.Owner
+			if owner == "" {
+				owner = "-"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%s\n", r.Kind, r.Target, r.Position, r.LagEvents, owner)
+		}
+		tw.Flush()
+	}
 	return nil
 }
 

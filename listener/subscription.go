@@ -63,6 +63,11 @@ type Subscription[TTx any] struct {
 	o     Options
 	h     Handler
 	htx   TxHandler[TTx]
+	hb    BatchHandler // NewBatch (batch.go)
+	// bSaved/bPos/bSavedAt: a batch subscription's stored and reached
+	// positions (drive's goroutine only; batch.go).
+	bSaved, bPos int64
+	bSavedAt     time.Time
 
 	running atomic.Bool
 	mu      sync.Mutex
@@ -271,15 +276,23 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 	}
 	s.setPosition(pos)
 	r := reader{store: s.store, o: &s.o, caughtUp: s.setCaughtUp}
+	if s.hb != nil {
+		s.bSaved, s.bPos, s.bSavedAt = pos, pos, time.Now()
+		r.caughtUp = s.batchCaughtUp(ctx)
+		defer s.flushBatch(ctx)
+	}
 	limit := s.o.BatchSize
 	for {
 		evs, err := r.next(ctx, pos, limit)
 		if err != nil {
 			return s.stopCause(ctx, err)
 		}
-		if s.htx != nil {
+		switch {
+		case s.hb != nil:
+			pos, err = s.handleBatch(ctx, pos, evs)
+		case s.htx != nil:
 			pos, err = s.handleTx(ctx, pos, evs)
-		} else {
+		default:
 			pos, err = s.handle(ctx, pos, evs)
 		}
 		if err != nil {
