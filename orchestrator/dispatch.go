@@ -356,6 +356,19 @@ func (o *Orchestrator[TTx]) buildEvent(ctx context.Context, cmd Command, e Emit)
 	if err != nil {
 		return eventfold.EventData{}, fmt.Errorf("marshal %s data: %w", e.Type, err)
 	}
+	if len(cmd.Envelope.Metadata) == 0 && len(e.Metadata) == 0 && o.cfg.Observer == nil {
+		// Only the system keys: a struct marshals to the same bytes as the
+		// map below (keys in sorted order, the same string escaping) with
+		// no map to build and sort; it was half of a dispatch's
+		// allocations on PostgreSQL.
+		meta, err := json.Marshal(systemMetadata{
+			CausationID: cmd.Envelope.ID, Command: cmd.Name, CorrelationID: correlationID(cmd),
+		})
+		if err != nil {
+			return eventfold.EventData{}, fmt.Errorf("marshal %s metadata: %w", e.Type, err)
+		}
+		return eventfold.EventData{ID: e.ID, Type: e.Type, Data: data, Metadata: meta}, nil
+	}
 	md := make(map[string]any, len(cmd.Envelope.Metadata)+len(e.Metadata)+3)
 	for k, v := range cmd.Envelope.Metadata {
 		md[k] = v
@@ -364,10 +377,7 @@ func (o *Orchestrator[TTx]) buildEvent(ctx context.Context, cmd Command, e Emit)
 	// causation; the handler's own Emit.Metadata wins over everything.
 	md["command"] = cmd.Name
 	md["causation_id"] = cmd.Envelope.ID
-	md["correlation_id"] = cmd.Envelope.CorrelationID
-	if cmd.Envelope.CorrelationID == "" {
-		md["correlation_id"] = cmd.Envelope.ID
-	}
+	md["correlation_id"] = correlationID(cmd)
 	if o.cfg.Observer != nil {
 		o.cfg.Observer.EventMetadata(ctx, md)
 	}
@@ -379,6 +389,22 @@ func (o *Orchestrator[TTx]) buildEvent(ctx context.Context, cmd Command, e Emit)
 		return eventfold.EventData{}, fmt.Errorf("marshal %s metadata: %w", e.Type, err)
 	}
 	return eventfold.EventData{ID: e.ID, Type: e.Type, Data: data, Metadata: meta}, nil
+}
+
+// systemMetadata is an event's metadata when only the system keys are
+// set. Its fields are in sorted key order, as json.Marshal writes a map's.
+type systemMetadata struct {
+	CausationID   string `json:"causation_id"`
+	Command       string `json:"command"`
+	CorrelationID string `json:"correlation_id"`
+}
+
+// correlationID is the command's correlation id, its id when it has none.
+func correlationID(cmd Command) string {
+	if cmd.Envelope.CorrelationID == "" {
+		return cmd.Envelope.ID
+	}
+	return cmd.Envelope.CorrelationID
 }
 
 func decodeJSON(raw json.RawMessage, v any, strict bool) error {

@@ -44,6 +44,12 @@ type Driver struct {
 	writer chan struct{}
 	mu     sync.Mutex
 	held   map[*sql.Tx]struct{}
+
+	// stmts keeps eventfold's statements prepared (SQLite only: see
+	// stmtCache). nil elsewhere: pgx caches statements itself, and MySQL
+	// runs with client-side interpolation, where preparing would switch
+	// to the binary protocol and change how values come back.
+	stmts *stmtCache
 }
 
 var _ eventfold.Driver[*sql.Tx] = (*Driver)(nil)
@@ -69,6 +75,7 @@ func New(db *sql.DB, d eventfold.Dialect) (*Driver, error) {
 		drv.txOpts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 	case eventfold.SQLite:
 		drv.writer = make(chan struct{}, 1)
+		drv.stmts = newStmtCache(db)
 	}
 	return drv, nil
 }
@@ -91,10 +98,20 @@ func (d *Driver) DB() *sql.DB { return d.db }
 func (d *Driver) Ops() eventfold.Ops { return d.newOps(d.db) }
 
 // OpsTx implements eventfold.Driver.
-func (d *Driver) OpsTx(tx *sql.Tx) eventfold.Ops { return d.newOps(tx) }
+func (d *Driver) OpsTx(tx *sql.Tx) eventfold.Ops {
+	if d.stmts != nil {
+		return d.newOps(d.stmts.tx(tx))
+	}
+	return d.newOps(tx)
+}
 
 // Begin implements eventfold.Driver.
 func (d *Driver) Begin(ctx context.Context) (*sql.Tx, error) {
+	if d.stmts != nil {
+		// Before taking a connection for the transaction: preparing takes
+		// one of its own from the pool.
+		d.stmts.prepareLearned(ctx)
+	}
 	if d.writer != nil {
 		select {
 		case d.writer <- struct{}{}:
@@ -151,6 +168,9 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 
 // Close closes the database if Open opened it.
 func (d *Driver) Close() error {
+	if d.stmts != nil {
+		d.stmts.close()
+	}
 	if d.owned {
 		return d.db.Close()
 	}
