@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventfold/eventfold/internal/txguard"
 )
 
 // Config configures a Store. The zero value is ready to use.
@@ -49,27 +51,21 @@ func (s *Store[TTx]) Limits() Limits { return s.limits }
 func (s *Store[TTx]) Close() error { return s.driver.Close() }
 
 // InTx runs fn in a new transaction and commits it when fn returns nil;
-// any error, or a panic, rolls it back.
+// any error, a panic or runtime.Goexit rolls it back.
 func (s *Store[TTx]) InTx(ctx context.Context, fn func(tx TTx) error) (err error) {
 	tx, err := s.driver.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("eventfold: begin: %w", err)
 	}
-	defer func() {
-		if p := recover(); p != nil {
-			_ = s.driver.Rollback(context.WithoutCancel(ctx), tx)
-			panic(p)
-		}
-		if err != nil {
-			_ = s.driver.Rollback(context.WithoutCancel(ctx), tx)
-		}
-	}()
+	committed := false
+	defer txguard.RollbackUnless(ctx, s.driver, tx, &committed)
 	if err = fn(tx); err != nil {
 		return err
 	}
 	if err = s.driver.Commit(ctx, tx); err != nil {
 		return fmt.Errorf("eventfold: commit: %w", err)
 	}
+	committed = true
 	return nil
 }
 
