@@ -28,8 +28,10 @@ func TestErrorBodyIsJSON(t *testing.T) {
 		Authorize: func(r *http.Request, f *listener.Filter) (func(eventfold.Event) bool, error) {
 			switch r.Header.Get("X-User") {
 			case "":
-				var e *httpapi.Error = &sse.HTTPError{Status: http.StatusUnauthorized, Message: "who are you?"}
-				return nil, e
+				// An *sse.HTTPError is an *httpapi.Error: this only compiles
+				// because the two names are one type.
+				asAPI := func(e *httpapi.Error) error { return e }
+				return nil, asAPI(&sse.HTTPError{Status: http.StatusUnauthorized, Message: "who are you?"})
 			case "teapot":
 				return nil, &sse.HTTPError{Status: http.StatusTeapot, Code: "teapot", Message: "short and stout"}
 			case "plain":
