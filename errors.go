@@ -83,3 +83,39 @@ func (e *ArchivedError) Error() string {
 
 // Is makes errors.Is(err, ErrArchived) true.
 func (e *ArchivedError) Is(target error) bool { return target == ErrArchived }
+
+// HandlerError reports that user code failed: a command handler in the
+// orchestrator (Command and CommandID set; the transaction was rolled back)
+// or a subscription's event handler in the listener (Subscription, Event
+// and Attempts set; Run returns it once the event failed
+// Options.MaxAttempts times, and the checkpoint stays before the event).
+// orchestrator.HandlerError and listener.HandlerError are aliases of this
+// one type, so errors.As matches it under any of the three names. Unwrap
+// gives the handler's own error, so domain errors stay matchable with
+// errors.Is.
+type HandlerError struct {
+	// Command is the command name (orchestrator).
+	Command string
+	// CommandID is the command's id, generated when the envelope had none
+	// (orchestrator).
+	CommandID string
+	// Subscription is the subscription's name (listener).
+	Subscription string
+	// Event is the event that failed (listener).
+	Event Event
+	// Attempts is how many times the event was tried (listener; >= 1).
+	Attempts int
+	// Err is what the handler returned.
+	Err error
+}
+
+func (e *HandlerError) Error() string {
+	if e.Attempts > 0 { // only the listener counts attempts
+		return fmt.Sprintf("listener: subscription %q: event at position %d (%s in stream %q) failed %d times: %v",
+			e.Subscription, e.Event.GlobalPosition, e.Event.Type, e.Event.StreamID, e.Attempts, e.Err)
+	}
+	return fmt.Sprintf("orchestrator: handler for command %q (id %s): %v", e.Command, e.CommandID, e.Err)
+}
+
+// Unwrap returns the handler's error.
+func (e *HandlerError) Unwrap() error { return e.Err }

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
 )
@@ -42,9 +44,7 @@ func run(t *testing.T, opts Options, dsn string, args ...string) result {
 func mustRun(t *testing.T, dsn string, args ...string) string {
 	t.Helper()
 	r := run(t, Options{}, dsn, args...)
-	if r.code != 0 {
-		t.Fatalf("esctl %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, r.stderr)
-	}
+	require.Equal(t, 0, r.code, "esctl %s:\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.stdout, r.stderr)
 	return r.stdout
 }
 
@@ -62,9 +62,7 @@ func decodeEvents(t *testing.T, s string) []eventfold.Event {
 	sc.Buffer(nil, 4<<20)
 	for sc.Scan() {
 		var e eventfold.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not an event line: %q: %v", sc.Text(), err)
-		}
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &e), "not an event line: %q", sc.Text())
 		evs = append(evs, e)
 	}
 	return evs
@@ -75,51 +73,41 @@ func TestAppendReadRoundTrip(t *testing.T) {
 		out := mustRun(t, dsn, "append", "--stream", "acct-1", "--type", "Opened",
 			"--data", `{"owner":"ada","tags":["<b>"]}`, "--metadata", `{"correlation_id":"c1"}`, "--expected-version", "no-stream")
 		evs := decodeEvents(t, out)
-		if len(evs) != 1 || evs[0].StreamVersion != 1 || evs[0].Type != "Opened" {
-			t.Fatalf("append printed %q", out)
-		}
+		require.Len(t, evs, 1, "append printed %q", out)
+		require.EqualValues(t, 1, evs[0].StreamVersion, "append printed %q", out)
+		require.Equal(t, "Opened", evs[0].Type, "append printed %q", out)
 		// Exactly the contract's fields, nothing more.
 		var fields map[string]json.RawMessage
-		if err := json.Unmarshal([]byte(out), &fields); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(out), &fields))
 		want := []string{"global_position", "stream_id", "stream_version", "id", "type", "data", "metadata", "recorded_at"}
-		if len(fields) != len(want) {
-			t.Fatalf("fields %v, want %v", fields, want)
-		}
+		require.Len(t, fields, len(want), "fields %v, want %v", fields, want)
 		for _, f := range want {
-			if _, ok := fields[f]; !ok {
-				t.Fatalf("field %q missing in %s", f, out)
-			}
+			require.Contains(t, fields, f, "field %q missing in %s", f, out)
 		}
 		mustRun(t, dsn, "append", "--stream", "acct-1", "--type", "Deposited", "--data", `{"amount":5}`, "--expected-version", "1")
 		last := decodeEvents(t, mustRun(t, dsn, "append", "--stream", "acct-2", "--type", "Opened", "--data", `null`))
 		waitHead(t, dsn, last[0].GlobalPosition)
 
 		stream := decodeEvents(t, mustRun(t, dsn, "read", "--stream", "acct-1"))
-		if len(stream) != 2 || stream[0].ID != evs[0].ID || stream[1].Type != "Deposited" {
-			t.Fatalf("read stream: %+v", stream)
-		}
+		require.Len(t, stream, 2, "read stream: %+v", stream)
+		require.Equal(t, evs[0].ID, stream[0].ID, "read stream: %+v", stream)
+		require.Equal(t, "Deposited", stream[1].Type, "read stream: %+v", stream)
 		var data map[string]any
-		if err := json.Unmarshal(stream[0].Data, &data); err != nil || data["owner"] != "ada" {
-			t.Fatalf("data %s", stream[0].Data)
-		}
+		require.NoError(t, json.Unmarshal(stream[0].Data, &data), "data %s", stream[0].Data)
+		require.Equal(t, "ada", data["owner"], "data %s", stream[0].Data)
 		back := decodeEvents(t, mustRun(t, dsn, "read", "--stream", "acct-1", "--backward", "--limit", "1"))
-		if len(back) != 1 || back[0].StreamVersion != 2 {
-			t.Fatalf("backward: %+v", back)
-		}
+		require.Len(t, back, 1, "backward: %+v", back)
+		require.EqualValues(t, 2, back[0].StreamVersion, "backward: %+v", back)
 		all := decodeEvents(t, mustRun(t, dsn, "read", "--all"))
-		if len(all) != 3 || all[2].StreamID != "acct-2" {
-			t.Fatalf("read all: %+v", all)
-		}
+		require.Len(t, all, 3, "read all: %+v", all)
+		require.Equal(t, "acct-2", all[2].StreamID, "read all: %+v", all)
 		from := decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(all[1].GlobalPosition), "--limit", "1"))
-		if len(from) != 1 || from[0].ID != all[1].ID {
-			t.Fatalf("read all --from: %+v", from)
-		}
+		require.Len(t, from, 1, "read all --from: %+v", from)
+		require.Equal(t, all[1].ID, from[0].ID, "read all --from: %+v", from)
 		tail := decodeEvents(t, mustRun(t, dsn, "tail", "--from", "0", "--stream", "acct-", "--type", "Opened", "--limit", "2"))
-		if len(tail) != 2 || tail[0].StreamID != "acct-1" || tail[1].StreamID != "acct-2" {
-			t.Fatalf("tail: %+v", tail)
-		}
+		require.Len(t, tail, 2, "tail: %+v", tail)
+		require.Equal(t, "acct-1", tail[0].StreamID, "tail: %+v", tail)
+		require.Equal(t, "acct-2", tail[1].StreamID, "tail: %+v", tail)
 	})
 }
 
@@ -129,13 +117,11 @@ func TestConflictExits3(t *testing.T) {
 	forDialects(t, func(t *testing.T, dsn string) {
 		mustRun(t, dsn, "append", "--stream", "s", "--type", "T", "--data", `{}`)
 		r := run(t, Options{}, dsn, "append", "--stream", "s", "--type", "T", "--data", `{}`, "--expected-version", "no-stream")
-		if r.code != ExitWrongVersion || !strings.Contains(r.stderr, "wrong expected version") {
-			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitWrongVersion, r.code, "stderr %q", r.stderr)
+		require.Contains(t, r.stderr, "wrong expected version")
 		r = run(t, Options{}, dsn, "append", "--stream", "s", "--type", "T", "--data", `{}`, "--expected-version", "7")
-		if r.code != ExitWrongVersion || !strings.Contains(r.stderr, "actual 1") {
-			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitWrongVersion, r.code, "stderr %q", r.stderr)
+		require.Contains(t, r.stderr, "actual 1")
 	})
 }
 
@@ -163,13 +149,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 	}
 	for _, c := range cases {
 		r := run(t, Options{}, dsn, c.args...)
-		if r.code != ExitUsage || !strings.Contains(r.stderr, c.want) {
-			t.Errorf("esctl %q: exit %d, stderr %q; want exit 2 and %q", c.args, r.code, r.stderr, c.want)
-		}
+		require.Equal(t, ExitUsage, r.code, "esctl %q: stderr %q", c.args, r.stderr)
+		require.Contains(t, r.stderr, c.want, "esctl %q", c.args)
 	}
-	if _, err := os.Stat(strings.TrimPrefix(dsn, "sqlite://")); err == nil {
-		t.Errorf("a usage error opened the database")
-	}
+	_, err := os.Stat(strings.TrimPrefix(dsn, "sqlite://"))
+	require.Error(t, err, "a usage error opened the database")
 }
 
 // TestBadFlagKeepsStdoutClean: stdout carries results only; a bad flag
@@ -178,16 +162,15 @@ func TestBadFlagKeepsStdoutClean(t *testing.T) {
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "never-opened.db")
 	for _, args := range [][]string{{"append", "--nope"}, {"read", "--all", "--limit", "x"}, {"archive", "--batch", "many"}} {
 		r := run(t, Options{}, dsn, args...)
-		if r.code != ExitUsage || r.stdout != "" || strings.Contains(r.stderr, "Example:") {
-			t.Errorf("esctl %q: exit %d, stdout %q, stderr %q; want exit 2, empty stdout, no help", args, r.code, r.stdout, r.stderr)
-		}
+		require.Equal(t, ExitUsage, r.code, "esctl %q: stderr %q", args, r.stderr)
+		require.Empty(t, r.stdout, "esctl %q", args)
+		require.NotContains(t, r.stderr, "Example:", "esctl %q: no help", args)
 	}
 	// --help after a bad flag in an earlier command of the same process
 	// still prints exactly one usage.
 	r := run(t, Options{}, "", "help", "read")
-	if r.code != 0 || strings.Count(r.stdout, "Usage: esctl read") != 1 {
-		t.Fatalf("help read: exit %d, stdout %q", r.code, r.stdout)
-	}
+	require.Equal(t, 0, r.code, "help read: stdout %q", r.stdout)
+	require.Equal(t, 1, strings.Count(r.stdout, "Usage: esctl read"), "help read: stdout %q", r.stdout)
 }
 
 // TestArchiveRefusesReusedFinishedFile: --to naming an archive that was
@@ -201,47 +184,42 @@ func TestArchiveRefusesReusedFinishedFile(t *testing.T) {
 	// The same command again is a harmless, successful resume.
 	mustRun(t, dsn, "archive", "--before", jsonInt(evs[2].GlobalPosition), "--to", file)
 	r := run(t, Options{}, dsn, "archive", "--before", jsonInt(evs[4].GlobalPosition), "--to", file)
-	if r.code != ExitError || !strings.Contains(r.stderr, "choose a new --to") {
-		t.Fatalf("exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
-	if n := len(decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(evs[2].GlobalPosition)))); n != 4 {
-		t.Fatalf("%d events above the first archive, want 4 (nothing more archived)", n)
-	}
+	require.Equal(t, ExitError, r.code, "stdout %q, stderr %q", r.stdout, r.stderr)
+	require.Contains(t, r.stderr, "choose a new --to")
+	require.Len(t, decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(evs[2].GlobalPosition))), 4,
+		"events above the first archive (nothing more archived)")
 	// After a restore, the old file re-archives its own range only, and
 	// says that the rest was not archived.
 	mustRun(t, dsn, "restore", "--from", file)
 	r = run(t, Options{}, dsn, "archive", "--before", jsonInt(evs[4].GlobalPosition), "--to", file)
-	if r.code != ExitError || !strings.Contains(r.stderr, "2 events deleted by this run") {
-		t.Fatalf("after restore: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
-	}
+	require.Equal(t, ExitError, r.code, "after restore: stdout %q, stderr %q", r.stdout, r.stderr)
+	require.Contains(t, r.stderr, "2 events deleted by this run", "after restore")
 }
 
 func TestHelpEverywhere(t *testing.T) {
 	for _, c := range builtins() {
 		r := run(t, Options{}, "", c.Name, "--help")
-		if r.code != 0 || !strings.Contains(r.stdout, "Usage: esctl "+c.Name) || !strings.Contains(r.stdout, "Example:") {
-			t.Errorf("%s --help: exit %d, stdout %q", c.Name, r.code, r.stdout)
-		}
-		if n := strings.Count(r.stdout, "Usage: "); n != 1 {
-			t.Errorf("%s --help prints its usage %d times", c.Name, n)
-		}
+		require.Equal(t, 0, r.code, "%s --help: stdout %q", c.Name, r.stdout)
+		require.Contains(t, r.stdout, "Usage: esctl "+c.Name, "%s --help", c.Name)
+		require.Contains(t, r.stdout, "Example:", "%s --help", c.Name)
+		require.Equal(t, 1, strings.Count(r.stdout, "Usage: "), "%s --help prints its usage more than once", c.Name)
 	}
 }
 
 func TestMigrateSQL(t *testing.T) {
 	r := run(t, Options{}, "postgres://u:pw@db/x", "migrate", "sql")
-	if r.code != 0 || !strings.Contains(r.stdout, "CREATE TABLE eventfold.events") ||
-		!strings.Contains(r.stdout, "CREATE TABLE eventfold.archive_watermark") || strings.Contains(r.stdout, "DROP TABLE") {
-		t.Fatalf("migrate sql: exit %d\n%s", r.code, r.stdout)
-	}
+	require.Equal(t, 0, r.code, "migrate sql: %s", r.stderr)
+	require.Contains(t, r.stdout, "CREATE TABLE eventfold.events")
+	require.Contains(t, r.stdout, "CREATE TABLE eventfold.archive_watermark")
+	require.NotContains(t, r.stdout, "DROP TABLE")
 	r = run(t, Options{}, "", "migrate", "sql", "--dialect", "mysql")
-	if r.code != 0 || !strings.Contains(r.stdout, "DELIMITER //") || !strings.Contains(r.stdout, "CREATE PROCEDURE eventfold_append_events") {
-		t.Fatalf("migrate sql mysql: exit %d\n%s", r.code, r.stdout)
-	}
+	require.Equal(t, 0, r.code, "migrate sql mysql: %s", r.stderr)
+	require.Contains(t, r.stdout, "DELIMITER //")
+	require.Contains(t, r.stdout, "CREATE PROCEDURE eventfold_append_events")
 	r = run(t, Options{}, "", "migrate", "sql", "--dialect", "sqlite", "--down")
-	if r.code != 0 || !strings.Contains(r.stdout, "DROP TABLE IF EXISTS eventfold_archive_watermark") || strings.Contains(r.stdout, "CREATE TABLE eventfold_events") {
-		t.Fatalf("migrate sql --down: exit %d\n%s", r.code, r.stdout)
-	}
+	require.Equal(t, 0, r.code, "migrate sql --down: %s", r.stderr)
+	require.Contains(t, r.stdout, "DROP TABLE IF EXISTS eventfold_archive_watermark")
+	require.NotContains(t, r.stdout, "CREATE TABLE eventfold_events")
 }
 
 func TestMigrateUpDownStatus(t *testing.T) {
@@ -249,24 +227,15 @@ func TestMigrateUpDownStatus(t *testing.T) {
 		t.Parallel()
 		dsn := testdb.EmptyDSN(t, d)
 		out := mustRun(t, dsn, "migrate", "up")
-		if !strings.Contains(out, "00004_archive.sql") {
-			t.Fatalf("up: %s", out)
-		}
+		require.Contains(t, out, "00004_archive.sql", "up")
 		mfs, err := eventfold.MigrationsFS(d)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		files, err := fs.Glob(mfs, "*.sql")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if out := mustRun(t, dsn, "migrate", "status"); strings.Count(out, "applied") != len(files) {
-			t.Fatalf("status: %s", out)
-		}
+		require.NoError(t, err)
+		out = mustRun(t, dsn, "migrate", "status")
+		require.Equal(t, len(files), strings.Count(out, "applied"), "status: %s", out)
 		mustRun(t, dsn, "migrate", "down")
-		if out := mustRun(t, dsn, "migrate", "status"); !strings.Contains(out, "pending") {
-			t.Fatalf("status after down: %s", out)
-		}
+		require.Contains(t, mustRun(t, dsn, "migrate", "status"), "pending", "status after down")
 		mustRun(t, dsn, "migrate", "up")
 	})
 }
@@ -278,16 +247,10 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		"mysql://root:" + pw + "@127.0.0.1:1/nope",
 	} {
 		r := run(t, Options{}, dsn, "read", "--all")
-		if r.code != ExitError {
-			t.Errorf("%s: exit %d", dsn, r.code)
-		}
-		if strings.Contains(r.stdout+r.stderr, pw) {
-			t.Errorf("password printed: %q", r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, dsn)
+		require.NotContains(t, r.stdout+r.stderr, pw, "password printed")
 		r = run(t, Options{}, dsn, "stats", "--json")
-		if strings.Contains(r.stdout+r.stderr, pw) {
-			t.Errorf("password printed: %q", r.stderr)
-		}
+		require.NotContains(t, r.stdout+r.stderr, pw, "password printed")
 	}
 	// On a real server too: stats shows the database, redacted.
 	dsn := testdb.DSN(t, eventfold.Postgres)
@@ -296,9 +259,9 @@ func TestPasswordNeverPrinted(t *testing.T) {
 		t.Skip("PostgreSQL DSN without a plain user@ part")
 	}
 	r := run(t, Options{}, withPw, "stats", "--json")
-	if r.code != 0 || strings.Contains(r.stdout+r.stderr, pw) || !strings.Contains(r.stdout, "xxxxx") {
-		t.Fatalf("exit %d, stdout %s, stderr %s", r.code, r.stdout, r.stderr)
-	}
+	require.Equal(t, 0, r.code, "stdout %s, stderr %s", r.stdout, r.stderr)
+	require.NotContains(t, r.stdout+r.stderr, pw, "password printed")
+	require.Contains(t, r.stdout, "xxxxx")
 }
 
 func TestStats(t *testing.T) {
@@ -309,23 +272,21 @@ func TestStats(t *testing.T) {
 		last := decodeEvents(t, mustRun(t, dsn, "append", "--stream", "a-0", "--type", "Closed", "--data", `{}`))
 		waitHead(t, dsn, last[0].GlobalPosition)
 		var st Stats
-		if err := json.Unmarshal([]byte(mustRun(t, dsn, "stats", "--json")), &st); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, json.Unmarshal([]byte(mustRun(t, dsn, "stats", "--json")), &st))
 		today := time.Now().UTC().Format("2006-01-02")
-		if st.Events != 4 || st.Streams != 3 || st.Head == 0 || len(st.ByType) != 2 ||
-			st.ByType[0] != (TypeCount{"Opened", 3}) || st.ByType[1] != (TypeCount{"Closed", 1}) ||
-			len(st.ByDay) != 1 || st.ByDay[0].Events != 4 || (st.ByDay[0].Day != today && !strings.HasPrefix(today, st.ByDay[0].Day[:8])) {
-			t.Fatalf("stats: %+v", st)
+		require.EqualValues(t, 4, st.Events, "stats: %+v", st)
+		require.EqualValues(t, 3, st.Streams, "stats: %+v", st)
+		require.NotZero(t, st.Head, "stats: %+v", st)
+		require.Equal(t, []TypeCount{{"Opened", 3}, {"Closed", 1}}, st.ByType)
+		require.Len(t, st.ByDay, 1, "stats: %+v", st)
+		require.EqualValues(t, 4, st.ByDay[0].Events, "stats: %+v", st)
+		if st.ByDay[0].Day != today { // a run across midnight: the same month
+			require.True(t, strings.HasPrefix(today, st.ByDay[0].Day[:8]), "stats: %+v", st)
 		}
-		if len(st.Subscriptions) != 0 {
-			t.Fatalf("subscriptions: %+v", st.Subscriptions)
-		}
+		require.Empty(t, st.Subscriptions)
 		text := mustRun(t, dsn, "stats")
 		for _, want := range []string{"events", "streams", "head position", "Opened", "Events per day"} {
-			if !strings.Contains(text, want) {
-				t.Fatalf("stats text lacks %q:\n%s", want, text)
-			}
+			require.Contains(t, text, want)
 		}
 	})
 }
@@ -352,9 +313,8 @@ func waitHead(t *testing.T, dsn string, pos int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if h, err := openStore(t, dsn).WaitHead(ctx, pos); err != nil {
-		t.Fatalf("head stuck at %d, want %d: %v", h, pos, err)
-	}
+	h, err := openStore(t, dsn).WaitHead(ctx, pos)
+	require.NoError(t, err, "head stuck at %d, want %d", h, pos)
 }
 
 func TestArchiveRestoreRoundTrip(t *testing.T) {
@@ -364,47 +324,31 @@ func TestArchiveRestoreRoundTrip(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "old.jsonl.gz")
 		cut := before[5].GlobalPosition
 		out := mustRun(t, dsn, "archive", "--before", jsonInt(cut), "--to", file, "--batch", "2")
-		if !strings.Contains(out, "deleted 5 events") {
-			t.Fatalf("archive: %s", out)
-		}
+		require.Contains(t, out, "deleted 5 events")
 		// Reads below the watermark say "archived" and exit 1.
 		r := run(t, Options{}, dsn, "read", "--all")
-		if r.code != ExitError || !strings.Contains(r.stderr, "archived") {
-			t.Fatalf("read --all after archive: exit %d, stderr %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, "read --all after archive: stderr %q", r.stderr)
+		require.Contains(t, r.stderr, "archived", "read --all after archive")
 		r = run(t, Options{}, dsn, "read", "--stream", "acct-0")
-		if r.code != ExitError || !strings.Contains(r.stderr, "archived") {
-			t.Fatalf("read stream after archive: exit %d, stderr %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, "read stream after archive: stderr %q", r.stderr)
+		require.Contains(t, r.stderr, "archived", "read stream after archive")
 		r = run(t, Options{}, dsn, "tail", "--from", "1", "--limit", "1")
-		if r.code != ExitError || !strings.Contains(r.stderr, "archived") {
-			t.Fatalf("tail after archive: exit %d, stderr %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, "tail after archive: stderr %q", r.stderr)
+		require.Contains(t, r.stderr, "archived", "tail after archive")
 		// Above it, reads work; appends go on at the right versions.
 		rest := decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(cut)))
-		if len(rest) != 2 || rest[0].ID != before[5].ID {
-			t.Fatalf("read above the watermark: %+v", rest)
-		}
+		require.Len(t, rest, 2, "read above the watermark: %+v", rest)
+		require.Equal(t, before[5].ID, rest[0].ID, "read above the watermark: %+v", rest)
 		var st Stats
-		json.Unmarshal([]byte(mustRun(t, dsn, "stats", "--json")), &st)
-		if st.ArchivedBefore != cut || st.Events != 2 {
-			t.Fatalf("stats after archive: %+v", st)
-		}
+		require.NoError(t, json.Unmarshal([]byte(mustRun(t, dsn, "stats", "--json")), &st))
+		require.Equal(t, cut, st.ArchivedBefore, "stats after archive: %+v", st)
+		require.EqualValues(t, 2, st.Events, "stats after archive: %+v", st)
 		// Archiving the same range again does nothing.
-		if out := mustRun(t, dsn, "archive", "--before", jsonInt(cut), "--to", file+"2"); !strings.Contains(out, "nothing to archive") {
-			t.Fatalf("second archive: %s", out)
-		}
-		out = mustRun(t, dsn, "restore", "--from", file)
-		if !strings.Contains(out, "restored 5 events") {
-			t.Fatalf("restore: %s", out)
-		}
-		if after := mustRun(t, dsn, "read", "--all"); after != allBefore {
-			t.Fatalf("events differ after archive and restore:\nbefore:\n%s\nafter:\n%s", allBefore, after)
-		}
+		require.Contains(t, mustRun(t, dsn, "archive", "--before", jsonInt(cut), "--to", file+"2"), "nothing to archive", "second archive")
+		require.Contains(t, mustRun(t, dsn, "restore", "--from", file), "restored 5 events")
+		require.Equal(t, allBefore, mustRun(t, dsn, "read", "--all"), "events differ after archive and restore")
 		// Restoring again is harmless.
-		if out := mustRun(t, dsn, "restore", "--from", file); !strings.Contains(out, "restored 0 events (5 already present)") {
-			t.Fatalf("second restore: %s", out)
-		}
+		require.Contains(t, mustRun(t, dsn, "restore", "--from", file), "restored 0 events (5 already present)", "second restore")
 		mustRun(t, dsn, "append", "--stream", "acct-0", "--type", "Moved", "--data", `{}`, "--expected-version", "3")
 	})
 }
@@ -415,13 +359,9 @@ func TestArchiveByTime(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "a.gz")
 		future := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
 		out := mustRun(t, dsn, "archive", "--before", future, "--to", file)
-		if !strings.Contains(out, "deleted 3 events") {
-			t.Fatalf("archive by time: %s", out)
-		}
+		require.Contains(t, out, "deleted 3 events", "archive by time")
 		out = mustRun(t, dsn, "archive", "--before", "2000-01-01", "--to", file+".old")
-		if !strings.Contains(out, "nothing to archive") {
-			t.Fatalf("archive before 2000: %s", out)
-		}
+		require.Contains(t, out, "nothing to archive", "archive before 2000")
 	})
 }
 
@@ -439,27 +379,19 @@ func TestArchiveInterruptedAndResumed(t *testing.T) {
 			return nil
 		}}}
 		r := run(t, opts, dsn, "archive", "--before", jsonInt(cut), "--to", file, "--batch", "3")
-		if r.code != ExitError || !strings.Contains(r.stderr, "simulated crash") {
-			t.Fatalf("interrupted archive: exit %d, stderr %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, "interrupted archive: stderr %q", r.stderr)
+		require.Contains(t, r.stderr, "simulated crash")
 		// Half done: 6 deleted, 1 still there, and reads already say archived.
 		r = run(t, Options{}, dsn, "read", "--all")
-		if r.code != ExitError || !strings.Contains(r.stderr, "archived") {
-			t.Fatalf("read while half archived: exit %d, %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, "read while half archived: %q", r.stderr)
+		require.Contains(t, r.stderr, "archived", "read while half archived")
 		// Running the same command again resumes from the file.
 		out := mustRun(t, dsn, "archive", "--before", jsonInt(cut), "--to", file)
-		if !strings.Contains(out, "deleted 1 events") {
-			t.Fatalf("resumed archive: %s", out)
-		}
+		require.Contains(t, out, "deleted 1 events", "resumed archive")
 		rest := decodeEvents(t, mustRun(t, dsn, "read", "--all", "--from", jsonInt(cut)))
-		if len(rest) != 2 {
-			t.Fatalf("after resume: %d events above the watermark", len(rest))
-		}
+		require.Len(t, rest, 2, "after resume: events above the watermark")
 		mustRun(t, dsn, "restore", "--from", file)
-		if after := mustRun(t, dsn, "read", "--all"); after != allBefore {
-			t.Fatalf("events lost or duplicated:\nbefore:\n%s\nafter:\n%s", allBefore, after)
-		}
+		require.Equal(t, allBefore, mustRun(t, dsn, "read", "--all"), "events lost or duplicated")
 	})
 }
 
@@ -469,15 +401,11 @@ func TestArchiveRefusesForeignFile(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "precious.txt")
 	os.WriteFile(file, []byte("not an archive"), 0o600)
 	r := run(t, Options{}, dsn, "archive", "--before", "100", "--to", file)
-	if r.code != ExitError || !strings.Contains(r.stderr, "refusing to overwrite") {
-		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
-	}
-	if b, _ := os.ReadFile(file); string(b) != "not an archive" {
-		t.Fatalf("file overwritten")
-	}
-	if n := len(decodeEvents(t, mustRun(t, dsn, "read", "--all"))); n != 2 {
-		t.Fatalf("%d events left", n)
-	}
+	require.Equal(t, ExitError, r.code, "stderr %q", r.stderr)
+	require.Contains(t, r.stderr, "refusing to overwrite")
+	b, _ := os.ReadFile(file)
+	require.Equal(t, "not an archive", string(b), "file overwritten")
+	require.Len(t, decodeEvents(t, mustRun(t, dsn, "read", "--all")), 2, "events left")
 }
 
 func TestRestoreRejectsCorruptFile(t *testing.T) {
@@ -487,9 +415,7 @@ func TestRestoreRejectsCorruptFile(t *testing.T) {
 	mustRun(t, dsn, "archive", "--before", "3", "--to", file)
 	// Rewrite the archive with one event changed: the checksum must catch it.
 	r, err := openArchive(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	h := r.header
 	var evs []eventfold.Event
 	for {
@@ -501,55 +427,43 @@ func TestRestoreRejectsCorruptFile(t *testing.T) {
 	}
 	r.close()
 	w, err := createArchive(file+".bad", h)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	for _, e := range evs {
 		w.add(e)
 	}
 	w.sum.Write([]byte("x")) // a checksum that no longer matches the lines
-	if _, err := w.close(); err != nil {
-		t.Fatal(err)
-	}
+	_, err = w.close()
+	require.NoError(t, err)
 	os.Rename(file+".bad.partial", file+".bad")
 	res := run(t, Options{}, dsn, "restore", "--from", file+".bad")
-	if res.code != ExitError || !strings.Contains(res.stderr, "corrupt") {
-		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
-	}
+	require.Equal(t, ExitError, res.code, "stderr %q", res.stderr)
+	require.Contains(t, res.stderr, "corrupt")
 }
 
 func TestSubscriptions(t *testing.T) {
 	forDialects(t, func(t *testing.T, dsn string) {
 		evs := archiveFixture(t, dsn, 3)
-		if out := mustRun(t, dsn, "subscriptions", "list"); !strings.Contains(out, "(none)") {
-			t.Fatalf("list: %s", out)
-		}
+		require.Contains(t, mustRun(t, dsn, "subscriptions", "list"), "(none)", "list")
 		r := run(t, Options{}, dsn, "subscriptions", "reset", "ghost", "--to", "0")
-		if r.code != ExitError || !strings.Contains(r.stderr, `no subscription named "ghost"`) {
-			t.Fatalf("reset unknown: exit %d, %q", r.code, r.stderr)
-		}
+		require.Equal(t, ExitError, r.code, "reset unknown: %q", r.stderr)
+		require.Contains(t, r.stderr, `no subscription named "ghost"`, "reset unknown")
 		// A checkpoint as package listener writes it.
 		store := openStore(t, dsn)
 		co := store.Driver().Ops()
-		if err := co.SetCheckpoint(context.Background(), "projector", evs[0].GlobalPosition); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, co.SetCheckpoint(context.Background(), "projector", evs[0].GlobalPosition))
 		var sub Subscription
 		out := mustRun(t, dsn, "subscriptions", "list", "--json")
-		if err := json.Unmarshal([]byte(out), &sub); err != nil || sub.Name != "projector" || sub.LagEvents != 2 {
-			t.Fatalf("list --json: %s", out)
-		}
+		require.NoError(t, json.Unmarshal([]byte(out), &sub), "list --json: %s", out)
+		require.Equal(t, "projector", sub.Name, "list --json: %s", out)
+		require.EqualValues(t, 2, sub.LagEvents, "list --json: %s", out)
 		mustRun(t, dsn, "subscriptions", "reset", "projector", "--to", "head")
 		pos, _, _ := co.GetCheckpoint(context.Background(), "projector")
-		if pos != evs[2].GlobalPosition {
-			t.Fatalf("checkpoint %d after reset to head, want %d", pos, evs[2].GlobalPosition)
-		}
+		require.Equal(t, evs[2].GlobalPosition, pos, "checkpoint after reset to head")
 		mustRun(t, dsn, "subscriptions", "reset", "projector", "--to", "0")
 		var st Stats
-		json.Unmarshal([]byte(mustRun(t, dsn, "stats", "--json")), &st)
-		if len(st.Subscriptions) != 1 || st.Subscriptions[0].LagEvents != 3 {
-			t.Fatalf("stats subscriptions: %+v", st.Subscriptions)
-		}
+		require.NoError(t, json.Unmarshal([]byte(mustRun(t, dsn, "stats", "--json")), &st))
+		require.Len(t, st.Subscriptions, 1, "stats subscriptions: %+v", st.Subscriptions)
+		require.EqualValues(t, 3, st.Subscriptions[0].LagEvents, "stats subscriptions: %+v", st.Subscriptions)
 	})
 }
 
@@ -557,9 +471,7 @@ func openStore(t *testing.T, dsn string) *eventfold.Store[*sql_Tx] {
 	t.Helper()
 	env := &Env{DSN: dsn}
 	s, err := env.Open(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return s
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
 )
@@ -17,9 +19,9 @@ type sql_Tx = sql.Tx
 
 func TestReplayBareExplainsEmbedding(t *testing.T) {
 	r := run(t, Options{}, "sqlite://"+t.TempDir()+"/x.db", "replay")
-	if r.code != ExitError || !strings.Contains(r.stderr, "esctl.Main(") || !strings.Contains(r.stderr, "Replayer") {
-		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
-	}
+	require.Equal(t, ExitError, r.code, "stderr %q", r.stderr)
+	require.Contains(t, r.stderr, "esctl.Main(")
+	require.Contains(t, r.stderr, "Replayer")
 }
 
 func TestReplayRebuildsReadModel(t *testing.T) {
@@ -35,14 +37,15 @@ func TestReplayRebuildsReadModel(t *testing.T) {
 			},
 		}
 		r := run(t, Options{Replayer: rep}, dsn, "replay")
-		if r.code != 0 || resets != 1 || len(seen) != len(evs) || seen[4] != evs[4].GlobalPosition {
-			t.Fatalf("exit %d (%s), resets %d, seen %v", r.code, r.stderr, resets, seen)
-		}
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 1, resets)
+		require.Len(t, seen, len(evs))
+		require.Equal(t, evs[4].GlobalPosition, seen[4])
 		seen = nil
 		r = run(t, Options{Replayer: rep}, dsn, "replay", "--from", jsonInt(evs[3].GlobalPosition), "--no-reset", "--commit-every", "1")
-		if r.code != 0 || resets != 1 || len(seen) != 2 {
-			t.Fatalf("exit %d (%s), resets %d, seen %v", r.code, r.stderr, resets, seen)
-		}
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Equal(t, 1, resets)
+		require.Len(t, seen, 2)
 	})
 }
 
@@ -63,16 +66,11 @@ func TestReplayCommitEveryFailure(t *testing.T) {
 		return nil
 	}}
 	r := run(t, Options{Replayer: rep}, dsn, "replay", "--commit-every", "2")
-	if r.code != ExitError || !strings.Contains(r.stderr, "reducer broke") {
-		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
-	}
-	if len(txs) != 2 {
-		t.Fatalf("events 1-4 ran in %d transactions, want 2 (--commit-every 2)", len(txs))
-	}
+	require.Equal(t, ExitError, r.code, "stderr %q", r.stderr)
+	require.Contains(t, r.stderr, "reducer broke")
+	require.Len(t, txs, 2, "events 1-4 ran in %d transactions, want 2 (--commit-every 2)", len(txs))
 	want := fmt.Sprintf("applied and committed before it: 2 events, next position %d)", evs[2].GlobalPosition)
-	if !strings.Contains(r.stderr, want) {
-		t.Fatalf("stderr %q, want it to say %q", r.stderr, want)
-	}
+	require.Contains(t, r.stderr, want)
 }
 
 func TestDemoHonoursGlobalDSN(t *testing.T) {
@@ -80,9 +78,9 @@ func TestDemoHonoursGlobalDSN(t *testing.T) {
 	var got string
 	demo := func(ctx context.Context, w io.Writer, dsn string) error { got = dsn; return nil }
 	want := "sqlite://" + t.TempDir() + "/mine.db"
-	if r := run(t, Options{Demo: demo}, want, "demo"); r.code != 0 || got != want {
-		t.Fatalf("esctl --dsn X demo: exit %d, demo ran on %q, want %q", r.code, got, want)
-	}
+	r := run(t, Options{Demo: demo}, want, "demo")
+	require.Equal(t, 0, r.code, "esctl --dsn X demo: %s", r.stderr)
+	require.Equal(t, want, got, "esctl --dsn X demo ran on another database")
 	// EVENTFOLD_DSN may name a real database: the demo does not use it.
 	env := func(k string) string {
 		if k == "EVENTFOLD_DSN" {
@@ -90,9 +88,9 @@ func TestDemoHonoursGlobalDSN(t *testing.T) {
 		}
 		return ""
 	}
-	if r := run(t, Options{Demo: demo, Getenv: env}, "", "demo"); r.code != 0 || !strings.Contains(got, "eventfold-demo-") {
-		t.Fatalf("demo with EVENTFOLD_DSN: exit %d, ran on %q", r.code, got)
-	}
+	r = run(t, Options{Demo: demo, Getenv: env}, "", "demo")
+	require.Equal(t, 0, r.code, "demo with EVENTFOLD_DSN: %s", r.stderr)
+	require.Contains(t, got, "eventfold-demo-", "demo with EVENTFOLD_DSN")
 }
 
 func TestDemoDefaultsToFreshSQLite(t *testing.T) {
@@ -100,11 +98,10 @@ func TestDemoDefaultsToFreshSQLite(t *testing.T) {
 	var got string
 	demo := func(ctx context.Context, w io.Writer, dsn string) error { got = dsn; return nil }
 	r := run(t, Options{Demo: demo}, "", "demo")
-	if r.code != 0 || !strings.HasPrefix(got, "sqlite://") || !strings.Contains(got, "eventfold-demo-") {
-		t.Fatalf("exit %d, dsn %q", r.code, got)
-	}
+	require.Equal(t, 0, r.code, r.stderr)
+	require.True(t, strings.HasPrefix(got, "sqlite://"), "dsn %q", got)
+	require.Contains(t, got, "eventfold-demo-")
 	r = run(t, Options{}, "", "demo")
-	if r.code != ExitError || !strings.Contains(r.stderr, "not built into") {
-		t.Fatalf("bare demo: exit %d, %q", r.code, r.stderr)
-	}
+	require.Equal(t, ExitError, r.code, "bare demo: %q", r.stderr)
+	require.Contains(t, r.stderr, "not built into")
 }

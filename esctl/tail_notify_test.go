@@ -1,9 +1,10 @@
 package esctl
 
 import (
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
@@ -22,10 +23,9 @@ func TestTailWakesOnNotify(t *testing.T) {
 	mustRun(t, dsn, "append", "--stream", "woken-1", "--type", "Woke", "--data", `{"n":1}`)
 	select {
 	case r := <-done:
-		if r.code != 0 || !strings.Contains(r.stdout, `"stream_id":"woken-1"`) {
-			t.Fatalf("tail: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
-		}
+		require.Equal(t, 0, r.code, "tail: stdout: %s\nstderr: %s", r.stdout, r.stderr)
+		require.Contains(t, r.stdout, `"stream_id":"woken-1"`, "tail: stderr: %s", r.stderr)
 	case <-time.After(30 * time.Second):
-		t.Fatal("tail did not wake within 30s of the append (it polls once an hour)")
+		require.FailNow(t, "tail did not wake within 30s of the append (it polls once an hour)")
 	}
 }

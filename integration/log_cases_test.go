@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/eventfold/eventfold"
 )
 
@@ -19,32 +21,25 @@ func freshLogCases[TTx any]() []storeCase[TTx] {
 	return []storeCase[TTx]{
 		{"read-all", func(t *testing.T, s *eventfold.Store[TTx]) {
 			ctx := context.Background()
-			if h, err := s.Head(ctx); err != nil || h != 0 {
-				t.Fatalf("empty log head %d, %v", h, err)
-			}
-			if evs := readAllFrom(t, s, 0); len(evs) != 0 {
-				t.Fatalf("empty log read %d events", len(evs))
-			}
+			h, err := s.Head(ctx)
+			require.NoError(t, err)
+			require.Zero(t, h, "empty log head")
+			require.Empty(t, readAllFrom(t, s, 0), "empty log read")
 			var appended []eventfold.Event
 			for i := range 5 {
 				appended = append(appended, mustAppend(t, s, fmt.Sprintf("s-%d", i%2), eventfold.Any, ev("E", `1`), ev("F", `2`))...)
 			}
 			waitVisible(t, s, appended[len(appended)-1].GlobalPosition)
 			all := readAllFrom(t, s, 0)
-			if !reflect.DeepEqual(positions(all), positions(appended)) {
-				t.Fatalf("read all %v, appended %v", positions(all), positions(appended))
-			}
+			require.Equal(t, positions(appended), positions(all), "read all")
 			head, err := s.Head(ctx)
-			if err != nil || head != appended[len(appended)-1].GlobalPosition {
-				t.Fatalf("head %d (%v), want %d", head, err, appended[len(appended)-1].GlobalPosition)
-			}
+			require.NoError(t, err)
+			require.Equal(t, appended[len(appended)-1].GlobalPosition, head)
 			page, err := s.ReadAll(ctx, eventfold.ReadAllOptions{From: appended[3].GlobalPosition, Limit: 4})
-			if err != nil || !reflect.DeepEqual(positions(page), positions(appended[3:7])) {
-				t.Fatalf("from the 4th, limit 4: %v (%v), want %v", positions(page), err, positions(appended[3:7]))
-			}
-			if page, _ := s.ReadAll(ctx, eventfold.ReadAllOptions{From: head + 1}); len(page) != 0 {
-				t.Fatalf("read past the head: %v", positions(page))
-			}
+			require.NoError(t, err)
+			require.Equal(t, positions(appended[3:7]), positions(page), "from the 4th, limit 4")
+			page, _ = s.ReadAll(ctx, eventfold.ReadAllOptions{From: head + 1})
+			require.Empty(t, page, "read past the head")
 		}},
 		{"out-of-order-commits", func(t *testing.T, s *eventfold.Store[TTx]) {
 			outOfOrder(t, s)
@@ -273,24 +268,20 @@ func archivedReads[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
 	c := mustAppend(t, s, "arch-a", eventfold.Exact(3), ev("A", `4`))
 	waitVisible(t, s, c[0].GlobalPosition)
 	ar, ok := s.Driver().Ops().(archiver)
-	if !ok {
-		t.Fatalf("%T has no archive operations", s.Driver().Ops())
-	}
+	require.True(t, ok, "%T has no archive operations", s.Driver().Ops())
 	// Archive everything below b[0]: versions 1-3 of arch-a.
-	if err := ar.SetArchivedBefore(ctx, b[0].GlobalPosition); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := ar.DeleteEventRange(ctx, a[0].GlobalPosition, a[2].GlobalPosition); err != nil || n != 3 {
-		t.Fatalf("delete archived range: %d, %v", n, err)
-	}
+	require.NoError(t, ar.SetArchivedBefore(ctx, b[0].GlobalPosition))
+	n, err := ar.DeleteEventRange(ctx, a[0].GlobalPosition, a[2].GlobalPosition)
+	require.NoError(t, err, "delete archived range")
+	require.EqualValues(t, 3, n, "delete archived range")
 	wantArchived := func(what string, err error) {
 		t.Helper()
+		require.ErrorIs(t, err, eventfold.ErrArchived, what)
 		var ae *eventfold.ArchivedError
-		if !errors.Is(err, eventfold.ErrArchived) || !errors.As(err, &ae) || ae.ArchivedBefore != b[0].GlobalPosition {
-			t.Fatalf("%s: want *ArchivedError at %d, got %v", what, b[0].GlobalPosition, err)
-		}
+		require.ErrorAs(t, err, &ae, what)
+		require.Equal(t, b[0].GlobalPosition, ae.ArchivedBefore, what)
 	}
-	_, err := s.ReadAll(ctx, eventfold.ReadAllOptions{From: 0})
+	_, err = s.ReadAll(ctx, eventfold.ReadAllOptions{From: 0})
 	wantArchived("read all from 0", err)
 	_, err = s.ReadStream(ctx, "arch-a", eventfold.ReadStreamOptions{})
 	wantArchived("read arch-a forward from 1", err)
@@ -300,23 +291,12 @@ func archivedReads[TTx any](t *testing.T, s *eventfold.Store[TTx]) {
 	wantArchived("read arch-a backward from 2", err)
 	// What is still hot reads fine.
 	rest := readAllFrom(t, s, b[0].GlobalPosition)
-	if !reflect.DeepEqual(positions(rest), []int64{b[0].GlobalPosition, c[0].GlobalPosition}) {
-		t.Fatalf("hot log %v", positions(rest))
-	}
-	if got := versions(readStream(t, s, "arch-a", eventfold.ReadStreamOptions{From: 4})); !reflect.DeepEqual(got, []int64{4}) {
-		t.Fatalf("arch-a from 4: %v", got)
-	}
-	if got := versions(readStream(t, s, "arch-a", eventfold.ReadStreamOptions{Backward: true, Limit: 1})); !reflect.DeepEqual(got, []int64{4}) {
-		t.Fatalf("arch-a backward limit 1: %v", got)
-	}
-	if got := readStream(t, s, "arch-a", eventfold.ReadStreamOptions{From: 9}); len(got) != 0 {
-		t.Fatalf("past the end: %v", got)
-	}
-	if got := versions(readStream(t, s, "arch-b", eventfold.ReadStreamOptions{})); !reflect.DeepEqual(got, []int64{1}) {
-		t.Fatalf("arch-b: %v", got)
-	}
+	require.Equal(t, []int64{b[0].GlobalPosition, c[0].GlobalPosition}, positions(rest), "hot log")
+	require.Equal(t, []int64{4}, versions(readStream(t, s, "arch-a", eventfold.ReadStreamOptions{From: 4})), "arch-a from 4")
+	require.Equal(t, []int64{4}, versions(readStream(t, s, "arch-a", eventfold.ReadStreamOptions{Backward: true, Limit: 1})), "arch-a backward limit 1")
+	require.Empty(t, readStream(t, s, "arch-a", eventfold.ReadStreamOptions{From: 9}), "past the end")
+	require.Equal(t, []int64{1}, versions(readStream(t, s, "arch-b", eventfold.ReadStreamOptions{})), "arch-b")
 	// New appends go on from the stream's version.
-	if e := mustAppend(t, s, "arch-a", eventfold.Exact(4), ev("A", `5`)); e[0].StreamVersion != 5 {
-		t.Fatalf("append after archiving got version %d", e[0].StreamVersion)
-	}
+	e := mustAppend(t, s, "arch-a", eventfold.Exact(4), ev("A", `5`))
+	require.EqualValues(t, 5, e[0].StreamVersion, "append after archiving")
 }

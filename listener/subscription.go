@@ -29,20 +29,11 @@ type Handler func(ctx context.Context, ev eventfold.Event) error
 type TxHandler[TTx any] func(ctx context.Context, tx TTx, ev eventfold.Event) error
 
 // HandlerError is returned by Run when an event still fails after
-// Options.MaxAttempts attempts. The checkpoint stays before the event.
-type HandlerError struct {
-	Subscription string
-	Event        eventfold.Event
-	Attempts     int
-	Err          error
-}
-
-func (e *HandlerError) Error() string {
-	return fmt.Sprintf("listener: subscription %q: event at position %d (%s in stream %q) failed %d times: %v",
-		e.Subscription, e.Event.GlobalPosition, e.Event.Type, e.Event.StreamID, e.Attempts, e.Err)
-}
-
-func (e *HandlerError) Unwrap() error { return e.Err }
+// Options.MaxAttempts attempts (Subscription, Event and Attempts set). The
+// checkpoint stays before the event. It is an alias of
+// eventfold.HandlerError, the one type that both the listener and the
+// orchestrator return, so errors.As matches it under either name.
+type HandlerError = eventfold.HandlerError
 
 // ErrAlreadyRunning is returned by Run when the Subscription value is
 // already running.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/backoff"
+	"github.com/eventfold/eventfold/internal/txguard"
 )
 
 // MaxCommandIDLength bounds Envelope.ID, in bytes.
@@ -170,17 +171,8 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	if err != nil {
 		return nil, fmt.Errorf("orchestrator: command %q: begin: %w", cmd.Name, err)
 	}
-	done := false
-	defer func() {
-		if done {
-			return
-		}
-		// Roll back even when ctx is cancelled; a panic is re-raised.
-		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
-		if p := recover(); p != nil {
-			panic(p)
-		}
-	}()
+	done := false // true once the code below ends tx itself
+	defer txguard.RollbackUnless(ctx, drv, tx, &done)
 	res, err = o.execute(ctx, tx, h, cmd, key)
 	if err != nil {
 		return nil, err

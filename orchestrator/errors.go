@@ -3,6 +3,8 @@ package orchestrator
 import (
 	"errors"
 	"fmt"
+
+	"github.com/eventfold/eventfold"
 )
 
 // ErrUnknownCommand is matched by errors for a command name with no handler.
@@ -82,24 +84,11 @@ func (e *IdempotencyKeyReusedError) Is(target error) bool { return target == Err
 // the record and returns the first dispatch's events.
 var errDuplicateInFlight = errors.New("orchestrator: the same command id was committed concurrently")
 
-// HandlerError reports that a command handler failed; the transaction was
-// rolled back. Unwrap gives the handler's own error, so domain errors stay
-// matchable with errors.Is.
-type HandlerError struct {
-	// Command is the command name.
-	Command string
-	// CommandID is the command's id (generated when the envelope had none).
-	CommandID string
-	// Err is what the handler returned.
-	Err error
-}
-
-func (e *HandlerError) Error() string {
-	return fmt.Sprintf("orchestrator: handler for command %q (id %s): %v", e.Command, e.CommandID, e.Err)
-}
-
-// Unwrap returns the handler's error.
-func (e *HandlerError) Unwrap() error { return e.Err }
+// HandlerError reports that a command handler failed (Command and
+// CommandID set); the transaction was rolled back. It is an alias of
+// eventfold.HandlerError, the one type that both the orchestrator and the
+// listener return, so errors.As matches it under either name.
+type HandlerError = eventfold.HandlerError
 
 // AppendError reports that appending a handler's event failed (a wrong
 // expected version, a duplicate event id, invalid data ...); the

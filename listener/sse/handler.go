@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/httperr"
 	"github.com/eventfold/eventfold/listener"
 )
 
@@ -26,13 +27,11 @@ import (
 // an *HTTPError picks the status, any other error gives 403 Forbidden.
 type Authorizer func(r *http.Request, f *listener.Filter) (allow func(eventfold.Event) bool, err error)
 
-// HTTPError is an error with an HTTP status, for Authorizer.
-type HTTPError struct {
-	Status  int
-	Message string
-}
-
-func (e *HTTPError) Error() string { return e.Message }
+// HTTPError is an error with an HTTP status, for Authorizer; its Code
+// (optional: "" derives one from the status) goes into the body. It is an
+// alias of the one error body type that orchestrator/httpapi shares (there
+// httpapi.Error): every refusal is written as {"error": Message, "code": Code}.
+type HTTPError = httperr.Error
 
 // Config configures a Handler. The zero value is usable: every field says
 // its default.
@@ -179,29 +178,26 @@ func (h *Handler) Run(ctx context.Context) error {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		httperr.Write(w, &HTTPError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Message: "method not allowed"})
 		return
 	}
 	if !h.ready.Load() {
 		w.Header().Set("Retry-After", "1")
-		http.Error(w, "event stream not running", http.StatusServiceUnavailable)
+		httperr.Write(w, &HTTPError{Status: http.StatusServiceUnavailable, Code: "not_running", Message: "event stream not running"})
 		return
 	}
 	filter, cursor, hasCursor, err := parseRequest(r)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		httperr.Write(w, &HTTPError{Status: http.StatusBadRequest, Code: "bad_request", Message: err.Error()})
 		return
 	}
 	allow := func(eventfold.Event) bool { return true }
 	if h.cfg.Authorize != nil {
 		a, err := h.cfg.Authorize(r, &filter)
 		if err != nil {
-			status, msg := http.StatusForbidden, "forbidden"
-			var he *HTTPError
-			if errors.As(err, &he) {
-				status, msg = he.Status, he.Message
-			}
-			http.Error(w, msg, status)
+			he := &HTTPError{Status: http.StatusForbidden, Code: "forbidden", Message: "forbidden"}
+			errors.As(err, &he)
+			httperr.Write(w, he)
 			return
 		}
 		if a != nil {
@@ -211,7 +207,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := h.nconns.Add(1); h.cfg.MaxClients > 0 && n > int64(h.cfg.MaxClients) {
 		h.nconns.Add(-1)
 		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many event stream clients", http.StatusServiceUnavailable)
+		httperr.Write(w, &HTTPError{Status: http.StatusServiceUnavailable, Code: "too_many_clients", Message: "too many event stream clients"})
 		return
 	}
 	defer h.nconns.Add(-1)
@@ -229,14 +225,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if err := h.probe(r.Context(), cursor); err != nil {
 			var ae *eventfold.ArchivedError
 			if errors.As(err, &ae) {
-				http.Error(w, fmt.Sprintf("the events after %d were archived and can no longer be streamed: resume from %d or later (?after=%d), or connect without Last-Event-ID to follow from the head",
-					cursor, ae.ArchivedBefore-1, ae.ArchivedBefore-1), http.StatusGone)
+				httperr.Write(w, &HTTPError{Status: http.StatusGone, Code: "archived", Message: fmt.Sprintf("the events after %d were archived and can no longer be streamed: resume from %d or later (?after=%d), or connect without Last-Event-ID to follow from the head",
+					cursor, ae.ArchivedBefore-1, ae.ArchivedBefore-1)})
 				return
 			}
 			if r.Context().Err() == nil {
 				h.cfg.Logger.Warn("sse: resume check failed", "remote", r.RemoteAddr, "after", cursor, "err", err)
 				w.Header().Set("Retry-After", "1")
-				http.Error(w, "event stream unavailable", http.StatusServiceUnavailable)
+				httperr.Write(w, &HTTPError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "event stream unavailable"})
 			}
 			return
 		}

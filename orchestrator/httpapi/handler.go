@@ -45,6 +45,7 @@ import (
 	"strings"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/httperr"
 	"github.com/eventfold/eventfold/orchestrator"
 )
 
@@ -74,14 +75,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Error is an error with an HTTP status and a machine-readable code.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
+// Error is an error with an HTTP status and a machine-readable code. It is
+// an alias of the one error body type that listener/sse shares (there
+// sse.HTTPError), written as {"error": Message, "code": Code}.
+type Error = httperr.Error
 
 // Response is the body of a successful request.
 type Response struct {
@@ -243,13 +240,6 @@ func requestID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func writeError(w http.ResponseWriter, e *Error) {
-	writeJSON(w, e.Status, map[string]string{"error": e.Message, "code": e.Code})
-}
+func writeError(w http.ResponseWriter, e *Error) { httperr.Write(w, e) }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
+func writeJSON(w http.ResponseWriter, status int, v any) { httperr.WriteJSON(w, status, v) }
