@@ -5,6 +5,7 @@ package dialect
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -110,4 +111,25 @@ func CheckSavepointName(name string) error {
 // the operation and the database.
 func Unsupported(what string, d eventfold.Dialect) error {
 	return fmt.Errorf("%s on %s: %w", what, d, contract.ErrUnsupported)
+}
+
+// Classify marks err with eventfold.ErrTransient when isTransient (the
+// dialect's own list of error codes) says that running the whole
+// transaction again may cure it. nil, an error already marked and every
+// other error pass unchanged.
+func Classify(err error, isTransient func(error) bool) error {
+	if err == nil || errors.Is(err, eventfold.ErrTransient) || !isTransient(err) {
+		return err
+	}
+	return Transient(err)
+}
+
+// SavepointStatement returns verb followed by name ("SAVEPOINT x",
+// "ROLLBACK TO SAVEPOINT x", SQL Server's "SAVE TRANSACTION x"), after
+// CheckSavepointName has refused a name that is not a plain identifier.
+func SavepointStatement(verb, name string) (string, error) {
+	if err := CheckSavepointName(name); err != nil {
+		return "", err
+	}
+	return verb + " " + name, nil
 }

@@ -48,16 +48,18 @@ func (o *Ops) ServerReported(err error) bool { return len(sqlErrors(err)) > 0 }
 // Savepoint implements contract.Savepoints (SAVE TRANSACTION: SQL
 // Server's savepoints).
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
-	if err := dialect.CheckSavepointName(name); err != nil {
+	q, err := dialect.SavepointStatement("SAVE TRANSACTION", name)
+	if err != nil {
 		return err
 	}
-	return o.Exec(ctx, "SAVE TRANSACTION "+name)
+	return o.Exec(ctx, q)
 }
 
 // RollbackToSavepoint implements contract.Savepoints.
 func (o *Ops) RollbackToSavepoint(ctx context.Context, name string) error {
-	if err := dialect.CheckSavepointName(name); err != nil {
+	q, err := dialect.SavepointStatement("ROLLBACK TRANSACTION", name)
+	if err != nil {
 		return err
 	}
-	return o.Exec(ctx, "ROLLBACK TRANSACTION "+name)
+	return o.Exec(ctx, q)
 }

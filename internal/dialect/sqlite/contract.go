@@ -52,12 +52,7 @@ func IsTransient(err error) bool {
 }
 
 // ClassifyError implements contract.Errors.
-func (o *Ops) ClassifyError(err error) error {
-	if err == nil || errors.Is(err, eventfold.ErrTransient) || !IsTransient(err) {
-		return err
-	}
-	return dialect.Transient(err)
-}
+func (o *Ops) ClassifyError(err error) error { return dialect.Classify(err, IsTransient) }
 
 // ServerReported implements contract.Errors: an error the engine reported
 // carries a result code (the engine runs in the process; there is no
@@ -69,18 +64,20 @@ func (o *Ops) ServerReported(err error) bool {
 
 // Savepoint implements contract.Savepoints.
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
-	if err := dialect.CheckSavepointName(name); err != nil {
+	q, err := dialect.SavepointStatement("SAVEPOINT", name)
+	if err != nil {
 		return err
 	}
-	return o.Exec(ctx, "SAVEPOINT "+name)
+	return o.Exec(ctx, q)
 }
 
 // RollbackToSavepoint implements contract.Savepoints.
 func (o *Ops) RollbackToSavepoint(ctx context.Context, name string) error {
-	if err := dialect.CheckSavepointName(name); err != nil {
+	q, err := dialect.SavepointStatement("ROLLBACK TO SAVEPOINT", name)
+	if err != nil {
 		return err
 	}
-	return o.Exec(ctx, "ROLLBACK TO SAVEPOINT "+name)
+	return o.Exec(ctx, q)
 }
 
 // WriteCommitMarker implements contract.CommitMarkers: unsupported (see
