@@ -29,6 +29,10 @@
 --                   must do the same.
 -- Cost: one probe of the (stream_id, stream_version) unique index per append
 -- to an existing stream, in the statement that already computes the slot.
+-- Measured (2026-12-01, 2-core shared machine, pgbench interleaving this and
+-- 00006's function in the same sessions, one event per call, 200 streams,
+-- synchronous_commit=off): mean latency new/old 0.96-1.10 at 1 client and
+-- 1.02-1.03 at 8 clients, i.e. within the run-to-run noise.
 --
 -- Down restores 00006's function exactly.
 --
