@@ -3,11 +3,14 @@ package pgxdriver_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/pgxdriver"
 )
 
 // TestStreamOrderLowerXidRefused reproduces the field report (migration
@@ -105,4 +108,62 @@ func requireStreamInPositionOrder(t *testing.T, s interface {
 			"stream %s: version %d at %d sorts before version %d at %d", id,
 			evs[i].StreamVersion, evs[i].GlobalPosition, evs[i-1].StreamVersion, evs[i-1].GlobalPosition)
 	}
+}
+
+// TestStreamOrderStoreAppendRetries: Store.Append, refused because a later
+// transaction wrote to the stream first, retries once by itself in a new
+// transaction. To get there deterministically, a BEFORE INSERT trigger on
+// eventfold.streams (it fires before the upsert locks the stream row) gives
+// the first append's transaction its xid and then sleeps, while a second
+// append to the same stream commits.
+func TestStreamOrderStoreAppendRetries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	drv, err := pgxdriver.Open(ctx, testdb.DSN(t, eventfold.Postgres)) // the trigger needs a database of its own
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = drv.Close() })
+	s := eventfold.New(drv, nil)
+	pool := drv.Pool()
+	id := "shared-1"
+	_, err = s.Append(ctx, id, eventfold.NoStream, ev("V", `1`))
+	require.NoError(t, err)
+	_, err = pool.Exec(ctx, `
+		CREATE SEQUENCE public.gate;
+		CREATE FUNCTION public.slow_first() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			-- nextval is not rolled back: only the very first call sleeps.
+			IF nextval('public.gate') = 1 THEN
+				PERFORM pg_current_xact_id();
+				PERFORM pg_sleep(0.5);
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER slow_first BEFORE INSERT ON eventfold.streams FOR EACH ROW EXECUTE FUNCTION public.slow_first();`)
+	require.NoError(t, err)
+
+	type result struct {
+		evs []eventfold.Event
+		err error
+	}
+	first := make(chan result, 1)
+	go func() {
+		evs, err := s.Append(ctx, id, eventfold.Any, ev("A", `1`))
+		first <- result{evs, err}
+	}()
+	require.Eventually(t, func() bool {
+		var n int
+		err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep'`).Scan(&n)
+		return err == nil && n == 1
+	}, 10*time.Second, 5*time.Millisecond, "the first append sleeps with its xid taken")
+	b, err := s.Append(ctx, id, eventfold.Any, ev("B", `1`))
+	require.NoError(t, err)
+
+	a := <-first
+	require.NoError(t, a.err, "Store.Append retries a refused append by itself")
+	require.Greater(t, a.evs[0].GlobalPosition, b[0].GlobalPosition)
+	require.Equal(t, int64(3), a.evs[0].StreamVersion)
+	var calls int64
+	require.NoError(t, pool.QueryRow(ctx, `SELECT last_value FROM public.gate`).Scan(&calls))
+	require.Equal(t, int64(3), calls, "first attempt, the second append, the retry")
+	requireStreamInPositionOrder(t, s, id, 3)
 }
