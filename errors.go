@@ -35,6 +35,15 @@ var ErrTransient = errors.New("eventfold: transient database conflict")
 // true) (esctl doctor --repair) and retry.
 var ErrPositionsBehind = errors.New("eventfold: log positions are ahead of the database's transaction ids (moved database, needs repair)")
 
+// ErrStreamOrder is matched when a PostgreSQL append is refused because a
+// transaction that started writing later (a higher transaction id, hence
+// higher positions) already appended to the stream: this transaction's
+// events would sort before earlier versions of the stream. Nothing was
+// written; such errors also match ErrTransient, because a retry in a new
+// transaction (a new, higher id) succeeds. Store.Append retries once by
+// itself and the orchestrator retries the command.
+var ErrStreamOrder = errors.New("eventfold: stream last written by a later transaction (retry in a new transaction)")
+
 // WrongExpectedVersionError reports that a stream was not at the version the
 // appender expected. Concurrent appends to one stream with the same
 // expectation produce exactly one winner; the others get this error.

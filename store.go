@@ -77,7 +77,9 @@ func (s *Store[TTx]) InTx(ctx context.Context, fn func(tx TTx) error) (err error
 //
 // When the database refuses the append because it was moved to a new
 // cluster (ErrPositionsBehind), Append repairs the positions
-// (CheckPositions), logs what it did, and tries once more.
+// (CheckPositions), logs what it did, and tries once more. When it is
+// refused because a later transaction wrote to the stream first
+// (ErrStreamOrder, PostgreSQL), it tries once more in a new transaction.
 func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected ExpectedVersion, events ...EventData) ([]Event, error) {
 	prepared, err := prepareAppend(streamID, expected, events, s.limits)
 	if err != nil {
@@ -92,7 +94,15 @@ func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected Expec
 		if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
 			return nil, err
 		}
-		if err == nil || attempt > 1 || !errors.Is(err, ErrPositionsBehind) {
+		if err == nil || attempt > 1 {
+			break
+		}
+		if errors.Is(err, ErrStreamOrder) {
+			// A later transaction wrote to the stream first; a new
+			// transaction's positions land above it.
+			continue
+		}
+		if !errors.Is(err, ErrPositionsBehind) {
 			break
 		}
 		if _, rerr := s.CheckPositions(ctx, true); rerr != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+
+	"github.com/eventfold/eventfold"
 )
 
 // GroupCommitConfig configures group commit: concurrent dispatches share
@@ -356,7 +358,10 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			if g.o.cfg.Retryable(err) {
 				// Either way the command runs again: here, or on its own.
 				g.o.attemptFailed(pctx, p.cmd, attempt, err, true)
-				if attempt < 2 && attempt < g.o.cfg.MaxAttempts {
+				// ErrStreamOrder (PostgreSQL): the batch's transaction id is
+				// below the stream's last writer's; only a new transaction
+				// cures that, so it goes solo at once.
+				if attempt < 2 && attempt < g.o.cfg.MaxAttempts && !errors.Is(err, eventfold.ErrStreamOrder) {
 					continue // once more, on the state the batch has now
 				}
 				p.solo = true // contended beyond the batch: retry with backoff

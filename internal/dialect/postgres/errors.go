@@ -17,6 +17,7 @@ import (
 const (
 	codeWrongExpectedVersion = "EF001" // raised by eventfold.append_events, DETAIL = actual version
 	codePositionsBehind      = "EF002" // raised by eventfold.append_events (00006): moved database
+	codeStreamOrder          = "EF003" // raised by eventfold.append_events (00014): stream written by a later transaction
 	codeUniqueViolation      = "23505"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
@@ -54,6 +55,10 @@ func interpretError(err error, streamID string, expected eventfold.ExpectedVersi
 	case codePositionsBehind:
 		// A repair (or a retry after one) cures it.
 		return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrPositionsBehind, err))
+	case codeStreamOrder:
+		// A new transaction gets a higher xid, so its positions land above
+		// the stream's last event: a retry cures it.
+		return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrStreamOrder, err))
 	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable:
 		return dialect.Transient(err)
 	}
