@@ -15,6 +15,17 @@ type EventData = contract.EventData
 // store/dialect contract (internal/contract).
 type Event = contract.Event
 
+// StreamAppend is one stream's part of Store.AppendManyTx: the events to
+// append to StreamID after checking Expected. It is declared with the
+// store/dialect contract (internal/contract).
+type StreamAppend = contract.StreamAppend
+
+// AppendManyError is Store.AppendManyTx's failure: Index names the
+// element that failed, Err is what AppendTx would have returned for it
+// (errors.Is and errors.As see through it, e.g. to
+// *WrongExpectedVersionError or ErrDuplicateEventID).
+type AppendManyError = contract.AppendManyError
+
 // ExpectedVersion states what the appender expects of a stream's current
 // version. Use Any, NoStream, StreamExists or Exact. Its String method
 // renders it as esctl accepts it; Satisfied(current) reports whether a

@@ -137,6 +137,47 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, streamID string, expe
 	return out, nil
 }
 
+// AppendManyTx appends to several streams inside the caller's
+// transaction, with the same checks and results as calling AppendTx for
+// each element in order: the result at index i is appends[i]'s events as
+// recorded. A dialect with a multi-stream statement does it in a few
+// statements for the whole batch rather than one append per element (group
+// commit's batched mode appends all its commands' events with one call).
+//
+// Every element is validated first; bad input is refused with
+// *AppendManyError naming the element before any SQL runs. A failure in
+// the database is *AppendManyError too, naming the first element that
+// failed; elements before it may have been written in tx, so the caller
+// must roll tx (or its savepoint) back.
+func (s *Store[TTx]) AppendManyTx(ctx context.Context, tx TTx, appends []StreamAppend) ([][]Event, error) {
+	if len(appends) == 0 {
+		return nil, nil
+	}
+	prepared := make([]StreamAppend, len(appends))
+	for i, a := range appends {
+		evs, err := prepareAppend(a.StreamID, a.Expected, a.Events, s.limits)
+		if err != nil {
+			return nil, &AppendManyError{Index: i, Err: wrapAppend(a.StreamID, err)}
+		}
+		prepared[i] = StreamAppend{StreamID: a.StreamID, Expected: a.Expected, Events: evs}
+	}
+	out, err := s.driver.OpsTx(tx).AppendMany(ctx, prepared)
+	if err != nil {
+		if errors.Is(err, ErrPositionsBehind) {
+			s.repairInBackground(ctx)
+		}
+		var me *AppendManyError
+		if errors.As(err, &me) && me.Index >= 0 && me.Index < len(appends) {
+			return nil, &AppendManyError{Index: me.Index, Err: wrapAppend(appends[me.Index].StreamID, me.Err)}
+		}
+		return nil, fmt.Errorf("eventfold: append to %d streams: %w", len(appends), err)
+	}
+	if len(out) != len(appends) {
+		return nil, fmt.Errorf("eventfold: append to %d streams: the database returned %d results", len(appends), len(out))
+	}
+	return out, nil
+}
+
 // repairInBackground runs CheckPositions(ctx, true) once at a time, off
 // the caller's goroutine: the caller holds a transaction that the repair's
 // lock waits for.

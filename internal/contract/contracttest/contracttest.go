@@ -98,6 +98,135 @@ func Exercise[TTx any](t *testing.T, newStore func(t *testing.T) *eventfold.Stor
 		require.Equal(t, head, last, "no transaction runs: the horizon is the last position")
 	})
 
+	t.Run("append-many", func(t *testing.T) {
+		s := newStore(t)
+		ops := s.Driver().Ops()
+		pre := appendN(t, ops, "c", 1)
+		many := func(appends []contract.StreamAppend) (out [][]contract.Event, err error) {
+			// A failed AppendMany may leave part of the batch written: the
+			// transaction is rolled back, as the contract asks.
+			err = inTx(t, s, func(o contract.Ops) (err error) { out, err = o.AppendMany(ctx, appends); return err })
+			return out, err
+		}
+		e1, e2, e3, e4 := ev("T", 1), ev("U", 2), ev("T", 3), ev("T", 4)
+		out, err := many([]contract.StreamAppend{
+			{StreamID: "a", Expected: eventfold.NoStream, Events: []contract.EventData{e1, e2}},
+			{StreamID: "b", Expected: eventfold.Any, Events: []contract.EventData{e3}},
+			{StreamID: "a", Expected: eventfold.Exact(2), Events: []contract.EventData{e4}},
+			{StreamID: "c", Expected: eventfold.Exact(1), Events: []contract.EventData{ev("T", 5)}},
+		})
+		require.NoError(t, err)
+		require.Len(t, out, 4)
+		require.Len(t, out[0], 2)
+		require.Len(t, out[1], 1)
+		require.Len(t, out[2], 1)
+		require.Len(t, out[3], 1)
+		var flat []contract.Event
+		for _, evs := range out {
+			flat = append(flat, evs...)
+		}
+		for i := 1; i < len(flat); i++ {
+			require.Less(t, flat[i-1].GlobalPosition, flat[i].GlobalPosition, "positions follow the order of the batch")
+		}
+		require.Greater(t, flat[0].GlobalPosition, pre[0].GlobalPosition)
+		require.Equal(t, []int64{1, 2, 1, 3, 2}, []int64{flat[0].StreamVersion, flat[1].StreamVersion, flat[2].StreamVersion, flat[3].StreamVersion, flat[4].StreamVersion})
+		require.Equal(t, []string{"a", "a", "b", "a", "c"}, []string{flat[0].StreamID, flat[1].StreamID, flat[2].StreamID, flat[3].StreamID, flat[4].StreamID})
+		require.Equal(t, []string{e1.ID, e2.ID, e3.ID, e4.ID}, []string{flat[0].ID, flat[1].ID, flat[2].ID, flat[3].ID})
+		require.Equal(t, "U", flat[1].Type)
+		require.JSONEq(t, `{"i":3}`, string(flat[2].Data))
+		a, err := ops.ReadStream(ctx, "a", 1, 10, false)
+		require.NoError(t, err)
+		require.Len(t, a, 3)
+		for i, want := range []contract.Event{flat[0], flat[1], flat[3]} {
+			require.Equal(t, want.GlobalPosition, a[i].GlobalPosition, "the results are the events as recorded")
+			require.Equal(t, want.ID, a[i].ID)
+			require.Equal(t, want.StreamVersion, a[i].StreamVersion)
+			require.JSONEq(t, string(want.Data), string(a[i].Data))
+			require.JSONEq(t, string(want.Metadata), string(a[i].Metadata))
+			require.True(t, want.RecordedAt.Equal(a[i].RecordedAt), "recorded_at %v read back as %v", want.RecordedAt, a[i].RecordedAt)
+		}
+
+		// A wrong expected version of element 2 names element 2, and
+		// nothing of the batch stays once the transaction is rolled back.
+		_, err = many([]contract.StreamAppend{
+			{StreamID: "x", Expected: eventfold.Any, Events: []contract.EventData{ev("T", 6)}},
+			{StreamID: "b", Expected: eventfold.Exact(1), Events: []contract.EventData{ev("T", 7)}},
+			{StreamID: "a", Expected: eventfold.Exact(2), Events: []contract.EventData{ev("T", 8)}},
+		})
+		var me *contract.AppendManyError
+		require.ErrorAs(t, err, &me)
+		require.Equal(t, 2, me.Index)
+		var wrong *eventfold.WrongExpectedVersionError
+		require.ErrorAs(t, err, &wrong)
+		require.Equal(t, "a", wrong.StreamID)
+		require.Equal(t, eventfold.Exact(2), wrong.Expected)
+		require.Equal(t, int64(3), wrong.Actual)
+		require.ErrorIs(t, err, eventfold.ErrWrongExpectedVersion)
+		v, err := ops.StreamVersion(ctx, "x")
+		require.NoError(t, err)
+		require.Zero(t, v, "rolled back with the transaction")
+		v, err = ops.StreamVersion(ctx, "b")
+		require.NoError(t, err)
+		require.Equal(t, int64(1), v)
+		_, err = many([]contract.StreamAppend{
+			{StreamID: "x", Expected: eventfold.NoStream, Events: []contract.EventData{ev("T", 6)}},
+			{StreamID: "y", Expected: eventfold.StreamExists, Events: []contract.EventData{ev("T", 7)}},
+		})
+		require.ErrorAs(t, err, &me)
+		require.Equal(t, 1, me.Index)
+		require.ErrorAs(t, err, &wrong)
+		require.Equal(t, "y", wrong.StreamID)
+
+		// Duplicate event ids: one already in the log, and one twice in the
+		// batch (in two elements).
+		_, err = many([]contract.StreamAppend{
+			{StreamID: "x", Expected: eventfold.Any, Events: []contract.EventData{ev("T", 9)}},
+			{StreamID: "y", Expected: eventfold.Any, Events: []contract.EventData{{ID: flat[2].ID, Type: "T", Data: data(9), Metadata: json.RawMessage(`{}`)}}},
+		})
+		require.ErrorAs(t, err, &me)
+		require.Equal(t, 1, me.Index)
+		require.ErrorIs(t, err, eventfold.ErrDuplicateEventID)
+		twice := ev("T", 10)
+		_, err = many([]contract.StreamAppend{
+			{StreamID: "x", Expected: eventfold.Any, Events: []contract.EventData{ev("T", 11)}},
+			{StreamID: "y", Expected: eventfold.Any, Events: []contract.EventData{twice}},
+			{StreamID: "z", Expected: eventfold.Any, Events: []contract.EventData{twice}},
+		})
+		require.ErrorAs(t, err, &me)
+		require.Equal(t, 2, me.Index)
+		require.ErrorIs(t, err, eventfold.ErrDuplicateEventID)
+		for _, id := range []string{"x", "y", "z"} {
+			v, err := ops.StreamVersion(ctx, id)
+			require.NoError(t, err)
+			require.Zero(t, v, "stream %s: rolled back with the transaction", id)
+		}
+
+		// Through the store: bad input is refused before any SQL, naming
+		// the element.
+		err = s.InTx(ctx, func(tx TTx) error {
+			_, err := s.AppendManyTx(ctx, tx, []eventfold.StreamAppend{
+				{StreamID: "x", Expected: eventfold.Any, Events: []eventfold.EventData{{Type: "T", Data: data(1)}}},
+				{StreamID: "", Expected: eventfold.Any, Events: []eventfold.EventData{{Type: "T", Data: data(2)}}},
+			})
+			return err
+		})
+		require.ErrorAs(t, err, &me)
+		require.Equal(t, 1, me.Index)
+		require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+		var got [][]eventfold.Event
+		require.NoError(t, s.InTx(ctx, func(tx TTx) (err error) {
+			got, err = s.AppendManyTx(ctx, tx, []eventfold.StreamAppend{
+				{StreamID: "x", Expected: eventfold.NoStream, Events: []eventfold.EventData{{Type: "T", Data: data(1)}}},
+				{StreamID: "b", Expected: eventfold.Exact(1), Events: []eventfold.EventData{{Type: "T", Data: data(2)}, {Type: "T", Data: data(3)}}},
+			})
+			return err
+		}))
+		require.Len(t, got, 2)
+		require.Equal(t, int64(1), got[0][0].StreamVersion)
+		require.Equal(t, []int64{2, 3}, []int64{got[1][0].StreamVersion, got[1][1].StreamVersion})
+		require.NotEmpty(t, got[1][1].ID, "the store fills in event ids")
+	})
+
 	t.Run("checkpoints-and-leases", func(t *testing.T) {
 		s := newStore(t)
 		ops := s.Driver().Ops()
