@@ -59,6 +59,12 @@ func ph(d eventfold.Dialect, i int) string {
 
 func setupGC(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
 	t.Helper()
+	return setupGCMode(t, d, committers, false)
+}
+
+// setupGCMode is setupGC with GroupCommitConfig.Batched set as given.
+func setupGCMode(t *testing.T, d eventfold.Dialect, committers int, batched bool) *gcBundle {
+	t.Helper()
 	store := testdb.SQLStore(t, d)
 	db := store.Driver().DB()
 	stmts := []string{"CREATE TABLE gc_counts (id VARCHAR(100) PRIMARY KEY, n INT NOT NULL)"}
@@ -79,7 +85,7 @@ func setupGC(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
 		// Contended counters under load: enough attempts that a slow CI
 		// machine cannot exhaust them.
 		MaxAttempts: 200, BaseBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
-		GroupCommit: &orchestrator.GroupCommitConfig{Committers: committers},
+		GroupCommit: &orchestrator.GroupCommitConfig{Committers: committers, Batched: batched},
 		AfterCommit: func(context.Context, []eventfold.Event) { b.after.Add(1) },
 	})
 	orchestrator.Handle(b.o, "Gate", func(ctx context.Context, tx *sql.Tx, _ gcGate) ([]orchestrator.Emit, error) {
@@ -187,127 +193,151 @@ func (b *gcBundle) count(t *testing.T, counter string) int64 {
 
 func TestGroupCommit(t *testing.T) {
 	for _, d := range testdb.Dialects() {
-		t.Run(string(d), func(t *testing.T) {
-			t.Run("one-transaction", func(t *testing.T) {
-				b := setupGC(t, d, 1)
-				var cmds []gcAdd
-				for i := range 12 {
-					cmds = append(cmds, gcAdd{Counter: fmt.Sprintf("c%d", i%3)})
-				}
-				out := b.batch(t, cmds)
-				for i, o := range out {
-					if o.err != nil {
-						t.Fatalf("command %d: %v", i, o.err)
-					}
-					if o.res.BatchSize != len(cmds) || len(o.res.Events) != 1 {
-						t.Fatalf("command %d: batch size %d (want %d), %d events", i, o.res.BatchSize, len(cmds), len(o.res.Events))
-					}
-					if d == eventfold.Postgres && o.res.Events[0].GlobalPosition>>20 != out[0].res.Events[0].GlobalPosition>>20 {
-						t.Fatalf("positions %d and %d come from different transactions", o.res.Events[0].GlobalPosition, out[0].res.Events[0].GlobalPosition)
-					}
-				}
-				for c := range 3 {
-					id := fmt.Sprintf("c%d", c)
-					if n := b.count(t, id); n != 4 {
-						t.Fatalf("counter %s = %d, want 4", id, n)
-					}
-					if v, _ := b.store.StreamVersion(context.Background(), "counter-"+id); v != 4 {
-						t.Fatalf("stream of %s at version %d, want 4", id, v)
-					}
-				}
-				if got := b.after.Load(); got != int64(len(cmds))+1 {
-					t.Fatalf("AfterCommit ran %d times, want once per command (%d)", got, len(cmds)+1)
-				}
-			})
-			t.Run("failures-roll-back-alone", func(t *testing.T) {
-				b := setupGC(t, d, 1)
-				cmds := []gcAdd{{Counter: "a"}, {Counter: "a", Fail: "handler"}, {Counter: "a"}, {Counter: "b", Fail: "reducer"}, {Counter: "a"}}
-				out := b.batch(t, cmds)
-				var he *orchestrator.HandlerError
-				if !errors.As(out[1].err, &he) || !errors.Is(out[1].err, errGCRefused) {
-					t.Fatalf("handler failure: %v", out[1].err)
-				}
-				var re *orchestrator.ReducerError
-				if !errors.As(out[3].err, &re) {
-					t.Fatalf("reducer failure: %v", out[3].err)
-				}
-				for _, i := range []int{0, 2, 4} {
-					if out[i].err != nil || out[i].res.BatchSize != 3 {
-						t.Fatalf("command %d: %+v, %v (want batch size 3)", i, out[i].res, out[i].err)
-					}
-				}
-				if n := b.count(t, "a"); n != 3 {
-					t.Fatalf("counter a = %d, want 3", n)
-				}
-				if n := b.count(t, "b"); n != 0 {
-					t.Fatalf("counter b = %d: the failed reducer's command left traces", n)
-				}
-				if v, _ := b.store.StreamVersion(context.Background(), "counter-b"); v != 0 {
-					t.Fatalf("stream b at version %d, want 0", v)
-				}
-			})
-			t.Run("panic-is-the-callers", func(t *testing.T) {
-				// A panicking handler must panic in its caller's goroutine,
-				// as in a lone Dispatch, not in the committer goroutine
-				// (which would kill the process); the others still commit.
-				b := setupGC(t, d, 1)
-				cmds := []gcAdd{{Counter: "p"}, {Counter: "q", Fail: "panic"}, {Counter: "p"}}
-				out := b.batch(t, cmds)
-				if pv, ok := out[1].panicked.(gcPanic); !ok || pv.counter != "q" {
-					t.Fatalf("panicking command: %+v, want Dispatch to panic with gcPanic{q}", out[1])
-				}
-				for _, i := range []int{0, 2} {
-					if out[i].panicked != nil || out[i].err != nil || out[i].res.BatchSize != 2 {
-						t.Fatalf("command %d: %+v (want committed in a batch of 2)", i, out[i])
-					}
-				}
-				if n := b.count(t, "p"); n != 2 {
-					t.Fatalf("counter p = %d, want 2", n)
-				}
-				// A lone panicking command (a batch of one) too.
-				func() {
-					defer func() {
-						if pv, ok := recover().(gcPanic); !ok || pv.counter != "r" {
-							t.Fatalf("lone panicking command: recovered %v", pv)
-						}
-					}()
-					_, _ = b.o.Dispatch(context.Background(), orchestrator.Command{Name: "Add", Payload: gcAdd{Counter: "r", Fail: "panic"}})
-				}()
-			})
-			if d != eventfold.Postgres && d != eventfold.SQLite {
-				return // no deferred constraints to make a COMMIT fail on demand
-			}
-			t.Run("failed-commit-retries-one-by-one", func(t *testing.T) {
-				b := setupGC(t, d, 1)
-				cmds := []gcAdd{{Counter: "x"}, {Counter: "y", Fail: "commit"}, {Counter: "x"}}
-				out := b.batch(t, cmds)
-				var ce *orchestrator.CommitError
-				if !errors.As(out[1].err, &ce) {
-					t.Fatalf("command refused at commit: want *CommitError, got %v", out[1].err)
-				}
-				for _, i := range []int{0, 2} {
-					if out[i].err != nil || out[i].res.BatchSize != 1 {
-						t.Fatalf("command %d: %+v, %v (want committed on its own)", i, out[i].res, out[i].err)
-					}
-				}
-				if n := b.count(t, "x"); n != 2 {
-					t.Fatalf("counter x = %d, want 2", n)
-				}
-				if v, _ := b.store.StreamVersion(context.Background(), "counter-y"); v != 0 {
-					t.Fatalf("stream y at version %d after a failed commit", v)
-				}
-			})
-		})
+		t.Run(string(d), func(t *testing.T) { groupCommitCases(t, d, false) })
 	}
+}
+
+// TestGroupCommitBatched runs TestGroupCommit's cases in batched mode
+// (GroupCommitConfig.Batched): the same answers, the same state.
+func TestGroupCommitBatched(t *testing.T) {
+	for _, d := range testdb.Dialects() {
+		t.Run(string(d), func(t *testing.T) { groupCommitCases(t, d, true) })
+	}
+}
+
+func groupCommitCases(t *testing.T, d eventfold.Dialect, batched bool) {
+	setupGC := func(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
+		t.Helper()
+		return setupGCMode(t, d, committers, batched)
+	}
+	t.Run("one-transaction", func(t *testing.T) {
+		b := setupGC(t, d, 1)
+		var cmds []gcAdd
+		for i := range 12 {
+			cmds = append(cmds, gcAdd{Counter: fmt.Sprintf("c%d", i%3)})
+		}
+		out := b.batch(t, cmds)
+		for i, o := range out {
+			if o.err != nil {
+				t.Fatalf("command %d: %v", i, o.err)
+			}
+			if o.res.BatchSize != len(cmds) || len(o.res.Events) != 1 {
+				t.Fatalf("command %d: batch size %d (want %d), %d events", i, o.res.BatchSize, len(cmds), len(o.res.Events))
+			}
+			if d == eventfold.Postgres && o.res.Events[0].GlobalPosition>>20 != out[0].res.Events[0].GlobalPosition>>20 {
+				t.Fatalf("positions %d and %d come from different transactions", o.res.Events[0].GlobalPosition, out[0].res.Events[0].GlobalPosition)
+			}
+		}
+		for c := range 3 {
+			id := fmt.Sprintf("c%d", c)
+			if n := b.count(t, id); n != 4 {
+				t.Fatalf("counter %s = %d, want 4", id, n)
+			}
+			if v, _ := b.store.StreamVersion(context.Background(), "counter-"+id); v != 4 {
+				t.Fatalf("stream of %s at version %d, want 4", id, v)
+			}
+		}
+		if got := b.after.Load(); got != int64(len(cmds))+1 {
+			t.Fatalf("AfterCommit ran %d times, want once per command (%d)", got, len(cmds)+1)
+		}
+	})
+	t.Run("failures-roll-back-alone", func(t *testing.T) {
+		b := setupGC(t, d, 1)
+		cmds := []gcAdd{{Counter: "a"}, {Counter: "a", Fail: "handler"}, {Counter: "a"}, {Counter: "b", Fail: "reducer"}, {Counter: "a"}}
+		out := b.batch(t, cmds)
+		var he *orchestrator.HandlerError
+		if !errors.As(out[1].err, &he) || !errors.Is(out[1].err, errGCRefused) {
+			t.Fatalf("handler failure: %v", out[1].err)
+		}
+		var re *orchestrator.ReducerError
+		if !errors.As(out[3].err, &re) {
+			t.Fatalf("reducer failure: %v", out[3].err)
+		}
+		for _, i := range []int{0, 2, 4} {
+			if out[i].err != nil || out[i].res.BatchSize != 3 {
+				t.Fatalf("command %d: %+v, %v (want batch size 3)", i, out[i].res, out[i].err)
+			}
+		}
+		if n := b.count(t, "a"); n != 3 {
+			t.Fatalf("counter a = %d, want 3", n)
+		}
+		if n := b.count(t, "b"); n != 0 {
+			t.Fatalf("counter b = %d: the failed reducer's command left traces", n)
+		}
+		if v, _ := b.store.StreamVersion(context.Background(), "counter-b"); v != 0 {
+			t.Fatalf("stream b at version %d, want 0", v)
+		}
+	})
+	t.Run("panic-is-the-callers", func(t *testing.T) {
+		// A panicking handler must panic in its caller's goroutine,
+		// as in a lone Dispatch, not in the committer goroutine
+		// (which would kill the process); the others still commit.
+		b := setupGC(t, d, 1)
+		cmds := []gcAdd{{Counter: "p"}, {Counter: "q", Fail: "panic"}, {Counter: "p"}}
+		out := b.batch(t, cmds)
+		if pv, ok := out[1].panicked.(gcPanic); !ok || pv.counter != "q" {
+			t.Fatalf("panicking command: %+v, want Dispatch to panic with gcPanic{q}", out[1])
+		}
+		for _, i := range []int{0, 2} {
+			if out[i].panicked != nil || out[i].err != nil || out[i].res.BatchSize != 2 {
+				t.Fatalf("command %d: %+v (want committed in a batch of 2)", i, out[i])
+			}
+		}
+		if n := b.count(t, "p"); n != 2 {
+			t.Fatalf("counter p = %d, want 2", n)
+		}
+		// A lone panicking command (a batch of one) too.
+		func() {
+			defer func() {
+				if pv, ok := recover().(gcPanic); !ok || pv.counter != "r" {
+					t.Fatalf("lone panicking command: recovered %v", pv)
+				}
+			}()
+			_, _ = b.o.Dispatch(context.Background(), orchestrator.Command{Name: "Add", Payload: gcAdd{Counter: "r", Fail: "panic"}})
+		}()
+	})
+	if d != eventfold.Postgres && d != eventfold.SQLite {
+		return // no deferred constraints to make a COMMIT fail on demand
+	}
+	t.Run("failed-commit-retries-one-by-one", func(t *testing.T) {
+		b := setupGC(t, d, 1)
+		cmds := []gcAdd{{Counter: "x"}, {Counter: "y", Fail: "commit"}, {Counter: "x"}}
+		out := b.batch(t, cmds)
+		var ce *orchestrator.CommitError
+		if !errors.As(out[1].err, &ce) {
+			t.Fatalf("command refused at commit: want *CommitError, got %v", out[1].err)
+		}
+		for _, i := range []int{0, 2} {
+			if out[i].err != nil || out[i].res.BatchSize != 1 {
+				t.Fatalf("command %d: %+v, %v (want committed on its own)", i, out[i].res, out[i].err)
+			}
+		}
+		if n := b.count(t, "x"); n != 2 {
+			t.Fatalf("counter x = %d, want 2", n)
+		}
+		if v, _ := b.store.StreamVersion(context.Background(), "counter-y"); v != 0 {
+			t.Fatalf("stream y at version %d after a failed commit", v)
+		}
+	})
 }
 
 // TestGroupCommitUnderLoad dispatches concurrently on contended counters
 // with several committers: whatever the batching, the final state equals
 // the serial result.
 func TestGroupCommitUnderLoad(t *testing.T) {
+	groupCommitUnderLoad(t, false)
+}
+
+// TestGroupCommitBatchedUnderLoad is TestGroupCommitUnderLoad in batched
+// mode.
+func TestGroupCommitBatchedUnderLoad(t *testing.T) {
+	groupCommitUnderLoad(t, true)
+}
+
+func groupCommitUnderLoad(t *testing.T, batched bool) {
 	for _, d := range testdb.Dialects() {
 		t.Run(string(d), func(t *testing.T) {
-			b := setupGC(t, d, 3)
+			b := setupGCMode(t, d, 3, batched)
 			close(b.release) // no gate here
 			const clients, each = 16, 8
 			var wg sync.WaitGroup
