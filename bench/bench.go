@@ -30,7 +30,11 @@ type Config struct {
 	// EventsPerCommand is how many events each command appends (each
 	// reduced into the read model). Defaults to 1.
 	EventsPerCommand int
-	// GroupCommit also measures the orchestrator's group-commit mode.
+	// GroupCommit also measures the orchestrator's group-commit modes:
+	// "dispatch-group-commit" (each command's reducers before the next
+	// handler) and "dispatch-group-batched" (GroupCommitConfig.Batched,
+	// with the read model as a batch reducer: one multi-row upsert per
+	// batch).
 	GroupCommit bool
 	// Committers and MaxBatch tune group commit (see
 	// orchestrator.GroupCommitConfig). Default to the orchestrator's.
@@ -127,15 +131,18 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 		}
 	}
 
-	type dispatchMode struct{ group, observed bool }
+	// batched is group commit's batched mode (GroupCommitConfig.Batched),
+	// with the read model as a batch reducer.
+	type dispatchMode struct{ group, batched, observed bool }
 	var modes []dispatchMode
-	for _, group := range []bool{false, true} {
-		if group && !cfg.GroupCommit {
+	for _, dm := range []dispatchMode{{}, {group: true}, {group: true, batched: true}} {
+		if dm.group && !cfg.GroupCommit {
 			continue
 		}
-		modes = append(modes, dispatchMode{group: group})
+		modes = append(modes, dm)
 		if cfg.Observer != nil {
-			modes = append(modes, dispatchMode{group: group, observed: true})
+			dm.observed = true
+			modes = append(modes, dm)
 		}
 	}
 	// build returns the dispatch op of one mode and what closes it.
@@ -146,7 +153,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			ocfg.Observer = cfg.Observer
 		}
 		if group {
-			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch}
+			ocfg.GroupCommit = &orchestrator.GroupCommitConfig{Committers: cfg.Committers, MaxBatch: cfg.MaxBatch, Batched: dm.batched}
 		}
 		prefix := run + mode[:1] + strconv.FormatBool(group)[:1] + strconv.FormatBool(dm.observed)[:1] + mode[len(mode)-1:]
 		if d == eventfold.Postgres {
@@ -169,7 +176,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	}
 	for _, dm := range modes {
 		mode := "dispatch"
-		if dm.group {
+		switch {
+		case dm.batched:
+			mode = "dispatch-group-batched"
+		case dm.group:
 			mode = "dispatch-group-commit"
 		}
 		if dm.observed {

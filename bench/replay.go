@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -168,28 +167,11 @@ func replayOnce(ctx context.Context, store *eventfold.Store[*sql.Tx], db *sql.DB
 func newBatchOrchestrator(store *eventfold.Store[*sql.Tx], exec txExec[*sql.Tx], sqls dialectSQL) *orchestrator.Orchestrator[*sql.Tx] {
 	o := orchestrator.New(store, nil)
 	orchestrator.ReduceBatch(o, "Deposited", func(ctx context.Context, tx *sql.Tx, evs []eventfold.Event) error {
-		type sum struct{ amount, count int64 }
-		sums := map[string]*sum{}
-		var order []string
-		for _, ev := range evs {
-			var d deposited
-			if err := json.Unmarshal(ev.Data, &d); err != nil {
-				return err
-			}
-			s, ok := sums[ev.StreamID]
-			if !ok {
-				s = &sum{}
-				sums[ev.StreamID] = s
-				order = append(order, ev.StreamID)
-			}
-			s.amount += int64(d.Amount)
-			s.count++
+		q, args, err := upsertSums(sqls, evs)
+		if err != nil {
+			return err
 		}
-		args := make([]any, 0, 3*len(order))
-		for _, id := range order {
-			args = append(args, id, sums[id].amount, sums[id].count)
-		}
-		return exec(ctx, tx, sqls.upsertMany(len(order)), args...)
+		return exec(ctx, tx, q, args...)
 	})
 	return o
 }

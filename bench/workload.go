@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/eventfold/eventfold"
@@ -34,10 +35,50 @@ func newOrchestrator[TTx any](store *eventfold.Store[TTx], exec txExec[TTx], sql
 		}
 		return emits, nil
 	})
+	if cfg.GroupCommit != nil && cfg.GroupCommit.Batched {
+		// Batched group commit hands a batch reducer every command's
+		// events at once: one multi-row upsert per batch.
+		orchestrator.ReduceBatch(o, "Deposited", func(ctx context.Context, tx TTx, evs []eventfold.Event) error {
+			q, args, err := upsertSums(sqls, evs)
+			if err != nil {
+				return err
+			}
+			return exec(ctx, tx, q, args...)
+		})
+		return o
+	}
 	orchestrator.Reduce(o, "Deposited", func(ctx context.Context, tx TTx, ev eventfold.Event, d deposited) error {
 		return exec(ctx, tx, sqls.upsert, ev.StreamID, d.Amount)
 	})
 	return o
+}
+
+// upsertSums sums Deposited events per account and returns the multi-row
+// upsert that applies them (one row per account: PostgreSQL refuses an
+// ON CONFLICT that would touch one row twice).
+func upsertSums(sqls dialectSQL, evs []eventfold.Event) (string, []any, error) {
+	type sum struct{ amount, count int64 }
+	sums := make(map[string]*sum, len(evs))
+	order := make([]string, 0, len(evs))
+	for _, ev := range evs {
+		var d deposited
+		if err := json.Unmarshal(ev.Data, &d); err != nil {
+			return "", nil, err
+		}
+		s, ok := sums[ev.StreamID]
+		if !ok {
+			s = &sum{}
+			sums[ev.StreamID] = s
+			order = append(order, ev.StreamID)
+		}
+		s.amount += int64(d.Amount)
+		s.count++
+	}
+	args := make([]any, 0, 3*len(order))
+	for _, id := range order {
+		args = append(args, id, sums[id].amount, sums[id].count)
+	}
+	return sqls.upsertMany(len(order)), args, nil
 }
 
 // dispatchOp dispatches one Deposit per call into a fresh account, as the

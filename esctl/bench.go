@@ -36,7 +36,11 @@ func runBench(ctx context.Context, env *Env, args []string) error {
 upsert one read-model row per event. It reports commands/s, events/s and
 p50/p95/p99 latency. With --raw the same work runs as hand-written SQL on the
 bare driver in the same run (the baseline: compare ratios, not absolute
-numbers); --group-commit adds the orchestrator's group-commit mode. --replay N
+numbers); --group-commit adds the orchestrator's two group-commit modes:
+"dispatch-group-commit" (each command's reducers run before the next
+handler) and "dispatch-group-batched" (GroupCommitConfig.Batched: the
+batch's handlers, then one append for all their events, then a batch reducer
+with one multi-row upsert). --replay N
 times rebuilding the read model from an N-event log (and N/2, to show memory
 stays flat). --otel measures each dispatch mode again with OpenTelemetry on
 (every span sampled and exported to a discarding exporter, metrics into a
@@ -56,7 +60,7 @@ Write into a scratch database: bench adds tables and events.`,
 	concurrency := fs.Int("concurrency", 1, "concurrent clients")
 	duration := fs.Duration("duration", 5*time.Second, "how long each mode runs")
 	perCommand := fs.Int("events-per-command", 1, "events each command appends")
-	group := fs.Bool("group-commit", false, "also measure group commit")
+	group := fs.Bool("group-commit", false, "also measure group commit, both modes")
 	committers := fs.Int("committers", 0, "group commit: transactions in flight at once (default: the orchestrator's, 4)")
 	maxBatch := fs.Int("max-batch", 0, "group commit: commands per transaction at most (default: the orchestrator's, 32)")
 	raw := fs.Bool("raw", false, "also measure the hand-written baseline and print ratios")
