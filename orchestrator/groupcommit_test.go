@@ -146,6 +146,28 @@ type gcOutcome struct {
 // it, releases the gate and returns every outcome (gate excluded).
 func (b *gcBundle) batch(t *testing.T, cmds []gcAdd) []gcOutcome {
 	t.Helper()
+	all := make([]orchestrator.Command, len(cmds))
+	for i, c := range cmds {
+		all[i] = orchestrator.Command{Name: "Add", Payload: c}
+	}
+	return b.batchOf(t, all)
+}
+
+// batchOf is batch for any commands, queued in any order.
+func (b *gcBundle) batchOf(t *testing.T, cmds []orchestrator.Command) []gcOutcome {
+	t.Helper()
+	return b.queue(t, cmds, false)
+}
+
+// batchInOrder is batchOf with the commands queued (and so run) in the
+// order given.
+func (b *gcBundle) batchInOrder(t *testing.T, cmds []orchestrator.Command) []gcOutcome {
+	t.Helper()
+	return b.queue(t, cmds, true)
+}
+
+func (b *gcBundle) queue(t *testing.T, cmds []orchestrator.Command, ordered bool) []gcOutcome {
+	t.Helper()
 	ctx := context.Background()
 	gateDone := make(chan error, 1)
 	go func() {
@@ -162,9 +184,12 @@ func (b *gcBundle) batch(t *testing.T, cmds []gcAdd) []gcOutcome {
 					out[i] = gcOutcome{panicked: v}
 				}
 			}()
-			res, err := b.o.Dispatch(ctx, orchestrator.Command{Name: "Add", Payload: c})
+			res, err := b.o.Dispatch(ctx, c)
 			out[i] = gcOutcome{res: res, err: err}
 		})
+		for ordered && orchestrator.QueuedForTest(b.o) < i+1 {
+			time.Sleep(100 * time.Microsecond)
+		}
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for orchestrator.QueuedForTest(b.o) < len(cmds) {

@@ -82,9 +82,15 @@ func forEachServer(t *testing.T, fn func(t *testing.T, d eventfold.Dialect)) {
 // through one committer, every third COMMIT reply lost after the server
 // committed. Before commit markers the batches ran again (232 events for
 // 200 commands); now each caller is answered from the marker.
-func TestGroupCommitLostCommitReply(t *testing.T) {
+func TestGroupCommitLostCommitReply(t *testing.T) { groupCommitLostCommitReply(t, false) }
+
+// TestGroupCommitBatchedLostCommitReply is TestGroupCommitLostCommitReply
+// in batched mode.
+func TestGroupCommitBatchedLostCommitReply(t *testing.T) { groupCommitLostCommitReply(t, true) }
+
+func groupCommitLostCommitReply(t *testing.T, batched bool) {
 	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
-		proxy, store, o := lcSetup(t, d, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, MaxBatch: 10}})
+		proxy, store, o := lcSetup(t, d, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, MaxBatch: 10, Batched: batched}})
 		proxy.SetDropReply(everyNth(2))
 		const n = 200
 		var wg sync.WaitGroup
@@ -113,9 +119,15 @@ func TestGroupCommitLostCommitReply(t *testing.T) {
 // TestGroupCommitLostCommitQuery: the proxy cuts the connection instead of
 // forwarding COMMIT, so the batch did not commit; its commands must run
 // again, once each.
-func TestGroupCommitLostCommitQuery(t *testing.T) {
+func TestGroupCommitLostCommitQuery(t *testing.T) { groupCommitLostCommitQuery(t, false) }
+
+// TestGroupCommitBatchedLostCommitQuery is TestGroupCommitLostCommitQuery
+// in batched mode.
+func TestGroupCommitBatchedLostCommitQuery(t *testing.T) { groupCommitLostCommitQuery(t, true) }
+
+func groupCommitLostCommitQuery(t *testing.T, batched bool) {
 	forEachServer(t, func(t *testing.T, d eventfold.Dialect) {
-		proxy, store, o := lcSetup(t, d, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1}})
+		proxy, store, o := lcSetup(t, d, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, Batched: batched}})
 		proxy.SetDropQuery(everyNth(3))
 		const n = 100
 		var wg sync.WaitGroup
