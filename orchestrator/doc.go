@@ -46,6 +46,63 @@
 // ErrCommandArchived. The records need the 00002_commands and
 // 00007_command_scope migrations (applied by Store.Migrate).
 //
+// # Batched mode
+//
+// With Config.GroupCommit set, concurrent dispatches share transactions.
+// By default (GroupCommitConfig.Batched false) each command of a batch runs
+// exactly as a lone Dispatch would, one after the other: its handler sees
+// the appends and reducers of every command before it. That costs each
+// command its own statements: an append per stream, a statement per
+// reducer per event, the idempotency record.
+//
+// GroupCommitConfig.Batched trades some of that visibility for a batch
+// that costs a few statements in all. The commands of a batch run in
+// segments; in each segment:
+//
+//	for each command: idempotency lookup, handler      (no writes of the segment yet)
+//	one Store.AppendManyTx with every command's events (one statement where the dialect has a native one)
+//	reducers over all the segment's events             (a ReduceBatch reducer: one call per run of its type)
+//	the idempotency records
+//
+// What a handler sees, exactly:
+//   - the read model and the log as they were when its segment started:
+//     everything committed before the transaction, and everything the
+//     earlier segments of the batch wrote;
+//   - never the effects of the other commands of its own segment. Those
+//     commands write streams other than its own: when a handler emits to a
+//     stream that an earlier command of the segment emits to (or a command
+//     carries the id of an earlier one), the segment is flushed first and
+//     the handler runs again on the state the flush left, so it sees that
+//     stream's version and the read model the earlier command's reducers
+//     built. Expected versions are therefore checked exactly as in a lone
+//     Dispatch.
+//
+// So an invariant that one command's handler checks in the read model
+// against another command writing other streams (a unique user name held
+// in a read-model table, a total over several accounts) can be passed by
+// two commands of one segment at once. Keep such invariants in a stream
+// both commands write (an expected-version conflict then catches it), or in
+// a database constraint that makes the second command's reducer fail, or
+// leave Batched off. A handler may run twice in one batch (like a retry):
+// it must have no effects outside tx.
+//
+// Reducers get the segment's events in runs of one event type: each
+// command's events, hence each stream's, keep their order; the events of
+// different commands may interleave differently than command by command
+// (all the batch's deposits, then all its withdrawals). A per-event
+// reducer runs with its command's ctx (CommandFrom); a batch reducer whose
+// run holds several commands' events gets a ctx without a command.
+//
+// Failures stay their command's own: when a handler, an append, a reducer
+// or an idempotency record fails, the transaction is rolled back, the
+// command is answered with its error (or, for a retryable one such as a
+// wrong expected version, dispatched on its own afterwards with the usual
+// retries) and the rest of the batch runs again without it. After a few
+// such rounds, or when a batch reducer fails over several commands' events
+// (no single command to blame), the rest of the batch runs in the default
+// mode with a savepoint per command. Commit markers, the answers after a
+// failed COMMIT and AfterCommit work as in the default mode.
+//
 // # Metadata
 //
 // Every event's metadata gets "command" (the command name), "causation_id"
