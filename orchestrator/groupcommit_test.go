@@ -57,12 +57,7 @@ func ph(d eventfold.Dialect, i int) string {
 	return "?"
 }
 
-func setupGC(t *testing.T, d eventfold.Dialect, committers int) *gcBundle {
-	t.Helper()
-	return setupGCMode(t, d, committers, false)
-}
-
-// setupGCMode is setupGC with GroupCommitConfig.Batched set as given.
+// setupGCMode sets the counter app up with group commit, batched or not.
 func setupGCMode(t *testing.T, d eventfold.Dialect, committers int, batched bool) *gcBundle {
 	t.Helper()
 	store := testdb.SQLStore(t, d)
