@@ -19,6 +19,11 @@ import (
 // handler always sees the stream versions, and the read model, of every
 // command before it that wrote to its streams.
 //
+// A command whose handler fails while earlier commands of its segment
+// wait to be flushed may have failed on the state before their writes
+// (say, a deposit to an account the segment opens): the batch runs again
+// with the segment flushed before it, and only a failure then is its own.
+//
 // Nothing takes a savepoint. When a command fails (its handler, its
 // append, its reducer or its idempotency record), the transaction is
 // rolled back, the command is answered with its error (or dispatched on its
@@ -82,21 +87,35 @@ func (s *segment[TTx]) add(st *staged[TTx]) {
 }
 
 // batchFailure is why a batched run was rolled back: p failed with err
-// (p nil: no single command is to blame).
+// (p nil: no single command is to blame), or, with replan set, replan's
+// handler failed after other commands of its segment ran theirs: it may
+// have failed on the state before their writes (an account the segment
+// opens), so the batch runs again with the segment flushed before it.
 type batchFailure[TTx any] struct {
-	p   *pending[TTx]
-	err error
+	p      *pending[TTx]
+	err    error
+	replan *pending[TTx]
 }
 
 // runBatched runs the batch in batched mode and commits; it reports like
 // runShared.
 func (g *groupCommitter[TTx]) runBatched(batch []*pending[TTx]) (committed bool, unknown error) {
 	remaining := batch
-	for round := 1; ; round++ {
-		ok, fail, unknown := g.runBatchedOnce(remaining)
+	flushBefore := map[*pending[TTx]]bool{}
+	for round := 1; ; {
+		ok, fail, unknown := g.runBatchedOnce(remaining, flushBefore)
 		if fail == nil {
 			return ok, unknown
 		}
+		if fail.replan != nil {
+			// Bounded by the batch's size: each command at most once.
+			flushBefore[fail.replan] = true
+			for _, p := range remaining {
+				p.res, p.err, p.solo, p.panicked = nil, nil, false, nil
+			}
+			continue
+		}
+		round++
 		rest := make([]*pending[TTx], 0, len(remaining))
 		for _, p := range remaining {
 			if p != fail.p {
@@ -108,7 +127,7 @@ func (g *groupCommitter[TTx]) runBatched(batch []*pending[TTx]) (committed bool,
 		if len(remaining) == 0 {
 			return true, nil // every command was answered by a failure of its own
 		}
-		if fail.p == nil || round >= maxBatchedRounds {
+		if fail.p == nil || round > maxBatchedRounds {
 			g.o.cfg.Logger.DebugContext(context.WithoutCancel(remaining[0].ctx), "orchestrator: batched group commit falls back to a savepoint per command",
 				"commands", len(remaining), "round", round, "error", fmt.Sprint(fail.err))
 			ok, _, unknown := g.runOnce(remaining, true)
@@ -120,7 +139,7 @@ func (g *groupCommitter[TTx]) runBatched(batch []*pending[TTx]) (committed bool,
 // runBatchedOnce runs the batch in one transaction and commits. On a
 // failure it rolls back and returns it, having answered the command to
 // blame (p.err, p.panicked, or p.solo for a retryable error).
-func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx]) (committed bool, fail *batchFailure[TTx], unknown error) {
+func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx], flushBefore map[*pending[TTx]]bool) (committed bool, fail *batchFailure[TTx], unknown error) {
 	drv := g.o.store.Driver()
 	ctx := context.WithoutCancel(batch[0].ctx)
 	tx, err := drv.Begin(ctx)
@@ -145,6 +164,11 @@ func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx]) (committed b
 	seg := &segment[TTx]{streams: map[string]struct{}{}, keys: map[commandKeyID]struct{}{}}
 	for _, p := range batch {
 		pctx := context.WithoutCancel(p.ctx)
+		if flushBefore[p] {
+			if f := g.flush(ctx, tx, seg); f != nil {
+				return failed(f)
+			}
+		}
 		if k := p.key; k != nil {
 			if _, ok := seg.keys[commandKeyID{k.scope, p.cmd.Envelope.ID}]; ok {
 				// The same id earlier in the segment: its record must be
@@ -155,6 +179,12 @@ func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx]) (committed b
 			}
 		}
 		st, f := g.stage(pctx, tx, p)
+		if f != nil && f.p == p && len(seg.cmds) > 0 {
+			// It ran before the segment's writes were applied; it fails
+			// for good only if it fails after them too.
+			_ = drv.Rollback(ctx, tx)
+			return false, &batchFailure[TTx]{replan: p, err: f.err}, nil
+		}
 		if f != nil {
 			return failed(f)
 		}

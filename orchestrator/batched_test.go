@@ -166,3 +166,39 @@ func TestGroupCommitBatchedFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCommitBatchedHandlerSeesEarlierWrites: a handler that fails
+// because the read-model row an earlier command of its segment creates is
+// not there yet (a "renote" of a stream the batch creates) runs again once
+// the segment is applied, and succeeds, as in the savepoint mode.
+func TestGroupCommitBatchedHandlerSeesEarlierWrites(t *testing.T) {
+	for _, d := range testdb.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			b := setupGCMode(t, d, 1, true)
+			setupNotes(t, b)
+			orchestrator.Handle(b.o, "Renote", func(ctx context.Context, tx *sql.Tx, c gcNote) ([]orchestrator.Emit, error) {
+				var k int
+				if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM gc_notes WHERE id = "+ph(d, 1), "note-"+c.Stream).Scan(&k); err != nil {
+					return nil, err
+				}
+				if k == 0 {
+					return nil, fmt.Errorf("no note %s", c.Stream)
+				}
+				return []orchestrator.Emit{{Stream: "note-" + c.Stream, Expected: eventfold.Exact(1), Type: "Renoted", Data: c}}, nil
+			})
+			out := b.batchInOrder(t, []orchestrator.Command{
+				{Name: "Note", Payload: gcNote{Stream: "s1"}},
+				{Name: "Note", Payload: gcNote{Stream: "s2"}},
+				{Name: "Renote", Payload: gcNote{Stream: "s1"}},
+				{Name: "Renote", Payload: gcNote{Stream: "missing"}},
+			})
+			for i := range 3 {
+				require.NoError(t, out[i].err, "command %d", i)
+				require.Equal(t, 3, out[i].res.BatchSize, "command %d", i)
+			}
+			require.Equal(t, int64(2), out[2].res.Events[0].StreamVersion)
+			var he *orchestrator.HandlerError
+			require.ErrorAs(t, out[3].err, &he, "a renote of a stream nobody created fails for good")
+		})
+	}
+}

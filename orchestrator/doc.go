@@ -75,7 +75,9 @@
 //     the handler runs again on the state the flush left, so it sees that
 //     stream's version and the read model the earlier command's reducers
 //     built. Expected versions are therefore checked exactly as in a lone
-//     Dispatch.
+//     Dispatch. A handler that fails while earlier commands of its segment
+//     are not yet applied runs again after them too, and fails the
+//     command only if it fails then.
 //
 // So an invariant that one command's handler checks in the read model
 // against another command writing other streams (a unique user name held
