@@ -35,7 +35,7 @@ func newOrchestrator[TTx any](store *eventfold.Store[TTx], exec txExec[TTx], sql
 		}
 		return emits, nil
 	})
-	if cfg.GroupCommit != nil && cfg.GroupCommit.Batched {
+	if cfg != nil && cfg.GroupCommit != nil && cfg.GroupCommit.Batched {
 		// Batched group commit hands a batch reducer every command's
 		// events at once: one multi-row upsert per batch.
 		orchestrator.ReduceBatch(o, "Deposited", func(ctx context.Context, tx TTx, evs []eventfold.Event) error {
