@@ -17,7 +17,7 @@ func TestBenchJSON(t *testing.T) {
 	var rep benchReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep), "bench --json printed %q", out)
 	require.NotNil(t, rep.Dispatch)
-	require.Len(t, rep.Dispatch.Results, 4)
+	require.Len(t, rep.Dispatch.Results, 5)
 	modes := map[string]bool{}
 	for _, r := range rep.Dispatch.Results {
 		modes[r.Mode] = true
@@ -25,7 +25,7 @@ func TestBenchJSON(t *testing.T) {
 		require.Positive(t, r.CommandsPerSecond, "result %+v", r)
 		require.GreaterOrEqual(t, r.P99ms, r.P50ms, "result %+v", r)
 	}
-	for _, m := range []string{"raw", "raw-same-sql", "dispatch", "dispatch-group-commit"} {
+	for _, m := range []string{"raw", "raw-same-sql", "dispatch", "dispatch-group-commit", "dispatch-group-batched"} {
 		require.True(t, modes[m], "mode %s missing from %v", m, modes)
 	}
 	require.Contains(t, rep.Dispatch.Ratios, "dispatch/raw")
