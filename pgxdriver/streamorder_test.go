@@ -113,9 +113,12 @@ func requireStreamInPositionOrder(t *testing.T, s interface {
 // TestStreamOrderStoreAppendRetries: Store.Append, refused because a later
 // transaction wrote to the stream first, retries once by itself in a new
 // transaction. To get there deterministically, a BEFORE INSERT trigger on
-// eventfold.streams (it fires before the upsert locks the stream row) gives
-// the first append's transaction its xid and then sleeps, while a second
-// append to the same stream commits.
+// eventfold.events (since 00015 appends write no stream row; the trigger
+// fires after the append statement read the stream's version) gives the
+// first append's transaction its xid and then sleeps, while a second
+// append to the same stream commits. The first then finds its version
+// taken (40001, reported as ErrStreamOrder; before 00015 it was EF003
+// after waiting on the stream row lock).
 func TestStreamOrderStoreAppendRetries(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -138,7 +141,7 @@ func TestStreamOrderStoreAppendRetries(t *testing.T) {
 			END IF;
 			RETURN NEW;
 		END $$;
-		CREATE TRIGGER slow_first BEFORE INSERT ON eventfold.streams FOR EACH ROW EXECUTE FUNCTION public.slow_first();`)
+		CREATE TRIGGER slow_first BEFORE INSERT ON eventfold.events FOR EACH ROW EXECUTE FUNCTION public.slow_first();`)
 	require.NoError(t, err)
 
 	type result struct {
