@@ -16,23 +16,28 @@
 --     second one waits on the unique index for the first transaction
 --     (INSERT ... ON CONFLICT ON CONSTRAINT
 --     events_stream_id_stream_version_key DO NOTHING) and, when that one
---     committed, inserts fewer rows than it has events; the statement then
---     refuses, nothing is written: with EF001 (DETAIL = the actual version,
---     read after the winner committed) when it expected an exact version
---     or no stream, as before; with serialization_failure (40001: roll
+--     committed, inserts fewer rows than it has events. The function below
+--     then raises, so nothing is written: EF001 (DETAIL = the actual
+--     version, read after the winner committed) when it expected an exact
+--     version or no stream, as before; serialization_failure (40001: roll
 --     back and run the transaction again, it then appends after the
---     winner) when it expected -1 (any) or -3 (exists). Before 00015 the
---     stream row lock made such an append wait and then succeed.
---   * expected-version mismatches, EF002 (moved database) and EF003 (stream
---     last written by a later transaction) are raised exactly as before,
---     with the same messages, DETAIL and HINTs, by the small function
---     eventfold.append_refuse, which the statement calls only when it
---     refuses. (Since the stream row is no longer locked, EF003 now also
---     covers a later transaction that committed to the stream before this
---     statement started; one that has not committed yet collides on the
---     index as above. Either way nothing is ever appended below a later
+--     winner) when it expected -1 (any) or -3 (exists), where before 00015
+--     the stream row lock made it wait and then succeed. The Go library
+--     instead removes what the statement inserted and runs it again in the
+--     same transaction, which then sees the winner's events.
+--   * the statement itself raises nothing: it reports a refusal (EF001
+--     wrong version, EF002 moved database, EF003 stream written by a
+--     later transaction, 54000 slot full: checked in this order, as
+--     before) as a result row and then inserts nothing, so it needs no
+--     function of its own and runs on any schema from 00006 on; the
+--     function below raises these with the same messages, DETAIL and
+--     HINTs as before, and the Go library maps them to the same errors.
+--     (Since the stream row is no longer locked, EF003 now also covers a
+--     later transaction that committed to the stream before this statement
+--     started; one that has not committed yet collides on the index as
+--     above. Either way nothing is ever appended below a later
 --     transaction's events of the same stream.)
---
+
 -- eventfold.streams is kept, no longer written by appends: it now holds,
 -- for a stream whose events were archived (deleted from eventfold.events
 -- by esctl archive), the version of its last archived event, so that
@@ -70,80 +75,6 @@
 -- +goose Up
 
 -- +goose StatementBegin
-CREATE FUNCTION eventfold.append_refuse(
-    p_code      text,
-    p_stream_id text,
-    p_expected  bigint,
-    p_x         bigint,
-    p_y         bigint,
-    p_element   int
-) RETURNS int
-LANGUAGE plpgsql
-AS $$
--- Raises the error an append refuses with; called by the append statement
--- only when it refuses. p_x, p_y: EF001 the actual version; EF002 the
--- foreign position and this transaction's base; EF003 the stream's last
--- position and this transaction's next; 54000 the events the transaction
--- already has and the events added. p_element (0-based) names the element
--- of a multi-stream append (COLUMN field of the error; '' otherwise).
-DECLARE
-    v_element text := coalesce(p_element::text, '');
-    v_actual  bigint;
-BEGIN
-    CASE p_code
-    WHEN 'EF001' THEN
-        RAISE EXCEPTION 'eventfold: wrong expected version for stream "%": expected %, actual %',
-                p_stream_id,
-                CASE p_expected WHEN -1 THEN 'any' WHEN -2 THEN 'no-stream' WHEN -3 THEN 'exists'
-                     ELSE p_expected::text END,
-                p_x
-            USING ERRCODE = 'EF001', DETAIL = p_x::text, COLUMN = v_element;
-    WHEN 'EF002' THEN
-        RAISE EXCEPTION 'eventfold: the log holds position % but this cluster''s transaction ids give positions from % (database restored into a new cluster?)',
-                p_x, p_y
-            USING ERRCODE = 'EF002', COLUMN = v_element,
-                  HINT = 'Run SELECT * FROM eventfold.check_positions(true) (or esctl doctor --repair, or Store.Migrate), then retry.';
-    WHEN 'EF003' THEN
-        RAISE EXCEPTION 'eventfold: stream "%" was last written by a later transaction (its last event is at position %, this transaction''s next is %); a retry in a new transaction will succeed',
-                p_stream_id, p_x, p_y
-            USING ERRCODE = 'EF003', COLUMN = v_element,
-                  HINT = 'Roll back and run the whole transaction again: a new transaction appends above it.';
-    WHEN '54000' THEN
-        RAISE EXCEPTION 'eventfold.append_events: a transaction may append at most % events (this one already has %, adding %)',
-                1048576, p_x, p_y
-            USING ERRCODE = '54000', COLUMN = v_element,
-                  HINT = 'Split the work into several transactions.';
-    WHEN 'conflict' THEN
-        -- The insert found a version of the stream taken by a concurrent
-        -- append that committed after this statement started (the unique
-        -- index made it wait for that transaction). This function's own
-        -- statement sees it, so the actual version is exact.
-        SELECT greatest((SELECT max(e.stream_version) FROM eventfold.events e WHERE e.stream_id = p_stream_id),
-                        (SELECT s.version FROM eventfold.streams s WHERE s.stream_id = p_stream_id),
-                        0)
-          INTO v_actual;
-        IF p_expected IN (-1, -3) THEN
-            RAISE EXCEPTION 'eventfold: stream "%" was appended to by a concurrent transaction (now at version %); a retry will succeed',
-                    p_stream_id, v_actual
-                USING ERRCODE = '40001', COLUMN = v_element,
-                      HINT = 'Roll back and run the whole transaction again.';
-        END IF;
-        RAISE EXCEPTION 'eventfold: wrong expected version for stream "%": expected %, actual %',
-                p_stream_id,
-                CASE p_expected WHEN -2 THEN 'no-stream' ELSE p_expected::text END,
-                v_actual
-            USING ERRCODE = 'EF001', DETAIL = v_actual::text, COLUMN = v_element;
-    ELSE
-        RAISE EXCEPTION 'eventfold.append_refuse: unknown code %', p_code USING ERRCODE = '22023';
-    END CASE;
-END;
-$$;
--- +goose StatementEnd
-
-COMMENT ON FUNCTION eventfold.append_refuse(text, text, bigint, bigint, bigint, int) IS
-    'Internal to the append statement (00015): raises EF001, EF002, EF003 or 54000 with the documented message, DETAIL and HINT.';
-
--- +goose StatementBegin
 CREATE OR REPLACE FUNCTION eventfold.append_events_returning_data(
     p_stream_id        text,
     p_expected_version bigint,
@@ -156,7 +87,10 @@ LANGUAGE plpgsql
 AS $$
 #variable_conflict use_column
 DECLARE
-    v_count int;
+    v_count  int;
+    v_rec    record;
+    v_n      int := 0;
+    v_actual bigint;
 BEGIN
     IF p_stream_id IS NULL OR p_expected_version IS NULL THEN
         RAISE EXCEPTION 'eventfold.append_events: stream id and expected version must not be NULL'
@@ -182,7 +116,7 @@ BEGIN
 
     -- The append statement of internal/dialect/postgres/append.go, with
     -- this function's arguments for its parameters. See the file header.
-    RETURN QUERY
+    FOR v_rec IN
     WITH b AS MATERIALIZED (
         SELECT (pg_current_xact_id()::text::bigint + o.last_value) << 20 AS base,
                o.last_value AS off,
@@ -209,21 +143,16 @@ BEGIN
                                                      b.base + 1048576)) AS foreign_position
           FROM b
     ), r AS MATERIALIZED (
-        SELECT c.cur, c.next,
+        SELECT c.cur, c.next, c.base, c.last_position, c.foreign_position,
                CASE
                WHEN NOT (p_expected_version::bigint = -1
                          OR (p_expected_version::bigint = -2 AND c.cur = 0)
                          OR (p_expected_version::bigint = -3 AND c.cur > 0)
-                         OR (p_expected_version::bigint >= 0 AND c.cur = p_expected_version::bigint))
-                    THEN eventfold.append_refuse('EF001', p_stream_id::text, p_expected_version::bigint, c.cur, NULL, NULL)
-               WHEN c.foreign_position IS NOT NULL
-                    THEN eventfold.append_refuse('EF002', p_stream_id::text, p_expected_version::bigint, c.foreign_position, c.base, NULL)
-               WHEN c.last_position >= c.next
-                    THEN eventfold.append_refuse('EF003', p_stream_id::text, p_expected_version::bigint, c.last_position, c.next, NULL)
-               WHEN c.next - c.base + cardinality(p_event_ids::uuid[]) > 1048576
-                    THEN eventfold.append_refuse('54000', p_stream_id::text, p_expected_version::bigint, c.next - c.base, cardinality(p_event_ids::uuid[]), NULL)
-               ELSE 0
-               END AS refused
+                         OR (p_expected_version::bigint >= 0 AND c.cur = p_expected_version::bigint)) THEN 'EF001'
+               WHEN c.foreign_position IS NOT NULL THEN 'EF002'
+               WHEN c.last_position >= c.next THEN 'EF003'
+               WHEN c.next - c.base + cardinality(p_event_ids::uuid[]) > 1048576 THEN '54000'
+               END AS refusal
           FROM c
     ), ins AS (
         INSERT INTO eventfold.events AS e
@@ -231,18 +160,82 @@ BEGIN
         SELECT r.next + u.ord - 1, p_stream_id::text, r.cur + u.ord, u.event_id, u.event_type, u.data, u.metadata
           FROM r, unnest(p_event_ids::uuid[], p_types::text[], p_data::jsonb[], p_metadata::jsonb[])
                   WITH ORDINALITY AS u(event_id, event_type, data, metadata, ord)
-         WHERE r.refused = 0
+         WHERE r.refusal IS NULL
         ON CONFLICT ON CONSTRAINT events_stream_id_stream_version_key DO NOTHING
         RETURNING e.global_position, e.stream_version, e.recorded_at, e.data, e.metadata
     )
-    SELECT i.global_position, i.stream_version, i.recorded_at, i.data, i.metadata
+    SELECT i.global_position, i.stream_version, i.recorded_at, i.data, i.metadata,
+           NULL::text AS refusal, NULL::bigint AS x, NULL::bigint AS y
       FROM ins i
-     WHERE (SELECT CASE WHEN count(*) < cardinality(p_event_ids::uuid[])
-                        THEN eventfold.append_refuse('conflict', p_stream_id::text, p_expected_version::bigint, NULL, NULL, NULL)
-                        ELSE 0
-                   END
-              FROM ins) = 0
-     ORDER BY i.global_position;
+    UNION ALL
+    -- A refusal: nothing was inserted. x, y: EF001 the actual version; EF002
+    -- the foreign position and this transaction's first; EF003 the stream's
+    -- last position and this transaction's next; 54000 the events the
+    -- transaction has and the events added.
+    SELECT NULL, NULL, NULL, NULL, NULL, r.refusal,
+           CASE r.refusal WHEN 'EF001' THEN r.cur WHEN 'EF002' THEN r.foreign_position
+                          WHEN 'EF003' THEN r.last_position ELSE r.next - r.base END,
+           CASE r.refusal WHEN 'EF001' THEN r.cur WHEN 'EF002' THEN r.base
+                          WHEN 'EF003' THEN r.next ELSE cardinality(p_event_ids::uuid[]) END
+      FROM r
+     WHERE r.refusal IS NOT NULL
+    LOOP
+        IF v_rec.refusal IS NOT NULL THEN
+            CASE v_rec.refusal
+            WHEN 'EF001' THEN
+                RAISE EXCEPTION 'eventfold: wrong expected version for stream "%": expected %, actual %',
+                        p_stream_id,
+                        CASE p_expected_version WHEN -1 THEN 'any' WHEN -2 THEN 'no-stream' WHEN -3 THEN 'exists'
+                             ELSE p_expected_version::text END,
+                        v_rec.x
+                    USING ERRCODE = 'EF001', DETAIL = v_rec.x::text;
+            WHEN 'EF002' THEN
+                RAISE EXCEPTION 'eventfold: the log holds position % but this cluster''s transaction ids give positions from % (database restored into a new cluster?)',
+                        v_rec.x, v_rec.y
+                    USING ERRCODE = 'EF002',
+                          HINT = 'Run SELECT * FROM eventfold.check_positions(true) (or esctl doctor --repair, or Store.Migrate), then retry.';
+            WHEN 'EF003' THEN
+                RAISE EXCEPTION 'eventfold: stream "%" was last written by a later transaction (its last event is at position %, this transaction''s next is %); a retry in a new transaction will succeed',
+                        p_stream_id, v_rec.x, v_rec.y
+                    USING ERRCODE = 'EF003',
+                          HINT = 'Roll back and run the whole transaction again: a new transaction appends above it.';
+            ELSE
+                RAISE EXCEPTION 'eventfold.append_events: a transaction may append at most % events (this one already has %, adding %)',
+                        1048576, v_rec.x, v_rec.y
+                    USING ERRCODE = '54000',
+                          HINT = 'Split the work into several transactions.';
+            END CASE;
+        END IF;
+        v_n := v_n + 1;
+        global_position := v_rec.global_position;
+        stream_version  := v_rec.stream_version;
+        recorded_at     := v_rec.recorded_at;
+        data            := v_rec.data;
+        metadata        := v_rec.metadata;
+        RETURN NEXT;
+    END LOOP;
+
+    IF v_n < v_count THEN
+        -- Versions taken by a concurrent append that committed while the
+        -- insert waited for it (see the file header). This statement sees
+        -- it; raising undoes what the append inserted.
+        SELECT greatest((SELECT max(e.stream_version) FROM eventfold.events e WHERE e.stream_id = p_stream_id),
+                        (SELECT s.version FROM eventfold.streams s WHERE s.stream_id = p_stream_id),
+                        0)
+          INTO v_actual;
+        IF p_expected_version IN (-1, -3) THEN
+            RAISE EXCEPTION 'eventfold: stream "%" was appended to by a concurrent transaction (now at version %); a retry will succeed',
+                    p_stream_id, v_actual
+                USING ERRCODE = '40001',
+                      HINT = 'Roll back and run the whole transaction again.';
+        END IF;
+        RAISE EXCEPTION 'eventfold: wrong expected version for stream "%": expected %, actual %',
+                p_stream_id,
+                CASE p_expected_version WHEN -2 THEN 'no-stream' ELSE p_expected_version::text END,
+                v_actual
+            USING ERRCODE = 'EF001', DETAIL = v_actual::text;
+    END IF;
+    RETURN;
 END;
 $$;
 -- +goose StatementEnd
@@ -418,4 +411,3 @@ COMMENT ON FUNCTION eventfold.append_events(text, bigint, uuid[], text[], jsonb[
     'Appends events to one stream after checking the expected version (-1 any, -2 no stream, -3 exists, n exact). Raises SQLSTATE EF001 (DETAIL = actual version) on mismatch, EF002 when the database was moved and needs eventfold.check_positions(true), EF003 when a later transaction already wrote to the stream (roll back and retry). See append_events_returning_data for the data as stored.';
 
 
-DROP FUNCTION eventfold.append_refuse(text, text, bigint, bigint, bigint, int);

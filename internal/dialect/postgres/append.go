@@ -14,6 +14,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/contract"
+	"github.com/eventfold/eventfold/internal/dialect"
 )
 
 // appendStatement appends to one stream: $1 stream id, $2 expected
@@ -49,21 +50,16 @@ const appendStatement = `WITH b AS MATERIALIZED (
                                                  b.base + 1048576)) AS foreign_position
       FROM b
 ), r AS MATERIALIZED (
-    SELECT c.cur, c.next,
+    SELECT c.cur, c.next, c.base, c.last_position, c.foreign_position,
            CASE
            WHEN NOT ($2::bigint = -1
                      OR ($2::bigint = -2 AND c.cur = 0)
                      OR ($2::bigint = -3 AND c.cur > 0)
-                     OR ($2::bigint >= 0 AND c.cur = $2::bigint))
-                THEN eventfold.append_refuse('EF001', $1::text, $2::bigint, c.cur, NULL, NULL)
-           WHEN c.foreign_position IS NOT NULL
-                THEN eventfold.append_refuse('EF002', $1::text, $2::bigint, c.foreign_position, c.base, NULL)
-           WHEN c.last_position >= c.next
-                THEN eventfold.append_refuse('EF003', $1::text, $2::bigint, c.last_position, c.next, NULL)
-           WHEN c.next - c.base + cardinality($3::uuid[]) > 1048576
-                THEN eventfold.append_refuse('54000', $1::text, $2::bigint, c.next - c.base, cardinality($3::uuid[]), NULL)
-           ELSE 0
-           END AS refused
+                     OR ($2::bigint >= 0 AND c.cur = $2::bigint)) THEN 'EF001'
+           WHEN c.foreign_position IS NOT NULL THEN 'EF002'
+           WHEN c.last_position >= c.next THEN 'EF003'
+           WHEN c.next - c.base + cardinality($3::uuid[]) > 1048576 THEN '54000'
+           END AS refusal
       FROM c
 ), ins AS (
     INSERT INTO eventfold.events AS e
@@ -71,18 +67,25 @@ const appendStatement = `WITH b AS MATERIALIZED (
     SELECT r.next + u.ord - 1, $1::text, r.cur + u.ord, u.event_id, u.event_type, u.data, u.metadata
       FROM r, unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])
               WITH ORDINALITY AS u(event_id, event_type, data, metadata, ord)
-     WHERE r.refused = 0
+     WHERE r.refusal IS NULL
     ON CONFLICT ON CONSTRAINT events_stream_id_stream_version_key DO NOTHING
     RETURNING e.global_position, e.stream_version, e.recorded_at, e.data, e.metadata
 )
-SELECT i.global_position, i.stream_version, i.recorded_at, i.data, i.metadata
+SELECT i.global_position, i.stream_version, i.recorded_at, i.data, i.metadata,
+       NULL::text AS refusal, NULL::bigint AS x, NULL::bigint AS y
   FROM ins i
- WHERE (SELECT CASE WHEN count(*) < cardinality($3::uuid[])
-                    THEN eventfold.append_refuse('conflict', $1::text, $2::bigint, NULL, NULL, NULL)
-                    ELSE 0
-               END
-          FROM ins) = 0
- ORDER BY i.global_position`
+UNION ALL
+-- A refusal: nothing was inserted. x, y: EF001 the actual version; EF002
+-- the foreign position and this transaction's first; EF003 the stream's
+-- last position and this transaction's next; 54000 the events the
+-- transaction has and the events added.
+SELECT NULL, NULL, NULL, NULL, NULL, r.refusal,
+       CASE r.refusal WHEN 'EF001' THEN r.cur WHEN 'EF002' THEN r.foreign_position
+                      WHEN 'EF003' THEN r.last_position ELSE r.next - r.base END,
+       CASE r.refusal WHEN 'EF001' THEN r.cur WHEN 'EF002' THEN r.base
+                      WHEN 'EF003' THEN r.next ELSE cardinality($3::uuid[]) END
+  FROM r
+ WHERE r.refusal IS NOT NULL`
 
 // appendManyStatement appends to several streams in one statement: $1
 // stream ids, $2 expected versions, $3 events per element, $4-$7 the
@@ -125,44 +128,41 @@ const appendManyStatement = `WITH a AS MATERIALIZED (
            LIMIT 1) l ON true
      ORDER BY a.k
 ), r AS MATERIALIZED (
-    SELECT sum(CASE
+    SELECT s.k, s.stream_id, s.n, s.first, s.cur, s.last_position, c.next, c.base, c.foreign_position,
+           CASE
            WHEN NOT (s.expected = -1
                      OR (s.expected = -2 AND s.cur = 0)
                      OR (s.expected = -3 AND s.cur > 0)
-                     OR (s.expected >= 0 AND s.cur = s.expected))
-                THEN eventfold.append_refuse('EF001', s.stream_id, s.expected, s.cur, NULL, (s.k - 1)::int)
-           WHEN c.foreign_position IS NOT NULL
-                THEN eventfold.append_refuse('EF002', s.stream_id, s.expected, c.foreign_position, c.base, (s.k - 1)::int)
-           WHEN s.last_position >= c.next
-                THEN eventfold.append_refuse('EF003', s.stream_id, s.expected, s.last_position, c.next + s.first, (s.k - 1)::int)
-           WHEN c.next - c.base + s.first + s.n > 1048576
-                THEN eventfold.append_refuse('54000', s.stream_id, s.expected, c.next - c.base + s.first, s.n, (s.k - 1)::int)
-           ELSE 0
-           END) AS refused
+                     OR (s.expected >= 0 AND s.cur = s.expected)) THEN 'EF001'
+           WHEN c.foreign_position IS NOT NULL THEN 'EF002'
+           WHEN s.last_position >= c.next THEN 'EF003'
+           WHEN c.next - c.base + s.first + s.n > 1048576 THEN '54000'
+           END AS refusal
       FROM s, c
 ), ins AS (
     INSERT INTO eventfold.events AS e
            (global_position, stream_id, stream_version, event_id, event_type, data, metadata)
     SELECT c.next + u.g - 1, s.stream_id, s.cur + u.g - s.first, u.event_id, u.event_type, u.data, u.metadata
-      FROM r, c, unnest($4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])
+      FROM c, unnest($4::uuid[], $5::text[], $6::jsonb[], $7::jsonb[])
                  WITH ORDINALITY AS u(event_id, event_type, data, metadata, g)
       JOIN s ON u.g > s.first AND u.g <= s.first + s.n
-     WHERE r.refused = 0
+     WHERE NOT EXISTS (SELECT 1 FROM r WHERE r.refusal IS NOT NULL)
     ON CONFLICT ON CONSTRAINT events_stream_id_stream_version_key DO NOTHING
     RETURNING e.global_position, e.stream_id, e.stream_version, e.recorded_at, e.data, e.metadata
 )
-SELECT i.global_position, i.stream_version, i.recorded_at, i.data, i.metadata
+SELECT i.global_position, i.stream_id, i.stream_version, i.recorded_at, i.data, i.metadata,
+       NULL::bigint AS k, NULL::bigint AS cur, NULL::text AS refusal, NULL::bigint AS x, NULL::bigint AS y
   FROM ins i
- WHERE (SELECT coalesce(min(CASE WHEN coalesce(w.n, 0) < t.n
-                                 THEN eventfold.append_refuse('conflict', t.stream_id, t.expected, NULL, NULL, (t.k - 1)::int)
-                            END), 0)
-          FROM (SELECT s.stream_id, min(s.k) AS k, sum(s.n) AS n, (array_agg(s.expected ORDER BY s.k))[1] AS expected
-                  FROM s
-                 GROUP BY s.stream_id) t
-          LEFT JOIN (SELECT i2.stream_id, count(*) AS n
-                       FROM ins i2
-                      GROUP BY i2.stream_id) w ON w.stream_id = t.stream_id) = 0
- ORDER BY i.global_position`
+UNION ALL
+-- One row per element: its version before the append (cur) and, when it
+-- is refused (then nothing was inserted), why; x and y as in
+-- appendStatement.
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, r.k, r.cur, r.refusal,
+       CASE r.refusal WHEN 'EF001' THEN r.cur WHEN 'EF002' THEN r.foreign_position
+                      WHEN 'EF003' THEN r.last_position ELSE r.next - r.base + r.first END,
+       CASE r.refusal WHEN 'EF001' THEN r.cur WHEN 'EF002' THEN r.base
+                      WHEN 'EF003' THEN r.next + r.first ELSE r.n END
+  FROM r`
 
 // errNoEvents refuses an empty append before any SQL (the statements
 // would append nothing and check nothing), as the DBA function does.
@@ -205,36 +205,116 @@ func (a *eventArrays) add(events []eventfold.EventData) error {
 	return nil
 }
 
-// appendedRow is one row the append statements return.
+// appendedRow is one row the append statements return: an event as
+// recorded, or (refusal or element set) a report.
 type appendedRow struct {
 	position, version int64
+	streamID          string
 	recordedAt        pgtype.Timestamptz
 	data, metadata    []byte
+	element, cur      int64 // AppendMany: 1-based element, its version before
+	refusal           string
+	x, y              int64
 }
 
-// runAppend runs an append statement and returns its rows in position
-// order (the statements sort them; this does not rely on it).
-func (o *Ops) runAppend(ctx context.Context, query string, n int, args ...any) ([]appendedRow, error) {
+// runAppend runs appendStatement (many false) or appendManyStatement and
+// returns the events in position order and the reports.
+func (o *Ops) runAppend(ctx context.Context, many bool, n int, args ...any) (events, reports []appendedRow, err error) {
+	query := appendStatement
+	if many {
+		query = appendManyStatement
+	}
 	rows, err := o.db.Query(ctx, query, args...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer rows.Close()
-	out := make([]appendedRow, 0, n)
+	events = make([]appendedRow, 0, n)
 	for rows.Next() {
 		var r appendedRow
-		if err := rows.Scan(&r.position, &r.version, &r.recordedAt, &r.data, &r.metadata); err != nil {
-			return nil, err
+		var pos, ver, el, cur, x, y pgtype.Int8
+		var stream, refusal pgtype.Text
+		if many {
+			err = rows.Scan(&pos, &stream, &ver, &r.recordedAt, &r.data, &r.metadata, &el, &cur, &refusal, &x, &y)
+		} else {
+			err = rows.Scan(&pos, &ver, &r.recordedAt, &r.data, &r.metadata, &refusal, &x, &y)
 		}
-		out = append(out, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		r.position, r.version, r.streamID = pos.Int64, ver.Int64, stream.String
+		r.element, r.cur, r.refusal, r.x, r.y = el.Int64, cur.Int64, refusal.String, x.Int64, y.Int64
+		if pos.Valid {
+			events = append(events, r)
+		} else {
+			reports = append(reports, r)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if !sort.SliceIsSorted(out, func(i, j int) bool { return out[i].position < out[j].position }) {
-		sort.Slice(out, func(i, j int) bool { return out[i].position < out[j].position })
+	if !sort.SliceIsSorted(events, func(i, j int) bool { return events[i].position < events[j].position }) {
+		sort.Slice(events, func(i, j int) bool { return events[i].position < events[j].position })
 	}
-	return out, nil
+	return events, reports, nil
+}
+
+// refused turns a refusal the statement reported into the error
+// eventfold.append_events raises for it (same messages), mapped as
+// interpretError maps that one.
+func refused(r appendedRow, streamID string, expected eventfold.ExpectedVersion) error {
+	switch r.refusal {
+	case codeWrongExpectedVersion:
+		return dialect.WrongVersion(streamID, expected, strconv.FormatInt(r.x, 10))
+	case codePositionsBehind:
+		return dialect.Transient(fmt.Errorf("%w: eventfold: the log holds position %d but this cluster's transaction ids give positions from %d (database restored into a new cluster?) (SQLSTATE EF002)",
+			eventfold.ErrPositionsBehind, r.x, r.y))
+	case codeStreamOrder:
+		return dialect.Transient(fmt.Errorf("%w: eventfold: stream %q was last written by a later transaction (its last event is at position %d, this transaction's next is %d); a retry in a new transaction will succeed (SQLSTATE EF003)",
+			eventfold.ErrStreamOrder, streamID, r.x, r.y))
+	default:
+		return fmt.Errorf("eventfold.append_events: a transaction may append at most %d events (this one already has %d, adding %d) (SQLSTATE 54000)", slotSize, r.x, r.y)
+	}
+}
+
+// slotSize is the number of positions per transaction (00001).
+const slotSize = 1 << 20
+
+// conflictAttempts bounds how often an append that lost its versions to a
+// concurrent append runs again inside the transaction.
+const conflictAttempts = 5
+
+// undo deletes what an append statement inserted before it found its
+// versions taken, so that the transaction holds nothing of the append.
+func (o *Ops) undo(ctx context.Context, rows []appendedRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	pos := make([]int64, len(rows))
+	for i, r := range rows {
+		pos[i] = r.position
+	}
+	_, err := o.db.Exec(ctx, `DELETE FROM eventfold.events WHERE global_position = ANY($1::bigint[])`, pos)
+	return err
+}
+
+// lostRace handles an append whose versions a concurrent append took
+// (it committed while the insert waited on the unique index): the rows
+// the statement did insert are removed; an append that expected any
+// version or an existing stream may run again (nil), one that expected an
+// exact version or no stream is refused with the stream's actual version.
+func (o *Ops) lostRace(ctx context.Context, inserted []appendedRow, streamID string, expected eventfold.ExpectedVersion) error {
+	if err := o.undo(ctx, inserted); err != nil {
+		return interpretError(err, streamID, expected)
+	}
+	if expected == eventfold.Any || expected == eventfold.StreamExists {
+		return nil
+	}
+	v, err := o.StreamVersion(ctx, streamID)
+	if err != nil {
+		return err
+	}
+	return dialect.WrongVersion(streamID, expected, strconv.FormatInt(v, 10))
 }
 
 // recorded turns returned rows into events, in order.
@@ -268,14 +348,24 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 	if err := a.add(events); err != nil {
 		return nil, err
 	}
-	rows, err := o.runAppend(ctx, appendStatement, len(events), streamID, int64(expected), a.ids, a.types, a.data, a.metadata)
-	if err != nil {
-		return nil, interpretError(err, streamID, expected)
+	for attempt := 1; ; attempt++ {
+		rows, reports, err := o.runAppend(ctx, false, len(events), streamID, int64(expected), a.ids, a.types, a.data, a.metadata)
+		if err != nil {
+			return nil, interpretError(err, streamID, expected)
+		}
+		if len(reports) > 0 {
+			return nil, refused(reports[0], streamID, expected)
+		}
+		if len(rows) == len(events) {
+			return recorded(streamID, rows, &a, 0, events), nil
+		}
+		if err := o.lostRace(ctx, rows, streamID, expected); err != nil {
+			return nil, err
+		}
+		if attempt == conflictAttempts {
+			return nil, dialect.Transient(fmt.Errorf("%w: eventfold: stream %q: concurrent appends took its next version %d times", eventfold.ErrStreamOrder, streamID, attempt))
+		}
 	}
-	if len(rows) != len(events) {
-		return nil, fmt.Errorf("eventfold: the append statement returned %d rows for %d events", len(rows), len(events))
-	}
-	return recorded(streamID, rows, &a, 0, events), nil
 }
 
 // AppendMany appends to several streams with one statement
@@ -302,35 +392,75 @@ func (o *Ops) AppendMany(ctx context.Context, appends []contract.StreamAppend) (
 		}
 		streams[i], expected[i], counts[i] = ap.StreamID, int64(ap.Expected), int32(len(ap.Events))
 	}
-	rows, err := o.runAppend(ctx, appendManyStatement, total, streams, expected, counts, a.ids, a.types, a.data, a.metadata)
-	if err != nil {
-		i := failedElement(err, appends, &a)
-		return nil, &contract.AppendManyError{Index: i, Err: interpretError(err, appends[i].StreamID, appends[i].Expected)}
+	for attempt := 1; ; attempt++ {
+		rows, reports, err := o.runAppend(ctx, true, total, streams, expected, counts, a.ids, a.types, a.data, a.metadata)
+		if err != nil {
+			i := failedElement(err, appends, &a)
+			return nil, &contract.AppendManyError{Index: i, Err: interpretError(err, appends[i].StreamID, appends[i].Expected)}
+		}
+		cur := make([]int64, len(appends))
+		for _, r := range reports {
+			i := int(r.element) - 1
+			if i < 0 || i >= len(appends) {
+				return nil, fmt.Errorf("eventfold: the append statement reported element %d of %d", r.element, len(appends))
+			}
+			cur[i] = r.cur
+		}
+		sort.Slice(reports, func(i, j int) bool { return reports[i].element < reports[j].element })
+		for _, r := range reports {
+			if r.refusal != "" {
+				i := int(r.element) - 1
+				return nil, &contract.AppendManyError{Index: i, Err: refused(r, appends[i].StreamID, appends[i].Expected)}
+			}
+		}
+		if len(rows) == total {
+			out := make([][]eventfold.Event, len(appends))
+			first := 0
+			for i, ap := range appends {
+				out[i] = recorded(ap.StreamID, rows, &a, first, ap.Events)
+				first += len(ap.Events)
+			}
+			return out, nil
+		}
+		// Some versions were taken by concurrent appends: the first
+		// element that misses rows is the one that lost.
+		got := make(map[string]map[int64]bool)
+		for _, r := range rows {
+			if got[r.streamID] == nil {
+				got[r.streamID] = make(map[int64]bool)
+			}
+			got[r.streamID][r.version] = true
+		}
+		lost := -1
+		for i, ap := range appends {
+			for v := cur[i] + 1; v <= cur[i]+int64(len(ap.Events)); v++ {
+				if !got[ap.StreamID][v] {
+					lost = i
+					break
+				}
+			}
+			if lost >= 0 {
+				break
+			}
+		}
+		if lost < 0 {
+			return nil, fmt.Errorf("eventfold: the append statement returned %d rows for %d events", len(rows), total)
+		}
+		if err := o.lostRace(ctx, rows, appends[lost].StreamID, appends[lost].Expected); err != nil {
+			return nil, &contract.AppendManyError{Index: lost, Err: err}
+		}
+		if attempt == conflictAttempts {
+			return nil, &contract.AppendManyError{Index: lost, Err: dialect.Transient(fmt.Errorf("%w: eventfold: stream %q: concurrent appends took its next version %d times", eventfold.ErrStreamOrder, appends[lost].StreamID, attempt))}
+		}
 	}
-	if len(rows) != total {
-		return nil, fmt.Errorf("eventfold: the append statement returned %d rows for %d events", len(rows), total)
-	}
-	out := make([][]eventfold.Event, len(appends))
-	first := 0
-	for i, ap := range appends {
-		out[i] = recorded(ap.StreamID, rows, &a, first, ap.Events)
-		first += len(ap.Events)
-	}
-	return out, nil
 }
 
 // failedElement finds the element of a multi-stream append that err is
-// about: the COLUMN field of a refusal (eventfold.append_refuse), the
-// event id or the stream of a unique violation; 0 when it cannot tell.
+// about: the event id or the stream of a unique violation; 0 when it
+// cannot tell.
 func failedElement(err error, appends []contract.StreamAppend, a *eventArrays) int {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return 0
-	}
-	if i, err := strconv.Atoi(pgErr.ColumnName); err == nil && i >= 0 && i < len(appends) {
-		return i
-	}
-	if pgErr.Code != codeUniqueViolation {
+	if !errors.As(err, &pgErr) || pgErr.Code != codeUniqueViolation {
 		return 0
 	}
 	// DETAIL: Key (event_id)=(<uuid>) already exists.
