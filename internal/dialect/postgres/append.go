@@ -260,21 +260,34 @@ func (o *Ops) runAppend(ctx context.Context, many bool, n int, args ...any) (eve
 }
 
 // refused turns a refusal the statement reported into the error
-// eventfold.append_events raises for it (same messages), mapped as
-// interpretError maps that one.
+// eventfold.append_events raises for it (same SQLSTATE, message, DETAIL
+// and HINT, as a *pgconn.PgError), mapped by interpretError.
 func refused(r appendedRow, streamID string, expected eventfold.ExpectedVersion) error {
+	e := &pgconn.PgError{Severity: "ERROR", Code: r.refusal}
 	switch r.refusal {
 	case codeWrongExpectedVersion:
-		return dialect.WrongVersion(streamID, expected, strconv.FormatInt(r.x, 10))
+		return wrongVersionError(streamID, expected, r.x)
 	case codePositionsBehind:
-		return dialect.Transient(fmt.Errorf("%w: eventfold: the log holds position %d but this cluster's transaction ids give positions from %d (database restored into a new cluster?) (SQLSTATE EF002)",
-			eventfold.ErrPositionsBehind, r.x, r.y))
+		e.Message = fmt.Sprintf("eventfold: the log holds position %d but this cluster's transaction ids give positions from %d (database restored into a new cluster?)", r.x, r.y)
+		e.Hint = "Run SELECT * FROM eventfold.check_positions(true) (or esctl doctor --repair, or Store.Migrate), then retry."
 	case codeStreamOrder:
-		return dialect.Transient(fmt.Errorf("%w: eventfold: stream %q was last written by a later transaction (its last event is at position %d, this transaction's next is %d); a retry in a new transaction will succeed (SQLSTATE EF003)",
-			eventfold.ErrStreamOrder, streamID, r.x, r.y))
+		e.Message = fmt.Sprintf("eventfold: stream \"%s\" was last written by a later transaction (its last event is at position %d, this transaction's next is %d); a retry in a new transaction will succeed", streamID, r.x, r.y)
+		e.Hint = "Roll back and run the whole transaction again: a new transaction appends above it."
 	default:
-		return fmt.Errorf("eventfold.append_events: a transaction may append at most %d events (this one already has %d, adding %d) (SQLSTATE 54000)", slotSize, r.x, r.y)
+		e.Code = "54000"
+		e.Message = fmt.Sprintf("eventfold.append_events: a transaction may append at most %d events (this one already has %d, adding %d)", slotSize, r.x, r.y)
+		e.Hint = "Split the work into several transactions."
 	}
+	return interpretError(e, streamID, expected)
+}
+
+// wrongVersionError is EF001 as eventfold.append_events raises it.
+func wrongVersionError(streamID string, expected eventfold.ExpectedVersion, actual int64) error {
+	return interpretError(&pgconn.PgError{
+		Severity: "ERROR", Code: codeWrongExpectedVersion,
+		Message: fmt.Sprintf("eventfold: wrong expected version for stream \"%s\": expected %s, actual %d", streamID, expected, actual),
+		Detail:  strconv.FormatInt(actual, 10),
+	}, streamID, expected)
 }
 
 // slotSize is the number of positions per transaction (00001).
@@ -314,7 +327,7 @@ func (o *Ops) lostRace(ctx context.Context, inserted []appendedRow, streamID str
 	if err != nil {
 		return err
 	}
-	return dialect.WrongVersion(streamID, expected, strconv.FormatInt(v, 10))
+	return wrongVersionError(streamID, expected, v)
 }
 
 // recorded turns returned rows into events, in order.
