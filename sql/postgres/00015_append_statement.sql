@@ -38,6 +38,16 @@
 --     above. Either way nothing is ever appended below a later
 --     transaction's events of the same stream.)
 
+-- Appends to one stream queue on a transaction-scoped advisory lock,
+-- pg_advisory_xact_lock(1162233857, hashtext(stream_id)) (two-key form:
+-- its key space never meets the one-key form applications use; 1162233857
+-- is 'EF' 0x0001), taken before the transaction id: like the stream row
+-- lock before 00015, it makes appenders of a stream take their xids, hence
+-- positions, in the order they get the stream, so that a queued appender
+-- does not end up below the stream's last event (EF003). It is in memory
+-- only (no row write, no WAL). The statement's snapshot predates the wait,
+-- so a queued append then finds its versions taken (above) and runs again.
+
 -- eventfold.streams is kept, no longer written by appends: it now holds,
 -- for a stream whose events were archived (deleted from eventfold.events
 -- by esctl archive), the version of its last archived event, so that
@@ -114,16 +124,23 @@ BEGIN
             USING ERRCODE = '22023';
     END IF;
 
+    -- The stream's lock first, in a statement of its own, so that the
+    -- append statement's snapshot is taken after a concurrent appender of
+    -- the stream committed (the statement takes it again: no-op).
+    PERFORM pg_advisory_xact_lock(1162233857, hashtext(p_stream_id));
+
     -- The append statement of internal/dialect/postgres/append.go, with
     -- this function's arguments for its parameters. See the file header.
     FOR v_rec IN
-    WITH b AS MATERIALIZED (
+    WITH lk AS MATERIALIZED (
+        SELECT pg_advisory_xact_lock(1162233857, hashtext(p_stream_id::text)) AS locked
+    ), b AS MATERIALIZED (
         SELECT (pg_current_xact_id()::text::bigint + o.last_value) << 20 AS base,
                o.last_value AS off,
                l.stream_version AS last_version,
                l.global_position AS last_position,
                (SELECT s.version FROM eventfold.streams s WHERE s.stream_id = p_stream_id::text) AS kept_version
-          FROM eventfold.position_offset o
+          FROM lk, eventfold.position_offset o
           LEFT JOIN LATERAL (
               SELECT e.stream_version, e.global_position
                 FROM eventfold.events e

@@ -24,13 +24,15 @@ import (
 // the two in step), sent as one prepared statement: no plpgsql on the hot
 // path, no stream row. See sql/postgres/00015_append_statement.sql for
 // why each check holds without the row lock.
-const appendStatement = `WITH b AS MATERIALIZED (
+const appendStatement = `WITH lk AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock(1162233857, hashtext($1::text)) AS locked
+), b AS MATERIALIZED (
     SELECT (pg_current_xact_id()::text::bigint + o.last_value) << 20 AS base,
            o.last_value AS off,
            l.stream_version AS last_version,
            l.global_position AS last_position,
            (SELECT s.version FROM eventfold.streams s WHERE s.stream_id = $1::text) AS kept_version
-      FROM eventfold.position_offset o
+      FROM lk, eventfold.position_offset o
       LEFT JOIN LATERAL (
           SELECT e.stream_version, e.global_position
             FROM eventfold.events e
@@ -98,10 +100,13 @@ const appendManyStatement = `WITH a AS MATERIALIZED (
            coalesce(sum(a.n) OVER (ORDER BY a.k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS first,
            coalesce(sum(a.n) OVER (PARTITION BY a.stream_id ORDER BY a.k ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS earlier
       FROM unnest($1::text[], $2::bigint[], $3::int[]) WITH ORDINALITY AS a(stream_id, expected, n, k)
+), lk AS MATERIALIZED (
+    SELECT count(pg_advisory_xact_lock(1162233857, hashtext(x.stream_id))) AS locked
+      FROM (SELECT DISTINCT a.stream_id FROM a ORDER BY a.stream_id) x
 ), b AS MATERIALIZED (
     SELECT (pg_current_xact_id()::text::bigint + o.last_value) << 20 AS base,
            o.last_value AS off
-      FROM eventfold.position_offset o
+      FROM lk, eventfold.position_offset o
 ), c AS MATERIALIZED (
     SELECT b.base,
            coalesce((SELECT max(e.global_position) + 1
