@@ -202,4 +202,3 @@ func TestArchivedStreamKeepsItsVersion(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(5), v)
 }
-
