@@ -44,6 +44,10 @@ type Config struct {
 	// NoCommitMarkers turns the orchestrator's commit markers off (see
 	// orchestrator.Config.NoCommitMarkers), to measure what they cost.
 	NoCommitMarkers bool
+	// CommandIDs gives every dispatched command an id (Envelope.ID), so
+	// that each dispatch also looks up and records it: the cost of
+	// idempotent dispatch (esctl bench --command-ids).
+	CommandIDs bool
 	// Observer, when set, also measures each dispatch mode with it as the
 	// orchestrator's Observer (mode name + "-observed"), right after the
 	// same mode without, and reports the ratio: what tracing and metrics
@@ -166,13 +170,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 				_, err := tx.Exec(ctx, q, args...)
 				return err
 			}, sqls, ocfg)
-			return dispatchOp(o, prefix, cfg.EventsPerCommand), pool.Close, nil
+			return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs), pool.Close, nil
 		}
 		o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
 			return err
 		}, sqls, ocfg)
-		return dispatchOp(o, prefix, cfg.EventsPerCommand), func() {}, nil
+		return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs), func() {}, nil
 	}
 	for _, dm := range modes {
 		mode := "dispatch"

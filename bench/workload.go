@@ -82,12 +82,17 @@ func upsertSums(sqls dialectSQL, evs []eventfold.Event) (string, []any, error) {
 }
 
 // dispatchOp dispatches one Deposit per call into a fresh account, as the
-// pgbench script does.
-func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events int) op {
+// pgbench script does; with commandIDs each command carries a fresh id, so
+// that the orchestrator looks it up and records it (idempotent dispatch).
+func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events int, commandIDs bool) op {
 	return func(ctx context.Context, w, seq int) error {
-		_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Deposit", Payload: deposit{
+		cmd := orchestrator.Command{Name: "Deposit", Payload: deposit{
 			Account: fmt.Sprintf("acct-%s-%d-%d", run, w, seq), Amount: 1 + seq%1000, Events: events,
-		}})
+		}}
+		if commandIDs {
+			cmd.Envelope.ID = fmt.Sprintf("cmd-%s-%d-%d", run, w, seq)
+		}
+		_, err := o.Dispatch(ctx, cmd)
 		return err
 	}
 }

@@ -65,6 +65,7 @@ Write into a scratch database: bench adds tables and events.`,
 	maxBatch := fs.Int("max-batch", 0, "group commit: commands per transaction at most (default: the orchestrator's, 32)")
 	raw := fs.Bool("raw", false, "also measure the hand-written baseline and print ratios")
 	noMarkers := fs.Bool("no-commit-markers", false, "dispatch without commit markers (to measure what they cost)")
+	commandIDs := fs.Bool("command-ids", false, "give every command an id, so that dispatch looks it up and records it (idempotent dispatch)")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	workload := fs.String("workload", "dispatch", "dispatch, replay, delivery, subscribers or all")
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
@@ -109,7 +110,7 @@ Write into a scratch database: bench adds tables and events.`,
 		fmt.Fprintf(text, "dispatch workload on %s, %d client(s), %s per mode, %d event(s) per command\n",
 			env.scrub(target), *concurrency, *duration, *perCommand)
 		bcfg := bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
-			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers}
+			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers, CommandIDs: *commandIDs}
 		if *withOtel {
 			if *otelSample < 0 || *otelSample > 1 {
 				return usagef("bench: --otel-sample must be 0..1, not %g", *otelSample)

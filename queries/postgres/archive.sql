@@ -26,10 +26,26 @@ SELECT coalesce(min(global_position), 0)::bigint AS global_position
 FROM eventfold.events
 WHERE recorded_at >= sqlc.arg(recorded_at);
 
--- name: ArchiveDeleteEventRange :execrows
-DELETE FROM eventfold.events
-WHERE global_position >= sqlc.arg(from_position)
-  AND global_position <= sqlc.arg(through_position);
+-- name: ArchiveDeleteEventRange :one
+-- Deletes the range and, in the same statement, keeps each stream's
+-- version in eventfold.streams: since 00015 appends take a stream's
+-- version from its last event, falling back to that row when the stream
+-- has no events left in the hot table.
+WITH d AS (
+    DELETE FROM eventfold.events
+    WHERE global_position >= sqlc.arg(from_position)
+      AND global_position <= sqlc.arg(through_position)
+    RETURNING stream_id, stream_version
+), kept AS (
+    INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
+    SELECT d.stream_id, max(d.stream_version), now()
+    FROM d
+    GROUP BY d.stream_id
+    ON CONFLICT (stream_id) DO UPDATE
+    SET version = excluded.version, updated_at = excluded.updated_at
+    WHERE s.version < excluded.version
+)
+SELECT count(*)::bigint AS deleted FROM d;
 
 -- name: ArchiveRestoreEvents :execrows
 -- Puts archived events back exactly as they were, from a JSON array of
@@ -48,7 +64,7 @@ ON CONFLICT (global_position) DO NOTHING;
 
 -- name: ArchiveRestoreStreams :exec
 -- Makes sure every restored stream has a row at least at its highest
--- restored version (normally it has: archiving never touches streams).
+-- restored version (normally it has: archiving writes it).
 INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
 SELECT r.stream_id, max(r.stream_version), now()
 FROM jsonb_to_recordset(sqlc.arg(events)::jsonb) AS r(stream_id text, stream_version bigint)

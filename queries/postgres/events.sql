@@ -1,5 +1,7 @@
 -- name: AppendEvents :many
--- All checks and position assignment happen in the function; see
+-- The DBA function. The library itself sends the function's statement
+-- directly (internal/dialect/postgres/append.go, since 00015); this query
+-- stays for comparisons with it. All checks and position assignment happen in the function; see
 -- sql/postgres/00001_events.sql and 00006_positions.sql. Data and metadata
 -- come back as stored (jsonb normalises them), so the caller gets what
 -- readers will read.
@@ -51,9 +53,13 @@ FROM eventfold.events
 WHERE global_position < eventfold.horizon();
 
 -- name: StreamVersion :one
-SELECT version
-FROM eventfold.streams
-WHERE stream_id = sqlc.arg(stream_id);
+-- Since 00015 appends do not write eventfold.streams: the version is the
+-- stream's last event's, or for a stream whose events were archived the
+-- version its streams row keeps (0: no stream).
+SELECT greatest(
+           (SELECT max(e.stream_version) FROM eventfold.events e WHERE e.stream_id = sqlc.arg(stream_id)),
+           (SELECT s.version FROM eventfold.streams s WHERE s.stream_id = sqlc.arg(stream_id)),
+           0)::bigint AS version;
 
 -- name: LastPosition :one
 -- Highest committed position, ignoring the horizon (monitoring only: a

@@ -15,7 +15,11 @@ ORDER BY 1 DESC;
 
 -- name: StatsTotals :one
 SELECT (SELECT count(*) FROM eventfold.events)::bigint AS events,
-       (SELECT count(*) FROM eventfold.streams)::bigint AS streams,
+       -- Streams with events in the hot table or a kept version (00015:
+       -- appends no longer write eventfold.streams; archiving does).
+       (SELECT count(*) FROM (SELECT stream_id FROM eventfold.events
+                              UNION
+                              SELECT stream_id FROM eventfold.streams) u)::bigint AS streams,
        (SELECT coalesce(min(global_position), 0) FROM eventfold.events)::bigint AS first_position;
 
 -- name: StatsEventsAfter :one

@@ -11,10 +11,22 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const archiveDeleteEventRange = `-- name: ArchiveDeleteEventRange :execrows
-DELETE FROM eventfold.events
-WHERE global_position >= $1
-  AND global_position <= $2
+const archiveDeleteEventRange = `-- name: ArchiveDeleteEventRange :one
+WITH d AS (
+    DELETE FROM eventfold.events
+    WHERE global_position >= $1
+      AND global_position <= $2
+    RETURNING stream_id, stream_version
+), kept AS (
+    INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
+    SELECT d.stream_id, max(d.stream_version), now()
+    FROM d
+    GROUP BY d.stream_id
+    ON CONFLICT (stream_id) DO UPDATE
+    SET version = excluded.version, updated_at = excluded.updated_at
+    WHERE s.version < excluded.version
+)
+SELECT count(*)::bigint AS deleted FROM d
 `
 
 type ArchiveDeleteEventRangeParams struct {
@@ -22,12 +34,15 @@ type ArchiveDeleteEventRangeParams struct {
 	ThroughPosition int64
 }
 
+// Deletes the range and, in the same statement, keeps each stream's
+// version in eventfold.streams: since 00015 appends take a stream's
+// version from its last event, falling back to that row when the stream
+// has no events left in the hot table.
 func (q *Queries) ArchiveDeleteEventRange(ctx context.Context, db DBTX, arg ArchiveDeleteEventRangeParams) (int64, error) {
-	result, err := db.Exec(ctx, archiveDeleteEventRange, arg.FromPosition, arg.ThroughPosition)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	row := db.QueryRow(ctx, archiveDeleteEventRange, arg.FromPosition, arg.ThroughPosition)
+	var deleted int64
+	err := row.Scan(&deleted)
+	return deleted, err
 }
 
 const archiveFirstPositionRecordedAt = `-- name: ArchiveFirstPositionRecordedAt :one
@@ -79,7 +94,7 @@ WHERE s.version < excluded.version
 `
 
 // Makes sure every restored stream has a row at least at its highest
-// restored version (normally it has: archiving never touches streams).
+// restored version (normally it has: archiving writes it).
 func (q *Queries) ArchiveRestoreStreams(ctx context.Context, db DBTX, events []byte) error {
 	_, err := db.Exec(ctx, archiveRestoreStreams, events)
 	return err

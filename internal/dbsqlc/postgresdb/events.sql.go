@@ -44,7 +44,9 @@ type AppendEventsRow struct {
 	Metadata       []byte
 }
 
-// All checks and position assignment happen in the function; see
+// The DBA function. The library itself sends the function's statement
+// directly (internal/dialect/postgres/append.go, since 00015); this query
+// stays for comparisons with it. All checks and position assignment happen in the function; see
 // sql/postgres/00001_events.sql and 00006_positions.sql. Data and metadata
 // come back as stored (jsonb normalises them), so the caller gets what
 // readers will read.
@@ -279,11 +281,15 @@ func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStream
 }
 
 const streamVersion = `-- name: StreamVersion :one
-SELECT version
-FROM eventfold.streams
-WHERE stream_id = $1
+SELECT greatest(
+           (SELECT max(e.stream_version) FROM eventfold.events e WHERE e.stream_id = $1),
+           (SELECT s.version FROM eventfold.streams s WHERE s.stream_id = $1),
+           0)::bigint AS version
 `
 
+// Since 00015 appends do not write eventfold.streams: the version is the
+// stream's last event's, or for a stream whose events were archived the
+// version its streams row keeps (0: no stream).
 func (q *Queries) StreamVersion(ctx context.Context, db DBTX, streamID string) (int64, error) {
 	row := db.QueryRow(ctx, streamVersion, streamID)
 	var version int64

@@ -68,7 +68,7 @@ type EventfoldStoreIdentity struct {
 	CreatedAt pgtype.Timestamptz
 }
 
-// One row per stream with its current version; append_events upserts it (INSERT ... ON CONFLICT DO UPDATE), which locks the row and so serialises appends to that stream.
+// Since 00015 not written by appends: for a stream whose events were archived, the version of its last archived event (rows from before 00015 may lag). A stream's version is greatest(max(stream_version) in eventfold.events, this version, 0).
 type EventfoldStream struct {
 	StreamID  string
 	Version   int64

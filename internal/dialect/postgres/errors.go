@@ -4,6 +4,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -48,8 +49,15 @@ func interpretError(err error, streamID string, expected eventfold.ExpectedVersi
 		case constraintEventID:
 			return dialect.DuplicateEventID(err)
 		case constraintStreamVersion:
-			// The stream row lock makes this unreachable in normal use; if
-			// it happens, another appender won, with a version we do not know.
+			// Since 00015 appends take no stream lock: a concurrent append
+			// to the stream inserted the same version first and committed.
+			// An append that expected an exact version or no stream is
+			// refused (the winner's version is not known here); one that
+			// expected any version, or an existing stream, succeeds when
+			// the transaction is run again.
+			if expected == eventfold.Any || expected == eventfold.StreamExists {
+				return dialect.Transient(fmt.Errorf("eventfold: stream %q: a concurrent append committed first: %w", streamID, err))
+			}
 			return dialect.WrongVersion(streamID, expected, "")
 		}
 	case codePositionsBehind:
@@ -59,11 +67,23 @@ func interpretError(err error, streamID string, expected eventfold.ExpectedVersi
 		// A new transaction gets a higher xid, so its positions land above
 		// the stream's last event: a retry cures it.
 		return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrStreamOrder, err))
-	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable:
+	case codeSerializationFailure:
+		if strings.Contains(pgErr.Message, concurrentAppendMessage) {
+			// 00015: a concurrent append to the stream committed first;
+			// like EF003, a new transaction appends after it.
+			return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrStreamOrder, err))
+		}
+		return dialect.Transient(err)
+	case codeDeadlockDetected, codeLockNotAvailable:
 		return dialect.Transient(err)
 	}
 	return err
 }
+
+// concurrentAppendMessage is part of the 40001 message of
+// eventfold.append_refuse (00015) for an append that expected any version
+// (or an existing stream) and lost to a concurrent append to its stream.
+const concurrentAppendMessage = "was appended to by a concurrent transaction"
 
 // isNoRows reports whether err says a single-row query found nothing: a
 // normal answer for some queries, not a failure. stdRow already turns

@@ -2,67 +2,14 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"math"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
-
-// Append appends events to one stream through eventfold.append_events,
-// which checks the expected version and assigns versions and positions.
-// Inputs are validated by eventfold.Store (IDs set and canonical, metadata
-// a JSON object).
-func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.ExpectedVersion, events []eventfold.EventData) ([]eventfold.Event, error) {
-	arg := postgresdb.AppendEventsParams{
-		StreamID:        streamID,
-		ExpectedVersion: int64(expected),
-		EventIds:        make([]pgtype.UUID, len(events)),
-		EventTypes:      make([]string, len(events)),
-		Data:            make([][]byte, len(events)),
-		Metadata:        make([][]byte, len(events)),
-	}
-	for i, e := range events {
-		id, err := uuid.Parse(e.ID)
-		if err != nil {
-			return nil, fmt.Errorf("event %d id %q: %w", i, e.ID, err)
-		}
-		arg.EventIds[i] = pgtype.UUID{Bytes: id, Valid: true}
-		arg.EventTypes[i] = e.Type
-		arg.Data[i] = e.Data
-		arg.Metadata[i] = e.Metadata
-		if len(e.Metadata) == 0 {
-			arg.Metadata[i] = []byte(`{}`)
-		}
-	}
-	rows, err := o.q.AppendEvents(ctx, o.db, arg)
-	if err != nil {
-		return nil, interpretError(err, streamID, expected)
-	}
-	if len(rows) != len(events) {
-		return nil, fmt.Errorf("eventfold.append_events returned %d rows for %d events", len(rows), len(events))
-	}
-	out := make([]eventfold.Event, len(events))
-	for i, r := range rows {
-		out[i] = eventfold.Event{
-			GlobalPosition: r.GlobalPosition,
-			StreamID:       streamID,
-			StreamVersion:  r.StreamVersion,
-			ID:             uuid.UUID(arg.EventIds[i].Bytes).String(),
-			Type:           events[i].Type,
-			// As stored, not as sent: jsonb normalises (duplicate keys,
-			// key order, whitespace, numbers), and readers get its form.
-			Data:       r.Data,
-			Metadata:   r.Metadata,
-			RecordedAt: r.RecordedAt.Time.UTC(),
-		}
-	}
-	return out, nil
-}
 
 // ReadStream reads one stream forward from version from, or backward from
 // it (from < 1 backward: from the last event).
