@@ -282,3 +282,67 @@ func TestAppendMany(t *testing.T) {
 		})
 	}
 }
+
+// TestUpgradeTo00015KeepsData migrates a log written under 00013 (the
+// position counter, with its top positions archived away so that the
+// counter is above the highest event) to 00015: the events read back as
+// they were, new positions continue above every position ever handed out,
+// and Down goes back to the counter, which continues above them all.
+func TestUpgradeTo00015KeepsData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := scratchDB(t)
+	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, 13)
+	require.NoError(t, err)
+
+	ops := mysqlops.New(db) // runs eventfold_append_events: 00015's procedures are missing
+	_, err = ops.Append(ctx, "konto-ä", eventfold.NoStream, []eventfold.EventData{newEvent("A"), newEvent("B")})
+	require.NoError(t, err)
+	_, err = ops.Append(ctx, "other", eventfold.NoStream, []eventfold.EventData{newEvent("C"), newEvent("D")})
+	require.NoError(t, err)
+	// Archive the top event away: the counter (4) stays above the log (3).
+	n, err := ops.DeleteEventRange(ctx, 4, 4)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	before, err := ops.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, before, 3)
+
+	_, err = p.Up(ctx)
+	require.NoError(t, err, "up to 00015 with data")
+	after, err := ops.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the events read back as they were")
+	var extra string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT extra FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'eventfold_events' AND column_name = 'global_position'`).Scan(&extra))
+	require.Contains(t, extra, "auto_increment")
+
+	more, err := ops.Append(ctx, "konto-ä", eventfold.Exact(2), []eventfold.EventData{newEvent("E")})
+	require.NoError(t, err)
+	require.Equal(t, int64(5), more[0].GlobalPosition, "above the archived position 4")
+	require.Equal(t, int64(3), more[0].StreamVersion)
+	batch, err := ops.AppendMany(ctx, []contract.StreamAppend{
+		{StreamID: "other", Expected: eventfold.Exact(2), Events: []eventfold.EventData{newEvent("F"), newEvent("G")}},
+	})
+	require.NoError(t, err)
+	require.Equal(t, []int64{6, 7}, positionsOf(batch[0]))
+
+	_, err = p.DownTo(ctx, 13)
+	require.NoError(t, err, "down to 00013")
+	var last int64
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT last_position FROM eventfold_position WHERE id = 1`).Scan(&last))
+	require.Equal(t, int64(7), last, "the counter is raised to the highest position")
+	back, err := ops.Append(ctx, "other", eventfold.Exact(4), []eventfold.EventData{newEvent("H")})
+	require.NoError(t, err)
+	require.Equal(t, int64(8), back[0].GlobalPosition)
+	_, err = p.Up(ctx)
+	require.NoError(t, err, "up again")
+	again, err := ops.Append(ctx, "other", eventfold.Exact(5), []eventfold.EventData{newEvent("I")})
+	require.NoError(t, err)
+	require.Equal(t, int64(9), again[0].GlobalPosition)
+	all, err := ops.ReadAll(ctx, 0, 100)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3, 5, 6, 7, 8, 9}, positionsOf(all))
+}
