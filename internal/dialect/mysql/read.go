@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +46,8 @@ func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit
 // Positions come from AUTO_INCREMENT since migration 00015, so they commit
 // out of order, and a rolled-back append leaves a dead position. So the
 // plain read is trusted only as far as its positions follow on from from
-// without a gap. At a gap below a row it saw, fillGap reads that range again
-// with a locking read (latest committed rows, waiting on an uncommitted
+// without a gap. At a gap, fillGap reads everything from the gap up to the
+// last row the plain read saw again with one locking read (latest committed rows, waiting on an uncommitted
 // one); a position still missing after that may have been allocated by an
 // append whose row is not in the index yet, so fillGap takes the gate (see
 // takeGate) and reads once more: what is missing then is dead for good
@@ -66,20 +67,25 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 	out := make([]eventRow, 0, len(rows))
 	for _, r := range rows {
 		if r.GlobalPosition != expect {
-			fill, err := o.fillGap(ctx, expect, r.GlobalPosition, n-len(out))
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, fill...)
-			if len(out) >= n {
-				break
-			}
-		}
-		out = append(out, eventRow(r))
-		expect = r.GlobalPosition + 1
-		if len(out) >= n {
 			break
 		}
+		out = append(out, eventRow(r))
+		expect++
+	}
+	if len(out) == len(rows) {
+		return eventsFromRows(out), nil
+	}
+	// A gap below a committed row: settle everything below the last row
+	// seen at once (one locking read, at most one gate, whatever the
+	// number of holes), then that row.
+	last := eventRow(rows[len(rows)-1])
+	fill, err := o.fillGap(ctx, expect, last.GlobalPosition, n-len(out))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, fill...)
+	if len(out) < n { // fill covers [expect, last) whole
+		out = append(out, last)
 	}
 	return eventsFromRows(out[:min(len(out), n)]), nil
 }
@@ -87,7 +93,8 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 // fillGap returns the committed rows in [from, before), at most limit,
 // where before is a position the caller saw committed, once every position
 // in the range that may still commit has: first a locking read; if that
-// leaves a position missing, the gate and a second locking read.
+// leaves a position missing above what this pool has settled already, the
+// gate and a second locking read.
 func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) ([]eventRow, error) {
 	read := func() ([]eventRow, error) {
 		fill, err := o.q.ReadAllGap(ctx, o.db, mysqldb.ReadAllGapParams{
@@ -98,15 +105,54 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) ([]eve
 		}
 		return toEventRows(fill), nil
 	}
+	// What this pool had settled before the locking read: a watermark
+	// raised after the read started says nothing about what the read saw.
+	settled := o.settled()
+	var was int64
+	if settled != nil {
+		was = settled.Load()
+	}
 	fill, err := read()
 	if err != nil || complete(fill, from, before, limit) {
 		return fill, err
+	}
+	// The highest committed position before the gate: once the gate is
+	// granted, every position below it is settled, not only this range (a
+	// reader catching up over old dead positions takes the gate once).
+	top, err := o.LastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if settled != nil && before <= was && was <= top {
+		// Every append that may hold a position below before had ended
+		// when the read started. (was above top: the pool's database was
+		// emptied since.)
+		return fill, nil
 	}
 	gateTakes.Add(1)
 	if err := o.takeGate(ctx); err != nil {
 		return nil, fmt.Errorf("wait for appends that may hold positions [%d, %d): %w", from, before, err)
 	}
+	if settled != nil {
+		for cur := settled.Load(); top > cur && !settled.CompareAndSwap(cur, top); cur = settled.Load() {
+		}
+	}
 	return read()
+}
+
+// settledBelow holds, per pool, a position below which every append that
+// took a position has ended (learnt from the gate): a missing position
+// there is dead, no gate needed. Only pools: a transaction's view of the
+// log is its own.
+var settledBelow sync.Map // *sql.DB -> *atomic.Int64
+
+func (o *Ops) settled() *atomic.Int64 {
+	pool, ok := o.db.(*sql.DB)
+	if !ok {
+		return nil
+	}
+	v, _ := settledBelow.LoadOrStore(pool, new(atomic.Int64))
+	return v.(*atomic.Int64)
 }
 
 // complete tells whether rows hold every position from from on, up to
