@@ -183,17 +183,6 @@ func appendInBackground(db *sql.DB, stream string) <-chan error {
 	return done
 }
 
-func positions(t *testing.T, db *sql.DB) []int64 {
-	t.Helper()
-	evs, err := mysqlops.New(db).ReadAll(context.Background(), 0, 1000)
-	require.NoError(t, err)
-	out := make([]int64, len(evs))
-	for i, e := range evs {
-		out[i] = e.GlobalPosition
-	}
-	return out
-}
-
 // TestOutOfOrderCommit holds one appending transaction open while another
 // transaction appends to a different stream. Since 00015 the second does
 // not wait (positions come from AUTO_INCREMENT, the gate is a share lock):
