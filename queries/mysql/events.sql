@@ -4,11 +4,10 @@
 -- (sql/mysql/00001_events.sql), whose result set sqlc cannot describe (it does not model
 -- CALL or procedure results), so internal/dialect/mysql calls it by hand.
 --
--- ReadAll on MySQL/MariaDB: positions are dense (handed out under the eventfold_position row
--- lock, held to commit; a rollback gives them back), but a plain read can still show a later
--- commit without an earlier one: MariaDB copies a new read view from a lock-free hash of running
--- transactions without stopping commits. So internal/dialect/mysql reads with ReadAll and, at
--- the first hole, fills it with ReadAllGap, a locking read of the latest committed rows.
+-- ReadAll on MySQL/MariaDB: positions come from AUTO_INCREMENT since migration 00015, so they
+-- commit out of order and rolled-back ones stay dead. internal/dialect/mysql reads with ReadAll
+-- and, at the first hole, fills it with ReadAllGap, a locking read of the latest committed rows;
+-- a position still missing then is waited for through the gate row (see read.go).
 
 -- name: ReadStreamForward :many
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
@@ -33,10 +32,9 @@ LIMIT ?;
 
 -- name: ReadAllGap :many
 -- The rows in [from, before) as last committed, where "before" is a position the plain read
--- already saw committed. Every position below it was handed out by a transaction that ended
--- before that one took the counter, so this locking read (it reads the latest committed rows,
--- not a snapshot, and waits on an uncommitted one) returns every such row that exists: a
--- position still missing is a dead hole (archived, or torn by a pre-00005 bare CALL). It
+-- already saw committed. This locking read reads the latest committed rows, not a snapshot, and
+-- waits on an uncommitted one; a position it does not return may still be allocated by a running
+-- append whose row is not in the index yet, which the caller settles with the gate (read.go). It
 -- never locks the open end of the log: the range stops below a committed row.
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
 FROM eventfold_events

@@ -107,10 +107,9 @@ type ReadAllGapRow struct {
 }
 
 // The rows in [from, before) as last committed, where "before" is a position the plain read
-// already saw committed. Every position below it was handed out by a transaction that ended
-// before that one took the counter, so this locking read (it reads the latest committed rows,
-// not a snapshot, and waits on an uncommitted one) returns every such row that exists: a
-// position still missing is a dead hole (archived, or torn by a pre-00005 bare CALL). It
+// already saw committed. This locking read reads the latest committed rows, not a snapshot, and
+// waits on an uncommitted one; a position it does not return may still be allocated by a running
+// append whose row is not in the index yet, which the caller settles with the gate (read.go). It
 // never locks the open end of the log: the range stops below a committed row.
 func (q *Queries) ReadAllGap(ctx context.Context, db DBTX, arg ReadAllGapParams) ([]ReadAllGapRow, error) {
 	rows, err := db.QueryContext(ctx, readAllGap, arg.FromPosition, arg.BeforePosition, arg.Limit)
@@ -233,11 +232,10 @@ type ReadStreamForwardRow struct {
 // (sql/mysql/00001_events.sql), whose result set sqlc cannot describe (it does not model
 // CALL or procedure results), so internal/dialect/mysql calls it by hand.
 //
-// ReadAll on MySQL/MariaDB: positions are dense (handed out under the eventfold_position row
-// lock, held to commit; a rollback gives them back), but a plain read can still show a later
-// commit without an earlier one: MariaDB copies a new read view from a lock-free hash of running
-// transactions without stopping commits. So internal/dialect/mysql reads with ReadAll and, at
-// the first hole, fills it with ReadAllGap, a locking read of the latest committed rows.
+// ReadAll on MySQL/MariaDB: positions come from AUTO_INCREMENT since migration 00015, so they
+// commit out of order and rolled-back ones stay dead. internal/dialect/mysql reads with ReadAll
+// and, at the first hole, fills it with ReadAllGap, a locking read of the latest committed rows;
+// a position still missing then is waited for through the gate row (see read.go).
 func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStreamForwardParams) ([]ReadStreamForwardRow, error) {
 	rows, err := db.QueryContext(ctx, readStreamForward, arg.StreamID, arg.FromVersion, arg.Limit)
 	if err != nil {

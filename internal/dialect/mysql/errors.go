@@ -18,6 +18,7 @@ const (
 	errRecordChanged        = 1020  // ER_CHECKREAD: MariaDB's snapshot isolation found a row changed since read
 	errLockWaitTimeout      = 1205  // ER_LOCK_WAIT_TIMEOUT
 	errDeadlock             = 1213  // ER_LOCK_DEADLOCK
+	errNoSuchProcedure      = 1305  // ER_SP_DOES_NOT_EXIST
 )
 
 // eventIDKey is the unique key on eventfold_events.event_id. Servers name it

@@ -30,7 +30,3 @@ func (o *Ops) Exec(ctx context.Context, query string, args ...any) error {
 	}
 	return nil
 }
-
-// LastPosition implements eventfold.Ops. Positions commit in order here, so
-// the highest committed position is the head.
-func (o *Ops) LastPosition(ctx context.Context) (int64, error) { return o.Head(ctx) }

@@ -2,10 +2,16 @@ package mysql
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dbsqlc/mysqldb"
@@ -37,21 +43,19 @@ func (o *Ops) ReadStream(ctx context.Context, streamID string, from int64, limit
 // never passing over a position that holds, or may yet hold, a committed
 // event.
 //
-// Positions are dense here: the procedure hands them out under the
-// eventfold_position row lock, held to commit, and a rollback gives them
-// back. That lock alone does not make a plain read safe: MariaDB copies a
-// new read view from a lock-free hash of running transactions while
-// commits go on, so a view can miss transaction T1 (still running when the
-// copy passed it) and show T2, which took the counter after T1 committed:
-// position 101 invisible, 102 visible, and a reader continuing after 102
-// loses 101 for good. So the plain read is trusted only as far as its
-// positions follow on from from without a gap. At a gap below a row it saw,
-// ReadAllGap reads that range again with a locking read, which reads the
-// latest committed rows rather than the view: everything below a committed
-// position was committed before it (counter order), so what that read
-// returns is all there ever will be, and a position it lacks is a dead hole
-// (archived, or torn by a bare CALL before migration 00005) that may be
-// passed. Gaps are rare (a commit racing the read), so the common read
+// Positions come from AUTO_INCREMENT since migration 00015, so they commit
+// out of order, and a rolled-back append leaves a dead position. So the
+// plain read is trusted only as far as its positions follow on from from
+// without a gap. At a gap, fillGap reads everything from the gap up to the
+// last row the plain read saw again with one locking read (latest committed rows, waiting on an uncommitted
+// one); a position still missing after that may have been allocated by an
+// append whose row is not in the index yet, so fillGap takes the gate (see
+// takeGate) and reads once more: what is missing then is dead for good
+// (rolled back, archived) and is passed. (Under the counter lock of the
+// migrations before 00015 the same re-read was needed: MariaDB copies a new
+// read view from a lock-free hash of running transactions while commits go
+// on, so a view could show a later commit without an earlier one.) Gaps are
+// rare (a commit racing the read), dead ones rarer, so the common read
 // costs one query; nothing is skipped on a timeout, ever.
 func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.Event, error) {
 	n := dialect.ReadLimitClamp(limit)
@@ -63,37 +67,170 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 	out := make([]eventRow, 0, len(rows))
 	for _, r := range rows {
 		if r.GlobalPosition != expect {
-			fill, err := o.q.ReadAllGap(ctx, o.db, mysqldb.ReadAllGapParams{
-				FromPosition: expect, BeforePosition: r.GlobalPosition, Limit: int32(n - len(out)),
-			})
-			if err != nil {
-				return nil, fmt.Errorf("re-read positions [%d, %d) below a committed one: %w", expect, r.GlobalPosition, interpretError(err))
-			}
-			out = append(out, toEventRows(fill)...)
-			if len(out) >= n {
-				break
-			}
-		}
-		out = append(out, eventRow(r))
-		expect = r.GlobalPosition + 1
-		if len(out) >= n {
 			break
 		}
+		out = append(out, eventRow(r))
+		expect++
+	}
+	if len(out) == len(rows) {
+		return eventsFromRows(out), nil
+	}
+	// A gap below a committed row: settle everything below the last row
+	// seen at once (one locking read, at most one gate, whatever the
+	// number of holes), then that row.
+	last := eventRow(rows[len(rows)-1])
+	fill, err := o.fillGap(ctx, expect, last.GlobalPosition, n-len(out))
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, fill...)
+	if len(out) < n { // fill covers [expect, last) whole
+		out = append(out, last)
 	}
 	return eventsFromRows(out[:min(len(out), n)]), nil
 }
 
-// Head returns the highest committed position (0 for an empty log). Every
-// position below it was handed out by a transaction that ended before the
-// one at the head took the counter, so the log is complete up to it, and
-// ReadAll returns all of it (see ReadAll for why a plain read alone may not).
+// fillGap returns the committed rows in [from, before), at most limit,
+// where before is a position the caller saw committed, once every position
+// in the range that may still commit has: first a locking read; if that
+// leaves a position missing above what this pool has settled already, the
+// gate and a second locking read.
+func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) ([]eventRow, error) {
+	read := func() ([]eventRow, error) {
+		fill, err := o.q.ReadAllGap(ctx, o.db, mysqldb.ReadAllGapParams{
+			FromPosition: from, BeforePosition: before, Limit: int32(limit),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("re-read positions [%d, %d) below a committed one: %w", from, before, interpretError(err))
+		}
+		return toEventRows(fill), nil
+	}
+	// What this pool had settled before the locking read: a watermark
+	// raised after the read started says nothing about what the read saw.
+	settled := o.settled()
+	var was int64
+	if settled != nil {
+		was = settled.Load()
+	}
+	fill, err := read()
+	if err != nil || complete(fill, from, before, limit) {
+		return fill, err
+	}
+	// The highest committed position before the gate: once the gate is
+	// granted, every position below it is settled, not only this range (a
+	// reader catching up over old dead positions takes the gate once).
+	top, err := o.LastPosition(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if settled != nil && before <= was && was <= top {
+		// Every append that may hold a position below before had ended
+		// when the read started. (was above top: the pool's database was
+		// emptied since.)
+		return fill, nil
+	}
+	gateTakes.Add(1)
+	if err := o.takeGate(ctx); err != nil {
+		return nil, fmt.Errorf("wait for appends that may hold positions [%d, %d): %w", from, before, err)
+	}
+	if settled != nil {
+		for cur := settled.Load(); top > cur && !settled.CompareAndSwap(cur, top); cur = settled.Load() {
+		}
+	}
+	return read()
+}
+
+// settledBelow holds, per pool, a position below which every append that
+// took a position has ended (learnt from the gate): a missing position
+// there is dead, no gate needed. Only pools: a transaction's view of the
+// log is its own.
+var settledBelow sync.Map // *sql.DB -> *atomic.Int64
+
+func (o *Ops) settled() *atomic.Int64 {
+	pool, ok := o.db.(*sql.DB)
+	if !ok {
+		return nil
+	}
+	v, _ := settledBelow.LoadOrStore(pool, new(atomic.Int64))
+	return v.(*atomic.Int64)
+}
+
+// complete tells whether rows hold every position from from on, up to
+// before or limit rows.
+func complete(rows []eventRow, from, before int64, limit int) bool {
+	want := min(before-from, int64(limit))
+	if int64(len(rows)) != want {
+		return false
+	}
+	return want == 0 || rows[len(rows)-1].GlobalPosition == from+want-1
+}
+
+// takeGate locks the gate row (eventfold_position, id 1) FOR UPDATE and
+// lets it go. Every append holds that row in share mode from before it
+// allocates positions until it ends, so once this lock is granted every
+// position allocated before it belongs to an append that has committed or
+// rolled back. Appends that start meanwhile wait for it (InnoDB queues new
+// share requests behind a waiting exclusive one), for as long as the
+// appends before it take to end. On a pool the lock lasts one statement;
+// inside a transaction it is held until that transaction ends. A deadlock
+// (an append waiting on a stream row held by another that waits on the
+// gate behind this reader) is retried: the reader holds nothing else.
+func (o *Ops) takeGate(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		var id int64
+		err := o.db.QueryRowContext(ctx, takeGate).Scan(&id)
+		if err == nil {
+			return nil
+		}
+		var me *gomysql.MySQLError
+		if attempt < 5 && errors.As(err, &me) && me.Number == errDeadlock {
+			continue
+		}
+		if errors.Is(err, sql.ErrNoRows) {
+			return errors.New("eventfold_position has no row 1")
+		}
+		return interpretError(err)
+	}
+}
+
+// takeGate is the reader's side of the gate; sqlc does not model a
+// statement that only locks.
+const takeGate = `SELECT id FROM eventfold_position WHERE id = 1 FOR UPDATE`
+
+// Head returns the position up to which the log is complete: the highest
+// committed position, once every append that may have allocated a position
+// below it has ended (the gate, see takeGate; positions commit out of
+// order since migration 00015). 0 for an empty log.
 func (o *Ops) Head(ctx context.Context) (int64, error) {
+	h, err := o.LastPosition(ctx)
+	if err != nil || h == 0 {
+		return h, err
+	}
+	if err := o.takeGate(ctx); err != nil {
+		return 0, fmt.Errorf("wait for appends below the head %d: %w", h, err)
+	}
+	return h, nil
+}
+
+// LastPosition returns the highest committed position (0 for an empty
+// log), whether or not every position below it has committed yet.
+func (o *Ops) LastPosition(ctx context.Context) (int64, error) {
 	h, err := o.q.Head(ctx, o.db)
 	if err != nil {
 		return 0, interpretError(err)
 	}
 	return h, nil
 }
+
+// gateTakes counts the readers' gate takes in this process: a position
+// found missing under the locking read (a dead position, or one allocated
+// whose row was not in the index yet).
+var gateTakes atomic.Int64
+
+// GateTakes returns how many times ReadAll took the gate in this process,
+// for tests and measurements (each take makes new appends wait for the
+// running ones).
+func GateTakes() int64 { return gateTakes.Load() }
 
 // StreamVersion returns a stream's current version (0: no stream).
 func (o *Ops) StreamVersion(ctx context.Context, streamID string) (int64, error) {
