@@ -18,6 +18,7 @@ package contract
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -84,7 +85,35 @@ type Log interface {
 	// *eventfold.WrongExpectedVersionError; a duplicate event id
 	// eventfold.ErrDuplicateEventID.
 	Append(ctx context.Context, streamID string, expected ExpectedVersion, events []EventData) ([]Event, error)
+	// AppendMany appends to several streams in one call: the same checks
+	// and results as calling Append for each element in order (the result
+	// at index i is appends[i]'s events as recorded). On the first failure
+	// it returns *AppendManyError naming the element; the dialect may have
+	// written part of the batch, so the caller's transaction (or savepoint)
+	// must be rolled back.
+	AppendMany(ctx context.Context, appends []StreamAppend) ([][]Event, error)
 }
+
+// StreamAppend is one stream's part of an AppendMany.
+type StreamAppend struct {
+	StreamID string
+	Expected ExpectedVersion
+	Events   []EventData
+}
+
+// AppendManyError is AppendMany's failure: Index is the element that
+// failed, Err what Append would have returned for it (errors.Is/As see
+// through it).
+type AppendManyError struct {
+	Index int
+	Err   error
+}
+
+func (e *AppendManyError) Error() string {
+	return fmt.Sprintf("eventfold: append %d of the batch: %v", e.Index, e.Err)
+}
+
+func (e *AppendManyError) Unwrap() error { return e.Err }
 
 // LogReader is the read side of the log.
 type LogReader interface {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
 
@@ -129,4 +130,17 @@ func appendPayload(events []eventfold.EventData) (string, error) {
 		return "", fmt.Errorf("encode events for eventfold_append_events: %w", err)
 	}
 	return buf.String(), nil
+}
+
+// AppendMany implements contract.Log: Append for each element in order.
+func (o *Ops) AppendMany(ctx context.Context, appends []contract.StreamAppend) ([][]eventfold.Event, error) {
+	out := make([][]eventfold.Event, len(appends))
+	for i, a := range appends {
+		evs, err := o.Append(ctx, a.StreamID, a.Expected, a.Events)
+		if err != nil {
+			return nil, &contract.AppendManyError{Index: i, Err: err}
+		}
+		out[i] = evs
+	}
+	return out, nil
 }
