@@ -88,9 +88,11 @@ func TestSQLiteAppendInCallerTxLeavesNoTrace(t *testing.T) {
 		expected eventfold.ExpectedVersion
 		actual   int64
 	}{{"s", eventfold.NoStream, 1}, {"s", eventfold.Exact(0), 1}, {"s", eventfold.Exact(2), 1}, {"none", eventfold.StreamExists, 0}, {"none", eventfold.Exact(1), 0}} {
-		_, err = store.AppendTx(ctx, tx, c.stream, c.expected, evData(2)...)
-		require.ErrorAs(t, err, &wev, "%s expecting %s", c.stream, c.expected)
-		require.Equal(t, c.actual, wev.Actual)
+		for _, n := range []int{1, 2} {
+			_, err = store.AppendTx(ctx, tx, c.stream, c.expected, evData(n)...)
+			require.ErrorAs(t, err, &wev, "%s expecting %s, %d events", c.stream, c.expected, n)
+			require.Equal(t, c.actual, wev.Actual)
+		}
 	}
 	require.NoError(t, d.Commit(ctx, tx))
 
@@ -103,6 +105,24 @@ func TestSQLiteAppendInCallerTxLeavesNoTrace(t *testing.T) {
 	v, err = store.StreamVersion(ctx, "none")
 	require.NoError(t, err)
 	require.Equal(t, int64(0), v)
+
+	// Every statement shape succeeds when the expectation holds.
+	tx, err = d.Begin(ctx)
+	require.NoError(t, err)
+	for _, n := range []int{1, 2} {
+		evs, err := store.AppendTx(ctx, tx, "ok", eventfold.Any, evData(n)...)
+		require.NoError(t, err)
+		_, err = store.AppendTx(ctx, tx, "ok", eventfold.Exact(evs[n-1].StreamVersion), evData(1)...)
+		require.NoError(t, err)
+	}
+	_, err = store.AppendTx(ctx, tx, "ok", eventfold.StreamExists, evData(1)...)
+	require.NoError(t, err)
+	_, err = store.AppendTx(ctx, tx, "ok2", eventfold.NoStream, evData(1)...)
+	require.NoError(t, err)
+	v, err = d.OpsTx(tx).StreamVersion(ctx, "ok")
+	require.NoError(t, err)
+	require.Equal(t, int64(6), v)
+	require.NoError(t, d.Rollback(ctx, tx))
 }
 
 // TestSQLiteAppendResultsAsStored: what an append returns is what a read
