@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -102,25 +103,42 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 			return rows.Err()
 		}
 	case eventfold.SQLite:
+		// The one INSERT per append that internal/dialect/sqlite runs
+		// (appendSQL: the version from the stream's events, the check in
+		// its WHERE clause; -1 checks nothing), recorded_at from Go.
+		q := `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+			SELECT ?1, c.v + e.column1, e.column2, 'Deposited', e.column3, '{}', ?3
+			FROM (SELECT coalesce((SELECT max(stream_version) FROM eventfold_events WHERE stream_id = ?1),
+				(SELECT version FROM eventfold_streams WHERE stream_id = ?1), 0) AS v) AS c,
+			(VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ") + `) AS e
+			WHERE ?2 = -1 OR c.v = ?2
+			ORDER BY e.column1
+			RETURNING global_position, stream_version`
+		if n == 1 {
+			q = `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+				VALUES (?1, coalesce((SELECT max(stream_version) FROM eventfold_events WHERE stream_id = ?1),
+					(SELECT version FROM eventfold_streams WHERE stream_id = ?1), 0) + 1, ?4, 'Deposited', ?5, '{}', ?3)
+				RETURNING global_position, stream_version`
+		}
 		appendFn = func(ctx context.Context, tx *sql.Tx, account string, seq int) error {
-			var v int64
-			err := tx.QueryRowContext(ctx, `INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
-				ON CONFLICT (stream_id) DO UPDATE SET version = version + excluded.version, updated_at = excluded.updated_at
-				RETURNING version`, account, n).Scan(&v)
+			args := []any{account, -1, time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+			for i := range n {
+				if n == 1 {
+					args = append(args, newID(), data(seq))
+				} else {
+					args = append(args, i+1, newID(), data(seq))
+				}
+			}
+			rows, err := tx.QueryContext(ctx, q, args...)
 			if err != nil {
 				return err
 			}
-			for i := range n {
-				var pos int64
-				var at string
-				err := tx.QueryRowContext(ctx, `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata)
-					VALUES (?, ?, ?, ?, ?, ?) RETURNING global_position, recorded_at`,
-					account, v-int64(n)+int64(i)+1, newID(), "Deposited", data(seq), "{}").Scan(&pos, &at)
-				if err != nil {
-					return err
-				}
+			for rows.Next() {
 			}
-			return nil
+			if err := rows.Close(); err != nil {
+				return err
+			}
+			return rows.Err()
 		}
 	default:
 		drv.Close()

@@ -1,19 +1,14 @@
 -- The SQLite store's own queries (sqlc input).
 
 -- name: StreamVersion :one
-SELECT version FROM eventfold_streams WHERE stream_id = ?;
-
--- name: AdvanceStream :one
--- Creates the stream or adds to its version; returns the new version.
-INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
-ON CONFLICT (stream_id) DO UPDATE
-   SET version = version + excluded.version, updated_at = excluded.updated_at
-RETURNING version;
-
--- name: InsertEvent :one
-INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata)
-VALUES (?, ?, ?, ?, ?, ?)
-RETURNING global_position, recorded_at;
+-- A stream's version is the highest version among its events; when
+-- archiving moved every one of them out, the eventfold_streams row that
+-- migration 00015's trigger keeps (0: no stream). Appends do not write
+-- eventfold_streams (internal/dialect/sqlite/append.go).
+SELECT CAST(coalesce(
+    (SELECT max(stream_version) FROM eventfold_events WHERE eventfold_events.stream_id = sqlc.arg(stream_id)),
+    (SELECT version FROM eventfold_streams WHERE eventfold_streams.stream_id = sqlc.arg(stream_id)),
+    0) AS INTEGER) AS version;
 
 -- name: ReadStreamForward :many
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at

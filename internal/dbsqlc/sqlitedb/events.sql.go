@@ -9,26 +9,6 @@ import (
 	"context"
 )
 
-const advanceStream = `-- name: AdvanceStream :one
-INSERT INTO eventfold_streams (stream_id, version) VALUES (?, ?)
-ON CONFLICT (stream_id) DO UPDATE
-   SET version = version + excluded.version, updated_at = excluded.updated_at
-RETURNING version
-`
-
-type AdvanceStreamParams struct {
-	StreamID string
-	Version  int64
-}
-
-// Creates the stream or adds to its version; returns the new version.
-func (q *Queries) AdvanceStream(ctx context.Context, db DBTX, arg AdvanceStreamParams) (int64, error) {
-	row := db.QueryRowContext(ctx, advanceStream, arg.StreamID, arg.Version)
-	var version int64
-	err := row.Scan(&version)
-	return version, err
-}
-
 const head = `-- name: Head :one
 SELECT CAST(coalesce(max(global_position), 0) AS INTEGER) FROM eventfold_events
 `
@@ -38,40 +18,6 @@ func (q *Queries) Head(ctx context.Context, db DBTX) (int64, error) {
 	var column_1 int64
 	err := row.Scan(&column_1)
 	return column_1, err
-}
-
-const insertEvent = `-- name: InsertEvent :one
-INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata)
-VALUES (?, ?, ?, ?, ?, ?)
-RETURNING global_position, recorded_at
-`
-
-type InsertEventParams struct {
-	StreamID      string
-	StreamVersion int64
-	EventID       string
-	EventType     string
-	Data          string
-	Metadata      string
-}
-
-type InsertEventRow struct {
-	GlobalPosition int64
-	RecordedAt     string
-}
-
-func (q *Queries) InsertEvent(ctx context.Context, db DBTX, arg InsertEventParams) (InsertEventRow, error) {
-	row := db.QueryRowContext(ctx, insertEvent,
-		arg.StreamID,
-		arg.StreamVersion,
-		arg.EventID,
-		arg.EventType,
-		arg.Data,
-		arg.Metadata,
-	)
-	var i InsertEventRow
-	err := row.Scan(&i.GlobalPosition, &i.RecordedAt)
-	return i, err
 }
 
 const readAll = `-- name: ReadAll :many
@@ -213,10 +159,17 @@ func (q *Queries) ReadStreamForward(ctx context.Context, db DBTX, arg ReadStream
 
 const streamVersion = `-- name: StreamVersion :one
 
-SELECT version FROM eventfold_streams WHERE stream_id = ?
+SELECT CAST(coalesce(
+    (SELECT max(stream_version) FROM eventfold_events WHERE eventfold_events.stream_id = ?1),
+    (SELECT version FROM eventfold_streams WHERE eventfold_streams.stream_id = ?1),
+    0) AS INTEGER) AS version
 `
 
 // The SQLite store's own queries (sqlc input).
+// A stream's version is the highest version among its events; when
+// archiving moved every one of them out, the eventfold_streams row that
+// migration 00015's trigger keeps (0: no stream). Appends do not write
+// eventfold_streams (internal/dialect/sqlite/append.go).
 func (q *Queries) StreamVersion(ctx context.Context, db DBTX, streamID string) (int64, error) {
 	row := db.QueryRowContext(ctx, streamVersion, streamID)
 	var version int64

@@ -98,7 +98,10 @@ func (q *Queries) StatsEventsAfter(ctx context.Context, db DBTX, globalPosition 
 
 const statsTotals = `-- name: StatsTotals :one
 SELECT CAST((SELECT count(*) FROM eventfold_events) AS INTEGER) AS events,
-       CAST((SELECT count(*) FROM eventfold_streams) AS INTEGER) AS streams,
+       -- streams with events, and those whose events were all archived
+       -- (appends do not write eventfold_streams since migration 00015)
+       CAST((SELECT count(*) FROM (SELECT stream_id FROM eventfold_events
+                                   UNION SELECT stream_id FROM eventfold_streams)) AS INTEGER) AS streams,
        CAST((SELECT coalesce(min(global_position), 0) FROM eventfold_events) AS INTEGER) AS first_position
 `
 
