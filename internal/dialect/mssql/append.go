@@ -10,7 +10,6 @@ import (
 	mssql "github.com/microsoft/go-mssqldb"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // appendSQL calls the procedure from sql/mssql/00001_events.sql. Its one
@@ -119,17 +118,4 @@ func (o *Ops) Append(ctx context.Context, streamID string, expected eventfold.Ex
 // with the connection's configured location, which need not be UTC.
 func utc(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Nanosecond(), time.UTC)
-}
-
-// AppendMany implements contract.Log: Append for each element in order.
-func (o *Ops) AppendMany(ctx context.Context, appends []contract.StreamAppend) ([][]eventfold.Event, error) {
-	out := make([][]eventfold.Event, len(appends))
-	for i, a := range appends {
-		evs, err := o.Append(ctx, a.StreamID, a.Expected, a.Events)
-		if err != nil {
-			return nil, &contract.AppendManyError{Index: i, Err: err}
-		}
-		out[i] = evs
-	}
-	return out, nil
 }

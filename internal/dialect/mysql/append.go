@@ -365,16 +365,3 @@ func encodeJSON(v any) (string, error) {
 	}
 	return buf.String(), nil
 }
-
-// AppendMany implements contract.Log: Append for each element in order.
-func (o *Ops) AppendMany(ctx context.Context, appends []contract.StreamAppend) ([][]eventfold.Event, error) {
-	out := make([][]eventfold.Event, len(appends))
-	for i, a := range appends {
-		evs, err := o.Append(ctx, a.StreamID, a.Expected, a.Events)
-		if err != nil {
-			return nil, &contract.AppendManyError{Index: i, Err: err}
-		}
-		out[i] = evs
-	}
-	return out, nil
-}

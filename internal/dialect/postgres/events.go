@@ -7,7 +7,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 	"github.com/eventfold/eventfold/internal/dialect"
 )
@@ -119,17 +118,4 @@ func (o *Ops) CheckPositions(ctx context.Context, repair bool) (eventfold.Positi
 		LastPosition: r.LastPosition, NextPosition: r.NextPosition,
 		Message: r.Message,
 	}, nil
-}
-
-// AppendMany implements contract.Log: Append for each element in order.
-func (o *Ops) AppendMany(ctx context.Context, appends []contract.StreamAppend) ([][]eventfold.Event, error) {
-	out := make([][]eventfold.Event, len(appends))
-	for i, a := range appends {
-		evs, err := o.Append(ctx, a.StreamID, a.Expected, a.Events)
-		if err != nil {
-			return nil, &contract.AppendManyError{Index: i, Err: err}
-		}
-		out[i] = evs
-	}
-	return out, nil
 }
