@@ -3,8 +3,13 @@ package natsrelay_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +23,20 @@ import (
 )
 
 // BenchmarkCatchUp relays a backlog (NATSRELAY_BENCH_BACKLOG events,
-// default 100,000) into a file-backed JetStream stream on the machine's
-// NATS server and reports events/s, per dialect. Run with -benchtime=1x.
+// default 100,000, in transactions of 100 over 50 streams) into a
+// file-backed JetStream stream and reports events/s per dialect, and the
+// CPU the test process spent per event while relaying (µs, user+system:
+// the relay, the database driver, and with NATSRELAY_BENCH_NATS=inprocess
+// the NATS server too). The NATS server is the machine's
+// (EVENTFOLD_NATS_URL, default nats://127.0.0.1:4222), or with
+// NATSRELAY_BENCH_NATS=inprocess one in this process (file store in a
+// temporary directory). NATSRELAY_BENCH_NATS_PID, the pid of an external
+// server, adds its CPU per event (from /proc). NATSRELAY_BENCH_BATCH
+// (default 2000) and NATSRELAY_BENCH_INFLIGHT (default
+// natsrelay.DefaultInFlight; 1 waits for each batch's acks before reading
+// the next) tune the relay. Run with -benchtime=1x:
+//
+//	go test -run XXX -bench CatchUp -benchtime=1x ./relay/natsrelay
 func BenchmarkCatchUp(b *testing.B) {
 	backlog := envInt("NATSRELAY_BENCH_BACKLOG", 100000)
 	for _, d := range testdb.Dialects() {
@@ -29,27 +46,81 @@ func BenchmarkCatchUp(b *testing.B) {
 			if _, err := store.WaitHead(context.Background(), mustLast(b, store)); err != nil {
 				b.Fatal(err)
 			}
-			nc := connect(b, sharedURL(b))
+			nc := connect(b, benchURL(b))
+			serverPID := envInt("NATSRELAY_BENCH_NATS_PID", 0)
 			b.ResetTimer()
-			var total time.Duration
+			var (
+				total          time.Duration
+				cpu, serverCPU time.Duration
+			)
 			for range b.N {
 				b.StopTimer()
 				stream, prefix := uniqueStream(b, nc)
 				createStream(b, nc, stream, prefix, jetstream.FileStorage)
 				b.StartTimer()
-				t0 := time.Now()
+				t0, cpu0, scpu0 := time.Now(), processCPU(b), pidCPU(serverPID)
 				_, stop := runRelay(b, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix, Name: "bench-" + stream,
+					InFlight: envInt("NATSRELAY_BENCH_INFLIGHT", natsrelay.DefaultInFlight),
 					Listener: listener.Options{BatchSize: envInt("NATSRELAY_BENCH_BATCH", 2000)}})
 				waitStream(b, nc, stream, uint64(backlog), 10*time.Minute)
 				total += time.Since(t0)
+				cpu += processCPU(b) - cpu0
+				serverCPU += pidCPU(serverPID) - scpu0
 				b.StopTimer()
 				if err := stop(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			b.ReportMetric(float64(backlog*b.N)/total.Seconds(), "events/s")
+			n := float64(backlog * b.N)
+			b.ReportMetric(n/total.Seconds(), "events/s")
+			b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/event")
+			if serverPID > 0 {
+				b.ReportMetric(float64(serverCPU.Microseconds())/n, "nats-cpu-µs/event")
+			}
 		})
 	}
+}
+
+// benchURL is the NATS server of a benchmark: an in-process one when
+// NATSRELAY_BENCH_NATS=inprocess, else sharedURL's.
+func benchURL(b *testing.B) string {
+	if os.Getenv("NATSRELAY_BENCH_NATS") != "inprocess" {
+		return sharedURL(b)
+	}
+	s := startServer(b, b.TempDir(), -1)
+	b.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// processCPU is the CPU time (user+system) this process used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// pidCPU is the CPU time (user+system) process pid used so far, read from
+// /proc/pid/stat; 0 for pid 0 or when it cannot be read.
+func pidCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces): state is the
+	// first, utime the 12th and stime the 13th.
+	s := string(raw)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
 
 func mustLast(b *testing.B, store *eventfold.Store[*sql.Tx]) int64 {
