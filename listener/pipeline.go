@@ -34,7 +34,8 @@ type PipelineHandler func(ctx context.Context, b Batch) (wait func() error, err 
 // batch's end only once its wait and every earlier one returned nil. When
 // the log has nothing new, the batches in flight are settled before the
 // subscription waits for new events, so a caught-up subscription has
-// nothing pending and its stored lag is 0.
+// nothing pending and its stored lag is 0; so does a read that came back
+// short of Options.BatchSize (it reached the head).
 func NewPipeline[TTx any](store *eventfold.Store[TTx], name string, h PipelineHandler, inFlight int, opts *Options) (*Subscription[TTx], error) {
 	if h == nil {
 		return nil, errors.New("listener: nil handler")
@@ -179,7 +180,12 @@ func (s *Subscription[TTx]) drivePipeline(ctx context.Context, r *reader, pos in
 			}
 			window = append(window, pending{b: b, wait: wait})
 		}
-		for len(window) >= s.inFlight || (len(window) > 0 && window[0].wait == nil) {
+		// A short read reached the head: settle now rather than read again
+		// at once (live, that read would mostly find nothing, and the
+		// acknowledgements, not the next read, are what the events wait
+		// for).
+		short := len(evs) < s.o.BatchSize
+		for len(window) > 0 && (short || len(window) >= s.inFlight || window[0].wait == nil) {
 			if err := settle(); err != nil {
 				drain()
 				if err := failed(err); err != nil {

@@ -5,13 +5,18 @@
 //
 // # How the relay guarantees exactly once, in order
 //
-// The relay is a durable listener subscription (listener.NewBatch) named
+// The relay is a durable listener subscription (listener.NewPipeline) named
 // Options.Name: it reads the log gap-free from its checkpoint, and only one
 // process drives a relay name at a time (the listener's lease). Each batch
 // is published asynchronously, every message with Nats-Msg-Id = event id
 // and the header Nats-Expected-Last-Sequence = the stream sequence the
-// previous message got, and the checkpoint moves only after JetStream acked
-// the whole batch.
+// previous message is to get. While a batch's acknowledgements are pending
+// the relay reads and publishes the next ones (Options.InFlight batches at
+// most), and the checkpoint moves past a batch only once JetStream acked all
+// of it and every batch before it. A message that did not land fails every
+// later one (their expected sequences no longer match), and after any
+// failure the relay waits for everything in flight, drops its outcome,
+// re-reads the stream's last message and resumes after it.
 //
 // The expected-last-sequence chain is what keeps order and rules out
 // duplicates and gaps, independently of JetStream's duplicate window: a
