@@ -32,10 +32,9 @@ type PipelineHandler func(ctx context.Context, b Batch) (wait func() error, err 
 // broker's acknowledgements of batch n overlap. The waits are called in
 // order on the subscription's goroutine, and the checkpoint moves to a
 // batch's end only once its wait and every earlier one returned nil. When
-// the log has nothing new, the batches in flight are settled before the
-// subscription waits for new events, so a caught-up subscription has
-// nothing pending and its stored lag is 0; so does a read that came back
-// short of Options.BatchSize (it reached the head).
+// a read comes back short of Options.BatchSize (it reached the head), the
+// batches in flight are settled before the next read, so a caught-up
+// subscription has nothing pending and its stored lag is 0.
 func NewPipeline[TTx any](store *eventfold.Store[TTx], name string, h PipelineHandler, inFlight int, opts *Options) (*Subscription[TTx], error) {
 	if h == nil {
 		return nil, errors.New("listener: nil handler")
