@@ -10,7 +10,9 @@
 //   - [Subscription] is a durable, named subscription whose checkpoint lives
 //     in the database (table checkpoints, migration 00003). [New] gives the
 //     at-least-once mode for handlers with outside side effects; [NewTx] the
-//     exactly-once mode for handlers that write to the same database. Only
+//     exactly-once mode for handlers that write to the same database;
+//     [NewBatch] and [NewPipeline] hand whole batches to a broker relay (the
+//     latter reads ahead while earlier batches await their acks). Only
 //     one process at a time drives a named subscription: it holds a lease row
 //     (table leases) with an expiry that it renews.
 //   - [Signal], [Notifier] and [pgxdriver.Listener] wake followers up early; polling

@@ -55,6 +55,9 @@ type Subscription[TTx any] struct {
 	h     Handler
 	htx   TxHandler[TTx]
 	hb    BatchHandler // NewBatch (batch.go)
+	// hp and inFlight: NewPipeline (pipeline.go); hb is set too.
+	hp       PipelineHandler
+	inFlight int
 	// bSaved/bPos/bSavedAt: a batch subscription's stored and reached
 	// positions (drive's goroutine only; batch.go).
 	bSaved, bPos int64
@@ -271,6 +274,9 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 		s.bSaved, s.bPos, s.bSavedAt = pos, pos, time.Now()
 		r.caughtUp = s.batchCaughtUp(ctx)
 		defer s.flushBatch(ctx)
+	}
+	if s.hp != nil {
+		return s.stopCause(ctx, s.drivePipeline(ctx, &r, pos))
 	}
 	limit := s.o.BatchSize
 	for {

@@ -32,44 +32,90 @@ const (
 	HeaderTraceState  = "tracestate"
 )
 
-// message builds the NATS message of one event.
+// message builds the NATS message of one event. The header values share
+// one backing array, and metadata is parsed only when it may hold one of
+// the keys copied into headers: the relay builds one message per event.
 func message(subject string, ev eventfold.Event) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Data = ev.Data
-	h := m.Header
-	h.Set(jetstream.MsgIDHeader, ev.ID)
-	h.Set(HeaderPosition, strconv.FormatInt(ev.GlobalPosition, 10))
-	h.Set(HeaderStreamID, ev.StreamID)
-	h.Set(HeaderStreamVersion, strconv.FormatInt(ev.StreamVersion, 10))
-	h.Set(HeaderEventID, ev.ID)
-	h.Set(HeaderEventType, ev.Type)
-	h.Set(HeaderRecordedAt, ev.RecordedAt.UTC().Format(time.RFC3339Nano))
-	if len(ev.Metadata) > 0 {
-		var md map[string]any
-		if json.Unmarshal(ev.Metadata, &md) == nil {
+	h := make(nats.Header, 14) // room for the two expectation headers the publish adds
+	vals := make([]string, 0, 11)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	set(jetstream.MsgIDHeader, ev.ID)
+	set(HeaderPosition, strconv.FormatInt(ev.GlobalPosition, 10))
+	set(HeaderStreamID, ev.StreamID)
+	set(HeaderStreamVersion, strconv.FormatInt(ev.StreamVersion, 10))
+	set(HeaderEventID, ev.ID)
+	set(HeaderEventType, ev.Type)
+	set(HeaderRecordedAt, ev.RecordedAt.UTC().Format(time.RFC3339Nano))
+	if md := ev.Metadata; len(md) > 0 {
+		if isEmptyObject(md) {
+			set(HeaderMetadata, "{}")
+		} else if compact, fields, ok := parseMetadata(md); ok {
 			// Compact JSON has no raw line breaks: safe as a header value.
-			var b bytes.Buffer
-			if json.Compact(&b, ev.Metadata) == nil {
-				h.Set(HeaderMetadata, b.String())
+			set(HeaderMetadata, compact)
+			for i, key := range metadataHeaders {
+				if s := fields[i]; s != "" {
+					set(key, s)
+				}
 			}
-			setString(h, HeaderCorrelationID, md["correlation_id"])
-			setString(h, HeaderCausationID, md["causation_id"])
-			setString(h, HeaderTraceParent, md["traceparent"])
-			setString(h, HeaderTraceState, md["tracestate"])
 		}
 	}
-	return m
+	return &nats.Msg{Subject: subject, Header: h, Data: ev.Data}
 }
 
-// setString sets a header from a metadata value when it is a non-empty
-// string a header can carry (no control characters: a line break would
-// split the header block).
-func setString(h nats.Header, key string, v any) {
-	s, ok := v.(string)
-	if !ok || s == "" || strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return
+// metadataHeaders are the headers copied from the metadata keys
+// metadataKeys.
+var (
+	metadataHeaders = [...]string{HeaderCorrelationID, HeaderCausationID, HeaderTraceParent, HeaderTraceState}
+	metadataKeys    = [...]string{"correlation_id", "causation_id", "traceparent", "tracestate"}
+)
+
+// isEmptyObject reports whether md is "{}" with optional white space.
+func isEmptyObject(md []byte) bool {
+	md = bytes.TrimSpace(md)
+	if len(md) < 2 || md[0] != '{' || md[len(md)-1] != '}' {
+		return false
 	}
-	h.Set(key, s)
+	return len(bytes.TrimSpace(md[1:len(md)-1])) == 0
+}
+
+// parseMetadata returns metadata compacted and the header values of
+// metadataHeaders ("" where the key is absent, not a string, or a value a
+// header cannot carry). ok is false when metadata is not valid JSON or
+// (unless null) not an object: then it is not relayed in headers at all.
+func parseMetadata(md []byte) (compact string, fields [len(metadataHeaders)]string, ok bool) {
+	var b bytes.Buffer
+	b.Grow(len(md))
+	if json.Compact(&b, md) != nil {
+		return "", fields, false
+	}
+	// The scan for the keys' names (or an escape that could spell one)
+	// spares the decoding of metadata that has none of them.
+	if c := b.Bytes(); bytes.Contains(c, []byte(`_id"`)) || bytes.Contains(c, []byte(`"trace`)) || bytes.Contains(c, []byte(`\u`)) {
+		var m map[string]any
+		if json.Unmarshal(c, &m) != nil {
+			return "", fields, false
+		}
+		for i, key := range metadataKeys {
+			fields[i] = headerString(m[key])
+		}
+	} else if c[0] != '{' && !bytes.Equal(c, []byte("null")) {
+		return "", fields, false
+	}
+	return b.String(), fields, true
+}
+
+// headerString returns v when it is a non-empty string a header can carry
+// (no control characters: a line break would split the header block), ""
+// otherwise.
+func headerString(v any) string {
+	s, ok := v.(string)
+	if !ok || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return ""
+	}
+	return s
 }
 
 // DecodeEvent rebuilds the eventfold.Event a relay published from a message's

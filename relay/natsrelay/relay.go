@@ -5,13 +5,18 @@
 //
 // # How the relay guarantees exactly once, in order
 //
-// The relay is a durable listener subscription (listener.NewBatch) named
+// The relay is a durable listener subscription (listener.NewPipeline) named
 // Options.Name: it reads the log gap-free from its checkpoint, and only one
 // process drives a relay name at a time (the listener's lease). Each batch
 // is published asynchronously, every message with Nats-Msg-Id = event id
 // and the header Nats-Expected-Last-Sequence = the stream sequence the
-// previous message got, and the checkpoint moves only after JetStream acked
-// the whole batch.
+// previous message is to get. While a batch's acknowledgements are pending
+// the relay reads and publishes the next ones (Options.InFlight batches at
+// most), and the checkpoint moves past a batch only once JetStream acked all
+// of it and every batch before it. A message that did not land fails every
+// later one (their expected sequences no longer match), and after any
+// failure the relay waits for everything in flight, drops its outcome,
+// re-reads the stream's last message and resumes after it.
 //
 // The expected-last-sequence chain is what keeps order and rules out
 // duplicates and gaps, independently of JetStream's duplicate window: a
@@ -77,6 +82,11 @@ type Options struct {
 	// AckTimeout bounds the wait for JetStream's acknowledgement of a
 	// publish. Defaults to 10s.
 	AckTimeout time.Duration
+	// InFlight is how many batches may await JetStream's acknowledgements
+	// while the relay reads and publishes the next one. Defaults to
+	// DefaultInFlight; 1 publishes a batch only after the previous one was
+	// acked.
+	InFlight int
 	// Acked, when set, is called with the events of each batch right after
 	// JetStream acknowledged all of them (before the checkpoint moves), on
 	// the relay's goroutine: keep it short. For metrics.
@@ -86,6 +96,9 @@ type Options struct {
 	// to 1000 here. Its Filter selects the events relayed.
 	Listener listener.Options
 }
+
+// DefaultInFlight is Options.InFlight's default.
+const DefaultInFlight = 3
 
 // Stats is a snapshot of a relay's progress in this process.
 type Stats struct {
@@ -113,15 +126,20 @@ type Relay[TTx any] struct {
 	sub    *listener.Subscription[TTx]
 	logger *slog.Logger
 
-	// Only the subscription's handler goroutine touches these while Run
-	// runs; mu guards them for Stats.
-	mu      sync.Mutex
-	synced  bool
-	lastSeq uint64
-	lastPos int64
-	stats   Stats
-	fatal   error
-	cancel  context.CancelCauseFunc
+	// Only the subscription's goroutine touches these while Run runs; mu
+	// guards the ones Stats reads. lastSeq/lastPos: the last message known
+	// to be in the stream (acked, or read at a sync); pubSeq/pubPos: the
+	// last one published, acked or not.
+	mu       sync.Mutex
+	synced   bool
+	lastSeq  uint64
+	lastPos  int64
+	pubSeq   uint64
+	pubPos   int64
+	subjects map[string]struct{}
+	stats    Stats
+	fatal    error
+	cancel   context.CancelCauseFunc
 
 	running atomic.Bool
 }
@@ -153,17 +171,20 @@ func New[TTx any](store *eventfold.Store[TTx], nc *nats.Conn, opts Options) (*Re
 	if opts.Listener.BatchSize <= 0 {
 		opts.Listener.BatchSize = 1000
 	}
+	if opts.InFlight <= 0 {
+		opts.InFlight = DefaultInFlight
+	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
-		jetstream.WithPublishAsyncMaxPending(2*opts.Listener.BatchSize))
+		jetstream.WithPublishAsyncMaxPending((opts.InFlight+1)*opts.Listener.BatchSize))
 	if err != nil {
 		return nil, fmt.Errorf("natsrelay: %w", err)
 	}
-	r := &Relay[TTx]{store: store, js: js, o: opts, logger: opts.Listener.Logger}
+	r := &Relay[TTx]{store: store, js: js, o: opts, logger: opts.Listener.Logger, subjects: map[string]struct{}{}}
 	if r.logger == nil {
 		r.logger = slog.Default()
 	}
-	r.sub, err = listener.NewBatch(store, opts.Name, r.handle, &opts.Listener)
+	r.sub, err = listener.NewPipeline(store, opts.Name, r.publish, opts.InFlight, &opts.Listener)
 	if err != nil {
 		return nil, err
 	}
@@ -231,19 +252,25 @@ func (r *Relay[TTx]) stop(err error) error {
 	return err
 }
 
-// handle publishes one batch and returns once JetStream acked all of it.
-func (r *Relay[TTx]) handle(ctx context.Context, b listener.Batch) error {
+// publish publishes one batch asynchronously and returns the wait that
+// checks its acknowledgements. The subscription (listener.NewPipeline)
+// calls it for the next batches while earlier ones are pending, calls the
+// waits in order, and after any error waits for all of them before it
+// calls publish again: so every call here and every wait run on the
+// subscription's goroutine, one at a time, and a publish after an error
+// always starts unsynced with nothing in flight.
+func (r *Relay[TTx]) publish(ctx context.Context, b listener.Batch) (func() error, error) {
 	// A stale view (another instance published while this one stood by)
 	// is caught by the expected-last-sequence check, which fails and
 	// brings us back here unsynced.
 	if !r.synced {
 		if err := r.sync(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	evs := b.Events
 	skip := 0
-	for skip < len(evs) && evs[skip].GlobalPosition <= r.lastPos {
+	for skip < len(evs) && evs[skip].GlobalPosition <= r.pubPos {
 		skip++
 	}
 	if skip > 0 {
@@ -253,65 +280,110 @@ func (r *Relay[TTx]) handle(ctx context.Context, b listener.Batch) error {
 	}
 	evs = evs[skip:]
 	if len(evs) == 0 {
-		return nil
+		return nil, nil
 	}
 	msgs := make([]*nats.Msg, len(evs))
 	for i, ev := range evs {
-		subj, err := r.o.Subject(r.o.SubjectPrefix, ev)
-		if err == nil {
-			err = ValidateSubject(r.o.SubjectPrefix, subj)
-		}
+		subj, err := r.subject(ev)
 		if err != nil {
-			return r.stop(fmt.Errorf("natsrelay: subject of the event at position %d (%s in stream %q): %w", ev.GlobalPosition, ev.Type, ev.StreamID, err))
+			return nil, r.stop(fmt.Errorf("natsrelay: subject of the event at position %d (%s in stream %q): %w", ev.GlobalPosition, ev.Type, ev.StreamID, err))
 		}
 		msgs[i] = message(subj, ev)
 	}
-	// From here on, any failure means the stream may hold part of the
-	// batch: re-read its last message before the retry.
-	r.synced = false
+	// Each message expects the sequence the previous one gets: base is
+	// the sequence the last message published (not necessarily acked yet)
+	// is to get.
+	base := r.pubSeq
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	var perr error
 	for i, m := range msgs {
 		f, err := r.js.PublishMsgAsync(m,
 			jetstream.WithExpectStream(r.o.Stream),
-			jetstream.WithExpectLastSequence(r.lastSeq+uint64(i)))
+			jetstream.WithExpectLastSequence(base+uint64(i)))
 		if err != nil {
-			perr = fmt.Errorf("natsrelay: publish of position %d: %w", evs[i].GlobalPosition, err)
-			break
+			// The stream may hold part of what is in flight: re-read its
+			// last message before publishing again, once the messages
+			// already sent have settled.
+			r.synced = false
+			perr := fmt.Errorf("natsrelay: publish of position %d: %w", evs[i].GlobalPosition, err)
+			return nil, errors.Join(perr, r.settle(evs[:i], futures, base))
 		}
 		futures = append(futures, f)
 	}
+	r.pubSeq, r.pubPos = base+uint64(len(msgs)), evs[len(evs)-1].GlobalPosition
+	return func() error { return r.settle(evs, futures, base) }, nil
+}
+
+// settle waits for the acknowledgements of evs, published as sequences
+// base+1, base+2...: each must be a new message of the stream at exactly
+// that sequence. Any failure leaves the relay unsynced.
+func (r *Relay[TTx]) settle(evs []eventfold.Event, futures []jetstream.PubAckFuture, base uint64) error {
 	// Wait for the acks even when ctx has ended: a clean stop then saves
-	// the progress of the batch in flight.
+	// the progress of the batches in flight. The client's own ack timeout
+	// (AckTimeout) fails a future before this timer fires.
 	wait := time.NewTimer(r.o.AckTimeout + time.Second)
 	defer wait.Stop()
+	acked := 0
+	var err error
 	for i, f := range futures {
 		select {
 		case ack := <-f.Ok():
-			want := r.lastSeq + 1
+			want := base + uint64(i) + 1
 			if ack.Duplicate || ack.Sequence != want || ack.Stream != r.o.Stream {
-				return errors.Join(perr, fmt.Errorf("natsrelay: position %d acked as stream %q sequence %d (duplicate %v), expected %q sequence %d",
-					evs[i].GlobalPosition, ack.Stream, ack.Sequence, ack.Duplicate, r.o.Stream, want))
+				err = fmt.Errorf("natsrelay: position %d acked as stream %q sequence %d (duplicate %v), expected %q sequence %d",
+					evs[i].GlobalPosition, ack.Stream, ack.Sequence, ack.Duplicate, r.o.Stream, want)
 			}
-			r.mu.Lock()
-			r.lastSeq, r.lastPos = ack.Sequence, evs[i].GlobalPosition
-			r.stats.Published++
-			r.mu.Unlock()
-		case err := <-f.Err():
-			return errors.Join(perr, fmt.Errorf("natsrelay: publish of position %d: %w", evs[i].GlobalPosition, err))
+		case ferr := <-f.Err():
+			err = fmt.Errorf("natsrelay: publish of position %d: %w", evs[i].GlobalPosition, ferr)
 		case <-wait.C:
-			return errors.Join(perr, fmt.Errorf("natsrelay: no acknowledgement for position %d within %s", evs[i].GlobalPosition, r.o.AckTimeout))
+			err = fmt.Errorf("natsrelay: no acknowledgement for position %d within %s", evs[i].GlobalPosition, r.o.AckTimeout)
 		}
+		if err != nil {
+			break
+		}
+		acked++
 	}
-	if perr != nil {
-		return perr
+	if acked > 0 {
+		r.mu.Lock()
+		// A later batch may have been acked before an earlier one failed
+		// (its outcome is then dropped): never move backwards.
+		if seq := base + uint64(acked); seq > r.lastSeq {
+			r.lastSeq, r.lastPos = seq, evs[acked-1].GlobalPosition
+		}
+		r.stats.Published += uint64(acked)
+		r.mu.Unlock()
 	}
-	r.synced = true
+	if err != nil || acked < len(evs) {
+		r.synced = false
+		return err
+	}
 	if r.o.Acked != nil {
 		r.o.Acked(evs)
 	}
 	return nil
 }
+
+// subject returns the subject of ev, validated (subjects already seen are
+// remembered: most logs use few).
+func (r *Relay[TTx]) subject(ev eventfold.Event) (string, error) {
+	subj, err := r.o.Subject(r.o.SubjectPrefix, ev)
+	if err != nil {
+		return "", err
+	}
+	if _, ok := r.subjects[subj]; ok {
+		return subj, nil
+	}
+	if err := ValidateSubject(r.o.SubjectPrefix, subj); err != nil {
+		return "", err
+	}
+	if len(r.subjects) >= maxSubjects {
+		clear(r.subjects)
+	}
+	r.subjects[subj] = struct{}{}
+	return subj, nil
+}
+
+// maxSubjects bounds the relay's memory of valid subjects.
+const maxSubjects = 4096
 
 // sync reads where the stream stands: its last sequence, and the position
 // header of its last message.
@@ -353,6 +425,7 @@ func (r *Relay[TTx]) sync(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	r.lastSeq, r.lastPos, r.synced = seq, pos, true
+	r.pubSeq, r.pubPos = seq, pos
 	r.stats.Resyncs++
 	r.mu.Unlock()
 	return nil

@@ -36,6 +36,17 @@ func Token(s string) string {
 	if s == "" {
 		return "%"
 	}
+	// Most tokens are printable ASCII with nothing to escape: return them
+	// as they are, without a copy.
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '%' || c == '.' || c == '*' || c == '>' {
+			return escapeToken(s)
+		}
+	}
+	return s
+}
+
+func escapeToken(s string) string {
 	var b strings.Builder
 	for i, r := range s {
 		if r == utf8.RuneError || r == '%' || r == '.' || r == '*' || r == '>' || r <= ' ' ||
