@@ -113,7 +113,7 @@ func TestFollowersShareReads(t *testing.T) {
 // starts from the beginning reads alone until it reaches the window, then
 // joins; both receive exactly the log, with other batch sizes and filters.
 func TestLateFollowerCatchesUpAlone(t *testing.T) {
-	defer listener.SetSharedWindow(40)()
+	defer listener.SetSharedWindow(20)()
 	forEachDialect(t, func(t *testing.T, store *eventfold.Store[*sql.Tx]) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
@@ -135,8 +135,8 @@ func TestLateFollowerCatchesUpAlone(t *testing.T) {
 		head, wait1 := followAll(ctx, t, store, 1, 0, func(int) *listener.Options { return opts(13, listener.Filter{}) }, nil)
 		defer wait1()
 		defer cancel()
-		appendN(0, 300)
-		waitFor(t, 30*time.Second, "the head follower", func() bool { return len(head(0)) == 300 })
+		appendN(0, 150)
+		waitFor(t, 30*time.Second, "the head follower", func() bool { return len(head(0)) == 150 })
 		late, wait2 := followAll(ctx, t, store, 2, 0, func(i int) *listener.Options {
 			if i == 1 {
 				return opts(17, listener.Filter{Streams: []string{"late-1"}})
@@ -144,9 +144,14 @@ func TestLateFollowerCatchesUpAlone(t *testing.T) {
 			return opts(29, listener.Filter{})
 		}, nil)
 		defer wait2()
-		appendN(300, 300)
+		defer cancel()
+		appendN(150, 150)
 		waitFor(t, 30*time.Second, "every follower", func() bool {
-			return len(head(0)) == 600 && len(late(0)) == 600 && len(late(1)) == 200
+			if len(head(0)) == 300 && len(late(0)) == 300 && len(late(1)) == 100 {
+				return true
+			}
+			t.Logf("so far: %d, %d, %d", len(head(0)), len(late(0)), len(late(1)))
+			return false
 		})
 		all := readLog(t, store)
 		checkExact(t, "head follower", head(0), all)
