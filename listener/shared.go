@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/eventfold/eventfold"
 )
@@ -57,6 +58,10 @@ type sharedReader struct {
 	// waiting at the head: they take the new events from the window.
 	advanced chan struct{}
 }
+
+// staleWindow is how long a window may go unread before a follower past
+// its end moves it (rather than extends it) to its own position.
+const staleWindow = time.Second
 
 // sharedRead is one ReadAll made for every follower at the head.
 type sharedRead struct {
@@ -115,15 +120,15 @@ func (sr *sharedReader) advancedCh() <-chan struct{} {
 // pos+1 that started at or after fresh would have returned (gap-free, in
 // order, possibly fewer), and when (monoNow) the read they come from
 // started. served is false when pos is behind the window: the caller reads
-// alone. A follower past the window's end (the window is stale) moves the
-// window to it when no read is in flight.
+// alone. A follower past the window's end extends the window to it with
+// shared reads, or, when nobody read for staleWindow, moves the window.
 func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh int64) (evs []eventfold.Event, start int64, served bool, err error) {
 	sr.mu.Lock()
 	for {
-		if sr.flight == nil && (!sr.anchored || pos > sr.hi) {
+		if sr.flight == nil && (!sr.anchored || pos > sr.hi && monoNow()-sr.freshAt > int64(staleWindow)) {
 			sr.anchored, sr.lo, sr.hi, sr.evs, sr.freshAt, sr.complete = true, pos, pos, nil, 0, false
 		}
-		if pos < sr.lo || pos > sr.hi {
+		if pos < sr.lo {
 			sr.mu.Unlock()
 			return nil, 0, false, nil
 		}
@@ -132,6 +137,10 @@ func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh in
 			sr.mu.Unlock()
 			return evs, start, true, nil
 		}
+		// At the window's end, or past it (a follower that caught up
+		// alone, or started at a later head, while the window is in use:
+		// the window is extended to it rather than moved, so that the
+		// followers in it stay together).
 		if sr.complete && sr.freshAt >= fresh {
 			start = sr.freshAt
 			sr.mu.Unlock()
