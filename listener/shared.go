@@ -106,23 +106,15 @@ func (sr *sharedReader) leave() {
 	}
 }
 
-// advancedCh returns the channel closed by the next completed read.
-func (sr *sharedReader) advancedCh() <-chan struct{} {
-	if sr == nil {
-		return nil
-	}
-	sr.mu.Lock()
-	defer sr.mu.Unlock()
-	return sr.advanced
-}
-
 // read returns at most limit events after pos, all that a ReadAll from
 // pos+1 that started at or after fresh would have returned (gap-free, in
-// order, possibly fewer), and when (monoNow) the read they come from
-// started. served is false when pos is behind the window: the caller reads
+// order, possibly fewer), when (monoNow) the read they come from started,
+// and the channel the next completed read closes (taken with the result,
+// so a read completing after it wakes the caller, and the caller's own
+// does not). served is false when pos is behind the window: the caller reads
 // alone. A follower past the window's end extends the window to it with
 // shared reads, or, when nobody read for staleWindow, moves the window.
-func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh int64) (evs []eventfold.Event, start int64, served bool, err error) {
+func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh int64) (evs []eventfold.Event, start int64, advanced <-chan struct{}, served bool, err error) {
 	sr.mu.Lock()
 	for {
 		if sr.flight == nil && (!sr.anchored || pos > sr.hi && monoNow()-sr.freshAt > int64(staleWindow)) {
@@ -130,21 +122,21 @@ func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh in
 		}
 		if pos < sr.lo {
 			sr.mu.Unlock()
-			return nil, 0, false, nil
+			return nil, 0, nil, false, nil
 		}
 		if pos < sr.hi {
-			evs, start = sr.after(pos, limit), sr.freshAt
+			evs, start, advanced = sr.after(pos, limit), sr.freshAt, sr.advanced
 			sr.mu.Unlock()
-			return evs, start, true, nil
+			return evs, start, advanced, true, nil
 		}
 		// At the window's end, or past it (a follower that caught up
 		// alone, or started at a later head, while the window is in use:
 		// the window is extended to it rather than moved, so that the
 		// followers in it stay together).
 		if sr.complete && sr.freshAt >= fresh {
-			start = sr.freshAt
+			start, advanced = sr.freshAt, sr.advanced
 			sr.mu.Unlock()
-			return nil, start, true, nil
+			return nil, start, advanced, true, nil
 		}
 		f := sr.flight
 		if f == nil {
@@ -156,12 +148,13 @@ func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh in
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, 0, true, ctx.Err()
+			return nil, 0, nil, true, ctx.Err()
 		}
 		sr.mu.Lock()
 		if f.err != nil && f.start >= fresh {
+			advanced = sr.advanced
 			sr.mu.Unlock()
-			return nil, 0, true, f.err
+			return nil, 0, advanced, true, f.err
 		}
 		// Otherwise the window moved (or a read too early for this
 		// follower failed): look again.

@@ -78,7 +78,7 @@ func TestFollowersShareReads(t *testing.T) {
 		defer cancel()
 		waitFor(t, 10*time.Second, "the followers' first reads", func() bool { return log.reads.Load() >= 1 })
 		time.Sleep(100 * time.Millisecond)
-		baseData := log.dataReads.Load()
+		baseData, base := log.dataReads.Load(), log.reads.Load()
 		for r := range rounds {
 			for k := range perRound {
 				if _, err := store.Append(ctx, fmt.Sprintf("share-%d", k), eventfold.Any, eventfold.EventData{Type: "E", Data: data(r*perRound + k)}); err != nil {
@@ -100,10 +100,10 @@ func TestFollowersShareReads(t *testing.T) {
 		for i := range followers {
 			checkExact(t, fmt.Sprintf("follower %d", i), got(i), all)
 		}
-		dataReads := log.dataReads.Load() - baseData
-		t.Logf("%d rounds, %d followers: %d reads returned events (%d reads in all)", rounds, followers, dataReads, log.reads.Load())
-		if dataReads > 2*rounds {
-			t.Errorf("%d reads returned events for %d rounds of %d followers: the followers did not share their reads (want at most %d)", dataReads, rounds, followers, 2*rounds)
+		dataReads, reads := log.dataReads.Load()-baseData, log.reads.Load()-base
+		t.Logf("%d rounds, %d followers: %d reads returned events (%d reads in all)", rounds, followers, dataReads, reads)
+		if dataReads > 2*rounds || reads > 5*rounds {
+			t.Errorf("%d reads, %d of them returned events, for %d rounds of %d followers: the followers did not share their reads (want at most %d and %d)", reads, dataReads, rounds, followers, 5*rounds, 2*rounds)
 		}
 	})
 }

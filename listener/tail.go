@@ -114,8 +114,7 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 		if g := r.o.Wakeup.gen(); g != nil {
 			wake, fresh = g.ch, max(fresh, g.at)
 		}
-		advanced := r.shared.advancedCh()
-		evs, readAt, err := r.read(ctx, pos, limit, fresh)
+		evs, readAt, advanced, err := r.read(ctx, pos, limit, fresh)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -175,19 +174,19 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 }
 
 // read reads after pos through the shared reader when pos is in its
-// window, alone otherwise, and returns when the read started.
-func (r *reader) read(ctx context.Context, pos int64, limit int, fresh int64) ([]eventfold.Event, int64, error) {
+// window, alone otherwise, and returns when the read started and the
+// channel the shared reader's next completed read closes (nil if none).
+func (r *reader) read(ctx context.Context, pos int64, limit int, fresh int64) ([]eventfold.Event, int64, <-chan struct{}, error) {
 	if r.shared != nil {
-		evs, start, served, err := r.shared.read(ctx, pos, limit, fresh)
+		evs, start, advanced, served, err := r.shared.read(ctx, pos, limit, fresh)
 		if served {
-			return evs, start, err
+			return evs, start, advanced, err
 		}
 	}
 	start := monoNow()
 	evs, err := r.store.ReadAll(ctx, eventfold.ReadAllOptions{From: pos + 1, Limit: limit})
-	return evs, start, err
+	return evs, start, nil, err
 }
-
 func headWithRetry(ctx context.Context, store eventfold.Log, o *Options) (int64, error) {
 	for fails := 1; ; fails++ {
 		h, err := store.Head(ctx)
