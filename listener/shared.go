@@ -26,8 +26,15 @@ import (
 // only replaces where a follower's ReadAll results come from.
 
 // sharedWindow is how many events the shared window keeps; it is trimmed
-// back to that once it holds twice as many.
+// back to that once it holds twice as many (or twice sharedWindowBytes).
 var sharedWindow = 4096
+
+// sharedWindowBytes bounds the window's payload bytes the same way.
+const sharedWindowBytes = 16 << 20
+
+func eventBytes(e eventfold.Event) int {
+	return len(e.Data) + len(e.Metadata) + len(e.StreamID) + len(e.ID) + len(e.Type) + 64
+}
 
 var sharedReaders = struct {
 	sync.Mutex
@@ -47,6 +54,7 @@ type sharedReader struct {
 	// evs are every event in positions (lo, hi], in order.
 	lo, hi int64
 	evs    []eventfold.Event
+	bytes  int // eventBytes of evs
 	// freshAt is when (monoNow) the latest successful read from hi+1
 	// started; 0 after anchoring. When complete (that read was not cut
 	// short by its limit), the window holds everything readable then.
@@ -118,7 +126,7 @@ func (sr *sharedReader) read(ctx context.Context, pos int64, limit int, fresh in
 	sr.mu.Lock()
 	for {
 		if sr.flight == nil && (!sr.anchored || pos > sr.hi && monoNow()-sr.freshAt > int64(staleWindow)) {
-			sr.anchored, sr.lo, sr.hi, sr.evs, sr.freshAt, sr.complete = true, pos, pos, nil, 0, false
+			sr.anchored, sr.lo, sr.hi, sr.evs, sr.bytes, sr.freshAt, sr.complete = true, pos, pos, nil, 0, 0, false
 		}
 		if pos < sr.lo {
 			sr.mu.Unlock()
@@ -173,10 +181,22 @@ func (sr *sharedReader) run(f *sharedRead) {
 		if len(evs) > 0 {
 			sr.evs = append(sr.evs, evs...)
 			sr.hi = evs[len(evs)-1].GlobalPosition
-			if len(sr.evs) > 2*sharedWindow {
-				cut := len(sr.evs) - sharedWindow
-				sr.lo = sr.evs[cut-1].GlobalPosition
-				sr.evs = slices.Clone(sr.evs[cut:])
+			for _, e := range evs {
+				sr.bytes += eventBytes(e)
+			}
+			if len(sr.evs) > 2*sharedWindow || sr.bytes > 2*sharedWindowBytes {
+				cut := max(0, len(sr.evs)-sharedWindow)
+				for _, e := range sr.evs[:cut] {
+					sr.bytes -= eventBytes(e)
+				}
+				for cut < len(sr.evs) && sr.bytes > sharedWindowBytes {
+					sr.bytes -= eventBytes(sr.evs[cut])
+					cut++
+				}
+				if cut > 0 {
+					sr.lo = sr.evs[cut-1].GlobalPosition
+					sr.evs = slices.Clone(sr.evs[cut:])
+				}
 			}
 		}
 	}
