@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,4 +72,22 @@ func TestDeliveryOnlyOne(t *testing.T) {
 	rep, err = Delivery(context.Background(), DeliveryConfig{DSN: dsn, Duration: 100 * time.Millisecond, Concurrency: 2, SkipLatency: true}, nil)
 	require.NoError(t, err)
 	require.False(t, len(rep.Latency) != 0 || rep.Subscribers == nil || rep.Subscribers.Results[1].Subscribers != 4, "subscribers only: %+v", rep)
+}
+
+// TestRunPacedDropsNothing: when every client is busy, paced calls wait
+// and run late instead of being dropped (they were dropped, and reported
+// as "missed", before), so the offered rate holds.
+func TestRunPacedDropsNothing(t *testing.T) {
+	var calls atomic.Int64
+	late, maxDelay, errs, elapsed, err := runPaced(context.Background(), 1000, 200*time.Millisecond, 2, func(context.Context, int, int) error {
+		calls.Add(1)
+		time.Sleep(5 * time.Millisecond)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Zero(t, errs)
+	require.Equal(t, int64(200), calls.Load(), "every paced call ran")
+	require.Positive(t, late, "two clients taking 5 ms each cannot keep up with 1,000 calls/s")
+	require.Greater(t, maxDelay, 10*time.Millisecond)
+	require.Greater(t, elapsed, 400*time.Millisecond, "the queued calls ran before runPaced returned")
 }

@@ -19,6 +19,17 @@
 //     every [Options.PollInterval] is the fallback and the only path on MySQL,
 //     SQLite and SQL Server.
 //
+// # Shared reads
+//
+// Followers of the same [eventfold.Log] value in one process (Tails,
+// Subscriptions, the SSE handler's tail) share their reads at the head: the
+// last few thousand events read are kept in a gap-free window, a follower
+// inside it is served from it, and only one read at a time goes to the
+// database for all the followers at its end. A follower behind the window
+// reads alone until it reaches it. A shared read serves a follower only if
+// it started after everything that woke the follower was announced, so no
+// wake-up is lost. Each follower gets its own copy of the events.
+//
 // # Why nothing is skipped
 //
 // Every follower reads with Store.ReadAll from "last position + 1", and

@@ -269,7 +269,8 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 		return s.stopCause(ctx, err)
 	}
 	s.setPosition(pos)
-	r := reader{store: s.store, o: &s.o, caughtUp: s.setCaughtUp}
+	r := newReader(s.store, &s.o, s.setCaughtUp)
+	defer r.close()
 	if s.hb != nil {
 		s.bSaved, s.bPos, s.bSavedAt = pos, pos, time.Now()
 		r.caughtUp = s.batchCaughtUp(ctx)

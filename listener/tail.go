@@ -44,7 +44,8 @@ func Tail(ctx context.Context, store eventfold.Log, after int64, opts *Options, 
 	} else if after < 0 {
 		return &eventfold.ValidationError{Field: "tail start", Reason: fmt.Sprintf("position %d is negative", after)}
 	}
-	r := reader{store: store, o: &o}
+	r := newReader(store, &o, nil)
+	defer r.close()
 	for {
 		evs, err := r.next(ctx, pos, o.BatchSize)
 		if err != nil {
@@ -68,26 +69,52 @@ func Tail(ctx context.Context, store eventfold.Log, after int64, opts *Options, 
 
 // reader reads the next non-empty page after a position, waiting for
 // wake-ups or the poll interval while the log has nothing new, and retrying
-// database errors with backoff.
+// database errors with backoff. Readers of the same log in one process
+// share their reads at the head (shared.go); close the reader when done.
 type reader struct {
 	store eventfold.Log
 	o     *Options
 	// caughtUp is called with true each time a read comes back empty.
 	caughtUp func(bool)
+	shared   *sharedReader
+	// lastRead is when (monoNow) the read that produced the last events
+	// returned started (0 before the first).
+	lastRead int64
 }
+
+func newReader(store eventfold.Log, o *Options, caughtUp func(bool)) *reader {
+	return &reader{store: store, o: o, caughtUp: caughtUp, shared: joinShared(store)}
+}
+
+// close leaves the shared reader.
+func (r *reader) close() { r.shared.leave() }
 
 // next returns at least one event after pos, or an error: ctx's, or one a
 // retry cannot cure (archived events).
 func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Event, error) {
 	fails, woken := 0, 0
+	// floor is how fresh the next read must be (monoNow at its start): at
+	// least as fresh as what this reader already saw (commits announced
+	// since raise it through the wake-up generation), or, at first, from
+	// now on.
+	floor := r.lastRead
+	if r.lastRead == 0 {
+		floor = monoNow()
+	}
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		// Take the wake-up channel before reading: a commit announced
-		// between the read and the wait still wakes us.
-		wake := r.o.Wakeup.Wait()
-		evs, err := r.store.ReadAll(ctx, eventfold.ReadAllOptions{From: pos + 1, Limit: limit})
+		// Take the wake-up channels before reading: a commit announced
+		// between the read and the wait still wakes us. A read that started
+		// after the wake-up generation began sees every commit announced
+		// before it, so it is fresh enough to share.
+		fresh := floor
+		var wake <-chan struct{}
+		if g := r.o.Wakeup.gen(); g != nil {
+			wake, fresh = g.ch, max(fresh, g.at)
+		}
+		evs, readAt, advanced, err := r.read(ctx, pos, limit, fresh)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -98,10 +125,12 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 			fails++
 			r.o.Logger.Warn("listener: reading the log failed; retrying", "from", pos+1, "attempt", fails, "err", err)
 			backoff.Sleep(ctx, backoff.Delay(fails, r.o.RetryMin, r.o.RetryMax))
+			floor = monoNow()
 			continue
 		}
 		fails = 0
 		if len(evs) > 0 {
+			r.lastRead = readAt
 			if r.caughtUp != nil {
 				r.caughtUp(false)
 			}
@@ -124,6 +153,11 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 		case <-ctx.Done():
 		case <-wake:
 			woken = 1
+			floor = 0 // the next generation's start is fresh enough
+		case <-advanced:
+			// Another follower's read completed: take what it found, or
+			// wait again (its read counts as this reader's poll).
+			floor = readAt + 1
 		case <-t.C:
 			if woken > 0 {
 				woken++
@@ -131,11 +165,28 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 			if wait >= r.o.PollInterval {
 				woken = 0
 			}
+			// Any read newer than the one that found nothing: one already
+			// in flight for another follower serves as this poll too.
+			floor = readAt + 1
 		}
 		t.Stop()
 	}
 }
 
+// read reads after pos through the shared reader when pos is in its
+// window, alone otherwise, and returns when the read started and the
+// channel the shared reader's next completed read closes (nil if none).
+func (r *reader) read(ctx context.Context, pos int64, limit int, fresh int64) ([]eventfold.Event, int64, <-chan struct{}, error) {
+	if r.shared != nil {
+		evs, start, advanced, served, err := r.shared.read(ctx, pos, limit, fresh)
+		if served {
+			return evs, start, advanced, err
+		}
+	}
+	start := monoNow()
+	evs, err := r.store.ReadAll(ctx, eventfold.ReadAllOptions{From: pos + 1, Limit: limit})
+	return evs, start, nil, err
+}
 func headWithRetry(ctx context.Context, store eventfold.Log, o *Options) (int64, error) {
 	for fails := 1; ; fails++ {
 		h, err := store.Head(ctx)

@@ -1,0 +1,333 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/listener"
+	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/pgxdriver"
+)
+
+// traceRec collects timestamps (since t0) of every step between a commit
+// and the subscriber's handler.
+type traceRec struct {
+	t0 time.Time
+	mu sync.Mutex
+	// per dispatch: xid, start, commit (after-commit hook), return
+	disp map[int64]*traceDisp // by xid
+	// notifications sent: start, end, payload position
+	notes []traceSpan
+	// listener broadcasts: time, last position received
+	recv []traceSpan
+	// reads: start, end, from, last position returned, snapshot after
+	reads []traceRead
+	// handler: per position, time
+	handled map[int64]time.Duration
+}
+
+type traceDisp struct {
+	xid                    int64
+	pos                    int64
+	start, commit, return_ time.Duration
+}
+
+type traceSpan struct {
+	start, end time.Duration
+	pos        int64
+}
+
+type traceRead struct {
+	start, end time.Duration
+	from, last int64
+	n          int
+	xmin, xmax int64
+	xip        string
+}
+
+func (r *traceRec) now() time.Duration { return time.Since(r.t0) }
+
+// traceLog wraps the subscriber's Log: it times every ReadAll and records
+// the snapshot (xmin:xmax:xip) right after it on a connection of its own.
+type traceLog struct {
+	eventfold.Log
+	rec  *traceRec
+	conn *pgx.Conn
+}
+
+func (l *traceLog) ReadAll(ctx context.Context, opt eventfold.ReadAllOptions) ([]eventfold.Event, error) {
+	start := l.rec.now()
+	evs, err := l.Log.ReadAll(ctx, opt)
+	end := l.rec.now()
+	rd := traceRead{start: start, end: end, from: opt.From, n: len(evs)}
+	if len(evs) > 0 {
+		rd.last = evs[len(evs)-1].GlobalPosition
+	}
+	var snap string
+	if serr := l.conn.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap); serr == nil {
+		parts := strings.Split(snap, ":")
+		rd.xmin, _ = strconv.ParseInt(parts[0], 10, 64)
+		rd.xmax, _ = strconv.ParseInt(parts[1], 10, 64)
+		rd.xip = parts[2]
+	}
+	l.rec.mu.Lock()
+	l.rec.reads = append(l.rec.reads, rd)
+	l.rec.mu.Unlock()
+	return evs, err
+}
+
+// traceWriterLog makes the Notifier's pg_notify timed.
+type traceWriterLog struct {
+	eventfold.Log
+	rec *traceRec
+}
+
+func (l *traceWriterLog) Ops() eventfold.Ops { return &traceOps{Ops: l.Log.Ops(), rec: l.rec} }
+
+type traceOps struct {
+	eventfold.Ops
+	rec *traceRec
+}
+
+func (o *traceOps) Notify(ctx context.Context, channel, payload string) error {
+	start := o.rec.now()
+	err := o.Ops.Notify(ctx, channel, payload)
+	p, _ := strconv.ParseInt(payload, 10, 64)
+	end := o.rec.now()
+	o.rec.mu.Lock()
+	o.rec.notes = append(o.rec.notes, traceSpan{start: start, end: end, pos: p})
+	o.rec.mu.Unlock()
+	return err
+}
+
+// traceBroadcaster records each broadcast of the LISTEN connection.
+type traceBroadcaster struct {
+	rec *traceRec
+	sig *listener.Signal
+	l   *pgxdriver.Listener
+}
+
+func (b *traceBroadcaster) Broadcast() {
+	t := b.rec.now()
+	b.rec.mu.Lock()
+	b.rec.recv = append(b.rec.recv, traceSpan{start: t, end: t, pos: b.l.LastPosition()})
+	b.rec.mu.Unlock()
+	b.sig.Broadcast()
+}
+
+// TestTraceDelivery traces each event of the delivery workload (NOTIFY
+// mode, PostgreSQL) from its commit to the subscriber's handler and prints
+// the slowest ones step by step. It runs only with EVENTFOLD_TRACE_DSN set
+// (a scratch database on a private cluster: other sessions' transactions
+// hold the read horizon back); EVENTFOLD_TRACE_RATE, _SECONDS tune it.
+func TestTraceDelivery(t *testing.T) {
+	dsn := os.Getenv("EVENTFOLD_TRACE_DSN")
+	if dsn == "" {
+		t.Skip("EVENTFOLD_TRACE_DSN not set")
+	}
+	rate, secs := 1000, 5
+	if v, err := strconv.Atoi(os.Getenv("EVENTFOLD_TRACE_RATE")); err == nil {
+		rate = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("EVENTFOLD_TRACE_SECONDS")); err == nil {
+		secs = v
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fx, err := prepare(ctx, dsn, 4)
+	require.NoError(t, err)
+	defer fx.drv.Close()
+	wpool, err := pgxpool.New(ctx, withPoolSize(dsn, latencyWorkers+1))
+	require.NoError(t, err)
+	defer wpool.Close()
+	rpool, err := pgxpool.New(ctx, withPoolSize(dsn, 2))
+	require.NoError(t, err)
+	defer rpool.Close()
+	sconn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer sconn.Close(context.Background())
+	var off int64
+	require.NoError(t, sconn.QueryRow(ctx, "SELECT last_value FROM eventfold.position_offset").Scan(&off))
+
+	rec := &traceRec{t0: time.Now(), disp: map[int64]*traceDisp{}, handled: map[int64]time.Duration{}}
+	writer := eventfold.New[pgx.Tx](pgxdriver.New(wpool), nil)
+	reader := eventfold.New[pgx.Tx](pgxdriver.New(rpool), nil)
+	exec := func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+		_, err := tx.Exec(ctx, q, args...)
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	sig := listener.NewSignal()
+	n := listener.NewNotifier(&traceWriterLog{Log: writer, rec: rec}, nil)
+	tb := &traceBroadcaster{rec: rec, sig: sig}
+	l := &pgxdriver.Listener{ConnString: dsn, Signal: tb}
+	tb.l = l
+	wg.Go(func() { _ = l.Run(ctx) })
+	wg.Go(func() { _ = n.Run(ctx) })
+	for !l.Connected() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	head, err := reader.Head(ctx)
+	require.NoError(t, err)
+	run := runID("x")
+	tctx, tcancel := context.WithCancel(ctx)
+	tdone := make(chan error, 1)
+	go func() {
+		tdone <- listener.Tail(tctx, &traceLog{Log: reader, rec: rec, conn: sconn}, head,
+			&listener.Options{PollInterval: notifyFallbackPoll, Wakeup: sig, Filter: listener.Filter{StreamPrefixes: []string{"acct-" + run + "-"}}},
+			func(_ context.Context, b listener.Batch) error {
+				at := rec.now()
+				rec.mu.Lock()
+				for _, e := range b.Events {
+					rec.handled[e.GlobalPosition] = at
+				}
+				rec.mu.Unlock()
+				return nil
+			})
+	}()
+
+	o := newOrchestrator(writer, exec, sqlFor2(t, fx), &orchestrator.Config{AfterCommit: func(ctx context.Context, evs []eventfold.Event) {
+		at := rec.now()
+		rec.mu.Lock()
+		for _, e := range evs {
+			x := e.GlobalPosition>>20 - off
+			d := rec.disp[x]
+			if d == nil {
+				d = &traceDisp{xid: x}
+				rec.disp[x] = d
+			}
+			d.pos, d.commit = e.GlobalPosition, at
+		}
+		rec.mu.Unlock()
+		n.AfterCommit(ctx, evs)
+	}})
+	fn := func(_ context.Context, w, seq int) error {
+		start := rec.now()
+		res, err := o.Dispatch(ctx, orchestrator.Command{Name: "Deposit", Payload: deposit{
+			Account: fmt.Sprintf("acct-%s-%d-%d", run, w, seq), Amount: 1, Events: 1}})
+		end := rec.now()
+		if err == nil && len(res.Events) > 0 {
+			rec.mu.Lock()
+			d := rec.disp[res.Events[0].GlobalPosition>>20-off]
+			d.start, d.return_ = start, end
+			rec.mu.Unlock()
+		}
+		return err
+	}
+	late, maxDelay, errs, _, firstErr := runPaced(ctx, rate, time.Duration(secs)*time.Second, latencyWorkers, fn)
+	require.NoError(t, firstErr)
+	require.Zero(t, errs)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rec.mu.Lock()
+		done := len(rec.handled) >= len(rec.disp)
+		rec.mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tcancel()
+	require.NoError(t, <-tdone)
+	cancel()
+	wg.Wait()
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	require.Len(t, rec.handled, len(rec.disp), "every committed event was handled")
+	type lat struct {
+		d   *traceDisp
+		lat time.Duration
+	}
+	var all []lat
+	for _, d := range rec.disp {
+		all = append(all, lat{d, rec.handled[d.pos] - d.commit})
+	}
+	slices.SortFunc(all, func(a, b lat) int { return int(a.lat - b.lat) })
+	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(float64(len(all))*p))].lat }
+	emptyReads := 0
+	for _, rd := range rec.reads {
+		if rd.n == 0 {
+			emptyReads++
+		}
+	}
+	t.Logf("rate %d/s for %ds: %d events, started late (every client busy) %d, longest start delay %v; notifications sent %d, received %d; reads %d (%d empty)",
+		rate, secs, len(all), late, maxDelay, len(rec.notes), len(rec.recv), len(rec.reads), emptyReads)
+	t.Logf("commit→handler p50 %v p99 %v max %v", pct(0.5), pct(0.99), all[len(all)-1].lat)
+
+	// Where the time went, per slow event (p99 and above).
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
+	var horizonHeld, notifyLate, readLate, other int
+	for _, e := range all[int(float64(len(all))*0.99):] {
+		d := e.d
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "\nxid %d  latency %s ms  dispatch start %s  commit hook %s  returned %s\n", d.xid, ms(e.lat), ms(d.start), ms(d.commit), ms(d.return_))
+		for _, nt := range rec.notes {
+			if nt.end >= d.commit && nt.pos >= d.pos {
+				fmt.Fprintf(&sb, "  pg_notify(%d) sent %s..%s (+%s after commit)\n", nt.pos>>20-off, ms(nt.start), ms(nt.end), ms(nt.start-d.commit))
+				break
+			}
+		}
+		var recvAt time.Duration = -1
+		for _, rv := range rec.recv {
+			if rv.start >= d.commit && rv.pos >= d.pos {
+				recvAt = rv.start
+				fmt.Fprintf(&sb, "  notification (up to xid %d) received, Signal broadcast at %s (+%s)\n", rv.pos>>20-off, ms(rv.start), ms(rv.start-d.commit))
+				break
+			}
+		}
+		var blocked bool
+		var delivering traceRead
+		for _, rd := range rec.reads {
+			if rd.end < d.commit || rd.start > rec.handled[d.pos] {
+				continue
+			}
+			got := rd.n > 0 && rd.last >= d.pos && rd.from <= d.pos
+			fmt.Fprintf(&sb, "  ReadAll %s..%s from xid %d: %d events (to xid %d); snapshot after: xmin %d xmax %d running [%s]\n",
+				ms(rd.start), ms(rd.end), rd.from>>20-off, rd.n, rd.last>>20-off, rd.xmin-off, rd.xmax-off, rd.xip)
+			if !got && rd.start > d.commit {
+				blocked = true
+				if b := rec.disp[rd.xmin-off]; b != nil && rd.xmin-off < d.xid {
+					fmt.Fprintf(&sb, "    held back by xid %d: dispatch started %s, committed %s (%s after this one)\n", b.xid, ms(b.start), ms(b.commit), ms(b.commit-d.commit))
+				}
+			}
+			if got {
+				delivering = rd
+				break
+			}
+		}
+		fmt.Fprintf(&sb, "  handler at %s", ms(rec.handled[d.pos]))
+		switch {
+		case blocked:
+			horizonHeld++
+		case recvAt < 0 || recvAt > delivering.start:
+			notifyLate++
+		case delivering.start-recvAt > 2*time.Millisecond || delivering.end-delivering.start > 2*time.Millisecond:
+			readLate++
+		default:
+			other++
+		}
+		t.Log(sb.String())
+	}
+	t.Logf("slowest 1%%: held back by the horizon %d, notification late %d, read late/slow %d, other %d", horizonHeld, notifyLate, readLate, other)
+}
+
+func sqlFor2(t *testing.T, fx *fixture) dialectSQL {
+	t.Helper()
+	return fx.sqls
+}
