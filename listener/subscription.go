@@ -277,7 +277,7 @@ func (s *Subscription[TTx]) drive(parent context.Context) error {
 		defer s.flushBatch(ctx)
 	}
 	if s.hp != nil {
-		return s.stopCause(ctx, s.drivePipeline(ctx, &r, pos))
+		return s.stopCause(ctx, s.drivePipeline(ctx, r, pos))
 	}
 	limit := s.o.BatchSize
 	for {
