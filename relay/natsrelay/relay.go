@@ -108,6 +108,7 @@ type Stats struct {
 // New and call Run.
 type Relay[TTx any] struct {
 	store  *eventfold.Store[TTx]
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	o      Options
 	sub    *listener.Subscription[TTx]
@@ -159,7 +160,7 @@ func New[TTx any](store *eventfold.Store[TTx], nc *nats.Conn, opts Options) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("natsrelay: %w", err)
 	}
-	r := &Relay[TTx]{store: store, js: js, o: opts, logger: opts.Listener.Logger}
+	r := &Relay[TTx]{store: store, nc: nc, js: js, o: opts, logger: opts.Listener.Logger}
 	if r.logger == nil {
 		r.logger = slog.Default()
 	}
@@ -202,7 +203,9 @@ func (r *Relay[TTx]) Lag(ctx context.Context) (int64, error) { return r.sub.Lag(
 // database errors are logged and retried with backoff. It returns an error
 // only for what a retry cannot cure (and listener.ErrAlreadyRunning when
 // this Relay value is already running): a subject the Subject function got
-// wrong, ErrForeignMessage, or archived events.
+// wrong, ErrForeignMessage, an event whose message NATS cannot take (over
+// the server's max_payload) or whose stream id or type a header cannot
+// carry (both match eventfold.ErrInvalidInput), or archived events.
 func (r *Relay[TTx]) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return listener.ErrAlreadyRunning
@@ -265,6 +268,9 @@ func (r *Relay[TTx]) handle(ctx context.Context, b listener.Batch) error {
 			return r.stop(fmt.Errorf("natsrelay: subject of the event at position %d (%s in stream %q): %w", ev.GlobalPosition, ev.Type, ev.StreamID, err))
 		}
 		msgs[i] = message(subj, ev)
+		if err := checkMessage(msgs[i], ev, r.o.Stream, r.nc.MaxPayload()); err != nil {
+			return r.stop(err)
+		}
 	}
 	// From here on, any failure means the stream may hold part of the
 	// batch: re-read its last message before the retry.
