@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -134,4 +135,112 @@ func TestAttackDecodeEventRejectsBadMetadata(t *testing.T) {
 		}
 		require.ErrorIs(t, err, eventfold.ErrInvalidInput, md)
 	}
+}
+
+// TestAttackConsumeAfterDurableDeleted: an operator deletes the durable
+// consumer while Consume runs (nats consumer rm). Consume must not return
+// nil as if its context had ended (the application would believe it was
+// told to stop), and must not go silent: it either reports an error or
+// carries on with a recreated durable and hands over what follows.
+func TestAttackConsumeAfterDurableDeleted(t *testing.T) {
+	store := testdb.SQLStore(t, eventfold.SQLite)
+	require.NoError(t, store.Migrate(context.Background()))
+	url := sharedURL(t)
+	nc := connect(t, url)
+	stream, prefix := uniqueStream(t, nc)
+	createStream(t, nc, stream, prefix, jetstream.MemoryStorage)
+	_, stop := runRelay(t, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix})
+	appendN(t, store, 5)
+	var got sync.Map
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	cnc := connect(t, url)
+	go func() {
+		done <- natsrelay.Consume(ctx, cnc, natsrelay.ConsumerOptions{Stream: stream, Durable: "doomed",
+			RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond},
+			func(_ context.Context, ev eventfold.Event) error { got.Store(ev.GlobalPosition, true); return nil })
+	}()
+	count := func() (n int) {
+		got.Range(func(any, any) bool { n++; return true })
+		return n
+	}
+	require.Eventually(t, func() bool { return count() == 5 }, 30*time.Second, 20*time.Millisecond)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteConsumer(context.Background(), stream, "doomed"))
+	appendN(t, store, 5)
+	deadline := time.After(20 * time.Second)
+	for count() < 10 {
+		select {
+		case err := <-done:
+			require.ErrorIs(t, err, natsrelay.ErrConsumerGone, "Consume returned nil while its context was live, after its durable was deleted")
+			require.NoError(t, stop())
+			return
+		case <-deadline:
+			t.Fatalf("Consume neither reported the deleted durable nor consumed what followed (%d of 10 events)", count())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, stop())
+}
+
+// TestAttackRelayStreamRecreatedWhileRunning: an operator deletes the
+// stream and creates it again (new limits, say) while the relay runs, then
+// purges it. What the relay had published is gone with the old stream;
+// everything appended afterwards must reach the new one, once, in order.
+func TestAttackRelayStreamRecreatedWhileRunning(t *testing.T) {
+	store := testdb.SQLStore(t, eventfold.SQLite)
+	ctx := context.Background()
+	require.NoError(t, store.Migrate(ctx))
+	nc := connect(t, sharedURL(t))
+	stream, prefix := uniqueStream(t, nc)
+	createStream(t, nc, stream, prefix, jetstream.FileStorage)
+	_, stop := runRelay(t, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix})
+	appendN(t, store, 5)
+	waitStream(t, nc, stream, 5, 30*time.Second)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	require.NoError(t, js.DeleteStream(ctx, stream))
+	createStream(t, nc, stream, prefix, jetstream.FileStorage)
+	head, err := store.LastPosition(ctx)
+	require.NoError(t, err)
+	appendN(t, store, 5)
+	waitStream(t, nc, stream, 5, 30*time.Second)
+	st, err := js.Stream(ctx, stream)
+	require.NoError(t, err)
+	require.NoError(t, st.Purge(ctx))
+	appendN(t, store, 5)
+	waitStream(t, nc, stream, 5, 30*time.Second) // the 5 appended after the purge
+	require.NoError(t, stop())
+	log := readLog(t, store)
+	var after []eventfold.Event
+	for _, ev := range log {
+		if ev.GlobalPosition > head {
+			after = append(after, ev)
+		}
+	}
+	require.Len(t, after, 10)
+	checkExactlyOnce(t, after[5:], streamEvents(t, nc, stream))
+}
+
+// TestAttackTwoRelayNamesOneStream: an operator starts a second relay on
+// the same stream under another name (esctl relay nats --name ...). The
+// expected-last-sequence chain must keep the stream exactly once, in order.
+func TestAttackTwoRelayNamesOneStream(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, store *eventfold.Store[*sql.Tx], _ string) {
+		nc := connect(t, sharedURL(t))
+		stream, prefix := uniqueStream(t, nc)
+		createStream(t, nc, stream, prefix, jetstream.FileStorage)
+		_, stopA := runRelay(t, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix, Name: "relay-a", Listener: listener.Options{BatchSize: 7}})
+		_, stopB := runRelay(t, store, connect(t, sharedURL(t)), natsrelay.Options{Stream: stream, SubjectPrefix: prefix, Name: "relay-b", Listener: listener.Options{BatchSize: 5}})
+		writeLoad(t, store, int64(envInt("NATSRELAY_TEST_EVENTS", 2000)))
+		log := readLog(t, store)
+		waitStream(t, nc, stream, uint64(len(log)), 2*time.Minute)
+		require.NoError(t, stopA())
+		require.NoError(t, stopB())
+		checkExactlyOnce(t, log, streamEvents(t, nc, stream))
+	})
 }

@@ -13,6 +13,12 @@ import (
 	"github.com/eventfold/eventfold"
 )
 
+// ErrConsumerGone is returned by Consume when its durable consumer stops
+// delivering while its context is live: an operator deleted it (or its
+// stream). Calling Consume again creates the durable anew, which delivers
+// the stream from its first message.
+var ErrConsumerGone = errors.New("natsrelay: the durable consumer stopped delivering")
+
 // ConsumerOptions configures Consume.
 type ConsumerOptions struct {
 	// Stream is the JetStream stream the relay publishes to. Required.
@@ -50,7 +56,8 @@ type ConsumerHandler func(ctx context.Context, ev eventfold.Event) error
 // Consume runs a durable JetStream consumer on a relay's stream and hands
 // each message to h as an eventfold.Event, acking it (and waiting for the
 // server's confirmation) only after h returned nil. It returns nil when ctx
-// ends, or an error for bad options or a consumer it cannot create.
+// ends, or an error for bad options, a consumer it cannot create, or a
+// durable deleted under it (ErrConsumerGone).
 //
 // # Competing consumers
 //
@@ -119,8 +126,14 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return nil
+			}
+			// The iterator ends by itself when the durable (or its stream)
+			// is deleted: that is no stop request. Recreating the durable
+			// would redeliver the whole stream, so report it instead.
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+				return fmt.Errorf("%w: %q on stream %q (deleted?): %w", ErrConsumerGone, o.Durable, o.Stream, err)
 			}
 			o.Logger.Warn("natsrelay: consumer: next message failed", "durable", o.Durable, "err", err)
 			// A lasting error (the consumer was deleted, the server is
