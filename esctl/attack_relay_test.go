@@ -83,7 +83,9 @@ func TestAttackRelayURLCredentials(t *testing.T) {
 	wrong := "nats://" + user + ":" + url.QueryEscape("p@ss:w0rd,%y") + "@" + hostport
 	// Still retrying after many refusals (nats.go's default closes the
 	// connection after the second, and the relay then waited for ever).
-	code, stderr = relay(wrong, func(e *syncBuffer) bool { return strings.Count(e.String(), "(nats: Authorization Violation), retrying") >= 5 })
+	code, stderr = relay(wrong, func(e *syncBuffer) bool {
+		return strings.Count(e.String(), "(nats: Authorization Violation), retrying") >= 5
+	})
 	require.Equal(t, 0, code, stderr)
 	require.Contains(t, stderr, "not connected to NATS at nats://xxxxx@"+hostport)
 	noSecret(stderr)
