@@ -132,7 +132,8 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 			// The iterator ends by itself when the durable (or its stream)
 			// is deleted: that is no stop request. Recreating the durable
 			// would redeliver the whole stream, so report it instead.
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, jetstream.ErrConsumerNotFound) || consumerGone(ctx, cons) {
 				return fmt.Errorf("%w: %q on stream %q (deleted?): %w", ErrConsumerGone, o.Durable, o.Stream, err)
 			}
 			o.Logger.Warn("natsrelay: consumer: next message failed", "durable", o.Durable, "err", err)
@@ -149,9 +150,30 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, errAckLost) {
+				// Often the first sign of a deleted durable: the
+				// iterator may only notice after missed heartbeats.
+				if consumerGone(ctx, cons) {
+					return fmt.Errorf("%w: %q on stream %q (deleted?): %w", ErrConsumerGone, o.Durable, o.Stream, err)
+				}
+				continue
+			}
 			return err
 		}
 	}
+}
+
+// errAckLost is deliver's answer when the ack did not go through.
+var errAckLost = errors.New("natsrelay: ack failed")
+
+// consumerGone asks the server whether the durable still exists (the pull
+// iterator does not always learn of its deletion: it may only miss
+// heartbeats). A failed question (server away) is not an answer.
+func consumerGone(ctx context.Context, cons jetstream.Consumer) bool {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := cons.Info(ictx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // deliver hands one message to h, retrying until it succeeds or ctx ends,
@@ -194,7 +216,7 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 		if attempt >= 3 || ctx.Err() != nil {
 			// JetStream will redeliver it: the handler sees it again.
 			o.Logger.Warn("natsrelay: consumer: ack failed; the event will be redelivered", "position", ev.GlobalPosition, "err", err)
-			return nil
+			return fmt.Errorf("%w: %w", errAckLost, err)
 		}
 	}
 }
