@@ -116,7 +116,11 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 		}
 		return fmt.Errorf("natsrelay: consumer %q on stream %q: %w", o.Durable, o.Stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.MaxAckPending, 1)))
+	// Short pulls with heartbeats: a durable deleted under us is noticed
+	// in seconds (the iterator reports missed heartbeats, and Consume asks
+	// the server), not after the default 30s pull.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.MaxAckPending, 1)),
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("natsrelay: consumer %q: %w", o.Durable, err)
 	}
