@@ -244,3 +244,30 @@ func TestAttackTwoRelayNamesOneStream(t *testing.T) {
 		checkExactlyOnce(t, log, streamEvents(t, nc, stream))
 	})
 }
+
+// TestAttackRelayStreamSubjectsFixedLive: the stream's subjects do not
+// cover the relay's prefix (an operator's typo): every publish fails and
+// the relay retries, publishing nothing elsewhere; once the operator
+// fixes the stream's subjects it resumes, exactly once, in order.
+func TestAttackRelayStreamSubjectsFixedLive(t *testing.T) {
+	store := testdb.SQLStore(t, eventfold.SQLite)
+	ctx := context.Background()
+	require.NoError(t, store.Migrate(ctx))
+	nc := connect(t, sharedURL(t))
+	stream, prefix := uniqueStream(t, nc)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	cfg := jetstream.StreamConfig{Name: stream, Subjects: []string{prefix + "_typo.>"}, Storage: jetstream.MemoryStorage}
+	_, err = js.CreateStream(ctx, cfg)
+	require.NoError(t, err)
+	r, stop := runRelay(t, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix})
+	appendN(t, store, 5)
+	require.Eventually(t, func() bool { return r.Stats().Subscription.LastError != "" }, 30*time.Second, 20*time.Millisecond)
+	require.Empty(t, streamEvents(t, nc, stream))
+	cfg.Subjects = []string{prefix + ".>"}
+	_, err = js.UpdateStream(ctx, cfg)
+	require.NoError(t, err)
+	waitStream(t, nc, stream, 5, 30*time.Second)
+	require.NoError(t, stop())
+	checkExactlyOnce(t, readLog(t, store), streamEvents(t, nc, stream))
+}
