@@ -271,3 +271,41 @@ func TestAttackRelayStreamSubjectsFixedLive(t *testing.T) {
 	require.NoError(t, stop())
 	checkExactlyOnce(t, readLog(t, store), streamEvents(t, nc, stream))
 }
+
+// TestAttackRelayHostileButValidIdentifiers: the longest stream ids and
+// types the library accepts, made of what NATS forbids in a subject ('.',
+// '*', '>', spaces inside) or of non-ASCII letters, relay under escaped
+// subjects (three times longer, still under NATS's 4 KB control line) and
+// decode back unchanged, partitioned too.
+func TestAttackRelayHostileButValidIdentifiers(t *testing.T) {
+	store := testdb.SQLStore(t, eventfold.SQLite)
+	ctx := context.Background()
+	require.NoError(t, store.Migrate(ctx))
+	nc := connect(t, sharedURL(t))
+	stream, prefix := uniqueStream(t, nc)
+	createStream(t, nc, stream, prefix, jetstream.MemoryStorage)
+	ids := []string{
+		strings.Repeat(".", eventfold.MaxStreamIDLength),
+		strings.Repeat("*>", eventfold.MaxStreamIDLength/2),
+		"a" + strings.Repeat(" %", (eventfold.MaxStreamIDLength-2)/2) + "z",
+		strings.Repeat("事", eventfold.MaxStreamIDLength/3),
+		"acct-1",
+	}
+	types := []string{strings.Repeat(">", eventfold.MaxTypeLength), "Ünïcødé 事件", "a.b.c", "%2E", "T"}
+	var want []eventfold.Event
+	for i, id := range ids {
+		out, err := store.Append(ctx, id, eventfold.Any, eventfold.EventData{Type: types[i], Data: data(i)})
+		require.NoError(t, err)
+		want = append(want, out...)
+	}
+	_, stop := runRelay(t, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix, Subject: natsrelay.PartitionedSubject(4)})
+	waitStream(t, nc, stream, uint64(len(want)), 30*time.Second)
+	require.NoError(t, stop())
+	got := streamEvents(t, nc, stream)
+	require.Len(t, got, len(want))
+	for i := range want {
+		require.Equal(t, want[i].StreamID, got[i].StreamID)
+		require.Equal(t, want[i].Type, got[i].Type)
+		require.Equal(t, want[i].GlobalPosition, got[i].GlobalPosition)
+	}
+}
