@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -308,4 +310,65 @@ func TestAttackRelayHostileButValidIdentifiers(t *testing.T) {
 		require.Equal(t, want[i].Type, got[i].Type)
 		require.Equal(t, want[i].GlobalPosition, got[i].GlobalPosition)
 	}
+}
+
+// TestAttackConsumeRetryOutlivesAckWait: a handler retrying with a backoff
+// longer than AckWait (the defaults allow it: RetryMax 30s, AckWait 30s)
+// must keep JetStream from redelivering the event to another process on
+// the same durable (the failover setup Consume documents): otherwise that
+// process handles it too, and goes on to the next events while the first
+// one is still retrying — a duplicate, and per-stream order broken.
+func TestAttackConsumeRetryOutlivesAckWait(t *testing.T) {
+	store := testdb.SQLStore(t, eventfold.SQLite)
+	ctx := context.Background()
+	require.NoError(t, store.Migrate(ctx))
+	url := sharedURL(t)
+	nc := connect(t, url)
+	stream, prefix := uniqueStream(t, nc)
+	createStream(t, nc, stream, prefix, jetstream.MemoryStorage)
+	_, stop := runRelay(t, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix})
+	appendN(t, store, 3)
+	waitStream(t, nc, stream, 3, 30*time.Second)
+	require.NoError(t, stop())
+
+	var mu sync.Mutex
+	var handled []string // "<consumer>:<position>" of each success
+	failsLeft := 2       // the first two calls fail, whoever makes them
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, who := range []string{"A", "B"} {
+		cnc := connect(t, url)
+		wg.Go(func() {
+			err := natsrelay.Consume(cctx, cnc, natsrelay.ConsumerOptions{Stream: stream, Durable: "failover",
+				AckWait: time.Second, RetryMin: 2500 * time.Millisecond, RetryMax: 2500 * time.Millisecond},
+				func(_ context.Context, ev eventfold.Event) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if failsLeft > 0 {
+						failsLeft--
+						return errors.New("not yet")
+					}
+					handled = append(handled, fmt.Sprintf("%s:%d", who, ev.GlobalPosition))
+					return nil
+				})
+			require.NoError(t, err)
+		})
+	}
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handled) >= 3
+	}, 60*time.Second, 20*time.Millisecond)
+	time.Sleep(3 * time.Second) // room for a late duplicate
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	var positions []string
+	for _, h := range handled {
+		positions = append(positions, h[2:])
+	}
+	require.Len(t, handled, 3, "each event handled once: %v", handled)
+	require.IsIncreasing(t, positions, "in order: %v", handled)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,7 +38,8 @@ type ConsumerOptions struct {
 	// faster but a redelivery can then arrive after later messages.
 	MaxAckPending int
 	// AckWait is how long JetStream waits for an ack before redelivering.
-	// Defaults to 30s; a handler still retrying keeps extending it.
+	// Defaults to 30s; Consume extends it every third of AckWait while
+	// the handler runs or waits to retry.
 	AckWait time.Duration
 	// RetryMin and RetryMax bound the backoff between handler retries.
 	// Defaults 100ms and 30s.
@@ -190,6 +192,13 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 		o.Logger.Error("natsrelay: consumer: terminating a message that is not a relayed event", "subject", msg.Subject(), "err", err)
 		return msg.Term()
 	}
+	// Keep JetStream from redelivering it (to another process on the same
+	// durable, which would handle it too and go on to the next events)
+	// while the handler runs and while it waits to retry, however long:
+	// one InProgress per AckWait is not enough when a call or a backoff
+	// outlasts AckWait.
+	keep := keepInProgress(msg, o.AckWait)
+	defer keep()
 	for attempt := 1; ; attempt++ {
 		err := callConsumer(ctx, h, ev)
 		if err == nil {
@@ -199,8 +208,6 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 			return ctx.Err()
 		}
 		o.Logger.Warn("natsrelay: consumer: handler failed; retrying", "durable", o.Durable, "position", ev.GlobalPosition, "attempt", attempt, "err", err)
-		// Keep JetStream from redelivering it elsewhere while we retry.
-		_ = msg.InProgress()
 		d := min(o.RetryMin<<min(attempt-1, 20), o.RetryMax)
 		t := time.NewTimer(d)
 		select {
@@ -210,6 +217,7 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 		case <-t.C:
 		}
 	}
+	keep()
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := msg.DoubleAck(actx)
@@ -222,6 +230,34 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 			o.Logger.Warn("natsrelay: consumer: ack failed; the event will be redelivered", "position", ev.GlobalPosition, "err", err)
 			return fmt.Errorf("%w: %w", errAckLost, err)
 		}
+	}
+}
+
+// keepInProgress tells JetStream every third of ackWait that msg is still
+// being worked on, until the returned func is called (which waits for the
+// last one to finish; calling it again does nothing).
+func keepInProgress(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(max(ackWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
 	}
 }
 
