@@ -28,8 +28,10 @@ func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("eventfold: schema version: %w", err)
 	}
+	exists := false // known to exist: goose could ask
 	if ext, ok := st.(database.StoreExtender); ok {
-		exists, err := ext.TableExists(ctx, db)
+		var err error
+		exists, err = ext.TableExists(ctx, db)
 		if err == nil && !exists {
 			return 0, nil
 		}
@@ -40,6 +42,12 @@ func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
 	v, err := st.GetLatestVersion(ctx, db)
 	if errors.Is(err, database.ErrVersionNotFound) {
 		return 0, nil
+	}
+	if err != nil && exists {
+		// The table is there but may not be read (a role without rights
+		// on it): that is no missing schema, and "run migrate up" would
+		// be the wrong advice.
+		return 0, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
 	}
 	if err != nil {
 		// goose has no table-exists query for SQLite and SQL Server: when

@@ -3,10 +3,13 @@ package esctl
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	neturl "net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -70,16 +73,35 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	if *name == "" {
 		*name = natsRelayPrefix + *stream
 	}
+	if err := checkNATSURLs(*url); err != nil {
+		return err
+	}
 	store, err := env.Open(ctx)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	closed := make(chan struct{})
+	var connErr atomic.Pointer[string] // the last failed (re)connect, for progress lines
 	nc, err := nats.Connect(*url, nats.Name("esctl relay "+*name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(true),
-		nats.ReconnectWait(250*time.Millisecond))
+		nats.ReconnectWait(250*time.Millisecond),
+		// Refused credentials are retried like an unreachable server (the
+		// progress lines say so): by default nats.go closes the connection
+		// for good after the same auth error twice, and the relay would
+		// then wait for ever on a closed connection.
+		nats.IgnoreAuthErrorAbort(),
+		nats.ClosedHandler(func(*nats.Conn) { close(closed) }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				e := firstLine(scrubURLs(err.Error(), *url))
+				connErr.Store(&e)
+			}
+		}))
 	if err != nil {
-		return fmt.Errorf("relay nats: connect to %s: %w", redactURLs(*url), err)
+		// nats.go's parse errors quote the URL, password included.
+		return fmt.Errorf("relay nats: connect to %s: %s (in a user name or password, percent-encode @ as %%40, : as %%3A, , as %%2C and %% as %%25)",
+			redactURLs(*url), scrubURLs(err.Error(), *url))
 	}
 	defer nc.Close()
 	o := natsrelay.Options{Stream: *stream, SubjectPrefix: *prefix, Name: *name, CreateStream: true,
@@ -102,8 +124,10 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	if err != nil {
 		return err
 	}
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
 	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
+	go func() { done <- r.Run(runCtx) }()
 	fmt.Fprintf(env.Stderr, "relaying to stream %s on %s as %q (subjects %s.>); Ctrl-C stops\n", *stream, redactURLs(*url), *name, *prefix)
 	t := time.NewTicker(*every)
 	defer t.Stop()
@@ -117,6 +141,14 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 		switch {
 		case stopped:
 			state = "stopped"
+		case !nc.IsConnected():
+			// Wrong URL, server down, refused credentials: say so rather
+			// than "relaying" with a timeout as the only clue.
+			state = "not connected to NATS at " + redactURLs(*url)
+			if e := connErr.Load(); e != nil {
+				state += " (" + *e + ")"
+			}
+			state += ", retrying"
 		case !st.Subscription.Holding:
 			state = "standing by (another process holds the lease)"
 		case st.Subscription.CaughtUp:
@@ -130,6 +162,17 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	}
 	for {
 		select {
+		case <-closed:
+			// Nothing reopens a closed connection: stop rather than
+			// relay nothing for ever.
+			cancelRun()
+			err := <-done
+			report(true)
+			why := "no reason given"
+			if e := connErr.Load(); e != nil {
+				why = *e
+			}
+			return errors.Join(fmt.Errorf("relay nats: the NATS connection closed for good (%s); checkpoint saved", why), err)
 		case err := <-done:
 			report(true)
 			if err != nil {
@@ -176,6 +219,47 @@ func redactURLs(list string) string {
 		}
 	}
 	return strings.Join(parts, ",")
+}
+
+// checkNATSURLs parses the URLs the way nats.Connect will, and refuses a
+// malformed one without echoing it: Go's parse errors quote the URL, and
+// even their detail ("invalid port \":w0rd\" after host") can hold part of
+// a password that was not percent-encoded.
+func checkNATSURLs(list string) error {
+	for i, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		u := p
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		if _, err := neturl.Parse(u); err != nil {
+			detail := ""
+			var ue *neturl.Error
+			if !strings.Contains(p, "@") && errors.As(err, &ue) {
+				detail = " (" + ue.Err.Error() + ")"
+			}
+			return usagef("relay nats: --url: URL %d of the list is not a valid URL%s; in a user name or password, percent-encode @ as %%40, : as %%3A, , as %%2C and %% as %%25", i+1, detail)
+		}
+	}
+	return nil
+}
+
+// scrubURLs replaces every URL of a comma-separated list, as typed or
+// quoted, by its redacted form in s.
+func scrubURLs(s, list string) string {
+	for _, p := range strings.Split(list, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		r := redactURLs(p)
+		s = strings.ReplaceAll(s, strconv.Quote(p), strconv.Quote(r))
+		s = strings.ReplaceAll(s, p, r)
+	}
+	return s
 }
 
 func firstLine(s string) string {

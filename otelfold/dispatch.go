@@ -21,6 +21,13 @@ func (i *Instrumentation) StartDispatch(ctx context.Context, cmd orchestrator.Co
 	return ctx, func(res *orchestrator.Result, err error) {
 		outcome := Outcome(res, err)
 		cmdAttr := AttrCommand.String(cmd.Name)
+		if errors.Is(err, orchestrator.ErrUnknownCommand) {
+			// A client may choose the name (httpapi takes it from the
+			// URL): one metric series per unknown name would grow without
+			// bound. The span keeps the name as an attribute.
+			cmdAttr = AttrCommand.String(OtherCommand)
+			span.SetName("dispatch " + OtherCommand)
+		}
 		i.dispatchDuration.Record(ctx, time.Since(start).Seconds(),
 			metric.WithAttributes(cmdAttr, AttrOutcome.String(outcome)))
 		attrs := []attribute.KeyValue{AttrOutcome.String(outcome)}
@@ -50,6 +57,11 @@ func (i *Instrumentation) StartDispatch(ctx context.Context, cmd orchestrator.Co
 		span.End()
 	}
 }
+
+// OtherCommand is the AttrCommand value of metrics and the span name
+// suffix for a command name with no handler (OpenTelemetry's "_OTHER"
+// convention for values outside a known set).
+const OtherCommand = "_OTHER"
 
 // Outcome classifies a dispatch's result for AttrOutcome.
 func Outcome(res *orchestrator.Result, err error) string {

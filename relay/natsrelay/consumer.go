@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,6 +13,12 @@ import (
 
 	"github.com/eventfold/eventfold"
 )
+
+// ErrConsumerGone is returned by Consume when its durable consumer stops
+// delivering while its context is live: an operator deleted it (or its
+// stream). Calling Consume again creates the durable anew, which delivers
+// the stream from its first message.
+var ErrConsumerGone = errors.New("natsrelay: the durable consumer stopped delivering")
 
 // ConsumerOptions configures Consume.
 type ConsumerOptions struct {
@@ -31,7 +38,8 @@ type ConsumerOptions struct {
 	// faster but a redelivery can then arrive after later messages.
 	MaxAckPending int
 	// AckWait is how long JetStream waits for an ack before redelivering.
-	// Defaults to 30s; a handler still retrying keeps extending it.
+	// Defaults to 30s; Consume extends it every third of AckWait while
+	// the handler runs or waits to retry.
 	AckWait time.Duration
 	// RetryMin and RetryMax bound the backoff between handler retries.
 	// Defaults 100ms and 30s.
@@ -50,7 +58,8 @@ type ConsumerHandler func(ctx context.Context, ev eventfold.Event) error
 // Consume runs a durable JetStream consumer on a relay's stream and hands
 // each message to h as an eventfold.Event, acking it (and waiting for the
 // server's confirmation) only after h returned nil. It returns nil when ctx
-// ends, or an error for bad options or a consumer it cannot create.
+// ends, or an error for bad options, a consumer it cannot create, or a
+// durable deleted under it (ErrConsumerGone).
 //
 // # Competing consumers
 //
@@ -109,7 +118,11 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 		}
 		return fmt.Errorf("natsrelay: consumer %q on stream %q: %w", o.Durable, o.Stream, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.MaxAckPending, 1)))
+	// Short pulls with heartbeats: a durable deleted under us is noticed
+	// in seconds (the iterator reports missed heartbeats, and Consume asks
+	// the server), not after the default 30s pull.
+	it, err := cons.Messages(jetstream.PullMaxMessages(max(o.MaxAckPending, 1)),
+		jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("natsrelay: consumer %q: %w", o.Durable, err)
 	}
@@ -119,8 +132,15 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil {
 				return nil
+			}
+			// The iterator ends by itself when the durable (or its stream)
+			// is deleted: that is no stop request. Recreating the durable
+			// would redeliver the whole stream, so report it instead.
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) ||
+				errors.Is(err, jetstream.ErrConsumerNotFound) || consumerGone(ctx, cons) {
+				return fmt.Errorf("%w: %q on stream %q (deleted?): %w", ErrConsumerGone, o.Durable, o.Stream, err)
 			}
 			o.Logger.Warn("natsrelay: consumer: next message failed", "durable", o.Durable, "err", err)
 			// A lasting error (the consumer was deleted, the server is
@@ -136,9 +156,30 @@ func Consume(ctx context.Context, nc *nats.Conn, o ConsumerOptions, h ConsumerHa
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, errAckLost) {
+				// Often the first sign of a deleted durable: the
+				// iterator may only notice after missed heartbeats.
+				if consumerGone(ctx, cons) {
+					return fmt.Errorf("%w: %q on stream %q (deleted?): %w", ErrConsumerGone, o.Durable, o.Stream, err)
+				}
+				continue
+			}
 			return err
 		}
 	}
+}
+
+// errAckLost is deliver's answer when the ack did not go through.
+var errAckLost = errors.New("natsrelay: ack failed")
+
+// consumerGone asks the server whether the durable still exists (the pull
+// iterator does not always learn of its deletion: it may only miss
+// heartbeats). A failed question (server away) is not an answer.
+func consumerGone(ctx context.Context, cons jetstream.Consumer) bool {
+	ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err := cons.Info(ictx)
+	return errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound)
 }
 
 // deliver hands one message to h, retrying until it succeeds or ctx ends,
@@ -151,6 +192,13 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 		o.Logger.Error("natsrelay: consumer: terminating a message that is not a relayed event", "subject", msg.Subject(), "err", err)
 		return msg.Term()
 	}
+	// Keep JetStream from redelivering it (to another process on the same
+	// durable, which would handle it too and go on to the next events)
+	// while the handler runs and while it waits to retry, however long:
+	// one InProgress per AckWait is not enough when a call or a backoff
+	// outlasts AckWait.
+	keep := keepInProgress(msg, o.AckWait)
+	defer keep()
 	for attempt := 1; ; attempt++ {
 		err := callConsumer(ctx, h, ev)
 		if err == nil {
@@ -160,8 +208,6 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 			return ctx.Err()
 		}
 		o.Logger.Warn("natsrelay: consumer: handler failed; retrying", "durable", o.Durable, "position", ev.GlobalPosition, "attempt", attempt, "err", err)
-		// Keep JetStream from redelivering it elsewhere while we retry.
-		_ = msg.InProgress()
 		d := min(o.RetryMin<<min(attempt-1, 20), o.RetryMax)
 		t := time.NewTimer(d)
 		select {
@@ -171,6 +217,7 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 		case <-t.C:
 		}
 	}
+	keep()
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		err := msg.DoubleAck(actx)
@@ -181,8 +228,36 @@ func deliver(ctx context.Context, msg jetstream.Msg, o *ConsumerOptions, h Consu
 		if attempt >= 3 || ctx.Err() != nil {
 			// JetStream will redeliver it: the handler sees it again.
 			o.Logger.Warn("natsrelay: consumer: ack failed; the event will be redelivered", "position", ev.GlobalPosition, "err", err)
-			return nil
+			return fmt.Errorf("%w: %w", errAckLost, err)
 		}
+	}
+}
+
+// keepInProgress tells JetStream every third of ackWait that msg is still
+// being worked on, until the returned func is called (which waits for the
+// last one to finish; calling it again does nothing).
+func keepInProgress(msg jetstream.Msg, ackWait time.Duration) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(max(ackWait/3, 10*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
 	}
 }
 

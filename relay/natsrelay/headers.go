@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -151,9 +152,63 @@ func DecodeEvent(header nats.Header, data []byte) (eventfold.Event, error) {
 	ev.Data = append(json.RawMessage(nil), data...)
 	ev.Metadata = json.RawMessage("{}")
 	if md := header.Get(HeaderMetadata); md != "" {
+		// Event.Metadata is a JSON object: a forged header must not
+		// become a RawMessage that breaks json.Marshal in the handler.
+		var obj map[string]json.RawMessage
+		if json.Unmarshal([]byte(md), &obj) != nil || obj == nil {
+			return bad(HeaderMetadata, fmt.Sprintf("%.80q is not a JSON object", md))
+		}
 		ev.Metadata = json.RawMessage(md)
 	}
 	return ev, nil
+}
+
+// checkMessage refuses a message the relay must not publish: one whose
+// stream id or type a header cannot carry intact (a line break becomes a
+// space, white space at either end is trimmed: the consumer would decode
+// another stream id), and one over the server's max_payload (NATS refuses
+// it on every attempt). The library refuses such identifiers and sizes at
+// append, but a DBA's script calling the database's append function
+// directly, or a data limit raised above max_payload, can store them.
+// Both errors match eventfold.ErrInvalidInput: the relay stops rather than
+// skip the event or retry for ever.
+func checkMessage(m *nats.Msg, ev eventfold.Event, stream string, maxPayload int64) error {
+	where := fmt.Sprintf("the event at position %d (%q in stream %q)", ev.GlobalPosition, ev.Type, ev.StreamID)
+	for _, f := range []struct{ field, v string }{{"stream id", ev.StreamID}, {"event type", ev.Type}} {
+		if !headerSafe(f.v) {
+			return &eventfold.ValidationError{Field: "natsrelay: " + f.field + " of " + where,
+				Reason: "has a control character or white space at either end, which a NATS header cannot carry; the relay stops rather than publish another value (fix the event in the database, or relay it yourself)"}
+		}
+	}
+	if maxPayload <= 0 {
+		return nil
+	}
+	// What nats.go sends: "NATS/1.0\r\n", "Key: value\r\n" per value,
+	// "\r\n", the body; plus the two expectation headers Publish adds.
+	size := len("NATS/1.0\r\n\r\n") + len(m.Data) +
+		len(jetstream.ExpectedStreamHeader+": \r\n") + len(stream) +
+		len(jetstream.ExpectedLastSeqHeader+": \r\n") + 20
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			size += len(k) + len(": \r\n") + len(v)
+		}
+	}
+	if int64(size) > maxPayload {
+		return &eventfold.ValidationError{Field: "natsrelay: " + where,
+			Reason: fmt.Sprintf("makes a %d-byte NATS message (data, plus the metadata again in a header), over the server's max_payload of %d bytes; raise max_payload in the NATS server configuration (up to 64 MB) and restart the relay, which never skips an event", size, maxPayload)}
+	}
+	return nil
+}
+
+// headerSafe reports whether a header value comes back unchanged: no
+// control character, no white space at either end.
+func headerSafe(s string) bool {
+	if s == "" || strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return false
+	}
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	return !unicode.IsSpace(first) && !unicode.IsSpace(last)
 }
 
 // positionOf reads the relay's position header of a stored message; ok is

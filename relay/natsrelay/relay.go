@@ -121,6 +121,7 @@ type Stats struct {
 // New and call Run.
 type Relay[TTx any] struct {
 	store  *eventfold.Store[TTx]
+	nc     *nats.Conn
 	js     jetstream.JetStream
 	o      Options
 	sub    *listener.Subscription[TTx]
@@ -180,7 +181,7 @@ func New[TTx any](store *eventfold.Store[TTx], nc *nats.Conn, opts Options) (*Re
 	if err != nil {
 		return nil, fmt.Errorf("natsrelay: %w", err)
 	}
-	r := &Relay[TTx]{store: store, js: js, o: opts, logger: opts.Listener.Logger, subjects: map[string]struct{}{}}
+	r := &Relay[TTx]{store: store, nc: nc, js: js, o: opts, logger: opts.Listener.Logger, subjects: map[string]struct{}{}}
 	if r.logger == nil {
 		r.logger = slog.Default()
 	}
@@ -223,7 +224,9 @@ func (r *Relay[TTx]) Lag(ctx context.Context) (int64, error) { return r.sub.Lag(
 // database errors are logged and retried with backoff. It returns an error
 // only for what a retry cannot cure (and listener.ErrAlreadyRunning when
 // this Relay value is already running): a subject the Subject function got
-// wrong, ErrForeignMessage, or archived events.
+// wrong, ErrForeignMessage, an event whose message NATS cannot take (over
+// the server's max_payload) or whose stream id or type a header cannot
+// carry (both match eventfold.ErrInvalidInput), or archived events.
 func (r *Relay[TTx]) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
 		return listener.ErrAlreadyRunning
@@ -289,6 +292,9 @@ func (r *Relay[TTx]) publish(ctx context.Context, b listener.Batch) (func() erro
 			return nil, r.stop(fmt.Errorf("natsrelay: subject of the event at position %d (%s in stream %q): %w", ev.GlobalPosition, ev.Type, ev.StreamID, err))
 		}
 		msgs[i] = message(subj, ev)
+		if err := checkMessage(msgs[i], ev, r.o.Stream, r.nc.MaxPayload()); err != nil {
+			return nil, r.stop(err)
+		}
 	}
 	// Each message expects the sequence the previous one gets: base is
 	// the sequence the last message published (not necessarily acked yet)
