@@ -363,6 +363,10 @@ type Log interface {
 	// InOpsTx runs fn on the operations bound to one transaction, and
 	// commits when fn returns nil (rolls back otherwise).
 	InOpsTx(ctx context.Context, fn func(ops Ops) error) error
+	// SchemaError turns the database's "no such table" into
+	// ErrSchemaNotInstalled when the schema is not installed (see
+	// Store.SchemaError).
+	SchemaError(ctx context.Context, err error) error
 }
 
 // Ops returns the store/dialect contract's operations on the pool.

@@ -238,6 +238,12 @@ type Errors interface {
 	// (it has an error code), as opposed to a lost connection: a COMMIT
 	// the server answered with an error did not commit.
 	ServerReported(err error) bool
+	// UndefinedObject tells whether err says that a table, schema,
+	// function or procedure a statement names does not exist: the
+	// database's "no such table". On its own it does not tell a schema
+	// never installed from a user's missing table; Store.SchemaError
+	// asks the migration table before it says ErrSchemaNotInstalled.
+	UndefinedObject(err error) bool
 }
 
 // Savepoints mark a point inside the transaction the Ops run on, to roll
