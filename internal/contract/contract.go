@@ -215,6 +215,9 @@ type Stats interface {
 	// StatsEventsAfter counts the events beyond position pos, up to the
 	// gap-free horizon: a subscription's lag in events.
 	StatsEventsAfter(ctx context.Context, pos int64) (int64, error)
+	// StatsCommandRecords counts the orchestrator's command records
+	// (migration 00002): what rolling that migration back would drop.
+	StatsCommandRecords(ctx context.Context) (int64, error)
 }
 
 // Positions checks that positions have not fallen behind the log

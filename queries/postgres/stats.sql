@@ -24,3 +24,7 @@ SELECT count(*)::bigint AS events
 FROM eventfold.events
 WHERE global_position > sqlc.arg(global_position)
   AND global_position < eventfold.horizon();
+
+-- name: StatsCommandRecords :one
+-- How many command records the orchestrator keeps (migration 00002).
+SELECT count(*)::bigint AS records FROM eventfold.commands;

@@ -9,6 +9,18 @@ import (
 	"context"
 )
 
+const statsCommandRecords = `-- name: StatsCommandRecords :one
+SELECT count(*) AS records FROM eventfold_commands
+`
+
+// How many command records the orchestrator keeps (migration 00002).
+func (q *Queries) StatsCommandRecords(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRowContext(ctx, statsCommandRecords)
+	var records int64
+	err := row.Scan(&records)
+	return records, err
+}
+
 const statsEventDays = `-- name: StatsEventDays :many
 SELECT CAST(DATE_FORMAT(recorded_at, '%Y-%m-%d') AS CHAR) AS day, CAST(COUNT(*) AS SIGNED) AS events
 FROM eventfold_events

@@ -9,6 +9,18 @@ import (
 	"context"
 )
 
+const statsCommandRecords = `-- name: StatsCommandRecords :one
+SELECT count(*)::bigint AS records FROM eventfold.commands
+`
+
+// How many command records the orchestrator keeps (migration 00002).
+func (q *Queries) StatsCommandRecords(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, statsCommandRecords)
+	var records int64
+	err := row.Scan(&records)
+	return records, err
+}
+
 const statsEventDays = `-- name: StatsEventDays :many
 SELECT to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')::text AS day, count(*)::bigint AS events
 FROM eventfold.events

@@ -61,6 +61,14 @@ SELECT (SELECT COUNT_BIG(*) FROM eventfold.events),
 	return events, streams, firstPosition, nil
 }
 
+// StatsCommandRecords counts the orchestrator's command records.
+func (o *Ops) StatsCommandRecords(ctx context.Context) (n int64, err error) {
+	if err = o.db.QueryRowContext(ctx, `SELECT COUNT_BIG(*) FROM eventfold.commands`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count command records: %w", interpretError(err))
+	}
+	return n, nil
+}
+
 // StatsEventsAfter counts the events beyond position pos: a subscription's
 // lag in events.
 func (o *Ops) StatsEventsAfter(ctx context.Context, pos int64) (int64, error) {
