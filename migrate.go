@@ -12,6 +12,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/eventfold/eventfold/internal/contract"
 	migrations "github.com/eventfold/eventfold/sql"
 )
 
@@ -51,7 +52,8 @@ func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
 // NewMigrator returns a goose Provider over eventfold's migrations for
 // dialect d, recording versions in MigrationTable. Use it for status;
 // Store.Migrate covers the common case, and Store.MigrateDown/MigrateDownTo
-// roll back with a guard against dropping events or the archive watermark
+// roll back with a guard against dropping events, command records,
+// checkpoints or the archive watermark
 // (the Provider's own Down has none).
 func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	fsys, err := MigrationsFS(d)
@@ -64,8 +66,9 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 		goose.WithDisableGlobalRegistry(true),
 	}
 	// Two processes migrating at once (say, two replicas starting) must not
-	// race: lock where goose can. SQLite has one writer anyway; goose has no
-	// locker for SQL Server.
+	// race: lock where goose can, and on SQLite with the dialect's own lock
+	// (a sidecar file, see internal/dialect/sqlite); goose has no locker
+	// for SQL Server.
 	switch d {
 	case Postgres:
 		l, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
@@ -79,6 +82,10 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
 		opts = append(opts, goose.WithLocker(l))
+	default:
+		if l := contract.MigrationLocker(string(d)); l != nil {
+			opts = append(opts, goose.WithLocker(l))
+		}
 	}
 	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
