@@ -218,6 +218,29 @@ type Stats interface {
 	// StatsCommandRecords counts the orchestrator's command records
 	// (migration 00002): what rolling that migration back would drop.
 	StatsCommandRecords(ctx context.Context) (int64, error)
+	// StatsEventsBeyond counts the committed events beyond position pos,
+	// ignoring the head: beyond the head, those a running transaction
+	// holds back from readers (PostgreSQL).
+	StatsEventsBeyond(ctx context.Context, pos int64) (int64, error)
+	// StatsHorizonHolder returns the transaction holding the head back,
+	// nil when none does or the database has no such horizon.
+	StatsHorizonHolder(ctx context.Context) (*HorizonHolder, error)
+}
+
+// HorizonHolder is the transaction that holds the gap-free read horizon
+// back (PostgreSQL: the oldest running transaction with a transaction
+// id, in any database of the cluster).
+type HorizonHolder struct {
+	// PID is its server process (0: a prepared transaction).
+	PID int64
+	// XIDAge is how many transaction ids ago it began writing.
+	XIDAge int64
+	// Age is how long ago its transaction began.
+	Age time.Duration
+	// State, Database, User and Application are what the server shows;
+	// Query the start of its current or last statement ("" or a
+	// placeholder when the server does not show it to this user).
+	State, Database, User, Application, Query string
 }
 
 // Positions checks that positions have not fallen behind the log

@@ -27,3 +27,9 @@ WHERE global_position > sqlc.arg(global_position);
 -- name: StatsCommandRecords :one
 -- How many command records the orchestrator keeps (migration 00002).
 SELECT count(*) AS records FROM eventfold_commands;
+
+-- name: StatsEventsBeyond :one
+-- How many committed events lie beyond a position, ignoring the head.
+SELECT count(*) AS events
+FROM eventfold_events
+WHERE global_position > sqlc.arg(global_position);

@@ -108,6 +108,20 @@ func (q *Queries) StatsEventsAfter(ctx context.Context, db DBTX, globalPosition 
 	return events, err
 }
 
+const statsEventsBeyond = `-- name: StatsEventsBeyond :one
+SELECT count(*) AS events
+FROM eventfold_events
+WHERE global_position > ?1
+`
+
+// How many committed events lie beyond a position, ignoring the head.
+func (q *Queries) StatsEventsBeyond(ctx context.Context, db DBTX, globalPosition int64) (int64, error) {
+	row := db.QueryRowContext(ctx, statsEventsBeyond, globalPosition)
+	var events int64
+	err := row.Scan(&events)
+	return events, err
+}
+
 const statsTotals = `-- name: StatsTotals :one
 SELECT CAST((SELECT count(*) FROM eventfold_events) AS INTEGER) AS events,
        CAST((SELECT count(*) FROM eventfold_streams) AS INTEGER) AS streams,
