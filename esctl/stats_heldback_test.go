@@ -67,7 +67,15 @@ func TestStatsShowsHeldBackLagPostgres(t *testing.T) {
 	require.Equal(t, float64(0), sub["lag_events"], "readable lag")
 	require.GreaterOrEqual(t, sub["held_back_events"], float64(2), "%v", sub)
 
+	// The library's view says the same, in position space.
+	cps, err := listener.Checkpoints(ctx, store)
+	require.NoError(t, err)
+	require.Len(t, cps, 1)
+	require.Zero(t, cps[0].Lag)
+	require.Positive(t, cps[0].HeldBack)
+
 	out := mustRun(t, dsn, "stats")
+	t.Log(out)
 	require.Contains(t, out, "held back")
 	require.Contains(t, out, "oldest running transaction")
 	require.NoError(t, holder.Rollback())
