@@ -12,6 +12,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/eventfold/eventfold/internal/contract"
 	migrations "github.com/eventfold/eventfold/sql"
 )
 
@@ -51,7 +52,8 @@ func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
 // NewMigrator returns a goose Provider over eventfold's migrations for
 // dialect d, recording versions in MigrationTable. Use it for status;
 // Store.Migrate covers the common case, and Store.MigrateDown/MigrateDownTo
-// roll back with a guard against dropping events or the archive watermark
+// roll back with a guard against dropping events, command records,
+// checkpoints or the archive watermark
 // (the Provider's own Down has none).
 func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	fsys, err := MigrationsFS(d)
@@ -64,8 +66,9 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 		goose.WithDisableGlobalRegistry(true),
 	}
 	// Two processes migrating at once (say, two replicas starting) must not
-	// race: lock where goose can. SQLite has one writer anyway; goose has no
-	// locker for SQL Server.
+	// race: lock where goose can, and on SQLite with the dialect's own lock
+	// (a sidecar file, see internal/dialect/sqlite); goose has no locker
+	// for SQL Server.
 	switch d {
 	case Postgres:
 		l, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
@@ -79,6 +82,10 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
 		opts = append(opts, goose.WithLocker(l))
+	default:
+		if l := contract.MigrationLocker(string(d)); l != nil {
+			opts = append(opts, goose.WithLocker(l))
+		}
 	}
 	p, err := goose.NewProvider(gd, db, fsys, opts...)
 	if err != nil {
@@ -111,14 +118,17 @@ const PositionsMigration = 6
 
 // ErrWouldLoseData is matched (through a *DataLossError) when a down
 // migration is refused because it would destroy events or the archive
-// watermark.
+// watermark, the orchestrator's command records or subscriptions'
+// checkpoints.
 var ErrWouldLoseData = errors.New("eventfold: the down migration would destroy data")
 
 // The migrations whose Down destroys what the log cannot do without.
 const (
-	eventsMigration    = 1 // 00001_events: the events and streams tables
-	watermarkMigration = 4 // 00004_archive: the archive watermark
-	identityMigration  = 9 // 00009: commit markers and the store identity
+	eventsMigration        = 1 // 00001_events: the events and streams tables
+	commandsMigration      = 2 // 00002_commands: the command records
+	subscriptionsMigration = 3 // 00003_subscriptions: checkpoints and leases
+	watermarkMigration     = 4 // 00004_archive: the archive watermark
+	identityMigration      = 9 // 00009: commit markers and the store identity
 )
 
 // DataLossError says what a refused down migration would have destroyed.
@@ -129,6 +139,14 @@ type DataLossError struct {
 	// Events is how many events (and Streams how many streams) rolling back
 	// migration 00001 would delete; 0 when it stays.
 	Events, Streams int64
+	// Commands is how many command records rolling back migration 00002
+	// would delete: the orchestrator would run those commands again when
+	// they are retried with the same id. 0 when it stays.
+	Commands int64
+	// Checkpoints is how many durable subscriptions' checkpoints rolling
+	// back migration 00003 would delete: each would start again from its
+	// StartAt (by default the beginning of the log). 0 when it stays.
+	Checkpoints int64
 	// ArchivedBefore is the archive watermark that rolling back migration
 	// 00004 would forget: afterwards reads would silently start at the first
 	// event still in the table instead of failing with ErrArchived, even
@@ -145,6 +163,12 @@ func (e *DataLossError) Error() string {
 	if e.Events > 0 {
 		lost = append(lost, fmt.Sprintf("%d events in %d streams (migration 00001 drops the log)", e.Events, e.Streams))
 	}
+	if e.Commands > 0 {
+		lost = append(lost, fmt.Sprintf("%d command records (migration 00002; commands retried with the same id would run again)", e.Commands))
+	}
+	if e.Checkpoints > 0 {
+		lost = append(lost, fmt.Sprintf("%d subscription checkpoints (migration 00003; those subscriptions would start again from their StartAt)", e.Checkpoints))
+	}
 	if e.ArchivedBefore > 0 {
 		lost = append(lost, fmt.Sprintf("the archive watermark %d (migration 00004; reads would then silently start at the first event left instead of reporting the archived range)", e.ArchivedBefore))
 	}
@@ -159,8 +183,8 @@ func (e *DataLossError) Error() string {
 func (e *DataLossError) Is(target error) bool { return target == ErrWouldLoseData }
 
 // MigrateDown rolls back the newest applied migration. Unless force, it
-// refuses with a *DataLossError when that would drop events or a non-zero
-// archive watermark.
+// refuses with a *DataLossError when that would drop events, command
+// records, subscription checkpoints or a non-zero archive watermark.
 func (s *Store[TTx]) MigrateDown(ctx context.Context, force bool) (*goose.MigrationResult, error) {
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
@@ -182,8 +206,9 @@ func (s *Store[TTx]) MigrateDown(ctx context.Context, force bool) (*goose.Migrat
 
 // MigrateDownTo rolls migrations back until version to is the newest
 // applied (0 removes everything). Unless force, it refuses with a
-// *DataLossError when that would drop events or a non-zero archive
-// watermark, and says what would be lost.
+// *DataLossError when that would drop events, command records,
+// subscription checkpoints or a non-zero archive watermark, and says what
+// would be lost.
 func (s *Store[TTx]) MigrateDownTo(ctx context.Context, to int64, force bool) ([]*goose.MigrationResult, error) {
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
@@ -226,12 +251,24 @@ func (s *Store[TTx]) checkDown(ctx context.Context, p *goose.Provider, to int64,
 			return fmt.Errorf("eventfold: migrate down: count the events it would drop: %w", err)
 		}
 	}
+	if cur >= commandsMigration && to < commandsMigration {
+		if loss.Commands, err = ops.StatsCommandRecords(ctx); err != nil {
+			return fmt.Errorf("eventfold: migrate down: count the command records it would drop: %w", err)
+		}
+	}
+	if cur >= subscriptionsMigration && to < subscriptionsMigration {
+		rows, err := ops.ListCheckpoints(ctx)
+		if err != nil {
+			return fmt.Errorf("eventfold: migrate down: count the subscription checkpoints it would drop: %w", err)
+		}
+		loss.Checkpoints = int64(len(rows))
+	}
 	if cur >= watermarkMigration && to < watermarkMigration {
 		if loss.ArchivedBefore, err = archivedBefore(ctx, ops); err != nil {
 			return fmt.Errorf("eventfold: migrate down: %w", err)
 		}
 	}
-	if loss.Events == 0 && loss.Streams == 0 && loss.ArchivedBefore == 0 {
+	if loss.Events == 0 && loss.Streams == 0 && loss.Commands == 0 && loss.Checkpoints == 0 && loss.ArchivedBefore == 0 {
 		return nil
 	}
 	if cur >= identityMigration && to < identityMigration {

@@ -83,6 +83,21 @@ func (s *Store[TTx]) schemaErr(ctx context.Context, err error) error {
 	return err
 }
 
+// SchemaError returns ErrSchemaNotInstalled, with the message Append
+// gives, when err is the database's "no such table" (as its dialect
+// recognises it) and eventfold's schema is not installed; otherwise err
+// unchanged. The orchestrator and the listener pass their database errors
+// through it. It costs a query only for an undefined-object error.
+func (s *Store[TTx]) SchemaError(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, ErrSchemaNotInstalled) || ctx.Err() != nil || !s.driver.Ops().UndefinedObject(err) {
+		return err
+	}
+	if v, verr := s.SchemaVersion(ctx); verr == nil && v == 0 {
+		return NotInstalledError()
+	}
+	return err
+}
+
 // NotInstalledError returns ErrSchemaNotInstalled with how to install the
 // schema.
 func NotInstalledError() error { return fmt.Errorf("%w: %s", ErrSchemaNotInstalled, schemaHint) }

@@ -22,8 +22,8 @@ func runMigrate(ctx context.Context, env *Env, args []string) error {
 and, in a service that embeds esctl, the service's own (up and status only).
   up      apply every pending migration (or up to --to VERSION)
   down    roll back the latest migration (or down to --to VERSION; 0 removes everything).
-          Refused, saying what would be lost, when it would drop events or the archive
-          watermark, unless --force.
+          Refused, saying what would be lost, when it would drop events, command records
+          (00002), subscription checkpoints (00003) or the archive watermark, unless --force.
   status  list the migrations and whether each is applied
   sql     print the migration SQL for the DSN's dialect (or --dialect), to review or
           apply by hand; --down prints the rollback SQL instead. Needs no connection.`,
@@ -33,7 +33,7 @@ and, in a service that embeds esctl, the service's own (up and status only).
 	to := fs.Int64("to", -1, "target version for up or down")
 	dialectName := fs.String("dialect", "", "for sql: postgres, mysql, sqlite or sqlserver (default: the DSN's)")
 	down := fs.Bool("down", false, "for sql: print the rollback (Down) SQL, newest migration first")
-	force := fs.Bool("force", false, "for down: roll back even if it drops events or the archive watermark")
+	force := fs.Bool("force", false, "for down: roll back even if it drops events, command records, checkpoints or the archive watermark")
 	// Flags may come before or after the subcommand word.
 	sub := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

@@ -14,11 +14,17 @@ import (
 
 // Stats is what `esctl stats --json` prints.
 type Stats struct {
-	Dialect        string         `json:"dialect"`
-	Database       string         `json:"database"` // the DSN, password redacted
-	Events         int64          `json:"events"`   // in the hot table
-	Streams        int64          `json:"streams"`
-	Head           int64          `json:"head"`
+	Dialect  string `json:"dialect"`
+	Database string `json:"database"` // the DSN, password redacted
+	Events   int64  `json:"events"`   // in the hot table
+	Streams  int64  `json:"streams"`
+	Head     int64  `json:"head"`
+	// LastPosition is the highest committed position. Above Head (on
+	// PostgreSQL, while a transaction that began earlier still runs) the
+	// events are committed but not readable yet: HeldBack says how many
+	// and what holds them.
+	LastPosition   int64          `json:"last_position"`
+	HeldBack       *HeldBack      `json:"held_back,omitempty"`
 	FirstPosition  int64          `json:"first_position"`  // lowest in the hot table; 0: empty
 	ArchivedBefore int64          `json:"archived_before"` // 0: nothing archived
 	ByType         []TypeCount    `json:"by_type"`
@@ -29,15 +35,41 @@ type Stats struct {
 	Relays []Relay `json:"relays"`
 }
 
+// HeldBack is the lag that a running transaction imposes on every reader:
+// committed events above the head, which no reader gets until the
+// transaction ends (PostgreSQL's gap-free horizon).
+type HeldBack struct {
+	Events    int64   `json:"events"`    // committed beyond the head
+	Positions int64   `json:"positions"` // LastPosition - Head (sparse on PostgreSQL)
+	Holder    *Holder `json:"holder,omitempty"`
+}
+
+// Holder is the transaction that holds the head back: the oldest running
+// transaction with a transaction id, in any database of the cluster.
+type Holder struct {
+	PID         int64   `json:"pid"` // 0: a prepared transaction
+	XIDAge      int64   `json:"xid_age"`
+	AgeSeconds  float64 `json:"age_seconds"`
+	State       string  `json:"state"`
+	Database    string  `json:"database"`
+	User        string  `json:"user"`
+	Application string  `json:"application"`
+	Query       string  `json:"query"` // start of its statement, if the server shows it
+}
+
 // Relay is one relay (its subscription) and its lag.
 type Relay struct {
-	Kind      string    `json:"kind"`   // "nats"
-	Target    string    `json:"target"` // the JetStream stream
-	Name      string    `json:"name"`
-	Position  int64     `json:"position"`   // last event acked by the broker and checkpointed
-	LagEvents int64     `json:"lag_events"` // events after Position, up to the head
-	UpdatedAt time.Time `json:"updated_at"`
-	Owner     string    `json:"owner"`
+	Kind      string `json:"kind"`   // "nats"
+	Target    string `json:"target"` // the JetStream stream
+	Name      string `json:"name"`
+	Position  int64  `json:"position"`   // last event acked by the broker and checkpointed
+	LagEvents int64  `json:"lag_events"` // events after Position, up to the head
+	// HeldBackEvents are committed after Position but above the head: not
+	// readable yet (see Stats.HeldBack). The lag once the holder ends is
+	// LagEvents + HeldBackEvents.
+	HeldBackEvents int64     `json:"held_back_events"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Owner          string    `json:"owner"`
 }
 
 // relaysOf picks the relays out of the subscriptions.
@@ -45,7 +77,7 @@ func relaysOf(subs []Subscription) []Relay {
 	out := []Relay{}
 	for _, s := range subs {
 		if target, ok := strings.CutPrefix(s.Name, natsRelayPrefix); ok {
-			out = append(out, Relay{Kind: "nats", Target: target, Name: s.Name, Position: s.Position, LagEvents: s.LagEvents, UpdatedAt: s.UpdatedAt, Owner: s.Owner})
+			out = append(out, Relay{Kind: "nats", Target: target, Name: s.Name, Position: s.Position, LagEvents: s.LagEvents, HeldBackEvents: s.HeldBackEvents, UpdatedAt: s.UpdatedAt, Owner: s.Owner})
 		}
 	}
 	return out
@@ -65,11 +97,15 @@ type DayCount struct {
 
 // Subscription is one durable subscription (package listener) and its lag.
 type Subscription struct {
-	Name      string    `json:"name"`
-	Position  int64     `json:"position"`   // last event handled
-	LagEvents int64     `json:"lag_events"` // events after Position, up to the head
-	UpdatedAt time.Time `json:"updated_at"`
-	Owner     string    `json:"owner"` // holder of an unexpired lease; "" when none runs it
+	Name      string `json:"name"`
+	Position  int64  `json:"position"`   // last event handled
+	LagEvents int64  `json:"lag_events"` // events after Position, up to the head
+	// HeldBackEvents are committed after Position but above the head: not
+	// readable yet (see Stats.HeldBack). The lag once the holder ends is
+	// LagEvents + HeldBackEvents.
+	HeldBackEvents int64     `json:"held_back_events"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	Owner          string    `json:"owner"` // holder of an unexpired lease; "" when none runs it
 }
 
 func runStats(ctx context.Context, env *Env, args []string) error {
@@ -114,6 +150,14 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 	if st.Head, err = ops.Head(ctx); err != nil {
 		return nil, fmt.Errorf("head: %w", err)
 	}
+	if st.LastPosition, err = ops.LastPosition(ctx); err != nil {
+		return nil, fmt.Errorf("last position: %w", err)
+	}
+	if st.LastPosition > st.Head {
+		if st.HeldBack, err = heldBack(ctx, ops, st.Head, st.LastPosition); err != nil {
+			return nil, err
+		}
+	}
 	if st.ArchivedBefore, err = ops.ArchivedBefore(ctx); err != nil {
 		return nil, fmt.Errorf("read the archive watermark: %w", err)
 	}
@@ -135,9 +179,36 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 	if err != nil {
 		return nil, err
 	}
+	if st.HeldBack != nil {
+		for i := range subs {
+			if subs[i].HeldBackEvents, err = ops.StatsEventsBeyond(ctx, max(subs[i].Position, st.Head)); err != nil {
+				return nil, err
+			}
+		}
+	}
 	st.Subscriptions = subs
 	st.Relays = relaysOf(subs)
 	return st, nil
+}
+
+// heldBack counts the committed events above the head and names the
+// transaction holding them; nil when none are (they committed between the
+// two reads, or the gap is only rolled-back positions).
+func heldBack(ctx context.Context, ops eventfold.Ops, head, last int64) (*HeldBack, error) {
+	n, err := ops.StatsEventsBeyond(ctx, head)
+	if err != nil || n == 0 {
+		return nil, err
+	}
+	hb := &HeldBack{Events: n, Positions: last - head}
+	h, err := ops.StatsHorizonHolder(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if h != nil {
+		hb.Holder = &Holder{PID: h.PID, XIDAge: h.XIDAge, AgeSeconds: h.Age.Seconds(), State: h.State,
+			Database: h.Database, User: h.User, Application: h.Application, Query: h.Query}
+	}
+	return hb, nil
 }
 
 // listSubscriptions reads the checkpoints of package listener with their
@@ -173,6 +244,17 @@ func printStats(env *Env, st *Stats, days int) error {
 	fmt.Fprintf(tw, "events\t%d\n", st.Events)
 	fmt.Fprintf(tw, "streams\t%d\n", st.Streams)
 	fmt.Fprintf(tw, "head position\t%d\n", st.Head)
+	if hb := st.HeldBack; hb != nil {
+		fmt.Fprintf(tw, "held back\t%d committed events above the head (last position %d): no reader gets them until the transaction holding the head ends\n", hb.Events, st.LastPosition)
+		if h := hb.Holder; h != nil {
+			who := fmt.Sprintf("pid %d", h.PID)
+			if h.PID == 0 {
+				who = "a prepared transaction"
+			}
+			fmt.Fprintf(tw, "\toldest running transaction: %s, %s old (%d xids), %s, database %q, user %q, application %q: %q\n",
+				who, time.Duration(h.AgeSeconds*float64(time.Second)).Round(time.Millisecond), h.XIDAge, h.State, h.Database, h.User, h.Application, h.Query)
+		}
+	}
 	if st.ArchivedBefore > 0 {
 		fmt.Fprintf(tw, "archived\tevery event before position %d\n", st.ArchivedBefore)
 	} else {

@@ -22,6 +22,11 @@ type CheckpointInfo struct {
 	// space: on PostgreSQL positions are sparse, so use it as "behind or
 	// not" and for trends, not as an event count.
 	Lag int64 `json:"lag"`
+	// HeldBack is how far, in position space, the log's committed events
+	// reach beyond max(Head, Position): on PostgreSQL, what a running
+	// transaction holds back from every reader (Lag stays 0 then). It is
+	// readable once that transaction ends; 0 when nothing is held back.
+	HeldBack int64 `json:"held_back"`
 	// Owner is the process holding the subscription's lease ("" if none).
 	Owner string `json:"owner,omitempty"`
 }
@@ -36,13 +41,18 @@ func Checkpoints(ctx context.Context, store eventfold.Log) ([]CheckpointInfo, er
 	if err != nil {
 		return nil, fmt.Errorf("listener: checkpoints: %w", err)
 	}
+	last, err := store.Ops().LastPosition(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("listener: checkpoints: %w", store.SchemaError(ctx, err))
+	}
 	rows, err := so.ListCheckpoints(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listener: %w", err)
 	}
 	var out []CheckpointInfo
 	for _, r := range rows {
-		out = append(out, CheckpointInfo{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt, Head: head, Lag: max(head-r.Position, 0)})
+		out = append(out, CheckpointInfo{Name: r.Name, Position: r.Position, UpdatedAt: r.UpdatedAt, Head: head,
+			Lag: max(head-r.Position, 0), HeldBack: max(last-max(head, r.Position), 0)})
 	}
 	for i := range out {
 		if out[i].Owner, err = so.LeaseOwner(ctx, out[i].Name); err != nil {

@@ -49,10 +49,14 @@ func (o *Orchestrator[TTx]) Dispatch(ctx context.Context, cmd Command) (*Result,
 	chain := o.chain
 	o.mu.RUnlock()
 	if o.cfg.Observer == nil {
-		return chain(ctx, cmd)
+		res, err := chain(ctx, cmd)
+		return res, o.store.SchemaError(ctx, err)
 	}
 	ctx, end := o.cfg.Observer.StartDispatch(ctx, cmd)
 	res, err := chain(ctx, cmd)
+	// A database without eventfold's schema: say so, as Append does,
+	// rather than the driver's "no such table".
+	err = o.store.SchemaError(ctx, err)
 	end(res, err)
 	return res, err
 }

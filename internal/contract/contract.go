@@ -244,6 +244,32 @@ type Stats interface {
 	// StatsEventsAfter counts the events beyond position pos, up to the
 	// gap-free horizon: a subscription's lag in events.
 	StatsEventsAfter(ctx context.Context, pos int64) (int64, error)
+	// StatsCommandRecords counts the orchestrator's command records
+	// (migration 00002): what rolling that migration back would drop.
+	StatsCommandRecords(ctx context.Context) (int64, error)
+	// StatsEventsBeyond counts the committed events beyond position pos,
+	// ignoring the head: beyond the head, those a running transaction
+	// holds back from readers (PostgreSQL).
+	StatsEventsBeyond(ctx context.Context, pos int64) (int64, error)
+	// StatsHorizonHolder returns the transaction holding the head back,
+	// nil when none does or the database has no such horizon.
+	StatsHorizonHolder(ctx context.Context) (*HorizonHolder, error)
+}
+
+// HorizonHolder is the transaction that holds the gap-free read horizon
+// back (PostgreSQL: the oldest running transaction with a transaction
+// id, in any database of the cluster).
+type HorizonHolder struct {
+	// PID is its server process (0: a prepared transaction).
+	PID int64
+	// XIDAge is how many transaction ids ago it began writing.
+	XIDAge int64
+	// Age is how long ago its transaction began.
+	Age time.Duration
+	// State, Database, User and Application are what the server shows;
+	// Query the start of its current or last statement ("" or a
+	// placeholder when the server does not show it to this user).
+	State, Database, User, Application, Query string
 }
 
 // Positions checks that positions have not fallen behind the log
@@ -267,6 +293,12 @@ type Errors interface {
 	// (it has an error code), as opposed to a lost connection: a COMMIT
 	// the server answered with an error did not commit.
 	ServerReported(err error) bool
+	// UndefinedObject tells whether err says that a table, schema,
+	// function or procedure a statement names does not exist: the
+	// database's "no such table". On its own it does not tell a schema
+	// never installed from a user's missing table; Store.SchemaError
+	// asks the migration table before it says ErrSchemaNotInstalled.
+	UndefinedObject(err error) bool
 }
 
 // Savepoints mark a point inside the transaction the Ops run on, to roll

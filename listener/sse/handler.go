@@ -55,7 +55,10 @@ type Config struct {
 	// take its data in time is disconnected (it will reconnect and resume).
 	// Defaults to 10s.
 	WriteTimeout time.Duration
-	// MaxClients caps concurrent connections (503 beyond). 0: no cap.
+	// MaxClients caps concurrent connections: beyond it a client gets 503
+	// with Retry-After: 5. Each connection holds a goroutine, a socket and
+	// its place in the fan-out, so there is always a cap unless asked for
+	// none. Defaults to DefaultMaxClients (0); negative: no cap.
 	MaxClients int
 	// MaxCatchUp caps how many clients read from the database at once
 	// (resuming from far back, or fallen out of the ring). Defaults to 4.
@@ -89,6 +92,12 @@ type Handler struct {
 	through int64 // the tailer has read the log up to here
 }
 
+// DefaultMaxClients is Config.MaxClients when it is 0: enough for a
+// service's dashboards and browser tabs, small enough that a flood of
+// connections is refused before it exhausts file descriptors (commonly
+// 1024 soft-limited) or the fan-out's time. Set MaxClients for more.
+const DefaultMaxClients = 512
+
 // New returns a Handler streaming store's events.
 func New(store eventfold.Log, cfg *Config) *Handler {
 	h := &Handler{store: store, sig: listener.NewSignal()}
@@ -104,6 +113,9 @@ func New(store eventfold.Log, cfg *Config) *Handler {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
+	}
+	if c.MaxClients == 0 {
+		c.MaxClients = DefaultMaxClients
 	}
 	if c.MaxCatchUp <= 0 {
 		c.MaxCatchUp = 4

@@ -23,3 +23,13 @@ SELECT CAST((SELECT COUNT(*) FROM eventfold_events) AS SIGNED) AS events,
 SELECT CAST(COUNT(*) AS SIGNED) AS events
 FROM eventfold_events
 WHERE global_position > sqlc.arg(global_position);
+
+-- name: StatsCommandRecords :one
+-- How many command records the orchestrator keeps (migration 00002).
+SELECT count(*) AS records FROM eventfold_commands;
+
+-- name: StatsEventsBeyond :one
+-- How many committed events lie beyond a position, ignoring the head.
+SELECT count(*) AS events
+FROM eventfold_events
+WHERE global_position > sqlc.arg(global_position);

@@ -26,3 +26,13 @@ SELECT CAST((SELECT count(*) FROM eventfold_events) AS INTEGER) AS events,
 SELECT CAST(count(*) AS INTEGER) AS events
 FROM eventfold_events
 WHERE global_position > sqlc.arg(global_position);
+
+-- name: StatsCommandRecords :one
+-- How many command records the orchestrator keeps (migration 00002).
+SELECT count(*) AS records FROM eventfold_commands;
+
+-- name: StatsEventsBeyond :one
+-- How many committed events lie beyond a position, ignoring the head.
+SELECT count(*) AS events
+FROM eventfold_events
+WHERE global_position > sqlc.arg(global_position);

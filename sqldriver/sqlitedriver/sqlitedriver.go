@@ -10,10 +10,13 @@ package sqlitedriver
 import (
 	"context"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"net/url"
+	"time"
 
 	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dialect"
@@ -61,5 +64,25 @@ type dsnConnector struct {
 	dsn string
 }
 
-func (c dsnConnector) Connect(context.Context) (driver.Conn, error) { return c.drv.Open(c.dsn) }
-func (c dsnConnector) Driver() driver.Driver                        { return c.drv }
+// Connect opens a connection. Opening runs the pragmas, and switching a
+// new file to WAL needs an exclusive lock that the busy timeout does not
+// wait for: two processes opening a fresh file at once (two `esctl
+// migrate up`) could fail with SQLITE_BUSY. It retries that, for up to
+// the busy timeout.
+func (c dsnConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for wait := 2 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		conn, err := c.drv.Open(c.dsn)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (c dsnConnector) Driver() driver.Driver { return c.drv }

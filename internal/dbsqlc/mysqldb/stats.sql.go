@@ -9,6 +9,18 @@ import (
 	"context"
 )
 
+const statsCommandRecords = `-- name: StatsCommandRecords :one
+SELECT count(*) AS records FROM eventfold_commands
+`
+
+// How many command records the orchestrator keeps (migration 00002).
+func (q *Queries) StatsCommandRecords(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRowContext(ctx, statsCommandRecords)
+	var records int64
+	err := row.Scan(&records)
+	return records, err
+}
+
 const statsEventDays = `-- name: StatsEventDays :many
 SELECT CAST(DATE_FORMAT(recorded_at, '%Y-%m-%d') AS CHAR) AS day, CAST(COUNT(*) AS SIGNED) AS events
 FROM eventfold_events
@@ -91,6 +103,20 @@ WHERE global_position > ?
 // How many events lie beyond a position (a subscription's lag in events).
 func (q *Queries) StatsEventsAfter(ctx context.Context, db DBTX, globalPosition int64) (int64, error) {
 	row := db.QueryRowContext(ctx, statsEventsAfter, globalPosition)
+	var events int64
+	err := row.Scan(&events)
+	return events, err
+}
+
+const statsEventsBeyond = `-- name: StatsEventsBeyond :one
+SELECT count(*) AS events
+FROM eventfold_events
+WHERE global_position > ?
+`
+
+// How many committed events lie beyond a position, ignoring the head.
+func (q *Queries) StatsEventsBeyond(ctx context.Context, db DBTX, globalPosition int64) (int64, error) {
+	row := db.QueryRowContext(ctx, statsEventsBeyond, globalPosition)
 	var events int64
 	err := row.Scan(&events)
 	return events, err

@@ -9,6 +9,18 @@ import (
 	"context"
 )
 
+const statsCommandRecords = `-- name: StatsCommandRecords :one
+SELECT count(*)::bigint AS records FROM eventfold.commands
+`
+
+// How many command records the orchestrator keeps (migration 00002).
+func (q *Queries) StatsCommandRecords(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, statsCommandRecords)
+	var records int64
+	err := row.Scan(&records)
+	return records, err
+}
+
 const statsEventDays = `-- name: StatsEventDays :many
 SELECT to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')::text AS day, count(*)::bigint AS events
 FROM eventfold.events
@@ -89,6 +101,86 @@ func (q *Queries) StatsEventsAfter(ctx context.Context, db DBTX, globalPosition 
 	var events int64
 	err := row.Scan(&events)
 	return events, err
+}
+
+const statsEventsBeyond = `-- name: StatsEventsBeyond :one
+SELECT count(*)::bigint AS events
+FROM eventfold.events
+WHERE global_position > $1
+`
+
+// How many committed events lie beyond a position, ignoring the horizon:
+// beyond the head, the events a running transaction holds back from readers.
+func (q *Queries) StatsEventsBeyond(ctx context.Context, db DBTX, globalPosition int64) (int64, error) {
+	row := db.QueryRow(ctx, statsEventsBeyond, globalPosition)
+	var events int64
+	err := row.Scan(&events)
+	return events, err
+}
+
+const statsHorizonHolder = `-- name: StatsHorizonHolder :many
+SELECT h.pid::bigint AS pid, h.xid_age::bigint AS xid_age, h.age_seconds::float8 AS age_seconds,
+       h.state::text AS state, h.database::text AS database, h.username::text AS username,
+       h.application::text AS application, h.query::text AS query
+FROM (
+    SELECT a.pid AS pid, age(a.backend_xid) AS xid_age,
+           coalesce(extract(epoch FROM clock_timestamp() - a.xact_start), 0) AS age_seconds,
+           coalesce(a.state, '') AS state, coalesce(a.datname::text, '') AS database,
+           coalesce(a.usename::text, '') AS username, coalesce(a.application_name, '') AS application,
+           coalesce(left(a.query, 200), '') AS query
+    FROM pg_catalog.pg_stat_activity a
+    WHERE a.backend_xid IS NOT NULL
+    UNION ALL
+    SELECT 0, age(p.transaction), extract(epoch FROM clock_timestamp() - p.prepared),
+           'prepared', p.database::text, p.owner::text, '', 'PREPARE TRANSACTION ' || quote_literal(p.gid)
+    FROM pg_catalog.pg_prepared_xacts p
+) h
+ORDER BY h.xid_age DESC
+LIMIT 1
+`
+
+type StatsHorizonHolderRow struct {
+	Pid         int64
+	XidAge      int64
+	AgeSeconds  float64
+	State       string
+	Database    string
+	Username    string
+	Application string
+	Query       string
+}
+
+// The transaction that holds eventfold.horizon() back: the oldest running
+// transaction with a transaction id, in any database of the cluster
+// (a prepared transaction counts too). Another user's query text shows as
+// '<insufficient privilege>' unless pg_read_all_stats is granted.
+func (q *Queries) StatsHorizonHolder(ctx context.Context, db DBTX) ([]StatsHorizonHolderRow, error) {
+	rows, err := db.Query(ctx, statsHorizonHolder)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []StatsHorizonHolderRow
+	for rows.Next() {
+		var i StatsHorizonHolderRow
+		if err := rows.Scan(
+			&i.Pid,
+			&i.XidAge,
+			&i.AgeSeconds,
+			&i.State,
+			&i.Database,
+			&i.Username,
+			&i.Application,
+			&i.Query,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const statsTotals = `-- name: StatsTotals :one

@@ -45,6 +45,17 @@ func (o *Ops) ClassifyError(err error) error { return Classify(err) }
 // error number.
 func (o *Ops) ServerReported(err error) bool { return len(sqlErrors(err)) > 0 }
 
+// UndefinedObject implements contract.Errors: 208 (invalid object name),
+// 2812 (could not find stored procedure), 4121 (cannot find a function).
+func (o *Ops) UndefinedObject(err error) bool {
+	for _, e := range sqlErrors(err) {
+		if e.Number == 208 || e.Number == 2812 || e.Number == 4121 {
+			return true
+		}
+	}
+	return false
+}
+
 // Savepoint implements contract.Savepoints (SAVE TRANSACTION: SQL
 // Server's savepoints).
 func (o *Ops) Savepoint(ctx context.Context, name string) error {

@@ -61,6 +61,27 @@ SELECT (SELECT COUNT_BIG(*) FROM eventfold.events),
 	return events, streams, firstPosition, nil
 }
 
+// StatsCommandRecords counts the orchestrator's command records.
+func (o *Ops) StatsCommandRecords(ctx context.Context) (n int64, err error) {
+	if err = o.db.QueryRowContext(ctx, `SELECT COUNT_BIG(*) FROM eventfold.commands`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count command records: %w", interpretError(err))
+	}
+	return n, nil
+}
+
+// StatsEventsBeyond counts the committed events beyond pos, ignoring the
+// head.
+func (o *Ops) StatsEventsBeyond(ctx context.Context, pos int64) (n int64, err error) {
+	if err = o.db.QueryRowContext(ctx, `SELECT COUNT_BIG(*) FROM eventfold.events WHERE global_position > @p1`, pos).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count events beyond %d: %w", pos, interpretError(err))
+	}
+	return n, nil
+}
+
+// StatsHorizonHolder returns nil: the head waits for no transaction it
+// could name.
+func (o *Ops) StatsHorizonHolder(context.Context) (*contract.HorizonHolder, error) { return nil, nil }
+
 // StatsEventsAfter counts the events beyond position pos: a subscription's
 // lag in events.
 func (o *Ops) StatsEventsAfter(ctx context.Context, pos int64) (int64, error) {

@@ -65,6 +65,13 @@ func (o *Ops) ServerReported(err error) bool {
 	return errors.As(err, &me)
 }
 
+// UndefinedObject implements contract.Errors: ER_NO_SUCH_TABLE (1146),
+// ER_SP_DOES_NOT_EXIST (1305: procedure or function).
+func (o *Ops) UndefinedObject(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1305)
+}
+
 // Savepoint implements contract.Savepoints.
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
 	q, err := dialect.SavepointStatement("SAVEPOINT", name)

@@ -46,6 +46,29 @@ func (o *Ops) StatsTotals(ctx context.Context) (events, streams, firstPosition i
 	return r.Events, r.Streams, r.FirstPosition, nil
 }
 
+// StatsCommandRecords counts the orchestrator's command records.
+func (o *Ops) StatsCommandRecords(ctx context.Context) (int64, error) {
+	n, err := o.q.StatsCommandRecords(ctx, o.db)
+	if err != nil {
+		return 0, fmt.Errorf("count command records: %w", err)
+	}
+	return n, nil
+}
+
+// StatsEventsBeyond counts the committed events beyond pos, ignoring the
+// head.
+func (o *Ops) StatsEventsBeyond(ctx context.Context, pos int64) (int64, error) {
+	n, err := o.q.StatsEventsBeyond(ctx, o.db, pos)
+	if err != nil {
+		return 0, fmt.Errorf("count events beyond %d: %w", pos, err)
+	}
+	return n, nil
+}
+
+// StatsHorizonHolder returns nil: the head here waits for no transaction
+// but those that hold positions it counts (see Head).
+func (o *Ops) StatsHorizonHolder(context.Context) (*contract.HorizonHolder, error) { return nil, nil }
+
 // StatsEventsAfter counts the events beyond position pos, up to the
 // head: a subscription's lag in events.
 func (o *Ops) StatsEventsAfter(ctx context.Context, pos int64) (int64, error) {

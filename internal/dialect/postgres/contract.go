@@ -48,6 +48,13 @@ func (o *Ops) ServerReported(err error) bool {
 	return errors.As(err, &pgErr)
 }
 
+// UndefinedObject implements contract.Errors: undefined_table (42P01),
+// undefined_function (42883), invalid_schema_name (3F000).
+func (o *Ops) UndefinedObject(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42883" || pe.Code == "3F000")
+}
+
 // Savepoint implements contract.Savepoints.
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
 	q, err := dialect.SavepointStatement("SAVEPOINT", name)

@@ -3,6 +3,8 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
+
 	"github.com/eventfold/eventfold/internal/contract"
 )
 
@@ -44,6 +46,42 @@ func (o *Ops) StatsTotals(ctx context.Context) (events, streams, firstPosition i
 		return 0, 0, 0, fmt.Errorf("count events and streams: %w", err)
 	}
 	return r.Events, r.Streams, r.FirstPosition, nil
+}
+
+// StatsCommandRecords counts the orchestrator's command records.
+func (o *Ops) StatsCommandRecords(ctx context.Context) (int64, error) {
+	n, err := o.q.StatsCommandRecords(ctx, o.db)
+	if err != nil {
+		return 0, fmt.Errorf("count command records: %w", err)
+	}
+	return n, nil
+}
+
+// StatsEventsBeyond counts the committed events beyond pos, ignoring the
+// head.
+func (o *Ops) StatsEventsBeyond(ctx context.Context, pos int64) (int64, error) {
+	n, err := o.q.StatsEventsBeyond(ctx, o.db, pos)
+	if err != nil {
+		return 0, fmt.Errorf("count events beyond %d: %w", pos, err)
+	}
+	return n, nil
+}
+
+// StatsHorizonHolder returns the oldest running transaction with an xid,
+// which holds eventfold.horizon() back; nil when there is none.
+func (o *Ops) StatsHorizonHolder(ctx context.Context) (*contract.HorizonHolder, error) {
+	rows, err := o.q.StatsHorizonHolder(ctx, o.db)
+	if err != nil {
+		return nil, fmt.Errorf("find the oldest running transaction: %w", err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	r := rows[0]
+	return &contract.HorizonHolder{
+		PID: r.Pid, XIDAge: r.XidAge, Age: time.Duration(r.AgeSeconds * float64(time.Second)),
+		State: r.State, Database: r.Database, User: r.Username, Application: r.Application, Query: r.Query,
+	}, nil
 }
 
 // StatsEventsAfter counts the events beyond position pos, up to the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/eventfold/eventfold"
@@ -60,6 +61,17 @@ func (o *Ops) ClassifyError(err error) error { return dialect.Classify(err, IsTr
 func (o *Ops) ServerReported(err error) bool {
 	var coded interface{ Code() int }
 	return errors.As(err, &coded)
+}
+
+// UndefinedObject implements contract.Errors. SQLite reports a missing
+// table with the generic SQLITE_ERROR code; only its message tells.
+func (o *Ops) UndefinedObject(err error) bool {
+	var coded interface{ Code() int }
+	if !errors.As(err, &coded) {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "no such table") || strings.Contains(msg, "no such function")
 }
 
 // Savepoint implements contract.Savepoints.

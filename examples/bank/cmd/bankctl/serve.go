@@ -49,6 +49,14 @@ Example:
   bankctl --dsn sqlite://bank.db --metrics-addr 127.0.0.1:9464 serve
 `
 
+// httpTimeouts are the HTTP server's limits against slow or idle clients.
+type httpTimeouts struct {
+	ReadHeader, Read, Idle time.Duration
+}
+
+// serveTimeouts: tests shorten them.
+var serveTimeouts = httpTimeouts{ReadHeader: 10 * time.Second, Read: 30 * time.Second, Idle: 2 * time.Minute}
+
 func runServe(ctx context.Context, env *esctl.Env, args []string) error {
 	fs := flag.NewFlagSet("bankctl serve", flag.ContinueOnError)
 	fs.Usage = func() {}
@@ -110,7 +118,21 @@ func runServe(ctx context.Context, env *esctl.Env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", *addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Slow or idle clients (slowloris) cannot hold connections: headers
+	// and body must arrive within the read timeouts, an idle keep-alive
+	// connection is closed. The read timeout does not cut the SSE streams
+	// (net/http lifts the read deadline once the handler of a request
+	// without a body runs); a WriteTimeout would, so there is none: the
+	// stream bounds each write itself (sse.Config.WriteTimeout). Command
+	// bodies are capped by httpapi (Config.MaxBodyBytes, 1 MiB), headers
+	// here.
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: serveTimeouts.ReadHeader,
+		ReadTimeout:       serveTimeouts.Read,
+		IdleTimeout:       serveTimeouts.Idle,
+		MaxHeaderBytes:    64 << 10,
+	}
 	fmt.Fprintf(env.Stderr, "bankctl: serving http://%s (POST /commands/{name}, GET /events); Ctrl-C stops\n", ln.Addr())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()

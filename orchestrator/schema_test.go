@@ -1,0 +1,39 @@
+package orchestrator_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/orchestrator"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// TestDispatchWithoutSchema: on a database where eventfold's schema was
+// never installed, Dispatch says so, as Append does, instead of the
+// driver's "no such table" / "relation does not exist".
+func TestDispatchWithoutSchema(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		ctx := context.Background()
+		drv, err := sqldriver.Open(ctx, testdb.EmptyDSN(t, d))
+		require.NoError(t, err)
+		store := eventfold.New(drv, nil)
+		defer store.Close()
+		_, appendErr := store.Append(ctx, "s-1", eventfold.Any, eventfold.EventData{Type: "T", Data: []byte(`{}`)})
+		require.ErrorIs(t, appendErr, eventfold.ErrSchemaNotInstalled)
+
+		o := orchestrator.New(store, nil)
+		orchestrator.HandleAny(o, "Do", func(ctx context.Context, tx *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
+			return []orchestrator.Emit{{Stream: "s-1", Expected: eventfold.Any, Type: "Done", Data: map[string]int{"n": 1}}}, nil
+		})
+		for _, env := range []orchestrator.Envelope{{}, {ID: "cmd-1"}} {
+			_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Do", Payload: map[string]int{}, Envelope: env})
+			require.ErrorIs(t, err, eventfold.ErrSchemaNotInstalled, "envelope %+v", env)
+			require.Equal(t, appendErr.Error(), err.Error(), "envelope %+v", env)
+		}
+	})
+}
