@@ -13,11 +13,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dialect/postgres"
 )
 
 // sameSQLRunner is the second baseline: by hand, on the bare driver, the
 // statements eventfold itself runs for a dispatch of the workload: the
-// append (PostgreSQL function, MySQL procedure, SQLite statements) with
+// append (PostgreSQL statement, MySQL procedure, SQLite statements) with
 // expected version "any", then the reducer's upsert, in one transaction.
 // What dispatch adds on top of it is the Go framework.
 func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls dialectSQL) (op, func(), error) {
@@ -29,7 +30,8 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 		if err != nil {
 			return nil, nil, fmt.Errorf("bench: raw-same-sql: connect: %w", err)
 		}
-		const appendSQL = `SELECT global_position FROM eventfold.append_events($1, -1, $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[])`
+		// Since 00015 the library sends this statement, not the function.
+		appendSQL := postgres.AppendStatement()
 		return func(ctx context.Context, w, seq int) error {
 			account := fmt.Sprintf("acct-%s-%d-%d", run, w, seq)
 			ids, types, datas, metas := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -41,7 +43,7 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 				return err
 			}
 			defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }() // a no-op after Commit
-			rows, err := tx.Query(ctx, appendSQL, account, ids, types, datas, metas)
+			rows, err := tx.Query(ctx, appendSQL, account, int64(-1), ids, types, datas, metas)
 			if err != nil {
 				return err
 			}

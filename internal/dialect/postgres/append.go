@@ -531,3 +531,8 @@ func failedElement(err error, appends []contract.StreamAppend, a *eventArrays) i
 	}
 	return 0
 }
+
+// AppendStatement returns the statement Append sends ($1 stream id, $2
+// expected version, $3-$6 event ids, types, data, metadata), for the
+// hand-written baseline of package bench (raw-same-sql).
+func AppendStatement() string { return appendStatement }
