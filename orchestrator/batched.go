@@ -128,7 +128,7 @@ func (g *groupCommitter[TTx]) runBatched(batch []*pending[TTx]) (committed bool,
 			return true, nil // every command was answered by a failure of its own
 		}
 		if fail.p == nil || round > maxBatchedRounds {
-			g.o.cfg.Logger.DebugContext(context.WithoutCancel(remaining[0].ctx), "orchestrator: batched group commit falls back to a savepoint per command",
+			g.o.cfg.Logger.DebugContext(context.WithoutCancel(remaining[0].ctx), "orchestrator: batched group commit falls back to isolating each command",
 				"commands", len(remaining), "round", round, "error", fmt.Sprint(fail.err))
 			ok, _, unknown := g.runOnce(remaining, true)
 			return ok, unknown

@@ -59,10 +59,12 @@ func lcCheck(t *testing.T, store *eventfold.Store[*sql.Tx], n int) {
 		require.NoError(t, err)
 		require.Equal(t, int64(1), v, "events of command %d", i)
 	}
-	last, err := store.LastPosition(ctx)
-	require.NoError(t, err)
 	if store.Dialect() == eventfold.MySQL {
-		require.Equal(t, int64(n), last, "%d commands must leave %d events", n, n)
+		// Positions are not dense since MySQL 00015 (a rolled-back attempt
+		// leaves its AUTO_INCREMENT values unused): count the events.
+		evs, err := store.ReadAll(ctx, eventfold.ReadAllOptions{Limit: 2*n + 10})
+		require.NoError(t, err)
+		require.Len(t, evs, n, "%d commands must leave %d events", n, n)
 	}
 }
 

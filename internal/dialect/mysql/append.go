@@ -305,17 +305,29 @@ func batchError(err error, appends []contract.StreamAppend) error {
 	return &contract.AppendManyError{Index: index, Err: appendError(err, a.StreamID, a.Expected)}
 }
 
-// elementWithEventID returns the first element holding an event whose id
-// the duplicate-key message quotes (0 when none does).
+// elementWithEventID returns the element that failed on the event id the
+// duplicate-key message quotes (0 when no element holds it).
 func elementWithEventID(msg string, appends []contract.StreamAppend) int {
+	// The procedure inserts in order and stops at the first duplicate: an
+	// id that occurs twice in the batch fails at its second occurrence (the
+	// first went in); an id that occurs once clashes with the log there.
+	first, seen := -1, 0
 	for i, a := range appends {
 		for _, e := range a.Events {
 			if strings.Contains(msg, "'"+e.ID+"'") {
-				return i
+				seen++
+				if seen == 1 {
+					first = i
+				} else {
+					return i
+				}
 			}
 		}
 	}
-	return 0
+	if first < 0 {
+		return 0
+	}
+	return first
 }
 
 // stored returns raw JSON as MariaDB stores it through the procedure: the
