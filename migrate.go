@@ -83,7 +83,11 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 		}
 		opts = append(opts, goose.WithLocker(l))
 	default:
-		if l := contract.MigrationLocker(string(d)); l != nil {
+		l, err := contract.MigrationLocker(string(d), db)
+		if err != nil {
+			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
+		}
+		if l != nil {
 			opts = append(opts, goose.WithLocker(l))
 		}
 	}

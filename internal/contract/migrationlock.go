@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"database/sql"
 	"sync"
 
 	"github.com/pressly/goose/v3/lock"
@@ -12,23 +13,27 @@ import (
 // unlocked, as goose runs them.
 var (
 	lockersMu sync.RWMutex
-	lockers   = map[string]func() lock.Locker{}
+	lockers   = map[string]func(*sql.DB) (lock.Locker, error){}
 )
 
 // RegisterMigrationLocker makes newLocker the migration lock of dialect
-// (eventfold.Dialect's string).
-func RegisterMigrationLocker(dialect string, newLocker func() lock.Locker) {
+// (eventfold.Dialect's string). newLocker runs when the migrator is made,
+// before goose holds any connection of db: goose calls Lock while it holds
+// one, so a Lock that needed another from a one-connection pool would wait
+// for ever.
+func RegisterMigrationLocker(dialect string, newLocker func(*sql.DB) (lock.Locker, error)) {
 	lockersMu.Lock()
 	defer lockersMu.Unlock()
 	lockers[dialect] = newLocker
 }
 
-// MigrationLocker returns a new migration lock for dialect, or nil.
-func MigrationLocker(dialect string) lock.Locker {
+// MigrationLocker returns a new migration lock for dialect on db, or nil.
+func MigrationLocker(dialect string, db *sql.DB) (lock.Locker, error) {
 	lockersMu.RLock()
-	defer lockersMu.RUnlock()
-	if f := lockers[dialect]; f != nil {
-		return f()
+	f := lockers[dialect]
+	lockersMu.RUnlock()
+	if f == nil {
+		return nil, nil
 	}
-	return nil
+	return f(db)
 }

@@ -26,7 +26,18 @@ import (
 // process waits on it would let a third one in).
 
 func init() {
-	contract.RegisterMigrationLocker("sqlite", func() lock.Locker { return &migrationLocker{} })
+	contract.RegisterMigrationLocker("sqlite", func(db *sql.DB) (lock.Locker, error) {
+		// The main file is read now, before goose takes a connection of
+		// db for itself (with a one-connection pool, Lock could not get
+		// another).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		file, err := mainFile(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		return &migrationLocker{file: file}, nil
+	})
 }
 
 // MigrationLockSuffix names the sidecar lock file: the database file's
@@ -34,6 +45,7 @@ func init() {
 const MigrationLockSuffix = "-migrate.lock"
 
 type migrationLocker struct {
+	file string // the main database file ("" in memory)
 	db   *sql.DB
 	conn *sql.Conn
 }
@@ -41,14 +53,10 @@ type migrationLocker struct {
 // Lock implements lock.Locker: it waits, polling, until it holds the
 // sidecar's write lock or ctx ends. An in-memory database needs none.
 func (l *migrationLocker) Lock(ctx context.Context, db *sql.DB) error {
-	file, err := mainFile(ctx, db)
-	if err != nil {
-		return fmt.Errorf("migration lock: %w", err)
-	}
-	if file == "" {
+	if l.file == "" {
 		return nil
 	}
-	path := file + MigrationLockSuffix
+	path := l.file + MigrationLockSuffix
 	ldb := sql.OpenDB(fileConnector{drv: db.Driver(), dsn: "file:" + uriPath.Replace(path)})
 	ldb.SetMaxOpenConns(1)
 	conn, err := ldb.Conn(ctx)
