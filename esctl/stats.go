@@ -218,7 +218,7 @@ func listSubscriptions(ctx context.Context, ops eventfold.Ops) ([]Subscription, 
 	subs := []Subscription{}
 	rows, err := ops.ListCheckpoints(ctx)
 	if err != nil {
-		if missingTable(err) {
+		if ops.UndefinedObject(err) {
 			return subs, nil
 		}
 		return nil, fmt.Errorf("list subscriptions: %w", err)
@@ -230,7 +230,7 @@ func listSubscriptions(ctx context.Context, ops eventfold.Ops) ([]Subscription, 
 		if subs[i].LagEvents, err = ops.StatsEventsAfter(ctx, subs[i].Position); err != nil {
 			return nil, err
 		}
-		if subs[i].Owner, err = ops.LeaseOwner(ctx, subs[i].Name); err != nil && !missingTable(err) {
+		if subs[i].Owner, err = ops.LeaseOwner(ctx, subs[i].Name); err != nil && !ops.UndefinedObject(err) {
 			return nil, fmt.Errorf("lease of subscription %q: %w", subs[i].Name, err)
 		}
 	}

@@ -99,7 +99,7 @@ func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name st
 	co := ops
 	old, found, err := co.GetCheckpoint(ctx, name)
 	if err != nil {
-		if missingTable(err) {
+		if ops.UndefinedObject(err) {
 			return fmt.Errorf("no subscriptions table: run '%s migrate up'", env.Program)
 		}
 		return err
@@ -122,7 +122,7 @@ func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name st
 		return fmt.Errorf("cannot reset %q to %d: %w", name, pos, err)
 	}
 	owner, err := co.LeaseOwner(ctx, name)
-	if err != nil && !missingTable(err) {
+	if err != nil && !ops.UndefinedObject(err) {
 		return err
 	}
 	if owner != "" && !force {
@@ -133,19 +133,4 @@ func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name st
 	}
 	fmt.Fprintf(env.Stdout, "subscription %q reset from position %d to %d: it next handles events after %d\n", name, old, pos, pos)
 	return nil
-}
-
-// missingTable recognises "table does not exist" on every dialect, for
-// reading optional tables (a database migrated only partly).
-func missingTable(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	for _, s := range []string{"no such table", "SQLSTATE 42P01", "Error 1146", "Invalid object name"} {
-		if strings.Contains(msg, s) {
-			return true
-		}
-	}
-	return false
 }
