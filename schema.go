@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
 
 	"github.com/pressly/goose/v3/database"
 )
@@ -12,6 +15,11 @@ import (
 // ErrSchemaNotInstalled is matched (errors.Is) when the database has no
 // eventfold schema: Migrate (or `esctl migrate up`) was never run on it.
 var ErrSchemaNotInstalled = errors.New("eventfold: the eventfold schema is not installed in this database")
+
+// ErrSchemaOutdated is matched (errors.Is) when the database's eventfold
+// schema is older than this eventfold needs: migrations are pending (the
+// binary was upgraded, the database was not).
+var ErrSchemaOutdated = errors.New("eventfold: the eventfold schema in this database is older than this eventfold needs")
 
 // schemaHint is how to install the schema, appended to ErrSchemaNotInstalled.
 const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)"
@@ -77,25 +85,69 @@ func (s *Store[TTx]) schemaErr(ctx context.Context, err error) error {
 		errors.Is(err, ErrArchived) || errors.Is(err, ErrDuplicateEventID) || errors.Is(err, ErrSchemaNotInstalled) {
 		return err
 	}
-	if v, verr := s.SchemaVersion(ctx); verr == nil && v == 0 {
-		return NotInstalledError()
-	}
-	return err
+	return s.versionError(ctx, err)
 }
 
 // SchemaError returns ErrSchemaNotInstalled, with the message Append
 // gives, when err is the database's "no such table" (as its dialect
-// recognises it) and eventfold's schema is not installed; otherwise err
-// unchanged. The orchestrator and the listener pass their database errors
+// recognises it) and eventfold's schema is not installed; ErrSchemaOutdated
+// (wrapping err) when the schema is installed but older than this eventfold
+// needs; otherwise err unchanged. The orchestrator and the listener pass their database errors
 // through it. It costs a query only for an undefined-object error.
 func (s *Store[TTx]) SchemaError(ctx context.Context, err error) error {
 	if err == nil || errors.Is(err, ErrSchemaNotInstalled) || ctx.Err() != nil || !s.driver.Ops().UndefinedObject(err) {
 		return err
 	}
-	if v, verr := s.SchemaVersion(ctx); verr == nil && v == 0 {
+	return s.versionError(ctx, err)
+}
+
+// versionError asks the migration table why err happened: not installed
+// (ErrSchemaNotInstalled), older than this eventfold (ErrSchemaOutdated,
+// wrapping err), or neither (err unchanged).
+func (s *Store[TTx]) versionError(ctx context.Context, err error) error {
+	v, verr := s.SchemaVersion(ctx)
+	if verr != nil {
+		return err
+	}
+	if v == 0 {
 		return NotInstalledError()
 	}
+	if !s.driver.Ops().UndefinedObject(err) {
+		return err // an older schema explains only a missing table, function or column
+	}
+	if latest, lerr := LatestSchemaVersion(s.driver.Dialect()); lerr == nil && v < latest {
+		return fmt.Errorf("%w (%w)", OutdatedError(v, latest), err)
+	}
 	return err
+}
+
+// LatestSchemaVersion returns the highest migration version this eventfold
+// embeds for dialect d: the version Migrate brings a database to.
+func LatestSchemaVersion(d Dialect) (int64, error) {
+	fsys, err := MigrationsFS(d)
+	if err != nil {
+		return 0, err
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return 0, err
+	}
+	var latest int64
+	for _, n := range names {
+		digits := n[:len(n)-len(strings.TrimLeft(n, "0123456789"))]
+		v, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("eventfold: migration file %q has no version number", n)
+		}
+		latest = max(latest, v)
+	}
+	return latest, nil
+}
+
+// OutdatedError returns ErrSchemaOutdated saying which version the
+// database has, which this eventfold needs, and how to upgrade.
+func OutdatedError(have, want int64) error {
+	return fmt.Errorf("%w: it is at version %d, this eventfold needs %d: upgrade it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)", ErrSchemaOutdated, have, want)
 }
 
 // NotInstalledError returns ErrSchemaNotInstalled with how to install the

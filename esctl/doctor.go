@@ -33,7 +33,7 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	store, err := env.Open(ctx)
+	store, err := env.open(ctx, openAnyVersion)
 	if err != nil {
 		return err
 	}

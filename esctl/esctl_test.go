@@ -475,3 +475,29 @@ func openStore(t *testing.T, dsn string) *eventfold.Store[*sql_Tx] {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// TestOutdatedSchema: on a database migrated only up to 00002 (as after
+// upgrading esctl and not the database), every command that needs the
+// schema says it is outdated, at which version, and how to upgrade it
+// (stats used to fail with PostgreSQL's "function eventfold.horizon() does
+// not exist"); doctor still runs; after 'migrate up' they work.
+func TestOutdatedSchema(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		dsn := testdb.EmptyDSN(t, d)
+		mustRun(t, dsn, "migrate", "up", "--to", "2")
+		for _, args := range [][]string{{"stats", "--json"}, {"subscriptions", "list"}, {"read", "--all"}} {
+			r := run(t, Options{}, dsn, args...)
+			require.Equal(t, ExitError, r.code, "%v: %q", args, r.stderr)
+			require.Contains(t, r.stderr, "at version 2, this esctl needs", "%v", args)
+			require.Contains(t, r.stderr, "migrate up", "%v", args)
+		}
+		mustRun(t, dsn, "doctor")
+		mustRun(t, dsn, "migrate", "up")
+		var st Stats
+		out := mustRun(t, dsn, "stats", "--json")
+		require.NoError(t, json.Unmarshal([]byte(out), &st), "stats --json: %s", out)
+		require.Empty(t, st.Subscriptions, "stats: %s", out)
+		require.Contains(t, mustRun(t, dsn, "subscriptions", "list"), "(none)")
+	})
+}

@@ -349,9 +349,10 @@ func (env *Env) Open(ctx context.Context) (*eventfold.Store[*sql.Tx], error) {
 type openMode int
 
 const (
-	openInstalled openMode = iota // the schema must be installed
-	openExisting                  // the database must exist (migrate status, down)
-	openCreate                    // a SQLite file may be created (migrate up)
+	openInstalled  openMode = iota // the schema must be installed and current
+	openAnyVersion                 // the schema must be installed, at any version (doctor)
+	openExisting                   // the database must exist (migrate status, down)
+	openCreate                     // a SQLite file may be created (migrate up)
 )
 
 func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], error) {
@@ -382,11 +383,18 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 		return nil, err
 	}
 	store := eventfold.New(drv, nil)
-	if mode == openInstalled {
+	if mode == openInstalled || mode == openAnyVersion {
 		v, err := store.SchemaVersion(ctx)
 		if err == nil && v == 0 {
 			store.Close()
 			return nil, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
+		}
+		// An older schema lacks tables and functions this esctl uses: say
+		// so now, not with the database's "function does not exist" later.
+		if latest, lerr := eventfold.LatestSchemaVersion(d); err == nil && lerr == nil && v < latest && mode == openInstalled {
+			store.Close()
+			return nil, fmt.Errorf("%w: the schema in %s is at version %d, this esctl needs %d: %s upgrades it (or '%s doctor' to check it as it is)",
+				eventfold.ErrSchemaOutdated, sqldriver.Redact(env.DSN), v, latest, install, env.Program)
 		}
 	}
 	return store, nil

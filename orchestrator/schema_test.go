@@ -37,3 +37,30 @@ func TestDispatchWithoutSchema(t *testing.T) {
 		}
 	})
 }
+
+// TestDispatchOnOutdatedSchema: on a database whose eventfold schema is
+// older than this eventfold (migrated to 00004 only, as after upgrading the
+// binary and not the database), Dispatch says the schema is outdated and how
+// to upgrade it, instead of the driver's "no such table/function".
+func TestDispatchOnOutdatedSchema(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		ctx := context.Background()
+		drv, err := sqldriver.Open(ctx, testdb.EmptyDSN(t, d))
+		require.NoError(t, err)
+		store := eventfold.New(drv, nil)
+		defer store.Close()
+		p, err := eventfold.NewMigrator(d, drv.DB())
+		require.NoError(t, err)
+		_, err = p.UpTo(ctx, 4)
+		require.NoError(t, err)
+
+		o := orchestrator.New(store, nil)
+		orchestrator.HandleAny(o, "Do", func(ctx context.Context, tx *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
+			return []orchestrator.Emit{{Stream: "s-1", Expected: eventfold.Any, Type: "Done", Data: map[string]int{"n": 1}}}, nil
+		})
+		_, err = o.Dispatch(ctx, orchestrator.Command{Name: "Do", Payload: map[string]int{}, Envelope: orchestrator.Envelope{ID: "cmd-1"}})
+		require.ErrorIs(t, err, eventfold.ErrSchemaOutdated)
+		require.ErrorContains(t, err, "at version 4")
+		require.ErrorContains(t, err, "migrate up")
+	})
+}

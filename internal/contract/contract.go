@@ -294,8 +294,9 @@ type Errors interface {
 	// the server answered with an error did not commit.
 	ServerReported(err error) bool
 	// UndefinedObject tells whether err says that a table, schema,
-	// function or procedure a statement names does not exist: the
-	// database's "no such table". On its own it does not tell a schema
+	// function, procedure or column a statement names does not exist: the
+	// database's "no such table" (a column too, since a schema older than
+	// the code lacks columns as well as tables). On its own it does not tell a schema
 	// never installed from a user's missing table; Store.SchemaError
 	// asks the migration table before it says ErrSchemaNotInstalled.
 	UndefinedObject(err error) bool

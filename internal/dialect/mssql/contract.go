@@ -46,10 +46,11 @@ func (o *Ops) ClassifyError(err error) error { return Classify(err) }
 func (o *Ops) ServerReported(err error) bool { return len(sqlErrors(err)) > 0 }
 
 // UndefinedObject implements contract.Errors: 208 (invalid object name),
-// 2812 (could not find stored procedure), 4121 (cannot find a function).
+// 2812 (could not find stored procedure), 4121 (cannot find a function),
+// 207 (invalid column name).
 func (o *Ops) UndefinedObject(err error) bool {
 	for _, e := range sqlErrors(err) {
-		if e.Number == 208 || e.Number == 2812 || e.Number == 4121 {
+		if e.Number == 208 || e.Number == 2812 || e.Number == 4121 || e.Number == 207 {
 			return true
 		}
 	}

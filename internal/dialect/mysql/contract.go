@@ -66,10 +66,11 @@ func (o *Ops) ServerReported(err error) bool {
 }
 
 // UndefinedObject implements contract.Errors: ER_NO_SUCH_TABLE (1146),
-// ER_SP_DOES_NOT_EXIST (1305: procedure or function).
+// ER_SP_DOES_NOT_EXIST (1305: procedure or function), ER_BAD_FIELD_ERROR
+// (1054: unknown column).
 func (o *Ops) UndefinedObject(err error) bool {
 	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1305)
+	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1305 || me.Number == 1054)
 }
 
 // Savepoint implements contract.Savepoints.

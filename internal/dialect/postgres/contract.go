@@ -49,10 +49,11 @@ func (o *Ops) ServerReported(err error) bool {
 }
 
 // UndefinedObject implements contract.Errors: undefined_table (42P01),
-// undefined_function (42883), invalid_schema_name (3F000).
+// undefined_function (42883), invalid_schema_name (3F000), undefined_column
+// (42703).
 func (o *Ops) UndefinedObject(err error) bool {
 	var pe *pgconn.PgError
-	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42883" || pe.Code == "3F000")
+	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42883" || pe.Code == "3F000" || pe.Code == "42703")
 }
 
 // Savepoint implements contract.Savepoints.

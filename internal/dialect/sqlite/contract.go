@@ -71,7 +71,7 @@ func (o *Ops) UndefinedObject(err error) bool {
 		return false
 	}
 	msg := err.Error()
-	return strings.Contains(msg, "no such table") || strings.Contains(msg, "no such function")
+	return strings.Contains(msg, "no such table") || strings.Contains(msg, "no such function") || strings.Contains(msg, "no such column")
 }
 
 // Savepoint implements contract.Savepoints.
