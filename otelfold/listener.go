@@ -94,19 +94,29 @@ func (i *Instrumentation) StartSend(ctx context.Context, evs []eventfold.Event) 
 	}
 }
 
-// ObserveLag registers the subscription lag gauge
-// (eventfold.subscription.lag) for every durable subscription of store; it
-// reads the checkpoints and the head at each collection (bounded by 5s).
-// The lag is in events on MySQL/MariaDB and SQLite, whose positions are
-// dense, and in position space elsewhere (PostgreSQL positions are
-// sparse): AttrLagUnit says which. Unregister the result to stop.
+// ObserveLag registers the subscription lag gauges for every durable
+// subscription of store, read from the checkpoints and the head at each
+// collection (bounded by 5s): eventfold.subscription.lag, how far the
+// checkpoint is behind the head, and eventfold.subscription.held_back, how
+// far committed events reach beyond what may be read yet (on PostgreSQL a
+// running transaction holds the read horizon back; lag stays 0 then, and
+// only held_back shows the subscription is behind). Both are in events
+// where positions are dense (SQLite, SQL Server) and in position space
+// elsewhere (PostgreSQL, MySQL/MariaDB since migration 00015: a rolled-back
+// append leaves a hole): AttrLagUnit says which. Unregister the result to
+// stop.
 func ObserveLag[TTx any](i *Instrumentation, store *eventfold.Store[TTx]) (metric.Registration, error) {
 	unit := "positions"
-	if d := store.Dialect(); d == eventfold.MySQL || d == eventfold.SQLite {
+	if store.Ops().Capabilities().DensePositions {
 		unit = "events"
 	}
 	lag, err := i.meter.Int64ObservableGauge("eventfold.subscription.lag", metric.WithUnit("{event}"),
 		metric.WithDescription("How far a durable subscription's checkpoint is behind the head (events, or positions: see eventfold.lag.unit)."))
+	if err != nil {
+		return nil, err
+	}
+	held, err := i.meter.Int64ObservableGauge("eventfold.subscription.held_back", metric.WithUnit("{event}"),
+		metric.WithDescription("How far committed events reach beyond what a durable subscription may read yet, because a running transaction holds the read horizon back (events, or positions: see eventfold.lag.unit)."))
 	if err != nil {
 		return nil, err
 	}
@@ -118,10 +128,12 @@ func ObserveLag[TTx any](i *Instrumentation, store *eventfold.Store[TTx]) (metri
 			return err
 		}
 		for _, cp := range cps {
-			o.ObserveInt64(lag, cp.Lag, metric.WithAttributes(AttrSubscription.String(cp.Name), AttrLagUnit.String(unit)))
+			attrs := metric.WithAttributes(AttrSubscription.String(cp.Name), AttrLagUnit.String(unit))
+			o.ObserveInt64(lag, cp.Lag, attrs)
+			o.ObserveInt64(held, cp.HeldBack, attrs)
 		}
 		return nil
-	}, lag)
+	}, lag, held)
 }
 
 // ObserveNotifier registers the NOTIFY wake-up counters of n:

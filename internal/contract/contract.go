@@ -75,6 +75,14 @@ type Capabilities struct {
 	// (0: no bound). PostgreSQL's is below its 64-entry subtransaction
 	// cache, beyond which every snapshot gets slower.
 	MaxSavepoints int
+	// DensePositions: positions are consecutive (a rolled-back append
+	// leaves no hole), so the distance between two positions counts the
+	// events between them, archived ones included. SQLite's AUTOINCREMENT
+	// counter and SQL Server's counter row are rolled back with their
+	// transaction; PostgreSQL's positions derive from transaction ids, and
+	// MySQL's AUTO_INCREMENT values (since migration 00015) are lost with a
+	// rollback.
+	DensePositions bool
 }
 
 // Log reads and appends the event log.

@@ -15,7 +15,7 @@ import (
 
 // Capabilities implements contract.Ops.
 func (o *Ops) Capabilities() contract.Capabilities {
-	return contract.Capabilities{CommitMarkers: true}
+	return contract.Capabilities{CommitMarkers: true, DensePositions: true}
 }
 
 // CheckPositions implements contract.Positions: positions here are a

@@ -18,7 +18,7 @@ import (
 
 // Capabilities implements contract.Ops.
 func (o *Ops) Capabilities() contract.Capabilities {
-	return contract.Capabilities{CommitMarkers: false}
+	return contract.Capabilities{CommitMarkers: false, DensePositions: true}
 }
 
 // CheckPositions implements contract.Positions: positions here are a
