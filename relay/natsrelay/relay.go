@@ -41,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -177,7 +178,7 @@ func New[TTx any](store *eventfold.Store[TTx], nc *nats.Conn, opts Options) (*Re
 	}
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
-		jetstream.WithPublishAsyncMaxPending((opts.InFlight+1)*opts.Listener.BatchSize))
+		jetstream.WithPublishAsyncMaxPending(maxPending(opts.InFlight, opts.Listener.BatchSize)))
 	if err != nil {
 		return nil, fmt.Errorf("natsrelay: %w", err)
 	}
@@ -190,6 +191,17 @@ func New[TTx any](store *eventfold.Store[TTx], nc *nats.Conn, opts Options) (*Re
 		return nil, err
 	}
 	return r, nil
+}
+
+// maxPending is the client's limit of unacknowledged messages: the batches
+// in flight and the one being published, saturating at math.MaxInt for a
+// huge InFlight (a product that overflowed would be refused by the client,
+// or wrap to a small limit). inFlight and batch are at least 1.
+func maxPending(inFlight, batch int) int {
+	if inFlight >= math.MaxInt/batch-1 {
+		return math.MaxInt
+	}
+	return (inFlight + 1) * batch
 }
 
 func validStreamName(s string) bool {

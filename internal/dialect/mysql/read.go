@@ -172,10 +172,16 @@ func complete(rows []eventRow, from, before int64, limit int) bool {
 // rolled back. Appends that start meanwhile wait for it (InnoDB queues new
 // share requests behind a waiting exclusive one), for as long as the
 // appends before it take to end. On a pool the lock lasts one statement;
-// inside a transaction it is held until that transaction ends. A deadlock
-// (an append waiting on a stream row held by another that waits on the
-// gate behind this reader) is retried: the reader holds nothing else.
+// inside a transaction it is held until that transaction ends. On a pool a
+// deadlock (an append waiting on a stream row held by another that waits on
+// the gate behind this reader) is retried: the reader holds nothing else.
+// Inside the caller's transaction it is not: InnoDB has rolled that whole
+// transaction back, and a retry would run on the same connection outside
+// any transaction, so the caller's later statements would autocommit one by
+// one and its COMMIT succeed with the writes before the read lost. The
+// deadlock goes back to the caller (transient: retry the transaction).
 func (o *Ops) takeGate(ctx context.Context) error {
+	_, pool := o.db.(*sql.DB)
 	for attempt := 1; ; attempt++ {
 		var id int64
 		err := o.db.QueryRowContext(ctx, takeGate).Scan(&id)
@@ -183,7 +189,7 @@ func (o *Ops) takeGate(ctx context.Context) error {
 			return nil
 		}
 		var me *gomysql.MySQLError
-		if attempt < 5 && errors.As(err, &me) && me.Number == errDeadlock {
+		if pool && attempt < 5 && errors.As(err, &me) && me.Number == errDeadlock {
 			continue
 		}
 		if errors.Is(err, sql.ErrNoRows) {
