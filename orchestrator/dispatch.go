@@ -11,6 +11,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/backoff"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/txguard"
 )
 
@@ -168,7 +169,9 @@ func validateEnvelope(cmd Command) error {
 	return nil
 }
 
-// attempt runs the command once in a transaction of its own.
+// attempt runs the command once in a transaction of its own. When the
+// driver can (Capabilities.CommitPipeline), the idempotency record and the
+// commit marker are queued to go with COMMIT in one round trip.
 func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], cmd Command, key *commandKey) (res *Result, err error) {
 	drv := o.store.Driver()
 	tx, err := drv.Begin(ctx)
@@ -177,16 +180,28 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	}
 	done := false // true once the code below ends tx itself
 	defer txguard.RollbackUnless(ctx, drv, tx, &done)
-	res, err = o.execute(ctx, tx, h, cmd, key)
+	pipe := o.commitPipeline(tx)
+	res, err = o.executeBody(ctx, tx, h, cmd, key)
 	if err != nil {
 		return nil, err
 	}
 	if res.Duplicate {
 		return res, nil // nothing was written; the deferred rollback ends tx
 	}
+	queued := 0    // writes queued with COMMIT
+	recordAt := -1 // the idempotency record's place among them
+	if key != nil {
+		if pipe != nil {
+			recordAt = queued
+			queued++
+		}
+		if err := o.record(ctx, tx, cmd, key, res.Events, pipe); err != nil {
+			return nil, err
+		}
+	}
 	marker := ""
 	if o.markersOn() && (o.cfg.DispatchCommitMarkers || o.group != nil) {
-		if marker, err = o.writeMarker(ctx, tx); err != nil {
+		if marker, err = o.markCommit(ctx, tx, pipe); err != nil {
 			return nil, err
 		}
 	}
@@ -199,6 +214,12 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	endCommit(err)
 	if err != nil {
 		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
+		var qe *contract.QueuedWriteError
+		if errors.As(err, &qe) && o.serverReported(qe.Err) {
+			// The server refused a queued write, so COMMIT never ran:
+			// the same errors as when the write ran on its own.
+			return nil, o.queuedWriteFailed(cmd, qe, qe.Index == recordAt)
+		}
 		if marker == "" || o.serverReported(err) {
 			// No marker, or the server refused the COMMIT (a deferred
 			// constraint, a serialization failure): nothing to resolve.
@@ -208,6 +229,19 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	}
 	o.committed(marker)
 	return res, nil
+}
+
+// queuedWriteFailed is the error of an attempt whose idempotency record
+// (record) or commit marker, queued with COMMIT, the server refused.
+func (o *Orchestrator[TTx]) queuedWriteFailed(cmd Command, qe *contract.QueuedWriteError, record bool) error {
+	id := cmd.Envelope.ID
+	switch {
+	case record && errors.Is(qe.Err, contract.ErrDuplicateCommand):
+		return fmt.Errorf("orchestrator: command %q (id %s): %w", cmd.Name, id, errDuplicateInFlight)
+	case record:
+		return fmt.Errorf("orchestrator: command %q: record command id %q: %w", cmd.Name, id, qe.Err)
+	}
+	return fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", o.classify(qe.Err))
 }
 
 // afterFailedCommit answers a lone command whose COMMIT failed, from its
@@ -258,11 +292,52 @@ func (o *Orchestrator[TTx]) DispatchTx(ctx context.Context, tx TTx, cmd Command)
 // execute runs one prepared command inside an open transaction. key is
 // nil for a command without an id.
 func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry[TTx], cmd Command, key *commandKey) (*Result, error) {
+	res, err := o.executeBody(ctx, tx, h, cmd, key)
+	if err != nil || res.Duplicate || key == nil {
+		return res, err
+	}
+	if err := o.record(ctx, tx, cmd, key, res.Events, nil); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// record writes the idempotency record of a command with an id, or queues
+// it on pipe (when not nil) to go with COMMIT.
+func (o *Orchestrator[TTx]) record(ctx context.Context, tx TTx, cmd Command, key *commandKey, events []eventfold.Event, pipe contract.CommitPipeline) error {
 	id := cmd.Envelope.ID
-	var rec commandRecorder
+	refs, err := encodeRefs(events)
+	if err != nil {
+		return err
+	}
+	rctx := withStep(ctx, Step{Kind: "record", Name: cmd.Name})
+	if pipe != nil {
+		if err := pipe.QueueRecordCommand(rctx, key.scope, id, cmd.Name, key.payloadHash, refs); err != nil {
+			return fmt.Errorf("orchestrator: command %q: record command id %q: %w", cmd.Name, id, err)
+		}
+		return nil
+	}
+	rec, err := o.recorder(tx)
+	if err != nil {
+		return err
+	}
+	dup, err := rec.RecordCommand(rctx, key.scope, id, cmd.Name, key.payloadHash, refs)
+	if err != nil {
+		return fmt.Errorf("orchestrator: command %q: record command id %q: %w", cmd.Name, id, err)
+	}
+	if dup {
+		return fmt.Errorf("orchestrator: command %q (id %s): %w", cmd.Name, id, errDuplicateInFlight)
+	}
+	return nil
+}
+
+// executeBody is execute without the idempotency record: the lookup, the
+// handler, the appends and the reducers.
+func (o *Orchestrator[TTx]) executeBody(ctx context.Context, tx TTx, h *handlerEntry[TTx], cmd Command, key *commandKey) (*Result, error) {
+	id := cmd.Envelope.ID
 	if key != nil {
-		var err error
-		if rec, err = o.recorder(tx); err != nil {
+		rec, err := o.recorder(tx)
+		if err != nil {
 			return nil, err
 		}
 		lctx := withStep(ctx, Step{Kind: "lookup", Name: cmd.Name})
@@ -329,19 +404,6 @@ func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry
 		return nil, err
 	}
 
-	if key != nil {
-		refs, err := encodeRefs(events)
-		if err != nil {
-			return nil, err
-		}
-		dup, err := rec.RecordCommand(withStep(ctx, Step{Kind: "record", Name: cmd.Name}), key.scope, id, cmd.Name, key.payloadHash, refs)
-		if err != nil {
-			return nil, fmt.Errorf("orchestrator: command %q: record command id %q: %w", cmd.Name, id, err)
-		}
-		if dup {
-			return nil, fmt.Errorf("orchestrator: command %q (id %s): %w", cmd.Name, id, errDuplicateInFlight)
-		}
-	}
 	return &Result{CommandID: id, Events: events}, nil
 }
 

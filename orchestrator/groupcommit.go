@@ -396,7 +396,9 @@ func (g *groupCommitter[TTx]) commit(ctx context.Context, tx TTx, batch []*pendi
 	marker := ""
 	var err error
 	if g.o.markersOn() {
-		if marker, err = g.o.writeMarker(ctx, tx); err != nil {
+		// Queued with COMMIT when the driver can: a refused marker then
+		// fails the COMMIT as the server's error, handled below.
+		if marker, err = g.o.markCommit(ctx, tx, g.o.commitPipeline(tx)); err != nil {
 			_ = drv.Rollback(ctx, tx)
 			return false, nil
 		}

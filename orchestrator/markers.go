@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/eventfold/eventfold/internal/backoff"
 	"sync/atomic"
 	"time"
+
+	"github.com/eventfold/eventfold/internal/backoff"
+	"github.com/eventfold/eventfold/internal/contract"
 
 	"github.com/google/uuid"
 )
@@ -53,6 +55,35 @@ func (o *Orchestrator[TTx]) writeMarker(ctx context.Context, tx TTx) (string, er
 		return "", fmt.Errorf("orchestrator: %w (is migration 00009 applied? run migrate up)", o.classify(err))
 	}
 	return id, nil
+}
+
+// markCommit gives tx a commit marker: queued to go with COMMIT when the
+// driver can (Capabilities.CommitPipeline), written now otherwise. A
+// queued marker the server refuses fails the COMMIT with a
+// *contract.QueuedWriteError, and nothing commits.
+func (o *Orchestrator[TTx]) markCommit(ctx context.Context, tx TTx, pipe contract.CommitPipeline) (string, error) {
+	if pipe == nil {
+		return o.writeMarker(ctx, tx)
+	}
+	id, err := newMarker()
+	if err != nil {
+		return "", err
+	}
+	if err := pipe.QueueCommitMarker(ctx, id); err != nil {
+		return "", fmt.Errorf("orchestrator: %w", err)
+	}
+	return id, nil
+}
+
+// commitPipeline returns tx's commit pipeline, nil when the driver has
+// none.
+func (o *Orchestrator[TTx]) commitPipeline(tx TTx) contract.CommitPipeline {
+	ops := o.store.Driver().OpsTx(tx)
+	if !ops.Capabilities().CommitPipeline {
+		return nil
+	}
+	pipe, _ := ops.(contract.CommitPipeline)
+	return pipe
 }
 
 // resolveCommit finds out, after COMMIT failed, whether the transaction

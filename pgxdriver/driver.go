@@ -69,15 +69,21 @@ func (d *Driver) Dialect() eventfold.Dialect { return eventfold.Postgres }
 // what eventfold.append_events is written for: a waiter on a stream's row
 // lock re-reads the winner's version instead of failing with a
 // serialization error.
+//
+// It takes a pool connection but sends BEGIN with the transaction's first
+// statement, in one network write (see the pgx.Tx it returns, a type of
+// this package): a failed BEGIN is reported by that statement, wrapped as
+// "pgxdriver: begin: ...". Writes that the store queues for the end of the
+// transaction (idempotency records, commit markers) go with COMMIT.
 func (d *Driver) Begin(ctx context.Context) (pgx.Tx, error) {
-	tx, err := d.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite})
+	c, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pgxdriver: begin: %w", err)
 	}
-	return tx, nil
+	return &tx{c: c}, nil
 }
 
-// Commit commits tx.
+// Commit commits tx, with the writes queued on it.
 func (d *Driver) Commit(ctx context.Context, tx pgx.Tx) error {
 	return tx.Commit(ctx)
 }

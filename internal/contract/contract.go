@@ -83,7 +83,46 @@ type Capabilities struct {
 	// MySQL's AUTO_INCREMENT values (since migration 00015) are lost with a
 	// rollback.
 	DensePositions bool
+	// CommitPipeline: the Ops implement CommitPipeline, so the last writes
+	// of a transaction can go to the database with its COMMIT, in one
+	// round trip (PostgreSQL through pgxdriver; not database/sql).
+	CommitPipeline bool
 }
+
+// CommitPipeline queues writes, on the Ops of one transaction, to be sent
+// with that transaction's COMMIT (Driver.Commit) in one round trip
+// (Capabilities.CommitPipeline). When a queued write fails, COMMIT is not
+// run: the driver's Commit returns a *QueuedWriteError and nothing of the
+// transaction commits.
+type CommitPipeline interface {
+	// QueueRecordCommand queues RecordCommand's write. A record of the
+	// same id in scope that another transaction committed first (the write
+	// waits for it) fails the COMMIT with ErrDuplicateCommand instead of
+	// being reported as duplicate.
+	QueueRecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) error
+	// QueueCommitMarker queues WriteCommitMarker's write.
+	QueueCommitMarker(ctx context.Context, id string) error
+}
+
+// ErrDuplicateCommand is a queued RecordCommand that found the command id
+// already recorded in its scope (see CommitPipeline).
+var ErrDuplicateCommand = errors.New("eventfold: command id already recorded")
+
+// QueuedWriteError is a Commit that failed at the write queued at Index
+// (0 for the first one queued, see CommitPipeline) rather than at COMMIT.
+// When the database server reported Err (Errors.ServerReported), COMMIT
+// was not run and nothing committed; otherwise the connection failed and
+// the outcome is as unknown as a lost COMMIT's.
+type QueuedWriteError struct {
+	Index int
+	Err   error
+}
+
+func (e *QueuedWriteError) Error() string {
+	return fmt.Sprintf("eventfold: write %d queued with COMMIT: %v", e.Index, e.Err)
+}
+
+func (e *QueuedWriteError) Unwrap() error { return e.Err }
 
 // Log reads and appends the event log.
 type Log interface {

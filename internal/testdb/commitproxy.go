@@ -146,7 +146,11 @@ type proxySession struct {
 	// commitSent is set (MySQL) when the client's COMMIT query went out:
 	// the server's next packet is its reply.
 	commitSent atomic.Bool
-	once       sync.Once
+	// commitStmts names the PostgreSQL statements the client prepared
+	// (Parse) as COMMIT, so that their Bind is recognised too: pgx sends
+	// COMMIT that way in a pipeline (pgxdriver's commit with queued writes).
+	commitStmts map[string]bool
+	once        sync.Once
 }
 
 func (s *proxySession) cut() {
@@ -218,11 +222,29 @@ func (s *proxySession) serverToClient() {
 }
 
 // isCommitQuery recognises a client's COMMIT: PostgreSQL's simple Query
-// message 'Q' "commit", MySQL's COM_QUERY (0x03) "COMMIT".
+// message 'Q' "commit" or the Bind 'B' of a statement parsed as "commit",
+// MySQL's COM_QUERY (0x03) "COMMIT".
 func (s *proxySession) isCommitQuery(msg []byte) bool {
 	var q []byte
 	if s.p.dialect == eventfold.Postgres {
-		if len(msg) < 6 || msg[0] != 'Q' {
+		if len(msg) < 6 {
+			return false
+		}
+		switch msg[0] {
+		case 'P': // Parse: statement name, query, parameter types
+			parts := bytes.SplitN(msg[5:], []byte{0}, 3)
+			if len(parts) == 3 {
+				if s.commitStmts == nil {
+					s.commitStmts = map[string]bool{}
+				}
+				s.commitStmts[string(parts[0])] = strings.EqualFold(strings.TrimSpace(string(parts[1])), "commit")
+			}
+			return false
+		case 'B': // Bind: portal name, statement name, ...
+			parts := bytes.SplitN(msg[5:], []byte{0}, 3)
+			return len(parts) == 3 && s.commitStmts[string(parts[1])]
+		case 'Q':
+		default:
 			return false
 		}
 		q = bytes.TrimSuffix(msg[5:], []byte{0})

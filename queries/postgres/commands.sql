@@ -14,3 +14,11 @@ ON CONFLICT (scope, command_id) DO NOTHING;
 
 -- name: PruneCommands :execrows
 DELETE FROM eventfold.commands WHERE recorded_at < @before;
+
+-- name: RecordCommandStrict :exec
+-- RecordCommand for a write queued with COMMIT: a conflict (a concurrent
+-- duplicate that committed first; the insert waits for it) is an error,
+-- commands_pkey's unique violation, so that the pipelined COMMIT does not
+-- commit. ON CONFLICT DO NOTHING would leave the transaction usable.
+INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
+VALUES (@scope, @command_id, @command_type, @payload_hash, @events);

@@ -78,3 +78,31 @@ func (q *Queries) RecordCommand(ctx context.Context, db DBTX, arg RecordCommandP
 	}
 	return result.RowsAffected(), nil
 }
+
+const recordCommandStrict = `-- name: RecordCommandStrict :exec
+INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
+VALUES ($1, $2, $3, $4, $5)
+`
+
+type RecordCommandStrictParams struct {
+	Scope       string
+	CommandID   string
+	CommandType string
+	PayloadHash string
+	Events      []byte
+}
+
+// RecordCommand for a write queued with COMMIT: a conflict (a concurrent
+// duplicate that committed first; the insert waits for it) is an error,
+// commands_pkey's unique violation, so that the pipelined COMMIT does not
+// commit. ON CONFLICT DO NOTHING would leave the transaction usable.
+func (q *Queries) RecordCommandStrict(ctx context.Context, db DBTX, arg RecordCommandStrictParams) error {
+	_, err := db.Exec(ctx, recordCommandStrict,
+		arg.Scope,
+		arg.CommandID,
+		arg.CommandType,
+		arg.PayloadHash,
+		arg.Events,
+	)
+	return err
+}

@@ -2,10 +2,15 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/eventfold/eventfold/internal/contract"
 
 	"github.com/eventfold/eventfold/internal/dbsqlc/postgresdb"
 )
@@ -48,4 +53,80 @@ func (o *Ops) PruneCommands(ctx context.Context, before time.Time) (int64, error
 		return 0, fmt.Errorf("prune command records: %w", interpretError(err, "", -1))
 	}
 	return n, nil
+}
+
+// CommitQueue is a transaction that holds writes back and sends them with
+// its COMMIT in one pipeline (pgxdriver's transactions). When a queued
+// write fails, COMMIT is not run and Commit returns a
+// *contract.QueuedWriteError holding onError's mapping of the error.
+type CommitQueue interface {
+	QueueBeforeCommit(query string, args []any, onError func(error) error)
+}
+
+// queueDB is a postgresdb.DBTX that queues the statements of the generated
+// queries on a CommitQueue instead of running them, so that the SQL stays
+// in queries/. Only Exec is used (statements without results).
+type queueDB struct {
+	q       CommitQueue
+	onError func(error) error
+}
+
+func (d queueDB) Exec(_ context.Context, query string, args ...any) (pgconn.CommandTag, error) {
+	d.q.QueueBeforeCommit(query, args, d.onError)
+	return pgconn.CommandTag{}, nil
+}
+
+func (d queueDB) Query(context.Context, string, ...any) (pgx.Rows, error) {
+	return nil, errors.New("eventfold: internal: a query cannot be queued with COMMIT")
+}
+
+func (d queueDB) QueryRow(context.Context, string, ...any) pgx.Row {
+	return errRow{errors.New("eventfold: internal: a query cannot be queued with COMMIT")}
+}
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+// queue returns the CommitQueue o runs on, if any.
+func (o *Ops) queue() (CommitQueue, bool) {
+	q, ok := o.db.(CommitQueue)
+	return q, ok
+}
+
+var _ contract.CommitPipeline = (*Ops)(nil)
+
+// QueueRecordCommand implements contract.CommitPipeline: the record is
+// inserted with COMMIT, without ON CONFLICT, so that a duplicate aborts the
+// transaction (contract.ErrDuplicateCommand) and the pipelined COMMIT does
+// not run.
+func (o *Ops) QueueRecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) error {
+	q, ok := o.queue()
+	if !ok {
+		return contract.ErrUnsupported
+	}
+	db := queueDB{q: q, onError: func(err error) error {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == codeUniqueViolation && pgErr.ConstraintName == constraintCommandKey {
+			return fmt.Errorf("%w: %w", contract.ErrDuplicateCommand, err)
+		}
+		return interpretError(err, "", -1)
+	}}
+	return o.q.RecordCommandStrict(ctx, db, postgresdb.RecordCommandStrictParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: refs})
+}
+
+// QueueCommitMarker implements contract.CommitPipeline.
+func (o *Ops) QueueCommitMarker(ctx context.Context, id string) error {
+	q, ok := o.queue()
+	if !ok {
+		return contract.ErrUnsupported
+	}
+	u, err := markerUUID(id)
+	if err != nil {
+		return err
+	}
+	db := queueDB{q: q, onError: func(err error) error {
+		return fmt.Errorf("write commit marker: %w", interpretError(err, "", -1))
+	}}
+	return o.q.WriteCommitMarker(ctx, db, u)
 }

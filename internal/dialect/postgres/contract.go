@@ -15,9 +15,12 @@ import (
 // database rather than the tables: capabilities, error classification,
 // savepoints and LISTEN/NOTIFY.
 
-// Capabilities implements contract.Ops: PostgreSQL has every optional part.
+// Capabilities implements contract.Ops: PostgreSQL has every optional
+// part; the commit pipeline only on a transaction that queues writes
+// (pgxdriver's).
 func (o *Ops) Capabilities() contract.Capabilities {
-	return contract.Capabilities{CommitMarkers: true, PositionCheck: true, Notify: true, MaxSavepoints: maxSavepoints}
+	_, pipeline := o.queue()
+	return contract.Capabilities{CommitMarkers: true, PositionCheck: true, Notify: true, MaxSavepoints: maxSavepoints, CommitPipeline: pipeline}
 }
 
 // maxSavepoints bounds the savepoints of one transaction, below the

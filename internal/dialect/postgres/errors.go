@@ -25,6 +25,7 @@ const (
 	codeLockNotAvailable     = "55P03"
 
 	constraintEventID       = "events_event_id_key"
+	constraintCommandKey    = "commands_pkey"
 	constraintStreamVersion = "events_stream_id_stream_version_key"
 )
 

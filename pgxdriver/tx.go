@@ -1,0 +1,434 @@
+package pgxdriver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/eventfold/eventfold/internal/contract"
+	"github.com/eventfold/eventfold/internal/dialect/postgres"
+)
+
+// beginOptions are the options of every transaction Begin starts.
+var beginOptions = pgx.TxOptions{IsoLevel: pgx.ReadCommitted, AccessMode: pgx.ReadWrite}
+
+// beginSQL is what pgx sends for beginOptions.
+const beginSQL = "begin isolation level read committed read write"
+
+// tx is the pgx.Tx that Driver.Begin returns. It holds a pool connection
+// but sends BEGIN only with the transaction's first statement, in the same
+// network write (a pgx batch: one pipeline, one Sync), so that a
+// transaction costs one round trip fewer. Writes queued with
+// QueueBeforeCommit go in the same pipeline as COMMIT. A failed BEGIN is
+// reported by the first statement as "pgxdriver: begin: ...".
+//
+// Everything a pgx.Tx offers works: Begin (a savepoint), Conn, CopyFrom
+// and LargeObjects first send BEGIN on their own.
+type tx struct {
+	c      *pgxpool.Conn
+	begun  bool   // BEGIN was sent
+	closed bool   // committed or rolled back
+	real   pgx.Tx // a pgx transaction object on c, made on demand (see materialise)
+
+	queued []queuedWrite
+}
+
+type queuedWrite struct {
+	sql     string
+	args    []any
+	onError func(error) error
+}
+
+var (
+	_ pgx.Tx               = (*tx)(nil)
+	_ postgres.CommitQueue = (*tx)(nil)
+)
+
+func beginError(err error) error { return fmt.Errorf("pgxdriver: begin: %w", err) }
+
+// ensureBegun sends BEGIN on its own, for the operations that cannot carry
+// it in a pipeline.
+func (t *tx) ensureBegun(ctx context.Context) error {
+	if t.begun {
+		return nil
+	}
+	ptx, err := t.c.Conn().BeginTx(ctx, beginOptions)
+	if err != nil {
+		return beginError(err)
+	}
+	t.begun, t.real = true, ptx
+	return nil
+}
+
+// materialise returns a pgx transaction object on the connection, for
+// nested transactions (pgx's savepoints) and large objects, which pgx only
+// builds on its own transaction type. When BEGIN went out in a pipeline,
+// pgx's BeginTx sends a second BEGIN, which PostgreSQL answers with a
+// warning and no change.
+func (t *tx) materialise(ctx context.Context) (pgx.Tx, error) {
+	if t.real != nil {
+		return t.real, nil
+	}
+	if err := t.ensureBegun(ctx); err != nil {
+		return nil, err
+	}
+	if t.real == nil {
+		ptx, err := t.c.Conn().BeginTx(ctx, beginOptions)
+		if err != nil {
+			return nil, err
+		}
+		t.real = ptx
+	}
+	return t.real, nil
+}
+
+// withBegin returns a batch of BEGIN followed by b's queries.
+func withBegin(b *pgx.Batch) *pgx.Batch {
+	nb := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(b.QueuedQueries)+1)}
+	nb.Queue(beginSQL)
+	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+	return nb
+}
+
+// sendFirst sends BEGIN and the queries of b in one pipeline and reads
+// BEGIN's result; the caller reads the rest and closes the results.
+func (t *tx) sendFirst(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, error) {
+	br := t.c.Conn().SendBatch(ctx, withBegin(b))
+	t.begun = true
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		var pe pgx.ErrPreprocessingBatch
+		if !errors.As(err, &pe) {
+			return nil, beginError(err)
+		}
+		// pgx prepares and encodes every statement before it sends any:
+		// nothing ran, and the error is a statement's, reported as
+		// Conn.Exec would report it (a batch's as pgx reports it).
+		t.begun = false
+		switch {
+		case pe.SQL() == beginSQL:
+			return nil, beginError(pe.Unwrap())
+		case len(b.QueuedQueries) == 1:
+			return nil, pe.Unwrap()
+		}
+		return nil, err
+	}
+	return br, nil
+}
+
+// Begin starts a nested transaction (a savepoint), as pgx's does.
+func (t *tx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if t.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	ptx, err := t.materialise(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ptx.Begin(ctx)
+}
+
+// Exec runs a statement; the first one of the transaction carries BEGIN.
+// A first statement without arguments is sent after a BEGIN of its own:
+// pgx sends it in the simple protocol, which allows several statements in
+// one string, and a pipeline would not.
+func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.closed {
+		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
+	if t.begun || len(args) == 0 {
+		if err := t.ensureBegun(ctx); err != nil {
+			return pgconn.CommandTag{}, err
+		}
+		return t.c.Exec(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br, err := t.sendFirst(ctx, b)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+// Query runs a query; the first statement of the transaction carries BEGIN.
+func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	if t.begun {
+		return t.c.Query(ctx, sql, args...)
+	}
+	b := &pgx.Batch{}
+	b.Queue(sql, args...)
+	br, err := t.sendFirst(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, br: br}, nil
+}
+
+// QueryRow runs a query expected to return at most one row.
+func (t *tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	rows, err := t.Query(ctx, sql, args...)
+	return &row{rows: rows, err: err}
+}
+
+// SendBatch sends b; the first statement of the transaction carries BEGIN.
+func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.closed {
+		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
+	}
+	if t.begun {
+		return t.c.SendBatch(ctx, b)
+	}
+	br, err := t.sendFirst(ctx, b)
+	if err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
+	return br
+}
+
+// CopyFrom runs COPY FROM after a BEGIN of its own.
+func (t *tx) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames []string, rowSrc pgx.CopyFromSource) (int64, error) {
+	if t.closed {
+		return 0, pgx.ErrTxClosed
+	}
+	if err := t.ensureBegun(ctx); err != nil {
+		return 0, err
+	}
+	return t.c.CopyFrom(ctx, tableName, columnNames, rowSrc)
+}
+
+// LargeObjects returns pgx's large objects in this transaction (BEGIN is
+// sent first, without a context: it cannot be cancelled).
+func (t *tx) LargeObjects() pgx.LargeObjects {
+	ptx, err := t.materialise(context.Background())
+	if err != nil {
+		// pgx.LargeObjects cannot carry an error: this one panics on use,
+		// as pgx's own does on a nil transaction. BEGIN only fails on a
+		// broken connection.
+		return pgx.LargeObjects{}
+	}
+	return ptx.LargeObjects()
+}
+
+// Prepare prepares a statement on the transaction's connection.
+func (t *tx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if t.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	return t.c.Conn().Prepare(ctx, name, sql)
+}
+
+// Conn returns the transaction's connection, after sending BEGIN (without
+// a context) so that what runs on it is inside the transaction.
+func (t *tx) Conn() *pgx.Conn {
+	_ = t.ensureBegun(context.Background())
+	return t.c.Conn()
+}
+
+// QueueBeforeCommit implements postgres.CommitQueue: the statement is sent
+// with COMMIT, in one pipeline; when it fails, nothing commits and Commit
+// returns a *contract.QueuedWriteError holding onError's mapping.
+func (t *tx) QueueBeforeCommit(sql string, args []any, onError func(error) error) {
+	t.queued = append(t.queued, queuedWrite{sql: sql, args: args, onError: onError})
+}
+
+// release returns the connection to the pool (which discards it when it
+// is not idle).
+func (t *tx) release() {
+	t.closed = true
+	t.queued = nil
+	if t.c != nil {
+		t.c.Release()
+		t.c = nil
+	}
+}
+
+// Commit sends the queued writes and COMMIT in one pipeline (with BEGIN
+// too when nothing was sent yet). A transaction that sent nothing and
+// queued nothing commits without a round trip.
+func (t *tx) Commit(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	defer t.release()
+	if len(t.queued) == 0 {
+		if !t.begun {
+			return nil
+		}
+		tag, err := t.c.Exec(ctx, "commit")
+		return t.commitResult(ctx, tag, err)
+	}
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(t.queued)+2)}
+	first := !t.begun
+	if first {
+		b.Queue(beginSQL)
+	}
+	for _, q := range t.queued {
+		b.Queue(q.sql, q.args...)
+	}
+	b.Queue("commit")
+	br := t.c.Conn().SendBatch(ctx, b)
+	t.begun = true
+	if first {
+		if _, err := br.Exec(); err != nil {
+			return t.queuedFailed(ctx, br, -1, err)
+		}
+	}
+	for i := range t.queued {
+		if _, err := br.Exec(); err != nil {
+			return t.queuedFailed(ctx, br, i, err)
+		}
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return t.commitResult(ctx, tag, err)
+}
+
+// queuedFailed ends a transaction whose COMMIT pipeline failed before
+// COMMIT, at the queued write i (-1: BEGIN), and returns the error: a
+// *contract.QueuedWriteError for a queued write.
+func (t *tx) queuedFailed(ctx context.Context, br pgx.BatchResults, i int, err error) error {
+	_ = br.Close()
+	t.abandon(ctx)
+	var pe pgx.ErrPreprocessingBatch
+	if errors.As(err, &pe) {
+		// Refused before anything was sent: the error names the statement.
+		err = pe.Unwrap()
+		i = -2
+		for j, q := range t.queued {
+			if q.sql == pe.SQL() {
+				i = j
+				break
+			}
+		}
+		if i == -2 {
+			if pe.SQL() == beginSQL {
+				return beginError(err)
+			}
+			return pe
+		}
+	}
+	if i < 0 {
+		return beginError(err)
+	}
+	return &contract.QueuedWriteError{Index: i, Err: t.queued[i].onError(err)}
+}
+
+// commitResult maps COMMIT's reply as pgx does.
+func (t *tx) commitResult(ctx context.Context, tag pgconn.CommandTag, err error) error {
+	if err != nil {
+		if t.c.Conn().PgConn().TxStatus() != 'I' {
+			_ = t.c.Conn().Close(ctx) // the error at hand says enough
+		}
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// abandon ends a transaction whose COMMIT pipeline failed before COMMIT:
+// a rollback when the connection still works, closing it otherwise.
+func (t *tx) abandon(ctx context.Context) {
+	pc := t.c.Conn().PgConn()
+	if pc.IsClosed() || pc.TxStatus() == 'I' {
+		return
+	}
+	if _, err := t.c.Exec(context.WithoutCancel(ctx), "rollback"); err != nil {
+		_ = t.c.Conn().Close(ctx)
+	}
+}
+
+// Rollback rolls the transaction back; a transaction that sent nothing
+// ends without a round trip.
+func (t *tx) Rollback(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	defer t.release()
+	if !t.begun {
+		return nil
+	}
+	if _, err := t.c.Exec(ctx, "rollback"); err != nil {
+		_ = t.c.Conn().Close(ctx) // the connection's state is unknown
+		return err
+	}
+	return nil
+}
+
+// batchRows are the rows of a transaction's first query, which came in a
+// batch with BEGIN: closing them closes the batch.
+type batchRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	closed bool
+	err    error
+}
+
+func (r *batchRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	r.err = r.br.Close()
+}
+
+func (r *batchRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *batchRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
+
+// row is QueryRow's result, with pgx's QueryRow semantics.
+type row struct {
+	rows pgx.Rows
+	err  error
+}
+
+func (r *row) Scan(dest ...any) error {
+	if r.err != nil {
+		return r.err
+	}
+	rows := r.rows
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return pgx.ErrNoRows
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return err
+	}
+	rows.Close()
+	return rows.Err()
+}
