@@ -72,6 +72,9 @@ func TestMigration00016UpgradeSQLite(t *testing.T) {
 	var autoinc int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'eventfold_events' AND sql LIKE '%AUTOINCREMENT%'`).Scan(&autoinc))
 	require.Zero(t, autoinc, "00016 rebuilds the table without AUTOINCREMENT")
+	var seq int64
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'eventfold_events'`).Scan(&seq))
+	require.Equal(t, int64(8), seq, "the counter is the floor")
 	var triggers int
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'eventfold_events'`).Scan(&triggers))
 	require.Equal(t, 3, triggers, "the stream version trigger re-created, the two floor triggers")
@@ -128,7 +131,6 @@ func TestMigration00016UpgradeSQLite(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE name = 'eventfold_events' AND sql LIKE '%AUTOINCREMENT%'`).Scan(&autoinc))
 	require.Equal(t, 1, autoinc)
-	var seq int64
 	require.NoError(t, db.QueryRowContext(ctx, `SELECT seq FROM sqlite_sequence WHERE name = 'eventfold_events'`).Scan(&seq))
 	require.Equal(t, int64(14), seq)
 	var pos int64

@@ -7,11 +7,13 @@
 -- migration rebuilds eventfold_events with a plain INTEGER PRIMARY KEY (the
 -- columns, constraints and indexes are the same) and keeps the promise that
 -- AUTOINCREMENT kept, positions are never handed out twice, with a floor:
+-- the table's row in sqlite_sequence stays, no longer written per insert,
+-- as the highest position handed out whose event may have been deleted.
+-- The next position is max(max(global_position), that floor) + 1, which is
+-- also what AUTOINCREMENT gave before this migration (so appends written
+-- this way work on either schema).
 --
---   eventfold_position_floor  exactly one row: position, at least the
---       highest position ever handed out whose event may no longer be in
---       eventfold_events. The next position is
---       max(max(global_position), floor) + 1.
+-- What this creates:
 --   eventfold_events_keep_position_floor  a trigger: before the event with
 --       the highest position is deleted (archived, or by a DBA), the floor
 --       is raised to its position. Deleting other events leaves the highest
@@ -20,9 +22,6 @@
 --       highest position is changed by an UPDATE.
 --   eventfold_events_keep_stream_version  re-created as 00015 made it (a
 --       rebuilt table loses its triggers).
---
--- The floor starts at the old AUTOINCREMENT counter, so positions handed out
--- before this migration are not handed out again either.
 --
 -- SQLite has one writer at a time, so rowid order is still commit order and
 -- reads stay gap-free. The rebuild copies every event once: on a large
@@ -35,29 +34,19 @@
 -- expectation failed:
 --   INSERT INTO eventfold_events (global_position, stream_id, stream_version, event_id, event_type, data, metadata)
 --   SELECT max(coalesce((SELECT max(global_position) FROM eventfold_events), 0),
---              (SELECT position FROM eventfold_position_floor WHERE id = 1)) + 1,
+--              coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'eventfold_events'), 0)) + 1,
 --          'account-1', v + 1, '0192f0c1-7d3a-7cc1-9a51-1f1f0a7c2b10', 'AccountOpened', '{"owner":"ada"}', '{}'
 --   FROM (SELECT coalesce((SELECT max(stream_version) FROM eventfold_events WHERE stream_id = 'account-1'),
 --                         (SELECT version FROM eventfold_streams WHERE stream_id = 'account-1'), 0) AS v)
 --   WHERE v = 0;   -- expected: no stream yet
 --
--- Down rebuilds the table with AUTOINCREMENT again and sets its counter to
--- the floor (or the highest position, if higher), then drops the floor.
+-- Down rebuilds the table with AUTOINCREMENT again, its counter at the
+-- floor (or the highest position, if higher).
 --
 -- Apply with goose (the library does this in Store.Migrate):
 --   goose -dir sql/sqlite -table eventfold_goose_version sqlite3 ./eventfold.db up
 
 -- +goose Up
-
-CREATE TABLE eventfold_position_floor (
-    id       INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-    -- every position handed out is at most max(this, max(global_position))
-    position INTEGER NOT NULL DEFAULT 0 CHECK (position >= 0)
-);
-
-INSERT INTO eventfold_position_floor (id, position)
-SELECT 1, max(coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'eventfold_events'), 0),
-              coalesce((SELECT max(global_position) FROM eventfold_events), 0));
 
 CREATE TABLE eventfold_events_rebuilt (
     global_position INTEGER PRIMARY KEY,
@@ -78,12 +67,22 @@ INSERT INTO eventfold_events_rebuilt
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
 FROM eventfold_events ORDER BY global_position;
 
+-- The counter becomes the floor. It is moved aside first: dropping an
+-- AUTOINCREMENT table deletes its row.
+UPDATE sqlite_sequence SET name = 'eventfold_events_rebuilt' WHERE name = 'eventfold_events';
+
 -- Dropped first so that dropping the table cannot fire it.
 DROP TRIGGER IF EXISTS eventfold_events_keep_stream_version;
 
 DROP TABLE eventfold_events;
 
 ALTER TABLE eventfold_events_rebuilt RENAME TO eventfold_events;
+
+UPDATE sqlite_sequence SET name = 'eventfold_events' WHERE name = 'eventfold_events_rebuilt';
+
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'eventfold_events', coalesce((SELECT max(global_position) FROM eventfold_events), 0)
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_events');
 
 -- +goose StatementBegin
 CREATE TRIGGER eventfold_events_keep_stream_version
@@ -101,8 +100,11 @@ CREATE TRIGGER eventfold_events_keep_position_floor
 BEFORE DELETE ON eventfold_events
 WHEN old.global_position >= (SELECT max(global_position) FROM eventfold_events)
 BEGIN
-    UPDATE eventfold_position_floor SET position = old.global_position
-    WHERE id = 1 AND position < old.global_position;
+    UPDATE sqlite_sequence SET seq = old.global_position
+    WHERE name = 'eventfold_events' AND seq < old.global_position;
+    INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'eventfold_events', old.global_position
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_events');
 END;
 -- +goose StatementEnd
 
@@ -111,8 +113,11 @@ CREATE TRIGGER eventfold_events_keep_position_floor_on_update
 BEFORE UPDATE OF global_position ON eventfold_events
 WHEN old.global_position >= (SELECT max(global_position) FROM eventfold_events)
 BEGIN
-    UPDATE eventfold_position_floor SET position = old.global_position
-    WHERE id = 1 AND position < old.global_position;
+    UPDATE sqlite_sequence SET seq = old.global_position
+    WHERE name = 'eventfold_events' AND seq < old.global_position;
+    INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'eventfold_events', old.global_position
+    WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_events');
 END;
 -- +goose StatementEnd
 
@@ -143,15 +148,20 @@ DROP TRIGGER IF EXISTS eventfold_events_keep_stream_version;
 
 DROP TABLE eventfold_events;
 
+-- The new table's counter: at least the floor.
+INSERT INTO sqlite_sequence (name, seq)
+SELECT 'eventfold_events_rebuilt', 0
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_events_rebuilt');
+
+UPDATE sqlite_sequence
+SET seq = max(seq, coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'eventfold_events'), 0))
+WHERE name = 'eventfold_events_rebuilt';
+
+DELETE FROM sqlite_sequence WHERE name = 'eventfold_events';
+
 ALTER TABLE eventfold_events_rebuilt RENAME TO eventfold_events;
 
--- The counter: at least the floor (positions of deleted newest events).
-UPDATE sqlite_sequence SET seq = max(seq, (SELECT position FROM eventfold_position_floor WHERE id = 1))
-WHERE name = 'eventfold_events';
-
-INSERT INTO sqlite_sequence (name, seq)
-SELECT 'eventfold_events', position FROM eventfold_position_floor
-WHERE id = 1 AND position > 0 AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_events');
+UPDATE sqlite_sequence SET name = 'eventfold_events' WHERE name = 'eventfold_events_rebuilt';
 
 -- +goose StatementBegin
 CREATE TRIGGER eventfold_events_keep_stream_version
@@ -163,5 +173,3 @@ BEGIN
     WHERE eventfold_streams.version < excluded.version;
 END;
 -- +goose StatementEnd
-
-DROP TABLE eventfold_position_floor;

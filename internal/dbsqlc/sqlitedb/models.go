@@ -43,11 +43,6 @@ type EventfoldLease struct {
 	AcquiredAt string
 }
 
-type EventfoldPositionFloor struct {
-	ID       int64
-	Position int64
-}
-
 type EventfoldStoreIdentity struct {
 	ID        int64
 	StoreID   string

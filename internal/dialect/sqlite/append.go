@@ -38,12 +38,14 @@ const currentVersionExpr = `coalesce((SELECT max(stream_version) FROM eventfold_
 (SELECT version FROM eventfold_streams WHERE stream_id = ?1), 0)`
 
 // nextPositionExpr is the position the next event gets: above every
-// event in the table and above the floor that migration 00016's trigger
-// keeps when the newest events are deleted, so that no position is handed
-// out twice. (Without a position SQLite would take max(global_position) +
-// 1, which the floor may exceed.)
+// event in the table and above the floor, the table's row in
+// sqlite_sequence. Since migration 00016 the table has no AUTOINCREMENT
+// (it cost a page written per commit); the floor is kept by a trigger when
+// the newest events are deleted, so that no position is handed out twice
+// (without a position SQLite would take max(global_position) + 1). Before
+// 00016 the row is AUTOINCREMENT's counter, and this is its next value.
 const nextPositionExpr = `max(coalesce((SELECT max(global_position) FROM eventfold_events), 0),
-(SELECT position FROM eventfold_position_floor WHERE id = 1)) + 1`
+coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'eventfold_events'), 0)) + 1`
 
 // appendSQLCache holds the one-statement append per event count.
 var appendSQLCache sync.Map // int -> string
