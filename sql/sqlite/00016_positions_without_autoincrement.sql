@@ -48,7 +48,7 @@
 
 -- +goose Up
 
-CREATE TABLE eventfold_events_rebuilt (
+CREATE TABLE eventfold_rebuilt_events (
     global_position INTEGER PRIMARY KEY,
     stream_id       TEXT    NOT NULL,
     stream_version  INTEGER NOT NULL CHECK (stream_version >= 1),
@@ -62,23 +62,23 @@ CREATE TABLE eventfold_events_rebuilt (
     UNIQUE (stream_id, stream_version)
 );
 
-INSERT INTO eventfold_events_rebuilt
+INSERT INTO eventfold_rebuilt_events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
 FROM eventfold_events ORDER BY global_position;
 
 -- The counter becomes the floor. It is moved aside first: dropping an
 -- AUTOINCREMENT table deletes its row.
-UPDATE sqlite_sequence SET name = 'eventfold_events_rebuilt' WHERE name = 'eventfold_events';
+UPDATE sqlite_sequence SET name = 'eventfold_rebuilt_events' WHERE name = 'eventfold_events';
 
 -- Dropped first so that dropping the table cannot fire it.
 DROP TRIGGER IF EXISTS eventfold_events_keep_stream_version;
 
 DROP TABLE eventfold_events;
 
-ALTER TABLE eventfold_events_rebuilt RENAME TO eventfold_events;
+ALTER TABLE eventfold_rebuilt_events RENAME TO eventfold_events;
 
-UPDATE sqlite_sequence SET name = 'eventfold_events' WHERE name = 'eventfold_events_rebuilt';
+UPDATE sqlite_sequence SET name = 'eventfold_events' WHERE name = 'eventfold_rebuilt_events';
 
 INSERT INTO sqlite_sequence (name, seq)
 SELECT 'eventfold_events', coalesce((SELECT max(global_position) FROM eventfold_events), 0)
@@ -123,7 +123,7 @@ END;
 
 -- +goose Down
 
-CREATE TABLE eventfold_events_rebuilt (
+CREATE TABLE eventfold_rebuilt_events (
     global_position INTEGER PRIMARY KEY AUTOINCREMENT,
     stream_id       TEXT    NOT NULL,
     stream_version  INTEGER NOT NULL CHECK (stream_version >= 1),
@@ -137,7 +137,7 @@ CREATE TABLE eventfold_events_rebuilt (
     UNIQUE (stream_id, stream_version)
 );
 
-INSERT INTO eventfold_events_rebuilt
+INSERT INTO eventfold_rebuilt_events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
 SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
 FROM eventfold_events ORDER BY global_position;
@@ -150,18 +150,18 @@ DROP TABLE eventfold_events;
 
 -- The new table's counter: at least the floor.
 INSERT INTO sqlite_sequence (name, seq)
-SELECT 'eventfold_events_rebuilt', 0
-WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_events_rebuilt');
+SELECT 'eventfold_rebuilt_events', 0
+WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'eventfold_rebuilt_events');
 
 UPDATE sqlite_sequence
 SET seq = max(seq, coalesce((SELECT max(seq) FROM sqlite_sequence WHERE name = 'eventfold_events'), 0))
-WHERE name = 'eventfold_events_rebuilt';
+WHERE name = 'eventfold_rebuilt_events';
 
 DELETE FROM sqlite_sequence WHERE name = 'eventfold_events';
 
-ALTER TABLE eventfold_events_rebuilt RENAME TO eventfold_events;
+ALTER TABLE eventfold_rebuilt_events RENAME TO eventfold_events;
 
-UPDATE sqlite_sequence SET name = 'eventfold_events' WHERE name = 'eventfold_events_rebuilt';
+UPDATE sqlite_sequence SET name = 'eventfold_events' WHERE name = 'eventfold_rebuilt_events';
 
 -- +goose StatementBegin
 CREATE TRIGGER eventfold_events_keep_stream_version
