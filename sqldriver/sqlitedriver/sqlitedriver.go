@@ -55,14 +55,13 @@ func connector(dsn string) (driver.Connector, error) {
 			params.Add(k, v)
 		}
 	}
-	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + registry.SQLiteURIPath.Replace(path) + "?" + params.Encode(), gate: gateFor(path, query)}, nil
+	return dsnConnector{drv: &sqlite.Driver{}, dsn: "file:" + registry.SQLiteURIPath.Replace(path) + "?" + params.Encode()}, nil
 }
 
 // dsnConnector adapts a driver without a connector of its own.
 type dsnConnector struct {
-	drv  driver.Driver
-	dsn  string
-	gate writerGate // nil: no writer gate (see gate.go)
+	drv driver.Driver
+	dsn string
 }
 
 // Connect opens a connection. Opening runs the pragmas, and switching a
@@ -75,10 +74,7 @@ func (c dsnConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	for wait := 2 * time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		conn, err := c.drv.Open(c.dsn)
 		var se *sqlite.Error
-		if err == nil {
-			return c.gated(conn), nil
-		}
-		if !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
 			return conn, err
 		}
 		select {
@@ -90,11 +86,3 @@ func (c dsnConnector) Connect(ctx context.Context) (driver.Conn, error) {
 }
 
 func (c dsnConnector) Driver() driver.Driver { return c.drv }
-
-// gated puts the writer gate in front of cn's transactions.
-func (c dsnConnector) gated(cn driver.Conn) driver.Conn {
-	if full, ok := cn.(conn); ok && c.gate != nil {
-		return &gatedConn{conn: full, gate: c.gate}
-	}
-	return cn
-}
