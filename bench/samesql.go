@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dialect/postgres"
+	sqliteops "github.com/eventfold/eventfold/internal/dialect/sqlite"
 )
 
 // sameSQLRunner is the second baseline: by hand, on the bare driver, the
@@ -106,30 +106,14 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 		}
 	case eventfold.SQLite:
 		// The one INSERT per append that internal/dialect/sqlite runs
-		// (appendSQL: the version from the stream's events, the check in
-		// its WHERE clause; -1 checks nothing), recorded_at from Go.
-		q := `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-			SELECT ?1, c.v + e.column1, e.column2, 'Deposited', e.column3, '{}', ?3
-			FROM (SELECT coalesce((SELECT max(stream_version) FROM eventfold_events WHERE stream_id = ?1),
-				(SELECT version FROM eventfold_streams WHERE stream_id = ?1), 0) AS v) AS c,
-			(VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", n), ", ") + `) AS e
-			WHERE ?2 = -1 OR c.v = ?2
-			ORDER BY e.column1
-			RETURNING global_position, stream_version`
-		if n == 1 {
-			q = `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-				VALUES (?1, coalesce((SELECT max(stream_version) FROM eventfold_events WHERE stream_id = ?1),
-					(SELECT version FROM eventfold_streams WHERE stream_id = ?1), 0) + 1, ?4, 'Deposited', ?5, '{}', ?3)
-				RETURNING global_position, stream_version`
-		}
+		// (the version from the stream's events, the position above the
+		// floor, the check in its WHERE clause; "any" checks nothing),
+		// recorded_at from Go.
+		q := sqliteops.AppendStatement(n, eventfold.Any)
 		appendFn = func(ctx context.Context, tx *sql.Tx, account string, seq int) error {
-			args := []any{account, -1, time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
-			for i := range n {
-				if n == 1 {
-					args = append(args, newID(), data(seq))
-				} else {
-					args = append(args, i+1, newID(), data(seq))
-				}
+			args := []any{account, int64(eventfold.Any), time.Now().UTC().Format("2006-01-02T15:04:05.000Z")}
+			for range n {
+				args = append(args, newID(), "Deposited", data(seq), "{}")
 			}
 			rows, err := tx.QueryContext(ctx, q, args...)
 			if err != nil {

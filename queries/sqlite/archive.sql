@@ -33,8 +33,9 @@ WHERE global_position >= sqlc.arg(from_position)
 
 -- name: ArchiveRestoreEvent :execrows
 -- Puts one archived event back exactly as it was; a position already
--- present is skipped (a restore may be re-run). AUTOINCREMENT's counter is
--- never lowered by this, so positions are not handed out twice.
+-- present is skipped (a restore may be re-run). The position floor
+-- (migration 00016) is never lowered by this, so positions are not handed
+-- out twice.
 INSERT INTO eventfold_events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?)

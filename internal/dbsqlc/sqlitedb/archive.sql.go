@@ -62,8 +62,9 @@ type ArchiveRestoreEventParams struct {
 }
 
 // Puts one archived event back exactly as it was; a position already
-// present is skipped (a restore may be re-run). AUTOINCREMENT's counter is
-// never lowered by this, so positions are not handed out twice.
+// present is skipped (a restore may be re-run). The position floor
+// (migration 00016) is never lowered by this, so positions are not handed
+// out twice.
 func (q *Queries) ArchiveRestoreEvent(ctx context.Context, db DBTX, arg ArchiveRestoreEventParams) (int64, error) {
 	result, err := db.ExecContext(ctx, archiveRestoreEvent,
 		arg.GlobalPosition,

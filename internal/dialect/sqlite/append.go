@@ -37,6 +37,16 @@ const maxRowsPerInsert = 1000
 const currentVersionExpr = `coalesce((SELECT max(stream_version) FROM eventfold_events WHERE stream_id = ?1),
 (SELECT version FROM eventfold_streams WHERE stream_id = ?1), 0)`
 
+// nextPositionExpr is the position the next event gets: above every
+// event in the table and above the floor, the table's row in
+// sqlite_sequence. Since migration 00016 the table has no AUTOINCREMENT
+// (it cost a page written per commit); the floor is kept by a trigger when
+// the newest events are deleted, so that no position is handed out twice
+// (without a position SQLite would take max(global_position) + 1). Before
+// 00016 the row is AUTOINCREMENT's counter, and this is its next value.
+const nextPositionExpr = `max(coalesce((SELECT max(global_position) FROM eventfold_events), 0),
+coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'eventfold_events'), 0)) + 1`
+
 // appendSQLCache holds the one-statement append per event count.
 var appendSQLCache sync.Map // int -> string
 
@@ -49,13 +59,13 @@ const (
 	// form (about 15 µs of CPU less than appendSQL(1) on the benchmark
 	// machine). ?2 is unused. A scalar subquery in VALUES is safe for one
 	// row only: with several, each row's would see the rows before it.
-	appendOneAnySQL = `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-VALUES (?1, ` + currentVersionExpr + ` + 1, ?4, ?5, ?6, ?7, ?3)
+	appendOneAnySQL = `INSERT INTO eventfold_events (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+VALUES (` + nextPositionExpr + `, ?1, ` + currentVersionExpr + ` + 1, ?4, ?5, ?6, ?7, ?3)
 RETURNING global_position, stream_version`
 	// appendOneSQL appends one event after checking the expectation.
-	appendOneSQL = `INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-SELECT ?1, c.v + 1, ?4, ?5, ?6, ?7, ?3
-FROM (SELECT ` + currentVersionExpr + ` AS v) AS c
+	appendOneSQL = `INSERT INTO eventfold_events (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+SELECT c.p, ?1, c.v + 1, ?4, ?5, ?6, ?7, ?3
+FROM (SELECT ` + currentVersionExpr + ` AS v, ` + nextPositionExpr + ` AS p) AS c
 WHERE ` + checkExpr + `
 RETURNING global_position, stream_version`
 	// checkExpr is ExpectedVersion.Satisfied in SQL, for version c.v.
@@ -75,11 +85,13 @@ func appendSQL(n int, expected eventfold.ExpectedVersion) string {
 		return q.(string)
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
-SELECT ?1, c.v + e.column1, e.column2, e.column3, e.column4, e.column5, ?3
+	b.WriteString(`INSERT INTO eventfold_events (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
+SELECT c.p + e.column1 - 1, ?1, c.v + e.column1, e.column2, e.column3, e.column4, e.column5, ?3
 FROM (SELECT `)
 	b.WriteString(currentVersionExpr)
-	b.WriteString(` AS v) AS c, (VALUES `)
+	b.WriteString(` AS v, `)
+	b.WriteString(nextPositionExpr)
+	b.WriteString(` AS p) AS c, (VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
@@ -101,19 +113,24 @@ var insertSQLCache sync.Map // int -> string
 
 // insertSQL inserts n rows with explicit versions: ?1 recorded_at, then per
 // row stream id, version, event id, type, data and metadata. The rows get
-// consecutive positions in their order (one writer, AUTOINCREMENT).
+// consecutive positions in their order: the first the next position, each
+// later one max(global_position) + 1, the one after its predecessor's (one
+// writer).
 func insertSQL(n int) string {
 	if q, ok := insertSQLCache.Load(n); ok {
 		return q.(string)
 	}
 	var b strings.Builder
-	b.WriteString(`INSERT INTO eventfold_events (stream_id, stream_version, event_id, event_type, data, metadata, recorded_at) VALUES `)
+	b.WriteString(`INSERT INTO eventfold_events (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at) VALUES `)
 	for i := range n {
+		pos := "NULL"
 		if i > 0 {
 			b.WriteString(", ")
+		} else {
+			pos = nextPositionExpr
 		}
 		p := 2 + 6*i
-		fmt.Fprintf(&b, "(?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?1)", p, p+1, p+2, p+3, p+4, p+5)
+		fmt.Fprintf(&b, "(%s, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?1)", pos, p, p+1, p+2, p+3, p+4, p+5)
 	}
 	q, _ := insertSQLCache.LoadOrStore(n, b.String())
 	return q.(string)
@@ -418,4 +435,12 @@ func (o *Ops) batchInsertError(ctx context.Context, appends []contract.StreamApp
 		}
 	}
 	return &contract.AppendManyError{Index: chunk[0].i, Err: ierr}
+}
+
+// AppendStatement returns the statement Append runs for n events with
+// expectation expected (?1 stream id, ?2 expected version, ?3 recorded_at,
+// then per event its id, type, data and metadata), for the hand-written
+// baseline of package bench (raw-same-sql).
+func AppendStatement(n int, expected eventfold.ExpectedVersion) string {
+	return appendSQL(n, expected)
 }
