@@ -68,7 +68,8 @@ func sameSQLRunner(ctx context.Context, d eventfold.Dialect, cfg Config, sqls di
 	var appendFn func(ctx context.Context, tx *sql.Tx, account string, seq int) error
 	switch d {
 	case eventfold.MySQL:
-		txOpts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+		// READ COMMITTED, as the library's: sqldriver.Open's connections
+		// are READ COMMITTED already, so BEGIN sets no level.
 		appendFn = func(ctx context.Context, tx *sql.Tx, account string, seq int) error {
 			if n == 1 { // what the library runs for one event (migration 00015)
 				rows, err := tx.QueryContext(ctx, "CALL eventfold_append_one(?, -1, ?, 'Deposited', ?, '{}')", account, newID(), data(seq))

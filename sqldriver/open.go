@@ -35,6 +35,11 @@ func DialectOf(dsn string) (eventfold.Dialect, error) {
 //	sqlite://path/to/file.db  or  sqlite:///abs/path.db (modernc.org/sqlite, WAL)
 //	sqlserver://user:pass@host:1433?database=db         (go-mssqldb)
 //
+// MySQL connections are made READ COMMITTED for the whole session when they
+// open, so transactions begin without setting the level again; a handler
+// that changes its session's level (SET SESSION TRANSACTION ...) changes it
+// for every later transaction on that pooled connection.
+//
 // Errors never contain the password.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
 	conn, d, err := Connector(dsn)
@@ -57,6 +62,11 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 		return nil, err
 	}
 	drv.owned = true
+	if e, ok := registry.Lookup(d); ok && e.ReadCommittedSessions {
+		// Every connection is READ COMMITTED from the start (MySQL): begin
+		// without SET TRANSACTION ISOLATION LEVEL, one round trip less.
+		drv.txOpts = nil
+	}
 	return drv, nil
 }
 
@@ -77,7 +87,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // Connector returns the database/sql connector for an eventfold DSN, with
 // the settings Open uses (SQLite: WAL, synchronous=NORMAL, a busy timeout,
 // foreign keys, BEGIN IMMEDIATE; MySQL: UTC, parseTime, client-side
-// interpolation), and its dialect. Open it with sql.OpenDB, wrapped if you
+// interpolation, sessions READ COMMITTED), and its dialect. Open it with sql.OpenDB, wrapped if you
 // like (to trace statements, say), then pass the *sql.DB to New.
 //
 // The dialect's package must be imported (see ErrNotRegistered).

@@ -8,6 +8,7 @@
 package mysqldriver
 
 import (
+	"context"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -33,13 +34,43 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return gomysql.NewConnector(cfg)
+			c, err := gomysql.NewConnector(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return readCommitted{c}, nil
 		},
+		ReadCommittedSessions: true,
 		MissingDatabase: func(err error) bool {
 			var my *gomysql.MySQLError
 			return errors.As(err, &my) && my.Number == 1049 // ER_BAD_DB_ERROR
 		},
 	})
+}
+
+// readCommitted makes every connection's sessions READ COMMITTED as it
+// opens them, so that a transaction needs no SET TRANSACTION ISOLATION
+// LEVEL round trip of its own before its START TRANSACTION (database/sql's
+// BeginTx with an isolation level sends both, one round trip each).
+type readCommitted struct{ driver.Connector }
+
+const setReadCommitted = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+
+func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ex, ok := conn.(driver.ExecerContext)
+	if !ok {
+		conn.Close()
+		return nil, errors.New("mysql connection cannot execute statements")
+	}
+	if _, err := ex.ExecContext(ctx, setReadCommitted, nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("make the session READ COMMITTED: %w", err)
+	}
+	return conn, nil
 }
 
 // Config turns mysql://user:pass@host:port/db?params into the

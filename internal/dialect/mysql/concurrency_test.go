@@ -440,4 +440,26 @@ func TestLockConflictsAreTransient(t *testing.T) {
 		require.NoError(t, txB.Rollback())
 		require.NoError(t, txA.Commit())
 	})
+
+	// The wait the test had before 00015, on the eventfold_position row,
+	// now the gate: an append that waits for its share lock behind a reader
+	// (who holds the row FOR UPDATE) longer than innodb_lock_wait_timeout
+	// fails with ErrTransient, and leaves nothing in its transaction: the
+	// stream version it had raised before the gate is undone.
+	t.Run("lock wait timeout at the gate", func(t *testing.T) {
+		reader := begin(t, db)
+		_, err := reader.ExecContext(ctx, `SELECT id FROM eventfold_position WHERE id = 1 FOR UPDATE`)
+		require.NoError(t, err)
+
+		txB := begin(t, db)
+		require.NoError(t, mysqlops.New(txB).Exec(ctx, "SET SESSION innodb_lock_wait_timeout = 1"))
+		_, err = mysqlops.New(txB).Append(ctx, "lw-gate", eventfold.Any, []eventfold.EventData{newEvent("B")})
+		require.ErrorIs(t, err, eventfold.ErrTransient)
+		require.False(t, errors.Is(err, eventfold.ErrWrongExpectedVersion))
+		v, err := mysqlops.New(txB).StreamVersion(ctx, "lw-gate")
+		require.NoError(t, err)
+		require.Zero(t, v, "the failed append left its stream row in the transaction")
+		require.NoError(t, txB.Rollback())
+		require.NoError(t, reader.Rollback())
+	})
 }

@@ -346,3 +346,63 @@ func TestUpgradeTo00015KeepsData(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []int64{1, 2, 3, 5, 6, 7, 8, 9}, positionsOf(all))
 }
+
+// TestDownBelow00015KeepsArchivedPositionsDead: positions handed out at
+// 00015 and archived away (esctl archive: the watermark moves, the events
+// are deleted) above every event left are never handed out again after a
+// Down below 00015: the counter goes on above them. 00015's Down alone
+// raised it to the highest event left, so the next append took an
+// archived position again (checked: without 00016 this test fails, the
+// counter at 2, so the next append would take the archived position 3). Starts from 00015 with data, goes up to 00016, down to 13
+// and up again.
+func TestDownBelow00015KeepsArchivedPositionsDead(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := scratchDB(t)
+	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
+	require.NoError(t, err)
+	_, err = p.UpTo(ctx, 15)
+	require.NoError(t, err)
+	ops := mysqlops.New(db)
+	_, err = ops.Append(ctx, "kept", eventfold.NoStream, []eventfold.EventData{newEvent("A"), newEvent("B")})
+	require.NoError(t, err)
+	top, err := ops.Append(ctx, "archived", eventfold.NoStream, []eventfold.EventData{newEvent("C"), newEvent("D")})
+	require.NoError(t, err)
+	require.Equal(t, []int64{3, 4}, positionsOf(top))
+	before, err := ops.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+
+	_, err = p.Up(ctx)
+	require.NoError(t, err, "up from 00015 with data")
+	after, err := ops.ReadAll(ctx, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "the events read back as they were")
+
+	// Archive positions 3 and 4, the top of the log, as esctl archive does.
+	require.NoError(t, ops.SetArchivedBefore(ctx, 5))
+	n, err := ops.DeleteEventRange(ctx, 3, 4)
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n)
+
+	_, err = p.DownTo(ctx, 13)
+	require.NoError(t, err, "down below 00015")
+	var last int64
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT last_position FROM eventfold_position WHERE id = 1`).Scan(&last))
+	require.Equal(t, int64(4), last, "the counter is above the archived positions")
+	evs, err := ops.Append(ctx, "kept", eventfold.Exact(2), []eventfold.EventData{newEvent("E")})
+	require.NoError(t, err)
+	require.Equal(t, int64(5), evs[0].GlobalPosition, "not an archived position again")
+
+	_, err = p.Up(ctx)
+	require.NoError(t, err, "up again")
+	evs, err = ops.Append(ctx, "kept", eventfold.Exact(3), []eventfold.EventData{newEvent("F")})
+	require.NoError(t, err)
+	require.Equal(t, int64(6), evs[0].GlobalPosition)
+	all, err := ops.ReadAll(ctx, 5, 10)
+	require.NoError(t, err)
+	require.Equal(t, []int64{5, 6}, positionsOf(all))
+	_, err = p.DownTo(ctx, 15)
+	require.NoError(t, err, "down to 00015")
+	_, err = p.Up(ctx)
+	require.NoError(t, err, "and up")
+}

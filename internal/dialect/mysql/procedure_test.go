@@ -330,39 +330,67 @@ func TestProcedureRefusesNonUTF8StreamID(t *testing.T) {
 }
 
 // TestKilledBareCallLeavesNothing: a bare CALL whose connection is killed
-// while it waits for a lock (the stream row, held by another CALL's open
-// transaction; before 00015 the position counter) leaves no trace. Before
-// 00005 the stream's new version had already committed by itself.
+// while it waits for a lock leaves no trace. Before 00005 the stream's new
+// version had already committed by itself. Two places to wait: the stream
+// row (held by another CALL's open transaction), where the victim has
+// written nothing yet, and the gate (the eventfold_position row, held FOR
+// UPDATE as a reader holds it; before 00015 the position counter), where
+// it has already raised its stream's version: only that one can catch a
+// CALL that is not atomic, so the test checks that the victim has
+// modified rows when it is killed. (Checked on schema 4, the procedure
+// before 00005: the gate case fails, its victim's stream version 2 left
+// behind, committed by itself; the stream-row case passes there.)
 func TestKilledBareCallLeavesNothing(t *testing.T) {
 	t.Parallel()
-	db := latestDB(t)
-	ctx := context.Background()
-	_, err := db.ExecContext(ctx, `CALL eventfold_append_events('victim', -2, ?)`, procEvents(uuid.NewString()))
-	require.NoError(t, err)
-	holder, err := db.Conn(ctx)
-	require.NoError(t, err)
-	defer holder.Close()
-	_, err = holder.ExecContext(ctx, `START TRANSACTION`)
-	require.NoError(t, err)
-	_, err = holder.ExecContext(ctx, `CALL eventfold_append_events('victim', -1, ?)`, procEvents(uuid.NewString()))
-	require.NoError(t, err)
+	for _, at := range []string{"stream row", "gate"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			db := latestDB(t)
+			ctx := context.Background()
+			_, err := db.ExecContext(ctx, `CALL eventfold_append_events('victim', -2, ?)`, procEvents(uuid.NewString()))
+			require.NoError(t, err)
+			holder, err := db.Conn(ctx)
+			require.NoError(t, err)
+			defer holder.Close()
+			_, err = holder.ExecContext(ctx, `START TRANSACTION`)
+			require.NoError(t, err)
+			want := logState{counter: 1, events: 1, version: 1}
+			if at == "stream row" {
+				_, err = holder.ExecContext(ctx, `CALL eventfold_append_events('victim', -1, ?)`, procEvents(uuid.NewString()))
+				want = logState{counter: 2, events: 2, version: 2}
+			} else {
+				_, err = holder.ExecContext(ctx, `SELECT id FROM eventfold_position WHERE id = 1 FOR UPDATE`)
+			}
+			require.NoError(t, err)
 
-	victim, err := db.Conn(ctx)
-	require.NoError(t, err)
-	defer victim.Close()
-	var id int64
-	require.NoError(t, victim.QueryRowContext(ctx, `SELECT CONNECTION_ID()`).Scan(&id))
-	done := make(chan error, 1)
-	go func() {
-		_, err := victim.ExecContext(ctx, `CALL eventfold_append_events('victim', -1, ?)`, procEvents(uuid.NewString()))
-		done <- err
-	}()
-	time.Sleep(500 * time.Millisecond) // the victim now waits for the stream row
-	_, err = db.ExecContext(ctx, fmt.Sprintf(`KILL %d`, id))
-	require.NoError(t, err)
-	require.Error(t, <-done)
-	_, err = holder.ExecContext(ctx, `COMMIT`)
-	require.NoError(t, err)
+			victim, err := db.Conn(ctx)
+			require.NoError(t, err)
+			defer victim.Close()
+			var id int64
+			require.NoError(t, victim.QueryRowContext(ctx, `SELECT CONNECTION_ID()`).Scan(&id))
+			done := make(chan error, 1)
+			go func() {
+				_, err := victim.ExecContext(ctx, `CALL eventfold_append_events('victim', -1, ?)`, procEvents(uuid.NewString()))
+				done <- err
+			}()
+			// Wait until the victim waits for the lock (no sleep: the
+			// server says so), and see what it has written by then.
+			var modified int64
+			require.Eventually(t, func() bool {
+				err := db.QueryRowContext(ctx, `SELECT trx_rows_modified FROM information_schema.INNODB_TRX
+					WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'`, id).Scan(&modified)
+				return err == nil
+			}, 30*time.Second, 10*time.Millisecond, "the victim never waited for the lock")
+			if at == "gate" {
+				require.Positive(t, modified, "the victim waits at the gate after raising its stream's version")
+			}
+			_, err = db.ExecContext(ctx, fmt.Sprintf(`KILL %d`, id))
+			require.NoError(t, err)
+			require.Error(t, <-done)
+			_, err = holder.ExecContext(ctx, `COMMIT`)
+			require.NoError(t, err)
 
-	require.Equal(t, logState{counter: 2, events: 2, version: 2}, readLogState(t, db, "victim"), "nothing of the killed CALL is left")
+			require.Equal(t, want, readLogState(t, db, "victim"), "nothing of the killed CALL is left")
+		})
+	}
 }
