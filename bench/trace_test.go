@@ -152,6 +152,17 @@ func TestTraceDelivery(t *testing.T) {
 	wpool, err := pgxpool.New(ctx, withPoolSize(dsn, latencyWorkers+1))
 	require.NoError(t, err)
 	defer wpool.Close()
+	if os.Getenv("EVENTFOLD_TRACE_WARM") != "" {
+		var conns []*pgxpool.Conn
+		for range latencyWorkers + 1 {
+			c, err := wpool.Acquire(ctx)
+			require.NoError(t, err)
+			conns = append(conns, c)
+		}
+		for _, c := range conns {
+			c.Release()
+		}
+	}
 	rpool, err := pgxpool.New(ctx, withPoolSize(dsn, 2))
 	require.NoError(t, err)
 	defer rpool.Close()
@@ -269,10 +280,23 @@ func TestTraceDelivery(t *testing.T) {
 	t.Logf("rate %d/s for %ds: %d events, started late (every client busy) %d, longest start delay %v; notifications sent %d, received %d; reads %d (%d empty)",
 		rate, secs, len(all), late, maxDelay, len(rec.notes), len(rec.recv), len(rec.reads), emptyReads)
 	t.Logf("commit→handler p50 %v p99 %v max %v", pct(0.5), pct(0.99), all[len(all)-1].lat)
+	var notes []time.Duration
+	for _, nt := range rec.notes {
+		notes = append(notes, nt.end-nt.start)
+	}
+	slices.Sort(notes)
+	if len(notes) > 0 {
+		t.Logf("pg_notify round trip p50 %v p99 %v max %v", notes[len(notes)/2], notes[len(notes)*99/100], notes[len(notes)-1])
+	}
+	for _, nt := range rec.notes {
+		if nt.end-nt.start > 20*time.Millisecond {
+			t.Logf("slow pg_notify: %.2f..%.2f ms (%v)", float64(nt.start.Microseconds())/1000, float64(nt.end.Microseconds())/1000, nt.end-nt.start)
+		}
+	}
 
 	// Where the time went, per slow event (p99 and above).
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
-	var horizonHeld, notifyLate, readLate, other int
+	var horizonHeld, horizonForeign, notifyLate, readLate, other int
 	for _, e := range all[int(float64(len(all))*0.99):] {
 		d := e.d
 		var sb strings.Builder
@@ -291,7 +315,7 @@ func TestTraceDelivery(t *testing.T) {
 				break
 			}
 		}
-		var blocked bool
+		var blocked, foreign bool
 		var delivering traceRead
 		for _, rd := range rec.reads {
 			if rd.end < d.commit || rd.start > rec.handled[d.pos] {
@@ -304,6 +328,9 @@ func TestTraceDelivery(t *testing.T) {
 				blocked = true
 				if b := rec.disp[rd.xmin-off]; b != nil && rd.xmin-off < d.xid {
 					fmt.Fprintf(&sb, "    held back by xid %d: dispatch started %s, committed %s (%s after this one)\n", b.xid, ms(b.start), ms(b.commit), ms(b.commit-d.commit))
+				} else if rd.xmin-off < d.xid {
+					foreign = true
+					fmt.Fprintf(&sb, "    held back by xid %d, not one of this test's dispatches (another database or session)\n", rd.xmin-off)
 				}
 			}
 			if got {
@@ -313,6 +340,8 @@ func TestTraceDelivery(t *testing.T) {
 		}
 		fmt.Fprintf(&sb, "  handler at %s", ms(rec.handled[d.pos]))
 		switch {
+		case blocked && foreign:
+			horizonForeign++
 		case blocked:
 			horizonHeld++
 		case recvAt < 0 || recvAt > delivering.start:
@@ -324,7 +353,7 @@ func TestTraceDelivery(t *testing.T) {
 		}
 		t.Log(sb.String())
 	}
-	t.Logf("slowest 1%%: held back by the horizon %d, notification late %d, read late/slow %d, other %d", horizonHeld, notifyLate, readLate, other)
+	t.Logf("slowest 1%%: held back by the horizon %d (by a transaction not of this test: %d more), notification late %d, read late/slow %d, other %d", horizonHeld, horizonForeign, notifyLate, readLate, other)
 }
 
 func sqlFor2(t *testing.T, fx *fixture) dialectSQL {

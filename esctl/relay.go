@@ -51,6 +51,7 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	name := fs.String("name", "", "relay name for its checkpoint and lease (default nats-relay:<stream>)")
 	partitions := fs.Int("partitions", 0, "add a partition token p0..p(N-1) to each subject (0: none)")
 	batch := fs.Int("batch", 1000, "events per batch")
+	inFlight := fs.Int("in-flight", natsrelay.DefaultInFlight, "batches published and awaiting JetStream's acks while the next is read (1: wait for each batch's acks)")
 	memory := fs.Bool("memory", false, "create the stream in memory rather than on file")
 	every := fs.Duration("every", 2*time.Second, "progress interval")
 	poll := fs.Duration("poll", 200*time.Millisecond, "how often to look for new events when idle (PostgreSQL also wakes on NOTIFY)")
@@ -67,6 +68,8 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 		return usagef("relay nats: --partitions %d is negative", *partitions)
 	case *batch <= 0:
 		return usagef("relay nats: --batch %d must be positive", *batch)
+	case *inFlight <= 0:
+		return usagef("relay nats: --in-flight %d must be positive", *inFlight)
 	case *every <= 0 || *poll <= 0:
 		return usagef("relay nats: --every and --poll must be positive")
 	}
@@ -104,7 +107,7 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 			redactURLs(*url), scrubURLs(err.Error(), *url))
 	}
 	defer nc.Close()
-	o := natsrelay.Options{Stream: *stream, SubjectPrefix: *prefix, Name: *name, CreateStream: true,
+	o := natsrelay.Options{Stream: *stream, SubjectPrefix: *prefix, Name: *name, CreateStream: true, InFlight: *inFlight,
 		Listener: listener.Options{BatchSize: *batch, PollInterval: *poll, Logger: logger}}
 	if *memory {
 		o.StreamConfig.Storage = jetstream.MemoryStorage
@@ -128,7 +131,7 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	defer cancelRun()
 	done := make(chan error, 1)
 	go func() { done <- r.Run(runCtx) }()
-	fmt.Fprintf(env.Stderr, "relaying to stream %s on %s as %q (subjects %s.>); Ctrl-C stops\n", *stream, redactURLs(*url), *name, *prefix)
+	fmt.Fprintf(env.Stderr, "relaying to stream %s on %s as %q (subjects %s.>, batches of %d, %d in flight); Ctrl-C stops\n", *stream, redactURLs(*url), *name, *prefix, *batch, *inFlight)
 	t := time.NewTicker(*every)
 	defer t.Stop()
 	last, lastAt := uint64(0), time.Now()

@@ -67,7 +67,7 @@ func TestRelayNATS(t *testing.T) {
 			var out, errb syncBuffer
 			done := make(chan int, 1)
 			go func() {
-				done <- Main(ctx, []string{"--dsn", dsn, "relay", "nats", "--url", url, "--stream", stream, "--subject-prefix", prefix, "--every", "100ms"},
+				done <- Main(ctx, []string{"--dsn", dsn, "relay", "nats", "--url", url, "--stream", stream, "--subject-prefix", prefix, "--every", "100ms", "--in-flight", "1"},
 					&out, &errb, Options{Getenv: func(string) string { return "" }})
 			}()
 			require.Eventually(t, func() bool {
@@ -94,6 +94,7 @@ func TestRelayNATS(t *testing.T) {
 				t.Fatal("relay did not stop")
 			}
 			require.Contains(t, errb.String(), "relay stopped; checkpoint saved")
+			require.Contains(t, errb.String(), "batches of 1000, 1 in flight")
 			require.Contains(t, errb.String(), "lag 0 events")
 			require.Empty(t, out.String())
 
@@ -117,7 +118,8 @@ func TestRelayNATS(t *testing.T) {
 
 func TestRelayUsage(t *testing.T) {
 	for _, args := range [][]string{{"relay"}, {"relay", "kafka"}, {"relay", "nats"}, {"relay", "nats", "--stream", "S", "--batch", "0"},
-		{"relay", "nats", "--stream", "S", "--partitions", "-1"}, {"relay", "nats", "--stream", "S", "extra"}} {
+		{"relay", "nats", "--stream", "S", "--partitions", "-1"},
+		{"relay", "nats", "--stream", "S", "--in-flight", "0"}, {"relay", "nats", "--stream", "S", "--in-flight", "-2"}, {"relay", "nats", "--stream", "S", "extra"}} {
 		r := run(t, Options{}, "sqlite://"+t.TempDir()+"/x.db", args...)
 		require.Equal(t, 2, r.code, "%v: %s", args, r.stderr)
 		require.Empty(t, r.stdout)

@@ -155,6 +155,26 @@ func BenchmarkLiveLatency(b *testing.B) {
 	nc := connect(b, benchURL(b))
 	rate := envInt("NATSRELAY_BENCH_RATE", 1000)
 	secs := envInt("NATSRELAY_BENCH_SECONDS", 5)
+	writers := envInt("NATSRELAY_BENCH_WRITERS", 4)
+	// The writers, the Notifier and the relay share one database/sql pool:
+	// keep a connection for each of them idle and open them before
+	// measuring. With database/sql's default of 2 idle connections, most
+	// appends and notifications opened a new connection (a new PostgreSQL
+	// backend) and closed it again: on a loaded machine the Notifier's
+	// pg_notify then left hundreds of milliseconds after the commit.
+	db := store.Driver().DB()
+	db.SetMaxIdleConns(writers + 4)
+	warm := make([]*sql.Conn, 0, writers+4)
+	for range writers + 4 {
+		c, err := db.Conn(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		warm = append(warm, c)
+	}
+	for _, c := range warm {
+		_ = c.Close()
+	}
 	for range b.N {
 		stream, prefix := uniqueStream(b, nc)
 		createStream(b, nc, stream, prefix, jetstream.FileStorage)
@@ -199,7 +219,6 @@ func BenchmarkLiveLatency(b *testing.B) {
 		_, stop := runRelay(b, store, nc, natsrelay.Options{Stream: stream, SubjectPrefix: prefix, Acked: ackedFn, Subject: subject,
 			Listener: listener.Options{Wakeup: sig, PollInterval: time.Second, StartAt: listener.StartAtHead}})
 		time.Sleep(300 * time.Millisecond)
-		writers := envInt("NATSRELAY_BENCH_WRITERS", 4)
 		interval := time.Duration(writers) * time.Second / time.Duration(rate)
 		t0 := time.Now()
 		deadline := t0.Add(time.Duration(secs) * time.Second)
