@@ -188,12 +188,10 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	if res.Duplicate {
 		return res, nil // nothing was written; the deferred rollback ends tx
 	}
-	queued := 0    // writes queued with COMMIT
-	recordAt := -1 // the idempotency record's place among them
+	recordAt := -1 // the idempotency record's place among the queued writes
 	if key != nil {
 		if pipe != nil {
-			recordAt = queued
-			queued++
+			recordAt = 0 // queued first, before the marker
 		}
 		if err := o.record(ctx, tx, cmd, key, res.Events, pipe); err != nil {
 			return nil, err

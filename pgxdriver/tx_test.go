@@ -21,7 +21,13 @@ func TestBeginSendsNothingUntilFirstStatement(t *testing.T) {
 	ctx := context.Background()
 	d, err := pgxdriver.Open(ctx, testdb.DSN(t, eventfold.Postgres))
 	require.NoError(t, err)
-	defer d.Close()
+	t.Cleanup(func() { _ = d.Close() }) // after the transactions' cleanups: Close waits for their connections
+	begin := func() pgx.Tx {
+		tx, err := d.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = d.Rollback(ctx, tx) })
+		return tx
+	}
 	inTx := func() int {
 		var n int
 		require.NoError(t, d.Pool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
@@ -31,8 +37,7 @@ func TestBeginSendsNothingUntilFirstStatement(t *testing.T) {
 	_, err = d.Pool().Exec(ctx, "CREATE TABLE lazy (n int)")
 	require.NoError(t, err)
 
-	tx, err := d.Begin(ctx)
-	require.NoError(t, err)
+	tx := begin()
 	require.Equal(t, 0, inTx(), "Begin sent BEGIN on its own")
 	_, err = tx.Exec(ctx, "INSERT INTO lazy VALUES ($1)", 1)
 	require.NoError(t, err)
@@ -47,8 +52,7 @@ func TestBeginSendsNothingUntilFirstStatement(t *testing.T) {
 	require.Equal(t, 0, n, "the first statement ran outside the transaction")
 
 	// A first query (rows), a nested transaction and a batch.
-	tx, err = d.Begin(ctx)
-	require.NoError(t, err)
+	tx = begin()
 	rows, err := tx.Query(ctx, "INSERT INTO lazy VALUES ($1), ($2) RETURNING n", 2, 3)
 	require.NoError(t, err)
 	got, err := pgx.CollectRows(rows, pgx.RowTo[int32])
@@ -67,16 +71,14 @@ func TestBeginSendsNothingUntilFirstStatement(t *testing.T) {
 	require.Equal(t, 3, n)
 
 	// A first statement that fails leaves the transaction to roll back.
-	tx, err = d.Begin(ctx)
-	require.NoError(t, err)
+	tx = begin()
 	_, err = tx.Exec(ctx, "INSERT INTO lazy VALUES ($1::int / 0)", 1)
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "pgxdriver: begin", "the statement failed, not BEGIN")
 	require.Equal(t, pgx.ErrTxCommitRollback, d.Commit(ctx, tx))
 
 	// A transaction that sent nothing commits and rolls back for free.
-	tx, err = d.Begin(ctx)
-	require.NoError(t, err)
+	tx = begin()
 	require.NoError(t, d.Commit(ctx, tx))
 	require.ErrorIs(t, tx.Commit(ctx), pgx.ErrTxClosed)
 }
@@ -92,11 +94,12 @@ func TestBeginErrorSurfacesAtFirstStatement(t *testing.T) {
 	}
 	d, err := pgxdriver.Open(ctx, dsn+sep+"pool_max_conns=1") // one connection: the victim
 	require.NoError(t, err)
-	defer d.Close()
+	t.Cleanup(func() { _ = d.Close() })
 	var pid int
 	require.NoError(t, d.Pool().QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid))
 	tx, err := d.Begin(ctx)
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = d.Rollback(ctx, tx) })
 	other, err := pgx.Connect(ctx, dsn)
 	require.NoError(t, err)
 	defer other.Close(ctx)
@@ -105,5 +108,4 @@ func TestBeginErrorSurfacesAtFirstStatement(t *testing.T) {
 	_, err = tx.Exec(ctx, "SELECT $1::int", 1)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "pgxdriver: begin:")
-	_ = d.Rollback(ctx, tx)
 }
