@@ -87,3 +87,64 @@ func TestAttackFirstStatementNotSentKeepsTransaction(t *testing.T) {
 		})
 	}
 }
+
+// TestAttackTxUsage: a transaction used the ways pgx's own allows, each
+// ending as pgx's would: a failed statement inside a nested transaction
+// (savepoint) rolled back leaves the outer one usable and committing; rows
+// left open make the next statement fail (conn busy) and the commit fail
+// without committing anything, and the pool hands out a clean connection
+// afterwards; a QueryRow never scanned does the same.
+func TestAttackTxUsage(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(testdb.DSN(t, eventfold.Postgres))
+	require.NoError(t, err)
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	d := pgxdriver.New(pool)
+	_, err = pool.Exec(ctx, "CREATE TABLE attack_usage (n int)")
+	require.NoError(t, err)
+	count := func() int {
+		var n int
+		require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM attack_usage").Scan(&n))
+		return n
+	}
+
+	// A savepoint first, a failure inside it, recovered.
+	tx, err := d.Begin(ctx)
+	require.NoError(t, err)
+	sp, err := tx.Begin(ctx)
+	require.NoError(t, err)
+	_, err = sp.Exec(ctx, "INSERT INTO attack_usage VALUES ($1::int / 0)", 1)
+	require.Error(t, err)
+	require.NoError(t, sp.Rollback(ctx))
+	_, err = tx.Exec(ctx, "INSERT INTO attack_usage VALUES ($1)", 1)
+	require.NoError(t, err)
+	require.NoError(t, d.Commit(ctx, tx))
+	require.Equal(t, 1, count())
+
+	// Rows left open (the first statement, in BEGIN's batch), then more.
+	for _, leave := range []func(pgx.Tx) error{
+		func(tx pgx.Tx) error {
+			_, err := tx.Query(ctx, "INSERT INTO attack_usage VALUES ($1), ($1) RETURNING n", 2)
+			return err
+		},
+		func(tx pgx.Tx) error {
+			_ = tx.QueryRow(ctx, "INSERT INTO attack_usage VALUES ($1) RETURNING n", 2)
+			return nil
+		},
+	} {
+		tx, err = d.Begin(ctx)
+		require.NoError(t, err)
+		require.NoError(t, leave(tx))
+		_, err = tx.Exec(ctx, "INSERT INTO attack_usage VALUES ($1)", 3)
+		require.Error(t, err, "a statement ran while rows were open")
+		require.Error(t, d.Commit(ctx, tx), "committed with rows open")
+		require.Equal(t, 1, count(), "the transaction with rows left open committed")
+		c, err := pool.Acquire(ctx)
+		require.NoError(t, err)
+		require.Equal(t, byte('I'), c.Conn().PgConn().TxStatus())
+		c.Release()
+	}
+}
