@@ -103,7 +103,17 @@ func (t *tx) sendFirst(ctx context.Context, b *pgx.Batch) (pgx.BatchResults, err
 		_ = br.Close()
 		var pe pgx.ErrPreprocessingBatch
 		if !errors.As(err, &pe) {
-			return nil, beginError(err)
+			pc := t.c.Conn().PgConn()
+			if pc.IsClosed() || pc.TxStatus() != 'I' {
+				return nil, beginError(err)
+			}
+			// The connection is still idle outside a transaction: pgx
+			// refused the batch before sending it (a context already
+			// done, an argument the exec mode cannot encode). BEGIN did
+			// not go out, so the next statement must send it, and the
+			// error is the statement's (or the context's), not BEGIN's.
+			t.begun = false
+			return nil, err
 		}
 		// pgx prepares and encodes every statement before it sends any:
 		// nothing ran, and the error is a statement's, reported as
