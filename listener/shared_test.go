@@ -87,14 +87,27 @@ func TestFollowersShareReads(t *testing.T) {
 			}
 			sig.Broadcast()
 			want := (r + 1) * perRound
-			waitFor(t, 30*time.Second, fmt.Sprintf("round %d delivered to every follower", r), func() bool {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				done := true
 				for i := range followers {
-					if len(got(i)) < want {
-						return false
-					}
+					done = done && len(got(i)) >= want
 				}
-				return true
-			})
+				if done {
+					break
+				}
+				if time.Now().After(deadline) {
+					counts := make([]int, followers)
+					for i := range counts {
+						counts[i] = len(got(i))
+					}
+					head, herr := store.Head(ctx)
+					last, lerr := store.Ops().LastPosition(ctx)
+					t.Fatalf("timed out after 30s waiting for round %d delivered to every follower: want %d each, have %v; head %d (%v), last position %d (%v); reads %d, reads with events %d",
+						r, want, counts, head, herr, last, lerr, log.reads.Load(), log.dataReads.Load())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
 		}
 		all := readLog(t, store)
 		for i := range followers {

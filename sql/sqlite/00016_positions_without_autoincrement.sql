@@ -23,6 +23,14 @@
 --   eventfold_events_keep_stream_version  re-created as 00015 made it (a
 --       rebuilt table loses its triggers).
 --
+-- Upgrade every process that writes to the database with this migration:
+-- the append of an eventfold older than 00016 gives no position, so SQLite
+-- takes max(global_position) + 1 and ignores the floor; once the newest
+-- events were archived (esctl archive of the whole log), such an old writer
+-- would hand their positions out again, below the subscriptions'
+-- checkpoints. (A trigger cannot refuse it: restoring an archive puts
+-- events back at positions at or below the floor, on purpose.)
+--
 -- SQLite has one writer at a time, so rowid order is still commit order and
 -- reads stay gap-free. The rebuild copies every event once: on a large
 -- store, run it when a pause of that length is acceptable.
