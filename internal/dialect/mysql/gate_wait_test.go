@@ -86,13 +86,26 @@ func TestGateWaitDoesNotStopAppends(t *testing.T) {
 
 	t.Run("head", func(t *testing.T) {
 		t.Parallel()
-		_, ops, commitL := gateWaitLog(t)
+		db, ops, commitL := gateWaitLog(t)
 		var head int64
 		appendsWhile(t, ops, "gw-other", func() (err error) {
 			head, err = ops.Head(ctx)
 			return err
 		})
 		require.Equal(t, int64(1), head, "Head proves only what precedes the unresolved hole")
+		// The gate's connection went back to the pool with the session's
+		// lock wait restored (the pool keeps at most 2 idle connections:
+		// hold 3 at once and ask each).
+		var global int64
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT @@GLOBAL.innodb_lock_wait_timeout`).Scan(&global))
+		for i := 0; i < 3; i++ {
+			conn, err := db.Conn(ctx)
+			require.NoError(t, err)
+			defer conn.Close()
+			var lwt int64
+			require.NoError(t, conn.QueryRowContext(ctx, `SELECT @@SESSION.innodb_lock_wait_timeout`).Scan(&lwt))
+			require.Equal(t, global, lwt, "a pool connection kept the gate's short lock wait")
+		}
 		require.NoError(t, commitL())
 		require.Eventually(t, func() bool {
 			h, err := ops.Head(ctx)

@@ -351,15 +351,16 @@ func (o *Ops) tryShort(ctx context.Context, f func(db dialect.DB) error) (bool, 
 // transaction, with the session's innodb_lock_wait_timeout lowered to one
 // second, and restores it. f's error is returned as it is (a 1205 lock wait
 // timeout stays reachable with errors.As).
-func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) (err error) {
+func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) error {
 	db := o.db
+	restored := false
 	if pool, ok := o.db.(*sql.DB); ok {
 		conn, err := pool.Conn(ctx)
 		if err != nil {
 			return interpretError(err)
 		}
 		defer func() {
-			if err != nil {
+			if !restored {
 				// The session may still have the short lock wait: the
 				// connection must not go back to the pool.
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
@@ -375,6 +376,7 @@ func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) (e
 	if _, err := db.ExecContext(ctx, gateWaitRestore); err != nil {
 		return fmt.Errorf("restore the session's innodb_lock_wait_timeout: %w", interpretError(err))
 	}
+	restored = true
 	return fErr
 }
 
