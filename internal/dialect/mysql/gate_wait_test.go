@@ -168,3 +168,31 @@ func TestGateWaitDoesNotStopAppends(t *testing.T) {
 		require.NoError(t, commitL())
 	})
 }
+
+// TestHeadWithoutAHoleTakesNoGate: when every position up to the highest
+// has committed, Head has nothing to wait for and leaves the gate alone,
+// so a poller (Store.WaitHead every 10 ms, a metrics scrape) never makes
+// appends wait. Here a transaction holds the gate FOR UPDATE: Head still
+// answers at once, without a gate timeout. Failed on the old code (Head
+// took the gate and failed with 1205 after innodb_lock_wait_timeout).
+//
+// Not parallel: GateTimeouts counts for the whole process, and the package's
+// parallel tests run only after its sequential ones.
+func TestHeadWithoutAHoleTakesNoGate(t *testing.T) {
+	db := latestDB(t)
+	ctx := context.Background()
+	ops := mysqlops.New(db)
+	for i := 0; i < 3; i++ {
+		_, err := ops.Append(ctx, "nh", eventfold.Any, []eventfold.EventData{newEvent("E")})
+		require.NoError(t, err)
+	}
+	holder := begin(t, db)
+	_, err := holder.ExecContext(ctx, `SELECT id FROM eventfold_position WHERE id = 1 FOR UPDATE`)
+	require.NoError(t, err)
+	timeouts := mysqlops.GateTimeouts()
+	h, err := ops.Head(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), h)
+	require.Equal(t, timeouts, mysqlops.GateTimeouts(), "Head tried the gate")
+	require.NoError(t, holder.Rollback())
+}

@@ -383,7 +383,9 @@ func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) er
 // Head returns the position up to which the log is complete: the highest
 // committed position, once every append that may have allocated a position
 // below it has ended (the gate, see takeGate; positions commit out of
-// order since migration 00015). 0 for an empty log. When the gate is busy
+// order since migration 00015; on a pool, when every position from the
+// last settled one up to the highest has committed, no gate is needed). 0
+// for an empty log. When the gate is busy
 // (an append running long, see tryGate) Head returns the highest position
 // it can prove complete without it: the end of the run of committed
 // positions from what this pool has settled, below the first position that
@@ -394,32 +396,53 @@ func (o *Ops) Head(ctx context.Context) (int64, error) {
 		return h, err
 	}
 	settled := o.settled()
+	var from int64 // everything up to it is settled
+	if settled != nil {
+		if s := settled.Load(); s <= h { // above h: the pool's database was emptied since
+			from = s
+		}
+	}
+	raise := func() {
+		if settled != nil {
+			for cur := settled.Load(); h > cur && !settled.CompareAndSwap(cur, h); cur = settled.Load() {
+			}
+		}
+	}
+	// No hole since the settled position: every position up to h has
+	// committed, no gate needed (a poller such as Store.WaitHead then
+	// never makes appends wait). Only for a short stretch: one page.
+	if settled != nil && h-from <= provenPage {
+		top, err := o.provenHead(ctx, from, h)
+		if err != nil {
+			return 0, err
+		}
+		if top == h {
+			raise()
+			return h, nil
+		}
+	}
 	got, err := o.tryGate(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("wait for appends below the head %d: %w", h, err)
 	}
 	if got {
-		if settled != nil {
-			for cur := settled.Load(); h > cur && !settled.CompareAndSwap(cur, h); cur = settled.Load() {
-			}
-		}
+		raise()
 		return h, nil
-	}
-	var from int64
-	if settled != nil {
-		from = settled.Load()
 	}
 	return o.provenHead(ctx, from, h)
 }
+
+// provenPage is the page provenHead reads.
+const provenPage = 1000
 
 // provenHead returns the end of the run of committed positions after from
 // (a position up to which everything is settled), at most h, reading at
 // most a few pages of the log.
 func (o *Ops) provenHead(ctx context.Context, from, h int64) (int64, error) {
-	const page, pages = 1000, 4
+	const pages = 4
 	top := min(from, h)
 	for i := 0; i < pages && top < h; i++ {
-		rows, err := o.q.ReadAll(ctx, o.db, mysqldb.ReadAllParams{FromPosition: top + 1, Limit: page})
+		rows, err := o.q.ReadAll(ctx, o.db, mysqldb.ReadAllParams{FromPosition: top + 1, Limit: int32(min(h-top, provenPage))})
 		if err != nil {
 			return 0, interpretError(err)
 		}
@@ -429,7 +452,7 @@ func (o *Ops) provenHead(ctx context.Context, from, h int64) (int64, error) {
 			}
 			top++
 		}
-		if len(rows) < page {
+		if len(rows) < provenPage {
 			break
 		}
 	}
