@@ -211,10 +211,11 @@ func complete(rows []eventRow, from, before int64, limit int) bool {
 // position allocated before it belongs to an append that has committed or
 // rolled back. Appends that start meanwhile wait for it (InnoDB queues new
 // share requests behind a waiting exclusive one), for as long as the
-// appends before it take to end: so the wait is kept short (see tryGate). On a pool the lock lasts one statement;
-// inside a transaction it is held until that transaction ends. On a pool a
-// deadlock (an append waiting on a stream row held by another that waits on
-// the gate behind this reader) is retried: the reader holds nothing else.
+// appends before it take to end: so the wait is kept short (see
+// tryGate). On a pool the lock lasts one statement; inside a transaction
+// it is held until that transaction ends. On a pool a deadlock (an append
+// waiting on a stream row held by another that waits on the gate behind
+// this reader) is retried: the reader holds nothing else.
 // Inside the caller's transaction it is not: InnoDB has rolled that whole
 // transaction back, and a retry would run on the same connection outside
 // any transaction, so the caller's later statements would autocommit one by
