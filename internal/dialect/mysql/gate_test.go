@@ -102,7 +102,9 @@ func insertRawTx(t *testing.T, tx *sql.Tx, pos int64, stream string) {
 
 // TestHeadWaitsForRunningAppends: Head is the position up to which the
 // log is complete, so with position 1 held by a running append and 2
-// committed it waits, then answers 2.
+// committed it waits (for at most a second: a longer gate wait stops every
+// new append, see TestGateWaitDoesNotStopAppends) and never answers past
+// the undecided position; once the append has ended it answers 2.
 func TestHeadWaitsForRunningAppends(t *testing.T) {
 	t.Parallel()
 	db := latestDB(t)
@@ -126,16 +128,24 @@ func TestHeadWaitsForRunningAppends(t *testing.T) {
 	}()
 	select {
 	case h := <-head:
-		t.Fatalf("Head returned %d while position 1 was undecided", h)
+		t.Fatalf("Head returned %d at once while position 1 was undecided", h)
 	case <-time.After(300 * time.Millisecond):
 	}
 	require.NoError(t, txA.Rollback())
 	select {
 	case h := <-head:
-		require.Equal(t, int64(2), h)
+		// 2 when the gate was granted after the rollback; 0 when its
+		// short wait ran out before it (a loaded machine): never 1 or more
+		// while 1 was undecided.
+		require.Contains(t, []int64{0, 2}, h)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Head did not return")
 	}
+	require.Eventually(t, func() bool {
+		h, err := ops.Head(ctx)
+		require.NoError(t, err)
+		return h == 2
+	}, 10*time.Second, 50*time.Millisecond, "Head answers 2 once the append has ended")
 }
 
 // TestMultiEventAppendsLeaveNoDeadPositions: the procedures insert in

@@ -3,6 +3,7 @@ package mysql
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,12 +80,12 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 	// seen at once (one locking read, at most one gate, whatever the
 	// number of holes), then that row.
 	last := eventRow(rows[len(rows)-1])
-	fill, err := o.fillGap(ctx, expect, last.GlobalPosition, n-len(out))
+	fill, whole, err := o.fillGap(ctx, expect, last.GlobalPosition, n-len(out))
 	if err != nil {
 		return nil, err
 	}
 	out = append(out, fill...)
-	if len(out) < n { // fill covers [expect, last) whole
+	if whole && len(out) < n { // fill covers [expect, last) whole
 		out = append(out, last)
 	}
 	return eventsFromRows(out[:min(len(out), n)]), nil
@@ -94,16 +95,24 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 // where before is a position the caller saw committed, once every position
 // in the range that may still commit has: first a locking read; if that
 // leaves a position missing above what this pool has settled already, the
-// gate and a second locking read.
-func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) ([]eventRow, error) {
-	read := func() ([]eventRow, error) {
-		fill, err := o.q.ReadAllGap(ctx, o.db, mysqldb.ReadAllGapParams{
-			FromPosition: from, BeforePosition: before, Limit: int32(limit),
+// gate and a second locking read. whole tells whether the rows settle the
+// whole range; when the gate is busy (see tryGate) they are only the part
+// of it proven complete, up to the first position that may still commit.
+func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows []eventRow, whole bool, err error) {
+	// The locking read waits on uncommitted rows: briefly (see tryShort);
+	// ok false means a row in the range stays locked by a running append.
+	read := func() (rows []eventRow, ok bool, err error) {
+		ok, err = o.tryShort(ctx, func(db dialect.DB) error {
+			fill, err := o.q.ReadAllGap(ctx, db, mysqldb.ReadAllGapParams{
+				FromPosition: from, BeforePosition: before, Limit: int32(limit),
+			})
+			rows = toEventRows(fill)
+			return err
 		})
 		if err != nil {
-			return nil, fmt.Errorf("re-read positions [%d, %d) below a committed one: %w", from, before, interpretError(err))
+			return nil, false, fmt.Errorf("re-read positions [%d, %d) below a committed one: %w", from, before, interpretError(err))
 		}
-		return toEventRows(fill), nil
+		return rows, ok, nil
 	}
 	// What this pool had settled before the locking read: a watermark
 	// raised after the read started says nothing about what the read saw.
@@ -112,32 +121,63 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) ([]eve
 	if settled != nil {
 		was = settled.Load()
 	}
-	fill, err := read()
-	if err != nil || complete(fill, from, before, limit) {
-		return fill, err
+	fill, ok, err := read()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if complete(fill, from, before, limit) {
+		return fill, true, nil
 	}
 	// The highest committed position before the gate: once the gate is
 	// granted, every position below it is settled, not only this range (a
 	// reader catching up over old dead positions takes the gate once).
 	top, err := o.LastPosition(ctx)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if settled != nil && before <= was && was <= top {
 		// Every append that may hold a position below before had ended
 		// when the read started. (was above top: the pool's database was
 		// emptied since.)
-		return fill, nil
+		return fill, true, nil
 	}
 	gateTakes.Add(1)
-	if err := o.takeGate(ctx); err != nil {
-		return nil, fmt.Errorf("wait for appends that may hold positions [%d, %d): %w", from, before, err)
+	got, err := o.tryGate(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("wait for appends that may hold positions [%d, %d): %w", from, before, err)
+	}
+	if !got {
+		// An append is running long: return what is proven, stop at the
+		// first position that may still commit (a lag, never a skip).
+		return provenPrefix(fill, from, was), false, nil
 	}
 	if settled != nil {
 		for cur := settled.Load(); top > cur && !settled.CompareAndSwap(cur, top); cur = settled.Load() {
 		}
 	}
-	return read()
+	fill, ok, err = read()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return fill, true, nil
+}
+
+// provenPrefix returns rows (in position order, from from on) up to the
+// first missing position that is not below settled (the pool's watermark,
+// 0 outside a pool): everything it returns is in order with no position
+// before it that may still commit.
+func provenPrefix(rows []eventRow, from, settled int64) []eventRow {
+	expect := from
+	for i, r := range rows {
+		for expect < r.GlobalPosition && expect < settled {
+			expect++ // dead: below the watermark and missing
+		}
+		if r.GlobalPosition != expect {
+			return rows[:i]
+		}
+		expect++
+	}
+	return rows
 }
 
 // settledBelow holds, per pool, a position below which every append that
@@ -171,20 +211,21 @@ func complete(rows []eventRow, from, before int64, limit int) bool {
 // position allocated before it belongs to an append that has committed or
 // rolled back. Appends that start meanwhile wait for it (InnoDB queues new
 // share requests behind a waiting exclusive one), for as long as the
-// appends before it take to end. On a pool the lock lasts one statement;
-// inside a transaction it is held until that transaction ends. On a pool a
-// deadlock (an append waiting on a stream row held by another that waits on
-// the gate behind this reader) is retried: the reader holds nothing else.
+// appends before it take to end: so the wait is kept short (see
+// tryGate). On a pool the lock lasts one statement; inside a transaction
+// it is held until that transaction ends. On a pool a deadlock (an append
+// waiting on a stream row held by another that waits on the gate behind
+// this reader) is retried: the reader holds nothing else.
 // Inside the caller's transaction it is not: InnoDB has rolled that whole
 // transaction back, and a retry would run on the same connection outside
 // any transaction, so the caller's later statements would autocommit one by
 // one and its COMMIT succeed with the writes before the read lost. The
 // deadlock goes back to the caller (transient: retry the transaction).
-func (o *Ops) takeGate(ctx context.Context) error {
+func (o *Ops) takeGate(ctx context.Context, db dialect.DB) error {
 	_, pool := o.db.(*sql.DB)
 	for attempt := 1; ; attempt++ {
 		var id int64
-		err := o.db.QueryRowContext(ctx, takeGate).Scan(&id)
+		err := db.QueryRowContext(ctx, takeGate).Scan(&id)
 		if err == nil {
 			return nil
 		}
@@ -203,19 +244,220 @@ func (o *Ops) takeGate(ctx context.Context) error {
 // statement that only locks.
 const takeGate = `SELECT id FROM eventfold_position WHERE id = 1 FOR UPDATE`
 
+// The gate's wait is bounded: while the reader waits, every new append
+// waits behind it, so one long append transaction plus one reader would
+// stop all writes for innodb_lock_wait_timeout (50 s by default). The
+// session's innodb_lock_wait_timeout is lowered for the one statement and
+// restored after (MySQL 8 has no FOR UPDATE WAIT n). The previous value is
+// kept in a session variable on the same connection.
+const (
+	gateWaitLower   = `SET @eventfold_gate_lwt = @@SESSION.innodb_lock_wait_timeout, SESSION innodb_lock_wait_timeout = 1`
+	gateWaitRestore = `SET SESSION innodb_lock_wait_timeout = @eventfold_gate_lwt`
+)
+
+// After a gate wait timed out, a pool does not try the gate again for a
+// while (doubling from gateCooldownMin to gateCooldownMax, reset when the
+// gate is granted): a poller (Store.WaitHead, every 10 ms) would otherwise
+// stall the appends for a second again and again.
+const (
+	gateCooldownMin = 250 * time.Millisecond
+	gateCooldownMax = 2 * time.Second
+)
+
+type gateCooldown struct {
+	mu    sync.Mutex
+	until time.Time
+	next  time.Duration
+}
+
+var gateCooldowns sync.Map // *sql.DB -> *gateCooldown
+
+func (o *Ops) cooldown() *gateCooldown {
+	pool, ok := o.db.(*sql.DB)
+	if !ok {
+		return nil
+	}
+	v, _ := gateCooldowns.LoadOrStore(pool, new(gateCooldown))
+	return v.(*gateCooldown)
+}
+
+// gateTimeouts counts the gate waits that timed out or were skipped in a
+// cooldown in this process.
+var gateTimeouts atomic.Int64
+
+// GateTimeouts returns how many gate takes timed out or were skipped in a
+// cooldown in this process, for tests and measurements.
+func GateTimeouts() int64 { return gateTimeouts.Load() }
+
+// tryGate takes the gate (takeGate), waiting at most one second. It
+// reports false, and no error, when the wait timed out (an append is
+// running long) or the pool is in its cooldown after such a timeout: the
+// caller then settles for what it can prove without the gate.
+func (o *Ops) tryGate(ctx context.Context) (bool, error) {
+	return o.tryShort(ctx, func(db dialect.DB) error { return o.takeGate(ctx, db) })
+}
+
+// tryShort runs f (a locking statement) with the session's lock wait
+// lowered to one second (gateWaitLower), on one connection of the pool or
+// in the caller's transaction, and restores it. It reports false, and no
+// error, when f's lock wait timed out, or, without running f, when the pool
+// is in its cooldown after such a timeout. Inside a transaction a timeout
+// rolls back only the statement (unless the server runs with
+// innodb_rollback_on_timeout: then it is an error, the caller's transaction
+// is gone).
+func (o *Ops) tryShort(ctx context.Context, f func(db dialect.DB) error) (bool, error) {
+	cd := o.cooldown()
+	if cd != nil {
+		cd.mu.Lock()
+		busy := time.Now().Before(cd.until)
+		cd.mu.Unlock()
+		if busy {
+			gateTimeouts.Add(1)
+			return false, nil
+		}
+	}
+	err := o.shortLockWait(ctx, f)
+	var me *gomysql.MySQLError
+	if err != nil && errors.As(err, &me) && me.Number == errLockWaitTimeout {
+		if cd == nil {
+			var rollsBack int64
+			if err := o.db.QueryRowContext(ctx, `SELECT @@innodb_rollback_on_timeout`).Scan(&rollsBack); err != nil {
+				return false, interpretError(err)
+			}
+			if rollsBack != 0 {
+				return false, err
+			}
+		}
+		gateTimeouts.Add(1)
+		if cd != nil {
+			cd.mu.Lock()
+			cd.next = min(max(2*cd.next, gateCooldownMin), gateCooldownMax)
+			cd.until = time.Now().Add(cd.next)
+			cd.mu.Unlock()
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if cd != nil {
+		cd.mu.Lock()
+		cd.next, cd.until = 0, time.Time{}
+		cd.mu.Unlock()
+	}
+	return true, nil
+}
+
+// shortLockWait runs f on one connection of the pool, or in the caller's
+// transaction, with the session's innodb_lock_wait_timeout lowered to one
+// second, and restores it. f's error is returned as it is (a 1205 lock wait
+// timeout stays reachable with errors.As).
+func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) error {
+	db := o.db
+	restored := false
+	if pool, ok := o.db.(*sql.DB); ok {
+		conn, err := pool.Conn(ctx)
+		if err != nil {
+			return interpretError(err)
+		}
+		defer func() {
+			if !restored {
+				// The session may still have the short lock wait: the
+				// connection must not go back to the pool.
+				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+			}
+			_ = conn.Close()
+		}()
+		db = conn
+	}
+	if _, err := db.ExecContext(ctx, gateWaitLower); err != nil {
+		return interpretError(err)
+	}
+	fErr := f(db)
+	if _, err := db.ExecContext(ctx, gateWaitRestore); err != nil {
+		return fmt.Errorf("restore the session's innodb_lock_wait_timeout: %w", interpretError(err))
+	}
+	restored = true
+	return fErr
+}
+
 // Head returns the position up to which the log is complete: the highest
 // committed position, once every append that may have allocated a position
 // below it has ended (the gate, see takeGate; positions commit out of
-// order since migration 00015). 0 for an empty log.
+// order since migration 00015; on a pool, when every position from the
+// last settled one up to the highest has committed, no gate is needed). 0
+// for an empty log. When the gate is busy
+// (an append running long, see tryGate) Head returns the highest position
+// it can prove complete without it: the end of the run of committed
+// positions from what this pool has settled, below the first position that
+// may still commit (a lag, as PostgreSQL's read horizon).
 func (o *Ops) Head(ctx context.Context) (int64, error) {
 	h, err := o.LastPosition(ctx)
 	if err != nil || h == 0 {
 		return h, err
 	}
-	if err := o.takeGate(ctx); err != nil {
+	settled := o.settled()
+	var from int64 // everything up to it is settled
+	if settled != nil {
+		if s := settled.Load(); s <= h { // above h: the pool's database was emptied since
+			from = s
+		}
+	}
+	raise := func() {
+		if settled != nil {
+			for cur := settled.Load(); h > cur && !settled.CompareAndSwap(cur, h); cur = settled.Load() {
+			}
+		}
+	}
+	// No hole since the settled position: every position up to h has
+	// committed, no gate needed (a poller such as Store.WaitHead then
+	// never makes appends wait). Only for a short stretch: one page.
+	if settled != nil && h-from <= provenPage {
+		top, err := o.provenHead(ctx, from, h)
+		if err != nil {
+			return 0, err
+		}
+		if top == h {
+			raise()
+			return h, nil
+		}
+	}
+	got, err := o.tryGate(ctx)
+	if err != nil {
 		return 0, fmt.Errorf("wait for appends below the head %d: %w", h, err)
 	}
-	return h, nil
+	if got {
+		raise()
+		return h, nil
+	}
+	return o.provenHead(ctx, from, h)
+}
+
+// provenPage is the page provenHead reads.
+const provenPage = 1000
+
+// provenHead returns the end of the run of committed positions after from
+// (a position up to which everything is settled), at most h, reading at
+// most a few pages of the log.
+func (o *Ops) provenHead(ctx context.Context, from, h int64) (int64, error) {
+	const pages = 4
+	top := min(from, h)
+	for i := 0; i < pages && top < h; i++ {
+		rows, err := o.q.ReadAll(ctx, o.db, mysqldb.ReadAllParams{FromPosition: top + 1, Limit: int32(min(h-top, provenPage))})
+		if err != nil {
+			return 0, interpretError(err)
+		}
+		for _, r := range rows {
+			if r.GlobalPosition != top+1 || top >= h {
+				return top, nil
+			}
+			top++
+		}
+		if len(rows) < provenPage {
+			break
+		}
+	}
+	return top, nil
 }
 
 // LastPosition returns the highest committed position (0 for an empty
