@@ -375,12 +375,15 @@ func TestKilledBareCallLeavesNothing(t *testing.T) {
 			}()
 			// Wait until the victim waits for the lock (no sleep: the
 			// server says so), and see what it has written by then.
+			// Polled every 250ms: InnoDB refreshes INNODB_TRX only when it
+			// was not read for 100ms, so a faster poll (it was 10ms) reads
+			// the same stale table for ever and the test failed under load.
 			var modified int64
 			require.Eventually(t, func() bool {
 				err := db.QueryRowContext(ctx, `SELECT trx_rows_modified FROM information_schema.INNODB_TRX
 					WHERE trx_mysql_thread_id = ? AND trx_state = 'LOCK WAIT'`, id).Scan(&modified)
 				return err == nil
-			}, 30*time.Second, 10*time.Millisecond, "the victim never waited for the lock")
+			}, 30*time.Second, 250*time.Millisecond, "the victim never waited for the lock")
 			if at == "gate" {
 				require.Positive(t, modified, "the victim waits at the gate after raising its stream's version")
 			}
