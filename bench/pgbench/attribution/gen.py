@@ -22,8 +22,22 @@ os.makedirs(out, exist_ok=True)
 src = open(os.path.join(here, "../../../internal/dialect/postgres/append.go")).read()
 
 
+def raw_const(name):
+    # A Go string constant: raw literals and other constants joined by +.
+    pos = re.search(r"const %s = " % name, src).end()
+    parts = []
+    while True:
+        m = re.compile(r"\s*`(.*?)`", re.S).match(src, pos) or re.compile(r"\s*(\w+)").match(src, pos)
+        parts.append(m.group(1) if m.group(0).lstrip().startswith("`") else raw_const(m.group(1)))
+        pos = m.end()
+        plus = re.compile(r"\s*\+").match(src, pos)
+        if not plus:
+            return "".join(parts)
+        pos = plus.end()
+
+
 def const(name):
-    s = re.search(r"const %s = `(.*?)`" % name, src, re.S).group(1)
+    s = raw_const(name)
     return "\n".join(l for l in s.split("\n") if not l.strip().startswith("--"))
 
 

@@ -17,6 +17,25 @@ import (
 	"github.com/eventfold/eventfold/internal/dialect"
 )
 
+// positionProbes are the two select-list columns both append statements
+// compute from b (base: this transaction's first position, off: the
+// position offset), written once so that they cannot drift apart: next,
+// the transaction's next free position (one past its highest event so far,
+// base for its first), and foreign_position, the lowest event at a position
+// no transaction of this server can have handed out yet (at or above both
+// the slots of transactions not started at this snapshot and the end of
+// this one's slot), which exists only when the log runs ahead of the
+// server's positions, a moved database (EF002, see migration 00006).
+const positionProbes = `           coalesce((SELECT max(e.global_position) + 1
+                       FROM eventfold.events e
+                      WHERE e.global_position >= b.base
+                        AND e.global_position < b.base + 1048576), b.base) AS next,
+           (SELECT min(e.global_position)
+              FROM eventfold.events e
+             WHERE e.global_position >= greatest((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + b.off) << 20,
+                                                 b.base + 1048576)) AS foreign_position
+`
+
 // appendStatement appends to one stream: $1 stream id, $2 expected
 // version, $3-$6 event ids, types, data and metadata. It is the body of
 // eventfold.append_events_returning_data since migration 00015 (with the
@@ -42,15 +61,7 @@ const appendStatement = `WITH lk AS MATERIALIZED (
 ), c AS MATERIALIZED (
     SELECT b.base, b.last_position,
            greatest(b.last_version, b.kept_version, 0) AS cur,
-           coalesce((SELECT max(e.global_position) + 1
-                       FROM eventfold.events e
-                      WHERE e.global_position >= b.base
-                        AND e.global_position < b.base + 1048576), b.base) AS next,
-           (SELECT min(e.global_position)
-              FROM eventfold.events e
-             WHERE e.global_position >= greatest((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + b.off) << 20,
-                                                 b.base + 1048576)) AS foreign_position
-      FROM b
+` + positionProbes + `      FROM b
 ), r AS MATERIALIZED (
     SELECT c.cur, c.next, c.base, c.last_position, c.foreign_position,
            CASE
@@ -109,15 +120,7 @@ const appendManyStatement = `WITH a AS MATERIALIZED (
       FROM lk, eventfold.position_offset o
 ), c AS MATERIALIZED (
     SELECT b.base,
-           coalesce((SELECT max(e.global_position) + 1
-                       FROM eventfold.events e
-                      WHERE e.global_position >= b.base
-                        AND e.global_position < b.base + 1048576), b.base) AS next,
-           (SELECT min(e.global_position)
-              FROM eventfold.events e
-             WHERE e.global_position >= greatest((pg_snapshot_xmax(pg_current_snapshot())::text::bigint + b.off) << 20,
-                                                 b.base + 1048576)) AS foreign_position
-      FROM b
+` + positionProbes + `      FROM b
 ), s AS MATERIALIZED (
     SELECT a.k, a.stream_id, a.expected, a.n, a.first,
            greatest(l.stream_version,
