@@ -221,27 +221,31 @@ func TestOutOfOrderCommit(t *testing.T) {
 			require.NoError(t, rows.Close())
 			require.Equal(t, []int64{2}, plain, "a plain read shows 2 without 1")
 
-			read := make(chan []eventfold.Event, 1)
+			// The goroutines only send: a t.Error after the test ended
+			// (a Fatal below) would panic the whole package.
+			type readResult struct {
+				evs []eventfold.Event
+				err error
+			}
+			type headResult struct {
+				h   int64
+				err error
+			}
+			read := make(chan readResult, 1)
 			go func() {
 				evs, err := ops.ReadAll(ctx, 0, 100)
-				if err != nil {
-					t.Error(err)
-				}
-				read <- evs
+				read <- readResult{evs, err}
 			}()
-			head := make(chan int64, 1)
+			head := make(chan headResult, 1)
 			go func() {
 				h, err := ops.Head(ctx)
-				if err != nil {
-					t.Error(err)
-				}
-				head <- h
+				head <- headResult{h, err}
 			}()
 			select {
-			case evs := <-read:
-				t.Fatalf("ReadAll returned %d events while position 1 was undecided", len(evs))
-			case h := <-head:
-				t.Fatalf("Head returned %d while position 1 was undecided", h)
+			case r := <-read:
+				t.Fatalf("ReadAll returned %d events (err %v) while position 1 was undecided", len(r.evs), r.err)
+			case r := <-head:
+				t.Fatalf("Head returned %d (err %v) while position 1 was undecided", r.h, r.err)
 			case <-time.After(300 * time.Millisecond):
 			}
 
@@ -252,13 +256,16 @@ func TestOutOfOrderCommit(t *testing.T) {
 			}
 			var evs []eventfold.Event
 			select {
-			case evs = <-read:
+			case r := <-read:
+				require.NoError(t, r.err)
+				evs = r.evs
 			case <-time.After(10 * time.Second):
 				t.Fatal("ReadAll did not return after the first transaction ended")
 			}
 			select {
-			case h := <-head:
-				require.Equal(t, int64(2), h)
+			case r := <-head:
+				require.NoError(t, r.err)
+				require.Equal(t, int64(2), r.h)
 			case <-time.After(10 * time.Second):
 				t.Fatal("Head did not return after the first transaction ended")
 			}
