@@ -26,6 +26,15 @@ func DialectOf(dsn string) (eventfold.Dialect, error) {
 	return d, nil
 }
 
+// The idle-connection settings Open gives its pool (change them on
+// Driver.DB() if they do not suit): connections a burst of concurrent
+// transactions opened stay open, up to DefaultMaxIdleConns, until unused
+// for DefaultConnMaxIdleTime. database/sql's own default keeps 2.
+const (
+	DefaultMaxIdleConns    = 32
+	DefaultConnMaxIdleTime = 5 * time.Minute
+)
+
 // Open opens the database an eventfold DSN names and checks that it
 // answers. The scheme picks the driver, whose package the program must
 // import (see ErrNotRegistered):
@@ -40,6 +49,8 @@ func DialectOf(dsn string) (eventfold.Dialect, error) {
 // that changes its session's level (SET SESSION TRANSACTION ...) changes it
 // for every later transaction on that pooled connection.
 //
+// The pool keeps up to DefaultMaxIdleConns idle connections (see there).
+//
 // Errors never contain the password.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
 	conn, d, err := Connector(dsn)
@@ -47,6 +58,12 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 		return nil, err
 	}
 	db := sql.OpenDB(conn)
+	// database/sql keeps 2 idle connections by default: with more
+	// concurrent writers (or a Notifier sharing the writers' pool) every
+	// transaction beyond the second opened a connection and closed it
+	// again. Keep what a burst opened, and let it go after a while idle.
+	db.SetMaxIdleConns(DefaultMaxIdleConns)
+	db.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
 	if d == eventfold.SQLite && (strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory")) {
 		db.SetMaxOpenConns(1) // every connection would be a different database
 	}

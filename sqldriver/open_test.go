@@ -2,6 +2,7 @@ package sqldriver_test
 
 import (
 	"context"
+	"database/sql"
 	"strings"
 	"testing"
 
@@ -54,4 +55,40 @@ func TestOpenMySQLWithDriverParams(t *testing.T) {
 	var tz string
 	require.NoError(t, d.DB().QueryRow("SELECT @@session.time_zone").Scan(&tz))
 	require.Equal(t, "+00:00", tz, "the session runs in UTC whatever the URL says")
+}
+
+// TestOpenKeepsConcurrentConnections: a pool made by Open keeps the
+// connections a burst of concurrent transactions opened, instead of
+// database/sql's default of 2 idle ones (an application with 10 writers, or
+// a Notifier sharing the writers' pool, opened and closed a backend per
+// transaction).
+func TestOpenKeepsConcurrentConnections(t *testing.T) {
+	for _, d := range []eventfold.Dialect{eventfold.Postgres, eventfold.MySQL, eventfold.SQLite} {
+		t.Run(string(d), func(t *testing.T) {
+			dsn := testdb.DSN(t, d)
+			drv, err := sqldriver.Open(context.Background(), dsn)
+			require.NoError(t, err)
+			defer drv.Close()
+			const n = 10
+			ctx := context.Background()
+			var conns []*sql.Conn
+			for range n {
+				c, err := drv.DB().Conn(ctx)
+				require.NoError(t, err)
+				conns = append(conns, c)
+			}
+			for _, c := range conns {
+				require.NoError(t, c.Close())
+			}
+			st := drv.DB().Stats()
+			require.Equal(t, n, st.Idle, "connections kept idle after a burst of %d (stats %+v)", n, st)
+			// A second burst reuses them: no new connection.
+			for range n {
+				c, err := drv.DB().Conn(ctx)
+				require.NoError(t, err)
+				defer c.Close()
+			}
+			require.Equal(t, n, drv.DB().Stats().OpenConnections, "the second burst opened no connection")
+		})
+	}
 }
