@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -20,7 +21,7 @@ import (
 func sessionCounters(t *testing.T, tx *sql.Tx) map[string]int64 {
 	t.Helper()
 	rows, err := tx.QueryContext(context.Background(),
-		`SHOW SESSION STATUS WHERE Variable_name IN ('Com_insert', 'Com_insert_select', 'Created_tmp_tables')`)
+		`SHOW SESSION STATUS WHERE Variable_name IN ('Com_insert', 'Com_insert_select', 'Com_set_option', 'Created_tmp_tables')`)
 	require.NoError(t, err)
 	defer rows.Close()
 	out := map[string]int64{}
@@ -44,26 +45,33 @@ func smallBatch(prefix string) []contract.StreamAppend {
 	}
 }
 
-// TestSmallBatchAppendUsesSimpleInserts: since 00017 a small
+// TestLibraryAppendStatements00017: since 00017 a small
 // eventfold_append_batch inserts its events with single-row INSERT ...
 // VALUES, never INSERT ... SELECT (a bulk insert, which holds the events
 // table's AUTO-INC lock to the end of the statement in
 // innodb_autoinc_lock_mode 1, so every other append waits for it) and
-// builds no temporary table. The same batch at 00016 is measured first:
-// there it ran INSERT ... SELECT with temporary tables.
-func TestSmallBatchAppendUsesSimpleInserts(t *testing.T) {
+// builds no temporary table; on MariaDB neither library procedure runs SET
+// TRANSACTION (which failed with 1568, caught, on every call) to find out
+// that it runs inside a transaction. The same appends at 00016 are measured
+// first: there they did both.
+func TestLibraryAppendStatements00017(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	db := scratchDB(t)
 	p, err := eventfold.NewMigrator(eventfold.MySQL, db)
 	require.NoError(t, err)
 
-	measure := func(prefix string) map[string]int64 {
+	measure := func(prefix string, batch bool) map[string]int64 {
 		tx := begin(t, db)
 		before := sessionCounters(t, tx)
-		got, err := mysqlops.New(tx).AppendMany(ctx, smallBatch(prefix))
-		require.NoError(t, err)
-		require.Len(t, got, 3)
+		if batch {
+			got, err := mysqlops.New(tx).AppendMany(ctx, smallBatch(prefix))
+			require.NoError(t, err)
+			require.Len(t, got, 3)
+		} else {
+			_, err := mysqlops.New(tx).Append(ctx, prefix+"-one", eventfold.Any, []eventfold.EventData{newEvent("One")})
+			require.NoError(t, err)
+		}
 		after := sessionCounters(t, tx)
 		require.NoError(t, tx.Commit())
 		delta := map[string]int64{}
@@ -75,16 +83,23 @@ func TestSmallBatchAppendUsesSimpleInserts(t *testing.T) {
 
 	_, err = p.UpTo(ctx, 16)
 	require.NoError(t, err)
-	old := measure("at16")
+	old, oldOne := measure("at16", true), measure("at16", false)
 	require.Positive(t, old["Com_insert_select"], "00016 inserts the batch with INSERT ... SELECT: %v", old)
+	require.Positive(t, oldOne["Com_set_option"], "00016 asks with SET TRANSACTION: %v", oldOne)
 
 	_, err = p.UpTo(ctx, 17)
 	require.NoError(t, err)
-	cur := measure("at17")
+	cur, one := measure("at17", true), measure("at17", false)
 	require.Zero(t, cur["Com_insert_select"], "no INSERT ... SELECT for a small batch: %v", cur)
 	require.Zero(t, cur["Created_tmp_tables"], "no temporary table for a small batch: %v", cur)
 	// 3 stream rows (INSERT ... ON DUPLICATE KEY UPDATE) and 4 events.
 	require.Equal(t, int64(7), cur["Com_insert"], "one INSERT per stream row and per event: %v", cur)
+	var version string
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT VERSION()`).Scan(&version))
+	if strings.Contains(version, "MariaDB") {
+		require.Zero(t, cur["Com_set_option"], "no SET TRANSACTION in a batch append on MariaDB: %v", cur)
+		require.Zero(t, one["Com_set_option"], "no SET TRANSACTION in a one-event append on MariaDB: %v", one)
+	}
 }
 
 // TestUpgradeTo00017KeepsData migrates to 00016, writes single and batch
