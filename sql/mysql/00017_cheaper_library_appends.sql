@@ -4,32 +4,38 @@
 --
 -- eventfold_append_batch (the Go library's procedure for AppendMany and for batched group
 -- commit) inserted its events with INSERT ... SELECT FROM JSON_TABLE, numbered by a window
--- function, in chunks of 2^k - 1 rows (00015). Measured on MariaDB 10.11 (server CPU of the
--- connection's own thread, 500 calls each, one event per stream, fresh streams, 2026-12-01)
--- that statement was most of the CALL: 2,140-2,280 µs per CALL of one event against
--- 1,120-1,300 µs for eventfold_append_one, 3,160-3,460 µs for four, 4,280-4,880 µs for
--- sixteen. An INSERT ... SELECT is a "bulk insert": with innodb_autoinc_lock_mode 1
--- (MariaDB's default) it holds the table-level AUTO-INC lock to the end of the statement,
--- so every other append's INSERT waited while it parsed its JSON; group commit, whose
--- batches are small (2 to 4 commands at 16 clients), paid that for every batch and ran
--- slower than one command per transaction.
+-- function, in chunks of 2^k - 1 rows (00015), and read its results back by event id.
+-- Server CPU of the connection's own thread on MariaDB 10.11 (2026-12-01, machine at load
+-- average 17-30 from other work, so compare within a row only), one event per stream,
+-- fresh streams, 800 CALLs each, two interleaved rounds, 00016 against 00017, µs per CALL:
+--     1 event: 2,363 and 2,438 against 1,750 and 1,250
+--     2 events: 3,163 and 3,250 against 2,163 and 1,163
+--     4 events: 3,325 and 3,638 against 1,813 and 1,588
+--     16 events: 5,400 and 5,425 against 3,013 and 2,663
+-- (eventfold_append_one: 1,163 and 1,250.) So a batch of one or two, what group commit
+-- mostly sends at 16 clients (it committed 2.0-2.2 commands per transaction in
+-- `esctl bench --group-commit`), cost more per event than one append per transaction, and
+-- batched group commit ran slower than plain dispatch. Most of it was the INSERT ... SELECT
+-- (its derived table, window function and temporary tables; with innodb_autoinc_lock_mode
+-- 1, MariaDB's default, such a "bulk insert" also holds the table's AUTO-INC lock to the end
+-- of the statement, though sampling INNODB_LOCK_WAITS every 150 ms caught no wait on it).
 --
 -- Now, up to 128 events and 256 KiB of argument, each event goes in with a single-row
 -- INSERT ... VALUES (a "simple insert": its AUTO_INCREMENT value comes from a short latch,
 -- exactly one value is reserved, so no dead position, and LAST_INSERT_ID() returns it), and
--- the result rows come from those values instead of a look-up by event id: 1,400-1,500 µs
--- for one event, 1,580-1,940 for four, 2,740-3,020 for sixteen in the same measurement.
--- Larger batches keep the chunked INSERT ... SELECT (picking events by path reads the text
--- from its start each time). Each element is read once per pass instead of three times.
+-- the result rows come from those values instead of a look-up by event id. Larger batches
+-- keep the chunked INSERT ... SELECT (picking events by path reads the text from its start
+-- each time). Each element is read once per pass instead of three times.
 --
 -- Both eventfold_append_one and eventfold_append_batch refuse a call outside a transaction
 -- (00016). They asked with SET TRANSACTION READ WRITE, which inside a transaction fails with
 -- 1568, caught by a handler: an error raised on every call. On MariaDB they now read
 -- @@in_transaction first (the flag 1568 is raised from) and ask with SET TRANSACTION only
 -- when it says no; MySQL 8 has no @@in_transaction and skips the expression (it is written
--- in MariaDB's executable comment) and asks as before. Server CPU of eventfold_append_one,
--- same measurement, 1,500 calls, two rounds: 1,433 and 1,133 µs per CALL before, 913 and
--- 1,007 after.
+-- in MariaDB's executable comment) and asks as before. Server CPU of eventfold_append_one
+-- (same measurement, 1,500 calls, two rounds, the old check against the new one alone):
+-- 1,433 and 1,133 µs per CALL against 913 and 1,007; in the 800-call rounds above the
+-- whole of 00017's eventfold_append_one measured 1,300 and 1,163 (within the noise).
 --
 -- Nothing else changes: arguments, results, errors, the gate (taken before the first
 -- position is allocated, held to COMMIT/ROLLBACK), positions ascending in batch order,
