@@ -41,6 +41,10 @@ type DeliveryConfig struct {
 	// Subscribers is how many live subscribers the throughput test
 	// attaches. Defaults to 4.
 	Subscribers int
+	// NotifyMinInterval is the Notifier's MinInterval in notify mode
+	// (listener.NotifierOptions): 0, the default, sends the next
+	// notification as soon as the previous one is done.
+	NotifyMinInterval time.Duration
 	// SkipLatency and SkipSubscribers leave out the latency test or the
 	// throughput test.
 	SkipLatency, SkipSubscribers bool
@@ -338,7 +342,7 @@ func wakeup[TTx any](ctx context.Context, h harness, s sides[TTx], mode string, 
 	sig := listener.NewSignal()
 	// No in-process Signal on the Notifier: the subscriber is woken the
 	// way one in another process would be, through the database.
-	n := listener.NewNotifier(s.writer, &listener.NotifierOptions{Logger: h.logger})
+	n := listener.NewNotifier(s.writer, &listener.NotifierOptions{Logger: h.logger, MinInterval: h.cfg.NotifyMinInterval})
 	l := &pgxdriver.Listener{ConnString: h.cfg.DSN, Signal: sig, Logger: h.logger}
 	wg.Go(func() { _ = l.Run(ctx) })
 	wg.Go(func() { _ = n.Run(ctx) })
