@@ -631,14 +631,15 @@ func runPaced(ctx context.Context, rate int, d time.Duration, workers int, fn op
 		queued bool
 	}
 	jobs := make(chan job, int(d/interval)+1)
-	var nerrs, nlate, nqueued, maxd, busy atomic.Int64
+	// outstanding counts the calls sent and not yet returned: queued in
+	// jobs, being handed to a client, or running.
+	var nerrs, nlate, nqueued, maxd, outstanding atomic.Int64
 	var firstErr error
 	var once sync.Once
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
 			for j := range jobs {
-				busy.Add(1)
 				if delay := time.Since(j.due); delay > lateAfter {
 					nlate.Add(1)
 					if j.queued {
@@ -655,7 +656,7 @@ func runPaced(ctx context.Context, rate int, d time.Duration, workers int, fn op
 					nerrs.Add(1)
 					once.Do(func() { firstErr = err })
 				}
-				busy.Add(-1)
+				outstanding.Add(-1)
 			}
 		})
 	}
@@ -669,9 +670,9 @@ func runPaced(ctx context.Context, rate int, d time.Duration, workers int, fn op
 		if wait := time.Until(at); wait > 0 {
 			time.Sleep(wait)
 		}
-		// Queued: the busy clients and the calls already waiting for one
-		// leave no client free for this call.
-		jobs <- job{seq: i, due: at, queued: busy.Load()+int64(len(jobs)) >= int64(workers)}
+		// Queued: the calls not yet returned (running, or waiting for a
+		// client) leave no client free for this one.
+		jobs <- job{seq: i, due: at, queued: outstanding.Add(1)-1 >= int64(workers)}
 	}
 	close(jobs)
 	wg.Wait()
