@@ -223,6 +223,21 @@ func TestTraceDelivery(t *testing.T) {
 		_, err := tx.Exec(ctx, q, args...)
 		return err
 	}
+	if os.Getenv("EVENTFOLD_TRACE_QUEUE_REDUCER") != "" {
+		// An experiment: the reducer's upsert goes with COMMIT in one
+		// pipeline (its error would surface at COMMIT), so the xid is held
+		// for one round trip fewer.
+		exec = func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+			cq, ok := tx.(interface {
+				QueueBeforeCommit(sql string, args []any, onError func(error) error)
+			})
+			if !ok {
+				return fmt.Errorf("transaction %T cannot queue writes", tx)
+			}
+			cq.QueueBeforeCommit(q, args, func(err error) error { return err })
+			return nil
+		}
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
