@@ -34,6 +34,12 @@ func TestDeliveryReports(t *testing.T) {
 			require.False(t, r.Mode != wantModes[i] || r.Dialect != string(d) || r.TargetRate != 200, "latency result %d: %+v", i, r)
 			require.False(t, r.Committed == 0 || r.Delivered != r.Committed || r.CommandsPerSecond <= 0 || r.Errors != 0, "%s: %+v", r.Mode, r)
 			require.False(t, r.P50ms > r.P95ms || r.P95ms > r.P99ms || r.P99ms > r.MaxMS, "%s: percentiles out of order: %+v", r.Mode, r)
+			// From the due time is from before the commit, event by event:
+			// never less than from the commit.
+			require.False(t, r.DueP50ms < r.P50ms || r.DueP99ms < r.P99ms || r.DueMaxMS < r.MaxMS || r.DueP50ms > r.DueP99ms || r.DueP99ms > r.DueMaxMS,
+				"%s: latency from the due time below latency from the commit: %+v", r.Mode, r)
+			require.False(t, r.DueCommitP50ms <= 0 || r.DueCommitP50ms > r.DueCommitP99ms, "%s: due→commit: %+v", r.Mode, r)
+			require.LessOrEqual(t, r.Queued, r.Late, "%s: %+v", r.Mode, r)
 			wantPoll := 5.0
 			if r.Mode == "notify" {
 				wantPoll = float64(notifyFallbackPoll.Milliseconds())
@@ -55,10 +61,11 @@ func TestDeliveryReports(t *testing.T) {
 		b, err := json.Marshal(rep)
 		require.NoError(t, err)
 		require.True(t, json.Valid(b))
-		for _, key := range []string{"latency", "subscribers", "p50_ms", "p99_ms", "commands_per_second", "delivered", "committed", "peak_rss_bytes", "ratio"} {
+		for _, key := range []string{"latency", "subscribers", "p50_ms", "p99_ms", "commands_per_second", "delivered", "committed", "peak_rss_bytes", "ratio", "due_p99_ms", "due_commit_p99_ms", "queued"} {
 			require.Contains(t, string(b), `"`+key+`"`, "JSON report lacks %s", key)
 		}
 		require.Contains(t, progress.String(), "commit→handler")
+		require.Contains(t, progress.String(), "due→handler")
 		require.Contains(t, progress.String(), "subscribers/none")
 	})
 }
@@ -79,15 +86,29 @@ func TestDeliveryOnlyOne(t *testing.T) {
 // as "missed", before), so the offered rate holds.
 func TestRunPacedDropsNothing(t *testing.T) {
 	var calls atomic.Int64
-	late, maxDelay, errs, elapsed, err := runPaced(context.Background(), 1000, 200*time.Millisecond, 2, func(context.Context, int, int) error {
+	ps := runPaced(context.Background(), 1000, 200*time.Millisecond, 2, func(context.Context, int, int) error {
 		calls.Add(1)
 		time.Sleep(5 * time.Millisecond)
 		return nil
 	})
-	require.NoError(t, err)
-	require.Zero(t, errs)
+	require.NoError(t, ps.firstErr)
+	require.Zero(t, ps.errs)
 	require.Equal(t, int64(200), calls.Load(), "every paced call ran")
-	require.Positive(t, late, "two clients taking 5 ms each cannot keep up with 1,000 calls/s")
-	require.Greater(t, maxDelay, 10*time.Millisecond)
-	require.Greater(t, elapsed, 400*time.Millisecond, "the queued calls ran before runPaced returned")
+	require.Positive(t, ps.late, "two clients taking 5 ms each cannot keep up with 1,000 calls/s")
+	// At most 2 of the first calls found a free client: every later one
+	// was due while both were busy.
+	require.GreaterOrEqual(t, ps.queued, ps.late-2, "late calls counted as queued behind busy clients")
+	require.LessOrEqual(t, ps.queued, ps.late)
+	require.Greater(t, ps.maxDelay, 10*time.Millisecond)
+	require.Greater(t, ps.elapsed, 400*time.Millisecond, "the queued calls ran before runPaced returned")
+	require.Equal(t, ps.start.Add(150*time.Millisecond), ps.due(150), "call 150 of a 1,000/s schedule is due 150 ms in")
+}
+
+// TestSeqOf reads the paced sequence number back from dispatchOp's stream
+// ids, which the delivery latency from the due time depends on.
+func TestSeqOf(t *testing.T) {
+	require.Equal(t, 1234, seqOf("acct-dabc-n-7-1234"))
+	require.Equal(t, 0, seqOf("acct-x-0-0"))
+	require.Equal(t, -1, seqOf("acct-x-0-"))
+	require.Equal(t, -1, seqOf("nodash"))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,7 +43,50 @@ type traceDisp struct {
 	xid                    int64
 	pos                    int64
 	start, commit, return_ time.Duration
+	ph                     tracePhases
 }
+
+// tracePhases are the steps of one dispatch (since t0): when the append,
+// the reducer and the COMMIT started and ended. The transaction holds its
+// xid, and with it the read horizon, from inside the append to the end of
+// the COMMIT.
+type tracePhases struct {
+	appendStart, appendEnd, reduceStart, reduceEnd, commitStart, commitEnd time.Duration
+}
+
+type tracePhasesKey struct{}
+
+// traceObserver records each dispatch's steps into the *tracePhases its
+// StartDispatch puts in the context.
+type traceObserver struct{ rec *traceRec }
+
+func (o traceObserver) StartDispatch(ctx context.Context, _ orchestrator.Command) (context.Context, func(*orchestrator.Result, error)) {
+	return context.WithValue(ctx, tracePhasesKey{}, &tracePhases{}), func(*orchestrator.Result, error) {}
+}
+
+func (o traceObserver) StartStep(ctx context.Context, s orchestrator.Step) (context.Context, func(error)) {
+	ph, _ := ctx.Value(tracePhasesKey{}).(*tracePhases)
+	if ph == nil {
+		return ctx, func(error) {}
+	}
+	var start, end *time.Duration
+	switch s.Kind {
+	case "append":
+		start, end = &ph.appendStart, &ph.appendEnd
+	case "reducer":
+		start, end = &ph.reduceStart, &ph.reduceEnd
+	case "commit":
+		start, end = &ph.commitStart, &ph.commitEnd
+	default:
+		return ctx, func(error) {}
+	}
+	*start = o.rec.now()
+	return ctx, func(error) { *end = o.rec.now() }
+}
+
+func (traceObserver) AttemptFailed(context.Context, orchestrator.Command, int, error, bool) {}
+func (traceObserver) BatchCommitted(context.Context, int)                                   {}
+func (traceObserver) EventMetadata(context.Context, map[string]any)                         {}
 
 type traceSpan struct {
 	start, end time.Duration
@@ -179,6 +223,21 @@ func TestTraceDelivery(t *testing.T) {
 		_, err := tx.Exec(ctx, q, args...)
 		return err
 	}
+	if os.Getenv("EVENTFOLD_TRACE_QUEUE_REDUCER") != "" {
+		// An experiment: the reducer's upsert goes with COMMIT in one
+		// pipeline (its error would surface at COMMIT), so the xid is held
+		// for one round trip fewer.
+		exec = func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
+			cq, ok := tx.(interface {
+				QueueBeforeCommit(sql string, args []any, onError func(error) error)
+			})
+			if !ok {
+				return fmt.Errorf("transaction %T cannot queue writes", tx)
+			}
+			cq.QueueBeforeCommit(q, args, func(err error) error { return err })
+			return nil
+		}
+	}
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -212,8 +271,9 @@ func TestTraceDelivery(t *testing.T) {
 			})
 	}()
 
-	o := newOrchestrator(writer, exec, sqlFor2(t, fx), &orchestrator.Config{AfterCommit: func(ctx context.Context, evs []eventfold.Event) {
+	o := newOrchestrator(writer, exec, sqlFor2(t, fx), &orchestrator.Config{Observer: traceObserver{rec}, AfterCommit: func(ctx context.Context, evs []eventfold.Event) {
 		at := rec.now()
+		ph, _ := ctx.Value(tracePhasesKey{}).(*tracePhases)
 		rec.mu.Lock()
 		for _, e := range evs {
 			x := e.GlobalPosition>>20 - off
@@ -223,6 +283,9 @@ func TestTraceDelivery(t *testing.T) {
 				rec.disp[x] = d
 			}
 			d.pos, d.commit = e.GlobalPosition, at
+			if ph != nil {
+				d.ph = *ph
+			}
 		}
 		rec.mu.Unlock()
 		n.AfterCommit(ctx, evs)
@@ -240,7 +303,8 @@ func TestTraceDelivery(t *testing.T) {
 		}
 		return err
 	}
-	late, maxDelay, errs, _, firstErr := runPaced(ctx, rate, time.Duration(secs)*time.Second, latencyWorkers, fn)
+	ps := runPaced(ctx, rate, time.Duration(secs)*time.Second, latencyWorkers, fn)
+	late, maxDelay, errs, firstErr := ps.late, ps.maxDelay, ps.errs, ps.firstErr
 	require.NoError(t, firstErr)
 	require.Zero(t, errs)
 	deadline := time.Now().Add(10 * time.Second)
@@ -257,6 +321,35 @@ func TestTraceDelivery(t *testing.T) {
 	require.NoError(t, <-tdone)
 	cancel()
 	wg.Wait()
+
+	// GC pauses (since t0) from the runtime's ring of the last 256.
+	var msx runtime.MemStats
+	runtime.ReadMemStats(&msx)
+	type gcPause struct{ start, end time.Duration }
+	var gcs []gcPause
+	var gcTotal, gcMax time.Duration
+	for i := range min(int(msx.NumGC), 256) {
+		end := time.Unix(0, int64(msx.PauseEnd[i])).Sub(rec.t0)
+		p := time.Duration(msx.PauseNs[i])
+		if end < 0 {
+			continue
+		}
+		gcs = append(gcs, gcPause{end - p, end})
+		gcTotal += p
+		gcMax = max(gcMax, p)
+	}
+	gcIn := func(from, to time.Duration) string {
+		var parts []string
+		for _, g := range gcs {
+			if g.end >= from && g.start <= to {
+				parts = append(parts, fmt.Sprintf("%.2f ms at %.2f", float64((g.end-g.start).Microseconds())/1000, float64(g.start.Microseconds())/1000))
+			}
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, ", ")
+	}
 
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
@@ -277,8 +370,8 @@ func TestTraceDelivery(t *testing.T) {
 			emptyReads++
 		}
 	}
-	t.Logf("rate %d/s for %ds: %d events, started late (every client busy) %d, longest start delay %v; notifications sent %d, received %d; reads %d (%d empty)",
-		rate, secs, len(all), late, maxDelay, len(rec.notes), len(rec.recv), len(rec.reads), emptyReads)
+	t.Logf("rate %d/s for %ds: %d events, started late %d (every client busy: %d), longest start delay %v; notifications sent %d, received %d; reads %d (%d empty)",
+		rate, secs, len(all), late, ps.queued, maxDelay, len(rec.notes), len(rec.recv), len(rec.reads), emptyReads)
 	t.Logf("commit→handler p50 %v p99 %v max %v", pct(0.5), pct(0.99), all[len(all)-1].lat)
 	var notes []time.Duration
 	for _, nt := range rec.notes {
@@ -297,6 +390,7 @@ func TestTraceDelivery(t *testing.T) {
 	// Where the time went, per slow event (p99 and above).
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f", float64(d.Microseconds())/1000) }
 	var horizonHeld, horizonForeign, notifyLate, readLate, other int
+	blockers := map[int64]*traceDisp{}
 	for _, e := range all[int(float64(len(all))*0.99):] {
 		d := e.d
 		var sb strings.Builder
@@ -328,6 +422,12 @@ func TestTraceDelivery(t *testing.T) {
 				blocked = true
 				if b := rec.disp[rd.xmin-off]; b != nil && rd.xmin-off < d.xid {
 					fmt.Fprintf(&sb, "    held back by xid %d: dispatch started %s, committed %s (%s after this one)\n", b.xid, ms(b.start), ms(b.commit), ms(b.commit-d.commit))
+					if blockers[b.xid] == nil {
+						blockers[b.xid] = b
+						p := b.ph
+						fmt.Fprintf(&sb, "      xid %d's steps: append %s..%s, reducer %s..%s, commit %s..%s, hook %s; GC pauses in append..commit: %s\n",
+							b.xid, ms(p.appendStart), ms(p.appendEnd), ms(p.reduceStart), ms(p.reduceEnd), ms(p.commitStart), ms(p.commitEnd), ms(b.commit), gcIn(p.appendStart, p.commitEnd))
+					}
 				} else if rd.xmin-off < d.xid {
 					foreign = true
 					fmt.Fprintf(&sb, "    held back by xid %d, not one of this test's dispatches (another database or session)\n", rd.xmin-off)
@@ -354,6 +454,47 @@ func TestTraceDelivery(t *testing.T) {
 		t.Log(sb.String())
 	}
 	t.Logf("slowest 1%%: held back by the horizon %d (by a transaction not of this test: %d more), notification late %d, read late/slow %d, other %d", horizonHeld, horizonForeign, notifyLate, readLate, other)
+
+	// Where the blocking transactions' xid-holding time went, against
+	// every dispatch: the append (the xid is taken inside it), the gap
+	// before the reducer, the reducer, the gap before COMMIT, the COMMIT.
+	phaseLine := func(name string, ds []*traceDisp) {
+		parts := []struct {
+			name string
+			f    func(p tracePhases) time.Duration
+		}{
+			{"append", func(p tracePhases) time.Duration { return p.appendEnd - p.appendStart }},
+			{"append→reducer", func(p tracePhases) time.Duration { return p.reduceStart - p.appendEnd }},
+			{"reducer", func(p tracePhases) time.Duration { return p.reduceEnd - p.reduceStart }},
+			{"reducer→commit", func(p tracePhases) time.Duration { return p.commitStart - p.reduceEnd }},
+			{"commit", func(p tracePhases) time.Duration { return p.commitEnd - p.commitStart }},
+			{"append..commit end", func(p tracePhases) time.Duration { return p.commitEnd - p.appendStart }},
+		}
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "%s (%d):", name, len(ds))
+		for _, pt := range parts {
+			var v []time.Duration
+			for _, d := range ds {
+				v = append(v, pt.f(d.ph))
+			}
+			slices.Sort(v)
+			if len(v) == 0 {
+				continue
+			}
+			fmt.Fprintf(&sb, "  %s p50 %s p99 %s max %s", pt.name, ms(v[len(v)/2]), ms(v[len(v)*99/100]), ms(v[len(v)-1]))
+		}
+		t.Log(sb.String())
+	}
+	var alld, blockd []*traceDisp
+	for _, e := range all {
+		alld = append(alld, e.d)
+	}
+	for _, b := range blockers {
+		blockd = append(blockd, b)
+	}
+	phaseLine("steps of every dispatch, ms", alld)
+	phaseLine("steps of the transactions that held the slowest 1% back, ms", blockd)
+	t.Logf("GC: %d cycles during the run, pauses total %s ms, max %s ms", len(gcs), ms(gcTotal), ms(gcMax))
 }
 
 func sqlFor2(t *testing.T, fx *fixture) dialectSQL {

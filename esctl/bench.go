@@ -46,7 +46,10 @@ stays flat). --otel measures each dispatch mode again with OpenTelemetry on
 (every span sampled and exported to a discarding exporter, metrics into a
 reader), right after the mode without, and prints observed/plain. "delivery" measures the latency from commit to a live
 subscriber's handler (p50/p95/p99) at --rate commands/s, woken by NOTIFY
-(PostgreSQL only) and by polling every --poll. "subscribers" measures write
+(PostgreSQL only) and by polling every --poll, and apart from it the latency
+from when each command was due (due→commit, due→handler: the writers' own
+lag, with how many commands started late because every client was busy).
+"subscribers" measures write
 throughput at --concurrency clients (16 unless given) with no subscriber and
 with 4 following the log live (woken by NOTIFY on PostgreSQL, polling every
 --poll elsewhere), and prints the ratio. Each mode reports its peak RSS.

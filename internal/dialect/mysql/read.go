@@ -79,6 +79,7 @@ func (o *Ops) ReadAll(ctx context.Context, from int64, limit int) ([]eventfold.E
 	// A gap below a committed row: settle everything below the last row
 	// seen at once (one locking read, at most one gate, whatever the
 	// number of holes), then that row.
+	gapReads.Add(1)
 	last := eventRow(rows[len(rows)-1])
 	fill, whole, err := o.fillGap(ctx, expect, last.GlobalPosition, n-len(out))
 	if err != nil {
@@ -479,6 +480,15 @@ var gateTakes atomic.Int64
 // for tests and measurements (each take makes new appends wait for the
 // running ones).
 func GateTakes() int64 { return gateTakes.Load() }
+
+// gapReads counts the reads of this process that found a gap below a
+// committed row and settled it with the locking read (fillGap).
+var gapReads atomic.Int64
+
+// GapReads returns how many times ReadAll found a gap below a committed
+// row in this process, for measurements: each such read waits, in its
+// locking read, for the appends still running in the gap to end.
+func GapReads() int64 { return gapReads.Load() }
 
 // StreamVersion returns a stream's current version (0: no stream).
 func (o *Ops) StreamVersion(ctx context.Context, streamID string) (int64, error) {
