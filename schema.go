@@ -21,6 +21,14 @@ var ErrSchemaNotInstalled = errors.New("eventfold: the eventfold schema is not i
 // binary was upgraded, the database was not).
 var ErrSchemaOutdated = errors.New("eventfold: the eventfold schema in this database is older than this eventfold needs")
 
+// ErrVersionTableMissing is matched (errors.Is) when eventfold's tables
+// answer but its migration table (MigrationTable) is not found: dropped or
+// renamed, or, on PostgreSQL, in a schema that is not on this connection's
+// search_path (the schema was migrated with another search_path). The
+// schema's version is unknown then, and migrating up would run the first
+// migration again over the existing tables: Migrate and esctl refuse.
+var ErrVersionTableMissing = errors.New("eventfold: eventfold's tables are installed but its migration table " + MigrationTable + " is not found")
+
 // schemaHint is how to install the schema, appended to ErrSchemaNotInstalled.
 const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)"
 
@@ -72,8 +80,23 @@ func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
 
 // SchemaVersion returns the version of eventfold's schema in the store's
 // database (0: not installed).
+// When no version is found but eventfold's log answers, it returns an error
+// matching ErrVersionTableMissing.
 func (s *Store[TTx]) SchemaVersion(ctx context.Context) (int64, error) {
-	return SchemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	v, err := SchemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	if err != nil || v != 0 {
+		return v, err
+	}
+	if _, lerr := s.driver.Ops().LastPosition(ctx); lerr == nil {
+		return 0, VersionTableMissingError()
+	}
+	return 0, nil
+}
+
+// VersionTableMissingError returns ErrVersionTableMissing saying where to
+// look.
+func VersionTableMissingError() error {
+	return fmt.Errorf("%w (dropped or renamed; on PostgreSQL it is looked up through the search_path, so connect with the search_path the schema was migrated with): its schema version is unknown, and migrating up would run the first migration over the existing tables", ErrVersionTableMissing)
 }
 
 // schemaErr turns a database error into ErrSchemaNotInstalled when the
