@@ -36,34 +36,41 @@ const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate,
 // when it is not installed. It only reads: unlike goose's own status it
 // never creates the version table.
 func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
+	v, _, err := schemaVersion(ctx, d, db)
+	return v, err
+}
+
+// schemaVersion is SchemaVersion; found tells whether the version table is
+// there (it may hold no version yet: a first migration running).
+func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found bool, err error) {
 	_, gd, err := gooseDialect(d)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
 	if err != nil {
-		return 0, fmt.Errorf("eventfold: schema version: %w", err)
+		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 	}
 	exists := false // known to exist: goose could ask
 	if ext, ok := st.(database.StoreExtender); ok {
 		var err error
 		exists, err = ext.TableExists(ctx, db)
 		if err == nil && !exists {
-			return 0, nil
+			return 0, false, nil
 		}
 		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return 0, fmt.Errorf("eventfold: schema version: %w", err)
+			return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 		}
 	}
-	v, err := st.GetLatestVersion(ctx, db)
+	v, err = st.GetLatestVersion(ctx, db)
 	if errors.Is(err, database.ErrVersionNotFound) {
-		return 0, nil
+		return 0, true, nil
 	}
 	if err != nil && exists {
 		// The table is there but may not be read (a role without rights
 		// on it): that is no missing schema, and "run migrate up" would
 		// be the wrong advice.
-		return 0, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
+		return 0, true, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
 	}
 	if err != nil {
 		// goose has no table-exists query for SQLite and SQL Server: when
@@ -71,20 +78,22 @@ func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
 		// table is not there (telling "no such table" apart by its error
 		// code would put dialect knowledge here).
 		if perr := db.PingContext(ctx); perr == nil && ctx.Err() == nil {
-			return 0, nil
+			return 0, false, nil
 		}
-		return 0, fmt.Errorf("eventfold: schema version: %w", err)
+		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 	}
-	return v, nil
+	return v, true, nil
 }
 
 // SchemaVersion returns the version of eventfold's schema in the store's
 // database (0: not installed).
-// When no version is found but eventfold's log answers, it returns an error
-// matching ErrVersionTableMissing.
+// When there is no version table but eventfold's log answers, it returns
+// an error matching ErrVersionTableMissing.
 func (s *Store[TTx]) SchemaVersion(ctx context.Context) (int64, error) {
-	v, err := SchemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
-	if err != nil || v != 0 {
+	v, found, err := schemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	if err != nil || v != 0 || found {
+		// found with no version: a first migration is running (MySQL's
+		// DDL shows its tables before it records the version).
 		return v, err
 	}
 	if _, lerr := s.driver.Ops().LastPosition(ctx); lerr == nil {
