@@ -12,6 +12,26 @@ func (s *Store[TTx]) ArchivedBefore(ctx context.Context) (int64, error) {
 	return archivedBefore(ctx, s.driver.Ops())
 }
 
+// HeadOf returns ops's head (Ops.Head), and when the hot table holds
+// nothing the head can reach (its head is 0) at least the archive
+// watermark - 1: every position below the watermark is settled (archive
+// moves out only a prefix up to a head it read). Without it a log archived
+// whole has head 0, and whatever starts "at the head" (Tail and
+// subscriptions with StartAtHead, esctl tail, subscriptions reset) would
+// start inside the archive and fail with ErrArchived. The watermark costs
+// a query only when the head is 0. Store.Head uses it.
+func HeadOf(ctx context.Context, ops Ops) (int64, error) {
+	h, err := ops.Head(ctx)
+	if err != nil || h != 0 {
+		return h, err
+	}
+	w, err := archivedBefore(ctx, ops)
+	if err != nil {
+		return 0, err
+	}
+	return max(w-1, 0), nil
+}
+
 func archivedBefore(ctx context.Context, ops Ops) (int64, error) {
 	w, err := ops.ArchivedBefore(ctx)
 	if err != nil {

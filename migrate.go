@@ -103,6 +103,9 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 // into a new cluster is made safe to append to before anything else runs.
 // A repair is logged to Config.Logger.
 func (s *Store[TTx]) Migrate(ctx context.Context) error {
+	if _, err := s.SchemaVersion(ctx); errors.Is(err, ErrVersionTableMissing) {
+		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
+	}
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
 		return err

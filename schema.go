@@ -21,6 +21,14 @@ var ErrSchemaNotInstalled = errors.New("eventfold: the eventfold schema is not i
 // binary was upgraded, the database was not).
 var ErrSchemaOutdated = errors.New("eventfold: the eventfold schema in this database is older than this eventfold needs")
 
+// ErrVersionTableMissing is matched (errors.Is) when eventfold's tables
+// answer but its migration table (MigrationTable) is not found: dropped or
+// renamed, or, on PostgreSQL, in a schema that is not on this connection's
+// search_path (the schema was migrated with another search_path). The
+// schema's version is unknown then, and migrating up would run the first
+// migration again over the existing tables: Migrate and esctl refuse.
+var ErrVersionTableMissing = errors.New("eventfold: eventfold's tables are installed but its migration table " + MigrationTable + " is not found")
+
 // schemaHint is how to install the schema, appended to ErrSchemaNotInstalled.
 const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)"
 
@@ -28,34 +36,41 @@ const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate,
 // when it is not installed. It only reads: unlike goose's own status it
 // never creates the version table.
 func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
+	v, _, err := schemaVersion(ctx, d, db)
+	return v, err
+}
+
+// schemaVersion is SchemaVersion; found tells whether the version table is
+// there (it may hold no version yet: a first migration running).
+func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found bool, err error) {
 	_, gd, err := gooseDialect(d)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
 	if err != nil {
-		return 0, fmt.Errorf("eventfold: schema version: %w", err)
+		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 	}
 	exists := false // known to exist: goose could ask
 	if ext, ok := st.(database.StoreExtender); ok {
 		var err error
 		exists, err = ext.TableExists(ctx, db)
 		if err == nil && !exists {
-			return 0, nil
+			return 0, false, nil
 		}
 		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return 0, fmt.Errorf("eventfold: schema version: %w", err)
+			return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 		}
 	}
-	v, err := st.GetLatestVersion(ctx, db)
+	v, err = st.GetLatestVersion(ctx, db)
 	if errors.Is(err, database.ErrVersionNotFound) {
-		return 0, nil
+		return 0, true, nil
 	}
 	if err != nil && exists {
 		// The table is there but may not be read (a role without rights
 		// on it): that is no missing schema, and "run migrate up" would
 		// be the wrong advice.
-		return 0, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
+		return 0, true, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
 	}
 	if err != nil {
 		// goose has no table-exists query for SQLite and SQL Server: when
@@ -63,17 +78,34 @@ func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
 		// table is not there (telling "no such table" apart by its error
 		// code would put dialect knowledge here).
 		if perr := db.PingContext(ctx); perr == nil && ctx.Err() == nil {
-			return 0, nil
+			return 0, false, nil
 		}
-		return 0, fmt.Errorf("eventfold: schema version: %w", err)
+		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 	}
-	return v, nil
+	return v, true, nil
 }
 
 // SchemaVersion returns the version of eventfold's schema in the store's
 // database (0: not installed).
+// When there is no version table but eventfold's log answers, it returns
+// an error matching ErrVersionTableMissing.
 func (s *Store[TTx]) SchemaVersion(ctx context.Context) (int64, error) {
-	return SchemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	v, found, err := schemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	if err != nil || v != 0 || found {
+		// found with no version: a first migration is running (MySQL's
+		// DDL shows its tables before it records the version).
+		return v, err
+	}
+	if _, lerr := s.driver.Ops().LastPosition(ctx); lerr == nil {
+		return 0, VersionTableMissingError()
+	}
+	return 0, nil
+}
+
+// VersionTableMissingError returns ErrVersionTableMissing saying where to
+// look.
+func VersionTableMissingError() error {
+	return fmt.Errorf("%w (dropped or renamed; on PostgreSQL it is looked up through the search_path, so connect with the search_path the schema was migrated with): its schema version is unknown, and migrating up would run the first migration over the existing tables", ErrVersionTableMissing)
 }
 
 // schemaErr turns a database error into ErrSchemaNotInstalled when the

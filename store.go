@@ -324,9 +324,10 @@ func (s *Store[TTx]) readAll(ctx context.Context, ops Ops, opt ReadAllOptions) (
 }
 
 // Head returns the position up to which the log is complete: every event at
-// or below it that will ever commit has committed. 0 for an empty log.
+// or below it that will ever commit has committed. 0 for an empty log; at
+// least the archive watermark - 1 once events were archived (see HeadOf).
 func (s *Store[TTx]) Head(ctx context.Context) (int64, error) {
-	h, err := s.driver.Ops().Head(ctx)
+	h, err := HeadOf(ctx, s.driver.Ops())
 	if err = s.schemaErr(ctx, err); errors.Is(err, ErrSchemaNotInstalled) {
 		return 0, err
 	}

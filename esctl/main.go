@@ -383,8 +383,14 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 		return nil, err
 	}
 	store := eventfold.New(drv, nil)
+	// Every mode: the version table gone from sight says "not installed"
+	// wrongly, and migrate up would run 00001 over the existing tables.
+	v, err := store.SchemaVersion(ctx)
+	if errors.Is(err, eventfold.ErrVersionTableMissing) {
+		store.Close()
+		return nil, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
+	}
 	if mode == openInstalled || mode == openAnyVersion {
-		v, err := store.SchemaVersion(ctx)
 		if err == nil && v == 0 {
 			store.Close()
 			return nil, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}

@@ -147,7 +147,7 @@ func collectStats(ctx context.Context, env *Env, ops eventfold.Ops, d eventfold.
 	if st.Events, st.Streams, st.FirstPosition, err = so.StatsTotals(ctx); err != nil {
 		return nil, err
 	}
-	if st.Head, err = ops.Head(ctx); err != nil {
+	if st.Head, err = eventfold.HeadOf(ctx, ops); err != nil {
 		return nil, fmt.Errorf("head: %w", err)
 	}
 	if st.LastPosition, err = ops.LastPosition(ctx); err != nil {

@@ -107,7 +107,7 @@ func resetSubscription(ctx context.Context, env *Env, ops eventfold.Ops, name st
 	if !found {
 		return fmt.Errorf("no subscription named %q (see '%s subscriptions list')", name, env.Program)
 	}
-	head, err := ops.Head(ctx)
+	head, err := eventfold.HeadOf(ctx, ops)
 	if err != nil {
 		return err
 	}

@@ -376,6 +376,12 @@ func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) er
 	}
 	fErr := f(db)
 	if _, err := db.ExecContext(ctx, gateWaitRestore); err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			// The context ended during f or the restore (the driver then
+			// drops the connection: "bad connection"): the caller is told
+			// so, as errors.Is(err, context.Canceled) expects.
+			err = cerr
+		}
 		return fmt.Errorf("restore the session's innodb_lock_wait_timeout: %w", interpretError(err))
 	}
 	restored = true
