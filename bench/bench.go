@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +55,9 @@ type Config struct {
 	// same mode without, and reports the ratio: what tracing and metrics
 	// cost (esctl bench --otel).
 	Observer orchestrator.Observer
+	// Modes, when not empty, runs only the modes named (e.g. "raw",
+	// "dispatch-group-batched"); ratios need their baseline among them.
+	Modes []string
 }
 
 func (c Config) withDefaults() Config {
@@ -96,15 +101,26 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 	d, sqls, sqlStore := fx.dialect, fx.sqls, fx.store
 	run := strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 	rep := &Report{Ratios: map[string]float64{}}
+	var batches atomic.Int64 // the sum of the BatchSize of each command answered
 	measure := func(mode string, fn op) error {
+		if len(cfg.Modes) > 0 && !slices.Contains(cfg.Modes, mode) {
+			return nil
+		}
 		resetPeakRSS()
+		server := serverCPU(ctx, d, fx.drv.DB())
+		batches.Store(0)
 		cpu := processCPU()
 		lat, errs, elapsed, firstErr := runLoad(ctx, cfg.Concurrency, cfg.Duration, fn)
 		cpu = processCPU() - cpu
+		serverTime := serverCPUSince(server, serverCPU(ctx, d, fx.drv.DB()))
 		r := summarize(mode, lat, errs, elapsed, cfg.EventsPerCommand)
 		r.Dialect, r.Concurrency, r.PeakRSSBytes = string(d), cfg.Concurrency, peakRSS()
 		if r.Commands > 0 {
 			r.CPUMicrosPerCommand = float64(cpu.Microseconds()) / float64(r.Commands)
+			r.ServerCPUMicrosPerCommand = float64(serverTime.Microseconds()) / float64(r.Commands)
+			if n := batches.Load(); n > 0 {
+				r.MeanBatchSize = float64(n) / float64(r.Commands)
+			}
 		}
 		if r.Commands == 0 && firstErr != nil {
 			return fmt.Errorf("bench: %s: every command failed: %w", mode, firstErr)
@@ -170,13 +186,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 				_, err := tx.Exec(ctx, q, args...)
 				return err
 			}, sqls, ocfg)
-			return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs), pool.Close, nil
+			return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs, &batches), pool.Close, nil
 		}
 		o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
 			_, err := tx.ExecContext(ctx, q, args...)
 			return err
 		}, sqls, ocfg)
-		return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs), func() {}, nil
+		return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs, &batches), func() {}, nil
 	}
 	for _, dm := range modes {
 		mode := "dispatch"

@@ -393,7 +393,7 @@ func follow[TTx any](ctx context.Context, s sides[TTx], opts *listener.Options, 
 // delivered counts must agree exactly.
 func writer[TTx any](ctx context.Context, h harness, s sides[TTx], run string, hook func(context.Context, []eventfold.Event)) op {
 	o := newOrchestrator(s.writer, s.exec, h.sqls, &orchestrator.Config{AfterCommit: hook})
-	fn := dispatchOp(o, run, 1, false)
+	fn := dispatchOp(o, run, 1, false, nil)
 	return func(_ context.Context, w, seq int) error { return fn(ctx, w, seq) }
 }
 

@@ -65,7 +65,7 @@ func BenchmarkDispatch(b *testing.B) {
 				_, err := tx.ExecContext(ctx, q, args...)
 				return err
 			}, sqls, &orchestrator.Config{})
-			fn := dispatchOp(o, "b", 1, false)
+			fn := dispatchOp(o, "b", 1, false, nil)
 			loop(b, fn)
 		})
 	}
@@ -99,7 +99,7 @@ func BenchmarkDispatchPgx(b *testing.B) {
 		_, err := tx.Exec(ctx, q, args...)
 		return err
 	}, sqls, &orchestrator.Config{})
-	fn := dispatchOp(o, "p", 1, false)
+	fn := dispatchOp(o, "p", 1, false, nil)
 	loop(b, fn)
 }
 

@@ -31,6 +31,13 @@ type Result struct {
 	// during the mode per command, in µs: the Go side's cost, which the
 	// machine's noise moves far less than throughput (Linux; 0 elsewhere).
 	CPUMicrosPerCommand float64 `json:"cpu_us_per_command"`
+	// ServerCPUMicrosPerCommand is the CPU time of the PostgreSQL
+	// backends of the benchmark's database during the mode per command,
+	// in µs, read from /proc (a server on this machine only; 0 otherwise).
+	ServerCPUMicrosPerCommand float64 `json:"server_cpu_us_per_command,omitempty"`
+	// MeanBatchSize is the mean Result.BatchSize of the mode's commands
+	// (group commit: how many commands shared a transaction).
+	MeanBatchSize float64 `json:"mean_batch_size,omitempty"`
 }
 
 // summarize turns per-worker latencies into a Result.
@@ -85,6 +92,13 @@ func peakRSS() int64 {
 
 // String renders a result as one text line.
 func (r Result) String() string {
-	return fmt.Sprintf("%-27s %-9s c=%-3d %9.0f cmd/s %9.0f ev/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  errors %d  peak RSS %d MiB  cpu %.0f µs/cmd",
+	s := fmt.Sprintf("%-27s %-9s c=%-3d %9.0f cmd/s %9.0f ev/s  p50 %6.2f ms  p95 %6.2f ms  p99 %6.2f ms  errors %d  peak RSS %d MiB  cpu %.0f µs/cmd",
 		r.Mode, r.Dialect, r.Concurrency, r.CommandsPerSecond, r.EventsPerSecond, r.P50ms, r.P95ms, r.P99ms, r.Errors, r.PeakRSSBytes>>20, r.CPUMicrosPerCommand)
+	if r.ServerCPUMicrosPerCommand > 0 {
+		s += fmt.Sprintf("  server cpu %.0f µs/cmd", r.ServerCPUMicrosPerCommand)
+	}
+	if r.MeanBatchSize > 0 {
+		s += fmt.Sprintf("  batch %.1f", r.MeanBatchSize)
+	}
+	return s
 }

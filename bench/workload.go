@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/orchestrator"
@@ -84,7 +85,8 @@ func upsertSums(sqls dialectSQL, evs []eventfold.Event) (string, []any, error) {
 // dispatchOp dispatches one Deposit per call into a fresh account, as the
 // pgbench script does; with commandIDs each command carries a fresh id, so
 // that the orchestrator looks it up and records it (idempotent dispatch).
-func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events int, commandIDs bool) op {
+// batches (may be nil) adds up each answer's BatchSize.
+func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events int, commandIDs bool, batches *atomic.Int64) op {
 	return func(ctx context.Context, w, seq int) error {
 		cmd := orchestrator.Command{Name: "Deposit", Payload: deposit{
 			Account: fmt.Sprintf("acct-%s-%d-%d", run, w, seq), Amount: 1 + seq%1000, Events: events,
@@ -92,7 +94,10 @@ func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events i
 		if commandIDs {
 			cmd.Envelope.ID = fmt.Sprintf("cmd-%s-%d-%d", run, w, seq)
 		}
-		_, err := o.Dispatch(ctx, cmd)
+		res, err := o.Dispatch(ctx, cmd)
+		if err == nil && batches != nil {
+			batches.Add(int64(res.BatchSize))
+		}
 		return err
 	}
 }

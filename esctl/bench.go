@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"maps"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -69,6 +71,8 @@ Write into a scratch database: bench adds tables and events.`,
 	raw := fs.Bool("raw", false, "also measure the hand-written baseline and print ratios")
 	noMarkers := fs.Bool("no-commit-markers", false, "dispatch without commit markers (to measure what they cost)")
 	commandIDs := fs.Bool("command-ids", false, "give every command an id, so that dispatch looks it up and records it (idempotent dispatch)")
+	onlyModes := fs.String("modes", "", "comma-separated dispatch modes to run (raw, raw-same-sql, dispatch, dispatch-group-commit, dispatch-group-batched); default all")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	workload := fs.String("workload", "dispatch", "dispatch, replay, delivery, subscribers or all")
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
@@ -100,6 +104,17 @@ Write into a scratch database: bench adds tables and events.`,
 	case *workload != "all" && !slices.Contains(benchWorkloads, *workload):
 		return usagef("bench: --workload must be %s or all, not %q", strings.Join(benchWorkloads, ", "), *workload)
 	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	runs := func(w string) bool { return *workload == "all" || *workload == w }
 	concurrencySet := false
 	fs.Visit(func(f *flag.Flag) { concurrencySet = concurrencySet || f.Name == "concurrency" })
@@ -114,6 +129,9 @@ Write into a scratch database: bench adds tables and events.`,
 			env.scrub(target), *concurrency, *duration, *perCommand)
 		bcfg := bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
 			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers, CommandIDs: *commandIDs}
+		if *onlyModes != "" {
+			bcfg.Modes = strings.Split(*onlyModes, ",")
+		}
 		if *withOtel {
 			if *otelSample < 0 || *otelSample > 1 {
 				return usagef("bench: --otel-sample must be 0..1, not %g", *otelSample)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // Batched group commit (GroupCommitConfig.Batched): the commands of a
@@ -54,6 +55,11 @@ type segment[TTx any] struct {
 	cmds    []*staged[TTx]
 	streams map[string]struct{}
 	keys    map[commandKeyID]struct{}
+	// pipe, when the driver has one, takes the idempotency records to be
+	// sent with COMMIT; queued holds the keys of the records queued so
+	// far in the transaction (every segment's).
+	pipe   contract.CommitPipeline
+	queued map[commandKeyID]struct{}
 }
 
 // commandKeyID is a command's idempotency key.
@@ -161,7 +167,8 @@ func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx], flushBefore 
 		}
 		return false, f, nil
 	}
-	seg := &segment[TTx]{streams: map[string]struct{}{}, keys: map[commandKeyID]struct{}{}}
+	seg := &segment[TTx]{streams: map[string]struct{}{}, keys: map[commandKeyID]struct{}{},
+		pipe: g.o.commitPipeline(tx), queued: map[commandKeyID]struct{}{}}
 	for _, p := range batch {
 		pctx := context.WithoutCancel(p.ctx)
 		if flushBefore[p] {
@@ -170,12 +177,21 @@ func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx], flushBefore 
 			}
 		}
 		if k := p.key; k != nil {
-			if _, ok := seg.keys[commandKeyID{k.scope, p.cmd.Envelope.ID}]; ok {
+			kid := commandKeyID{k.scope, p.cmd.Envelope.ID}
+			if _, ok := seg.keys[kid]; ok {
 				// The same id earlier in the segment: its record must be
 				// written before this command looks for it.
 				if f := g.flush(ctx, tx, seg); f != nil {
 					return failed(f)
 				}
+			}
+			if _, ok := seg.queued[kid]; ok {
+				// The same id earlier in the transaction, whose record
+				// goes with COMMIT: this command's lookup could not find
+				// it. It is dispatched on its own after the COMMIT, and
+				// finds it there.
+				p.solo = true
+				continue
 			}
 		}
 		st, f := g.stage(pctx, tx, p)
@@ -338,6 +354,20 @@ func (g *groupCommitter[TTx]) flush(ctx context.Context, tx TTx, seg *segment[TT
 				return &batchFailure[TTx]{p: p, err: err}
 			}
 			id := p.cmd.Envelope.ID
+			if seg.pipe != nil {
+				// Sent with COMMIT; a record of the id that another
+				// transaction committed first fails the COMMIT, and the
+				// batch's commands are dispatched one by one.
+				if err := seg.pipe.QueueRecordCommand(withStep(st.ctx, Step{Kind: "record", Name: p.cmd.Name}), p.key.scope, id, p.cmd.Name, p.key.payloadHash, refs); err != nil {
+					return &batchFailure[TTx]{p: p, err: fmt.Errorf("orchestrator: command %q: record command id %q: %w", p.cmd.Name, id, err)}
+				}
+				seg.queued[commandKeyID{p.key.scope, id}] = struct{}{}
+				if st.events == nil {
+					st.events = []eventfold.Event{}
+				}
+				p.res, p.err = &Result{CommandID: id, Events: st.events, Attempts: 1}, nil
+				continue
+			}
 			dup, err := o.store.Driver().OpsTx(tx).RecordCommand(withStep(st.ctx, Step{Kind: "record", Name: p.cmd.Name}), p.key.scope, id, p.cmd.Name, p.key.payloadHash, refs)
 			if err != nil {
 				return &batchFailure[TTx]{p: p, err: fmt.Errorf("orchestrator: command %q: record command id %q: %w", p.cmd.Name, id, err)}

@@ -36,10 +36,13 @@ import (
 //     ErrCommitOutcomeUnknown. A command is never applied twice. Without
 //     markers a failed COMMIT is answered with *CommitError as well.
 //
-// Batches form by themselves: a command that finds a committer idle is
+// Batches form by themselves: a command that finds no committer running is
 // dispatched at once (no added latency at low load, and a batch of one is
-// a plain dispatch); commands that arrive while all committers are busy
-// queue up and go together in the next transaction.
+// a plain dispatch); commands that arrive while a committer runs queue up
+// and go together in the next transaction. While one committer runs,
+// another (up to Committers) runs a batch only when MaxBatch/4 commands
+// wait, so that busy committers do not split the queue into batches of
+// one or two.
 type GroupCommitConfig struct {
 	// MaxBatch caps the commands in one transaction. PostgreSQL caches 64
 	// subtransactions per backend and slows down past that, so on
@@ -47,7 +50,8 @@ type GroupCommitConfig struct {
 	// included. Defaults to 32.
 	MaxBatch int
 	// Committers is how many batches may run at once, each on a connection
-	// of its own. Defaults to 4.
+	// of its own; while one runs, another runs a batch only when
+	// MaxBatch/4 commands wait. Defaults to 4.
 	Committers int
 	// Batched runs a batch's handlers first, then appends all their events
 	// with one Store.AppendManyTx, then runs the reducers once per run of
@@ -123,7 +127,9 @@ func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Resul
 	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, key: key, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
-	lead := g.active < g.cfg.Committers
+	// A committer slot is taken when none is running, or when a quarter
+	// of a batch waits (see take).
+	lead := g.active < g.cfg.Committers && (g.active == 0 || len(g.queue) >= g.minBatch())
 	if lead {
 		g.active++
 	}
@@ -192,7 +198,7 @@ func (g *groupCommitter[TTx]) lead(p *pending[TTx]) {
 		g.mu.Lock()
 		select {
 		case <-p.done:
-			if len(g.queue) > 0 {
+			if len(g.queue) > 0 && (g.active == 1 || len(g.queue) >= g.minBatch()) {
 				g.mu.Unlock()
 				go g.commitLoop() // the slot goes with it
 				return
@@ -204,7 +210,8 @@ func (g *groupCommitter[TTx]) lead(p *pending[TTx]) {
 		}
 		batch := g.take()
 		if batch == nil {
-			// p is in another committer's batch: wait for it there.
+			// p is in another committer's batch, or queued for one that
+			// is running (see take): wait for it there.
 			g.active--
 			g.mu.Unlock()
 			return
@@ -214,11 +221,21 @@ func (g *groupCommitter[TTx]) lead(p *pending[TTx]) {
 	}
 }
 
-// take removes the next batch from the queue (nil when it is empty). The
+// minBatch is how many queued commands make a committer run a batch
+// while another committer is running: a quarter of MaxBatch.
+func (g *groupCommitter[TTx]) minBatch() int { return max(1, g.cfg.MaxBatch/4) }
+
+// take removes the next batch from the queue, for a committer holding a
+// slot (nil when it is empty). While another committer runs, it leaves
+// fewer than minBatch commands queued for that one (nil): a transaction
+// costs a few statements whatever its size, and busy committers that each
+// took what had just arrived would split the queue into batches of one or
+// two, each a whole transaction. The last committer running always takes
+// what is queued, so nothing stays queued without a committer. The
 // caller holds g.mu.
 func (g *groupCommitter[TTx]) take() []*pending[TTx] {
 	n := min(len(g.queue), g.cfg.MaxBatch)
-	if n == 0 {
+	if n == 0 || (g.active > 1 && n < g.minBatch()) {
 		return nil
 	}
 	batch := make([]*pending[TTx], n)

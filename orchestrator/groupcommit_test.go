@@ -391,3 +391,30 @@ func groupCommitUnderLoad(t *testing.T, batched bool) {
 		})
 	}
 }
+
+// TestGroupCommitGathersWhileOneRuns: while a committer runs, commands
+// that arrive wait for it and go in one batch, although committer slots
+// are free, as long as fewer than MaxBatch/4 wait. Before, each arriving
+// command took a free slot and ran a transaction of its own (the queue
+// never held them: "only 3 of 6 commands queued").
+func TestGroupCommitGathersWhileOneRuns(t *testing.T) {
+	for _, d := range testdb.Dialects() {
+		t.Run(string(d), func(t *testing.T) {
+			for _, batched := range []bool{false, true} {
+				b := setupGCMode(t, d, 4, batched)
+				cmds := make([]gcAdd, 6) // fewer than the default MaxBatch (32) / 4
+				for i := range cmds {
+					cmds[i] = gcAdd{Counter: fmt.Sprintf("gather-%t-%d", batched, i)}
+				}
+				for i, out := range b.batch(t, cmds) {
+					if out.err != nil || out.panicked != nil {
+						t.Fatalf("batched=%t: command %d: %v %v", batched, i, out.err, out.panicked)
+					}
+					if out.res.BatchSize != len(cmds) {
+						t.Errorf("batched=%t: command %d: batch size %d, want %d (one batch)", batched, i, out.res.BatchSize, len(cmds))
+					}
+				}
+			}
+		})
+	}
+}

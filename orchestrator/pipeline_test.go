@@ -54,10 +54,18 @@ func openPgx(t *testing.T, dsn string) *pgxdriver.Driver {
 // answered as before: the same payload replays, another is refused.
 func TestPgxIdempotencyConcurrent(t *testing.T) {
 	dsn := testdb.DSN(t, eventfold.Postgres)
-	for _, markers := range []bool{false, true} {
-		t.Run(fmt.Sprintf("markers=%v", markers), func(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		cfg  orchestrator.Config
+	}{
+		{"markers=false", orchestrator.Config{}},
+		{"markers=true", orchestrator.Config{DispatchCommitMarkers: true}},
+		// Batched group commit queues the batch's records with COMMIT too.
+		{"batched", orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 2, MaxBatch: 8, Batched: true}}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
 			ctx := context.Background()
-			store, o := pgxWallet(t, openPgx(t, dsn), orchestrator.Config{DispatchCommitMarkers: markers})
+			store, o := pgxWallet(t, openPgx(t, dsn), mode.cfg)
 			run := fmt.Sprintf("%d", time.Now().UnixNano())
 			const n = 24
 			var wg sync.WaitGroup
@@ -203,4 +211,63 @@ func TestPgxMarkerTableMissing(t *testing.T) {
 	v, err := store.StreamVersion(ctx, "lc-0")
 	require.NoError(t, err)
 	require.Equal(t, int64(0), v)
+}
+
+// TestPgxBatchedSameIDInOneBatch: batched group commit on pgx sends the
+// idempotency records with COMMIT, so a command whose id an earlier
+// command of the same transaction carries cannot find its record there:
+// it is dispatched on its own after the COMMIT and replays the first one's
+// events (the same payload) or is refused (another payload); the batch's
+// other commands commit together.
+func TestPgxBatchedSameIDInOneBatch(t *testing.T) {
+	ctx := context.Background()
+	drv := openPgx(t, testdb.DSN(t, eventfold.Postgres))
+	store, o := pgxWallet(t, drv, orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Committers: 1, Batched: true}})
+	started, release := make(chan struct{}), make(chan struct{})
+	orchestrator.Handle(o, "Gate", func(ctx context.Context, _ pgx.Tx, _ struct{}) ([]orchestrator.Emit, error) {
+		close(started)
+		<-release
+		return nil, nil
+	})
+	run := fmt.Sprintf("%d", time.Now().UnixNano())
+	gateDone := make(chan error, 1)
+	go func() {
+		_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Gate", Payload: struct{}{}})
+		gateDone <- err
+	}()
+	<-started
+	payloads := []string{
+		fmt.Sprintf(`{"wallet":"a%s","amount":10}`, run), // key k
+		fmt.Sprintf(`{"wallet":"b%s","amount":1}`, run),  // key other
+		fmt.Sprintf(`{"wallet":"a%s","amount":10}`, run), // key k again, same payload
+		fmt.Sprintf(`{"wallet":"a%s","amount":20}`, run), // key k again, another payload
+	}
+	keys := []string{"k", "other", "k", "k"}
+	results := make([]*orchestrator.Result, len(payloads))
+	errs := make([]error, len(payloads))
+	var wg sync.WaitGroup
+	for i := range payloads {
+		wg.Go(func() {
+			results[i], errs[i] = o.DispatchJSON(ctx, "Deposit", json.RawMessage(payloads[i]), as("u"+run, keys[i]))
+		})
+		for orchestrator.QueuedForTest(o) < i+1 {
+			time.Sleep(100 * time.Microsecond) // queued in this order
+		}
+	}
+	close(release)
+	require.NoError(t, <-gateDone)
+	wg.Wait()
+	require.NoError(t, errs[0])
+	require.NoError(t, errs[1])
+	require.False(t, results[0].Duplicate)
+	require.Equal(t, 2, results[0].BatchSize, "the first two commit together")
+	require.Equal(t, 2, results[1].BatchSize)
+	require.NoError(t, errs[2])
+	require.True(t, results[2].Duplicate)
+	require.Equal(t, results[0].Events[0].ID, results[2].Events[0].ID, "the replay returns the first command's event")
+	require.Equal(t, results[0].Events[0].GlobalPosition, results[2].Events[0].GlobalPosition)
+	require.ErrorIs(t, errs[3], orchestrator.ErrIdempotencyKeyReused)
+	evs, err := store.ReadStream(ctx, "wallet-a"+run, eventfold.ReadStreamOptions{})
+	require.NoError(t, err)
+	require.Len(t, evs, 1)
 }
