@@ -17,10 +17,10 @@ import (
 	"github.com/eventfold/eventfold/pgxdriver"
 )
 
-// serverCPU returns the CPU time of a PostgreSQL cluster so far: the
+// clusterCPU returns the CPU time of a PostgreSQL cluster so far: the
 // postmaster's own and its reaped children's, plus every live child's
 // (from /proc, in clock ticks of 10 ms).
-func serverCPU(t *testing.T, postmaster int) time.Duration {
+func clusterCPU(t *testing.T, postmaster int) time.Duration {
 	t.Helper()
 	field := func(pid int) []string {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -110,11 +110,11 @@ func TestDeliveryCPU(t *testing.T) {
 			}
 			h := harness{cfg: cfg, dialect: eventfold.Postgres, sqls: fx.sqls, progress: os.Stderr,
 				logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
-			c0, s0, load := processCPU(), serverCPU(t, pm), loadavg()
+			c0, s0, load := processCPU(), clusterCPU(t, pm), loadavg()
 			r, err := measureLatency(ctx, h, s, mode)
 			require.NoError(t, err)
 			time.Sleep(200 * time.Millisecond) // let the LISTEN backend exit
-			c1, s1 := processCPU(), serverCPU(t, pm)
+			c1, s1 := processCPU(), clusterCPU(t, pm)
 			n := float64(r.Committed)
 			t.Logf("%-13s client %5.0f µs/cmd  server %5.0f µs/cmd  notifies %4d  %4.0f cmd/s  commit→handler p50 %6.2f p99 %6.2f max %6.2f ms  due→handler p99 %7.2f ms  late %d (queued %d)  load %s",
 				m, float64((c1-c0).Microseconds())/n, float64((s1-s0).Microseconds())/n, r.Notifications, r.CommandsPerSecond,

@@ -121,7 +121,7 @@ func TestTraceDeliveryPoll(t *testing.T) {
 		}
 		mu.Unlock()
 	}})
-	ps := runPaced(ctx, rate, time.Duration(secs)*time.Second, latencyWorkers, dispatchOp(o, run, 1, false))
+	ps := runPaced(ctx, rate, time.Duration(secs)*time.Second, latencyWorkers, dispatchOp(o, run, 1, false, nil))
 	require.NoError(t, ps.firstErr)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
