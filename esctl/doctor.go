@@ -52,10 +52,18 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 }
 
 // checkPositions runs Store.CheckPositions when the schema has it (on
-// PostgreSQL from migration 6) and prints its message; quiet prints it
+// PostgreSQL from migration 6, on MySQL/MariaDB from 4: it reads the
+// checkpoints and the archive watermark) and prints its message; quiet prints it
 // only when the log was moved.
 func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Store[TTx], repair, quiet bool) (eventfold.PositionCheck, error) {
-	if store.Dialect() == eventfold.Postgres {
+	minVersion := int64(0)
+	switch store.Dialect() {
+	case eventfold.Postgres:
+		minVersion = eventfold.PositionsMigration
+	case eventfold.MySQL:
+		minVersion = eventfold.MySQLPositionsMigration
+	}
+	if minVersion > 0 {
 		p, err := eventfold.NewMigrator(store.Dialect(), store.Driver().DB())
 		if err != nil {
 			return eventfold.PositionCheck{}, err
@@ -64,7 +72,7 @@ func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Sto
 		if err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
 			return eventfold.PositionCheck{}, fmt.Errorf("doctor: schema version: %w", err)
 		}
-		if v < eventfold.PositionsMigration {
+		if v < minVersion {
 			if quiet {
 				return eventfold.PositionCheck{}, nil
 			}
