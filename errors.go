@@ -30,7 +30,9 @@ var ErrTransient = errors.New("eventfold: transient database conflict")
 // ErrPositionsBehind is matched when an append is refused because the log
 // holds positions above what the database can assign: a PostgreSQL database
 // restored into a new cluster (logical dump/restore, logical replication)
-// whose positions were not yet repaired. Nothing was written. Store.Append
+// whose positions were not yet repaired, or a MySQL/MariaDB events table
+// whose AUTO_INCREMENT fell to or below the position floor (sql/mysql/00018:
+// TRUNCATE, ALTER TABLE, a dump into a new database). Nothing was written. Store.Append
 // repairs and retries by itself; elsewhere call Store.CheckPositions(ctx,
 // true) (esctl doctor --repair) and retry.
 var ErrPositionsBehind = errors.New("eventfold: log positions are ahead of the database's transaction ids (moved database, needs repair)")

@@ -123,6 +123,12 @@ func (s *Store[TTx]) Migrate(ctx context.Context) error {
 // eventfold.check_positions; CheckPositions needs at least this schema.
 const PositionsMigration = 6
 
+// MySQLPositionsMigration is the first MySQL/MariaDB migration version whose
+// tables CheckPositions reads (the subscription checkpoints of 00003, the
+// archive watermark of 00004). Appends refuse positions at or below the
+// floor from 00018 on.
+const MySQLPositionsMigration = 4
+
 // ErrWouldLoseData is matched (through a *DataLossError) when a down
 // migration is refused because it would destroy events or the archive
 // watermark, the orchestrator's command records or subscriptions'

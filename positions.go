@@ -15,9 +15,13 @@ type PositionCheck = contract.PositionCheck
 // CheckPositions reports whether the log holds positions above the ones the
 // database now assigns, which happens on PostgreSQL after a logical
 // dump/restore or logical replication into a new cluster (its transaction
-// ids restart low). With repair set it raises the position offset so that
-// every new position lies above the log and readers see every restored
-// event; appends wait for the moment it takes, readers do not. Migrate runs
+// ids restart low), and on MySQL/MariaDB when the events table's
+// AUTO_INCREMENT falls to or below the log, its archive watermark or a
+// checkpoint (TRUNCATE, ALTER TABLE, a dump into a new database once
+// everything was archived). With repair set it raises the position offset
+// (MySQL: AUTO_INCREMENT) so that every new position lies above the log and
+// readers see every restored event; appends wait for the moment it takes,
+// readers do not. Migrate runs
 // it with repair set, and Append runs it when the database refuses an
 // append for this reason. Safe to call at any time, concurrently with
 // appends.

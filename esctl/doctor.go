@@ -17,12 +17,15 @@ var errNeedsRepair = errors.New("doctor: positions need repair: run again with -
 func runDoctor(ctx context.Context, env *Env, args []string) error {
 	fs, dsn := env.newFlags("doctor", "[--repair]",
 		`Checks the store for damage that routine operations can cause, and with --repair
-repairs it. Today: on PostgreSQL, whether the log's positions are ahead of the ones
-the server assigns, as after a logical dump/restore or logical replication into a
+repairs it. Today: whether the log's positions are ahead of the ones the server
+assigns. On PostgreSQL, after a logical dump/restore or logical replication into a
 new cluster (transaction ids restart low; readers would see none of the restored
-events and new events would land below the subscriptions' checkpoints). The
-repair raises the position offset above the log; appends wait for the moment it
-takes, readers do not. 'migrate up' and the library's Store.Migrate run the same
+events and new events would land below the subscriptions' checkpoints); the
+repair raises the position offset above the log. On MySQL/MariaDB, after the
+events table's AUTO_INCREMENT fell to or below the log (TRUNCATE, ALTER TABLE,
+a dump into a new database once everything was archived); the repair raises
+AUTO_INCREMENT above the log, the archive watermark and every checkpoint.
+Appends wait for the moment a repair takes, readers do not. 'migrate up' and the library's Store.Migrate run the same
 repair by themselves. Exit 1 when a repair is needed and --repair was not given.`,
 		`  esctl --dsn postgres://app@newdb:5432/app doctor
   esctl --dsn postgres://app@newdb:5432/app doctor --repair`)
@@ -49,10 +52,18 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 }
 
 // checkPositions runs Store.CheckPositions when the schema has it (on
-// PostgreSQL from migration 6) and prints its message; quiet prints it
+// PostgreSQL from migration 6, on MySQL/MariaDB from 4: it reads the
+// checkpoints and the archive watermark) and prints its message; quiet prints it
 // only when the log was moved.
 func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Store[TTx], repair, quiet bool) (eventfold.PositionCheck, error) {
-	if store.Dialect() == eventfold.Postgres {
+	minVersion := int64(0)
+	switch store.Dialect() {
+	case eventfold.Postgres:
+		minVersion = eventfold.PositionsMigration
+	case eventfold.MySQL:
+		minVersion = eventfold.MySQLPositionsMigration
+	}
+	if minVersion > 0 {
 		p, err := eventfold.NewMigrator(store.Dialect(), store.Driver().DB())
 		if err != nil {
 			return eventfold.PositionCheck{}, err
@@ -61,7 +72,7 @@ func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Sto
 		if err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
 			return eventfold.PositionCheck{}, fmt.Errorf("doctor: schema version: %w", err)
 		}
-		if v < eventfold.PositionsMigration {
+		if v < minVersion {
 			if quiet {
 				return eventfold.PositionCheck{}, nil
 			}

@@ -29,10 +29,8 @@ import (
 // pool's next user.
 func TestAttackPgxExecModesAndTinyPool(t *testing.T) {
 	dsn := testdb.DSN(t, eventfold.Postgres)
-	// QueryExecModeSimpleProtocol and QueryExecModeExec are left out: the
-	// append itself fails there (event data sent as bytea text into jsonb,
-	// SQLSTATE 22P02), before the commit pipeline is reached.
-	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeCacheDescribe} {
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeDescribeExec, pgx.QueryExecModeCacheDescribe,
+		pgx.QueryExecModeExec, pgx.QueryExecModeSimpleProtocol} {
 		for _, conns := range []int32{1, 4} {
 			t.Run(fmt.Sprintf("%s/conns=%d", mode, conns), func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

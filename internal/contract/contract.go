@@ -64,7 +64,8 @@ type Capabilities struct {
 	// connection can lose a COMMIT's reply).
 	CommitMarkers bool
 	// PositionCheck: positions derive from the server's state (PostgreSQL
-	// transaction ids) and CheckPositions can find them behind the log.
+	// transaction ids, MySQL/MariaDB AUTO_INCREMENT) and CheckPositions can
+	// find them behind the log.
 	// Elsewhere CheckPositions returns a PositionCheck with Applicable
 	// false and no error.
 	PositionCheck bool

@@ -91,16 +91,20 @@ func (e ExpectedVersion) Satisfied(current int64) bool {
 // PositionCheck is what Store.CheckPositions found and did.
 type PositionCheck struct {
 	// Applicable is false on dialects whose positions are a counter stored
-	// with the data (MySQL/MariaDB, SQLite, SQL Server): they survive any
-	// move, and there is nothing to check.
+	// with the data (SQLite, SQL Server): they survive any move, and there
+	// is nothing to check.
 	Applicable bool
 	// Moved reports that the log holds positions the database cannot have
-	// assigned: a PostgreSQL database restored into a new cluster.
+	// assigned, or would assign again: a PostgreSQL database restored into
+	// a new cluster; on MySQL/MariaDB, AUTO_INCREMENT at or below the log
+	// (TRUNCATE, ALTER TABLE, a dump into a new database).
 	Moved bool
-	// Repaired reports that the offset was raised just now.
+	// Repaired reports that the offset (MySQL: AUTO_INCREMENT) was raised
+	// just now.
 	Repaired bool
 	// OldOffset and NewOffset are the position offset before and after
-	// (positions are ((xid + offset) << 20) + index).
+	// (PostgreSQL: positions are ((xid + offset) << 20) + index; MySQL:
+	// the events table's AUTO_INCREMENT).
 	OldOffset, NewOffset int64
 	// LastPosition is the highest position the log, its archive watermark
 	// or a subscription checkpoint has reached.

@@ -56,7 +56,7 @@ INSERT INTO eventfold.events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
 SELECT r.global_position, r.stream_id, r.stream_version, r.id, r.type,
        coalesce(r.data, 'null'::jsonb), coalesce(r.metadata, '{}'::jsonb), r.recorded_at
-FROM jsonb_to_recordset(sqlc.arg(events)::jsonb) AS r(
+FROM jsonb_to_recordset((sqlc.arg(events)::text)::jsonb) AS r(
     global_position bigint, stream_id text, stream_version bigint, id uuid,
     type text, data jsonb, metadata jsonb, recorded_at timestamptz)
 ORDER BY r.global_position
@@ -67,7 +67,7 @@ ON CONFLICT (global_position) DO NOTHING;
 -- restored version (normally it has: archiving writes it).
 INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
 SELECT r.stream_id, max(r.stream_version), now()
-FROM jsonb_to_recordset(sqlc.arg(events)::jsonb) AS r(stream_id text, stream_version bigint)
+FROM jsonb_to_recordset((sqlc.arg(events)::text)::jsonb) AS r(stream_id text, stream_version bigint)
 GROUP BY r.stream_id
 ON CONFLICT (stream_id) DO UPDATE
 SET version = excluded.version, updated_at = excluded.updated_at

@@ -9,7 +9,7 @@ WHERE scope = @scope AND command_id = @command_id;
 -- 0 rows: the id is already recorded in this scope (a concurrent duplicate
 -- committed first; ON CONFLICT waits for it, so this is never a false negative).
 INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
-VALUES (@scope, @command_id, @command_type, @payload_hash, @events)
+VALUES (@scope, @command_id, @command_type, @payload_hash, (@events::text)::jsonb)
 ON CONFLICT (scope, command_id) DO NOTHING;
 
 -- name: PruneCommands :execrows
@@ -21,4 +21,4 @@ DELETE FROM eventfold.commands WHERE recorded_at < @before;
 -- commands_pkey's unique violation, so that the pipelined COMMIT does not
 -- commit. ON CONFLICT DO NOTHING would leave the transaction usable.
 INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
-VALUES (@scope, @command_id, @command_type, @payload_hash, @events);
+VALUES (@scope, @command_id, @command_type, @payload_hash, (@events::text)::jsonb);

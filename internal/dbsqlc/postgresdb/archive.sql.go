@@ -64,7 +64,7 @@ INSERT INTO eventfold.events
     (global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at)
 SELECT r.global_position, r.stream_id, r.stream_version, r.id, r.type,
        coalesce(r.data, 'null'::jsonb), coalesce(r.metadata, '{}'::jsonb), r.recorded_at
-FROM jsonb_to_recordset($1::jsonb) AS r(
+FROM jsonb_to_recordset(($1::text)::jsonb) AS r(
     global_position bigint, stream_id text, stream_version bigint, id uuid,
     type text, data jsonb, metadata jsonb, recorded_at timestamptz)
 ORDER BY r.global_position
@@ -75,7 +75,7 @@ ON CONFLICT (global_position) DO NOTHING
 // events as esctl prints them; positions already present are skipped (a
 // restore may be re-run). A different event with the same id at another
 // position still fails on events_event_id_key.
-func (q *Queries) ArchiveRestoreEvents(ctx context.Context, db DBTX, events []byte) (int64, error) {
+func (q *Queries) ArchiveRestoreEvents(ctx context.Context, db DBTX, events string) (int64, error) {
 	result, err := db.Exec(ctx, archiveRestoreEvents, events)
 	if err != nil {
 		return 0, err
@@ -86,7 +86,7 @@ func (q *Queries) ArchiveRestoreEvents(ctx context.Context, db DBTX, events []by
 const archiveRestoreStreams = `-- name: ArchiveRestoreStreams :exec
 INSERT INTO eventfold.streams AS s (stream_id, version, updated_at)
 SELECT r.stream_id, max(r.stream_version), now()
-FROM jsonb_to_recordset($1::jsonb) AS r(stream_id text, stream_version bigint)
+FROM jsonb_to_recordset(($1::text)::jsonb) AS r(stream_id text, stream_version bigint)
 GROUP BY r.stream_id
 ON CONFLICT (stream_id) DO UPDATE
 SET version = excluded.version, updated_at = excluded.updated_at
@@ -95,7 +95,7 @@ WHERE s.version < excluded.version
 
 // Makes sure every restored stream has a row at least at its highest
 // restored version (normally it has: archiving writes it).
-func (q *Queries) ArchiveRestoreStreams(ctx context.Context, db DBTX, events []byte) error {
+func (q *Queries) ArchiveRestoreStreams(ctx context.Context, db DBTX, events string) error {
 	_, err := db.Exec(ctx, archiveRestoreStreams, events)
 	return err
 }

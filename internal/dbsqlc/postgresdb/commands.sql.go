@@ -51,7 +51,7 @@ func (q *Queries) PruneCommands(ctx context.Context, db DBTX, before pgtype.Time
 
 const recordCommand = `-- name: RecordCommand :execrows
 INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
-VALUES ($1, $2, $3, $4, $5)
+VALUES ($1, $2, $3, $4, ($5::text)::jsonb)
 ON CONFLICT (scope, command_id) DO NOTHING
 `
 
@@ -60,7 +60,7 @@ type RecordCommandParams struct {
 	CommandID   string
 	CommandType string
 	PayloadHash string
-	Events      []byte
+	Events      string
 }
 
 // 0 rows: the id is already recorded in this scope (a concurrent duplicate
@@ -81,7 +81,7 @@ func (q *Queries) RecordCommand(ctx context.Context, db DBTX, arg RecordCommandP
 
 const recordCommandStrict = `-- name: RecordCommandStrict :exec
 INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events)
-VALUES ($1, $2, $3, $4, $5)
+VALUES ($1, $2, $3, $4, ($5::text)::jsonb)
 `
 
 type RecordCommandStrictParams struct {
@@ -89,7 +89,7 @@ type RecordCommandStrictParams struct {
 	CommandID   string
 	CommandType string
 	PayloadHash string
-	Events      []byte
+	Events      string
 }
 
 // RecordCommand for a write queued with COMMIT: a conflict (a concurrent

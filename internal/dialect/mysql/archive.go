@@ -32,8 +32,12 @@ func (o *Ops) ArchivedBefore(ctx context.Context) (int64, error) {
 	return w, nil
 }
 
-// SetArchivedBefore sets the archive watermark.
+// SetArchivedBefore sets the archive watermark, after raising the position
+// floor to pos - 1 (raiseFloor).
 func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
+	if err := o.raiseFloor(ctx, pos-1); err != nil {
+		return err
+	}
 	err := o.q.SetArchiveWatermark(ctx, o.db, mysqldb.SetArchiveWatermarkParams{ArchivedBefore: pos, UpdatedAt: time.Now().UTC()})
 	if err != nil {
 		return fmt.Errorf("set archive watermark to %d: %w", pos, err)
@@ -46,11 +50,39 @@ func (o *Ops) SetArchivedBefore(ctx context.Context, pos int64) error {
 // runs that read the same watermark, only one may move it (the other
 // would overwrite it with a range that no longer matches the hot table).
 func (o *Ops) SwapArchivedBefore(ctx context.Context, old, pos int64) (bool, error) {
+	if err := o.raiseFloor(ctx, pos-1); err != nil {
+		return false, err
+	}
 	n, err := o.q.SwapArchiveWatermark(ctx, o.db, mysqldb.SwapArchiveWatermarkParams{NewBefore: pos, OldBefore: old, UpdatedAt: time.Now().UTC()})
 	if err != nil {
 		return false, fmt.Errorf("move archive watermark from %d to %d: %w", old, pos, err)
 	}
 	return n == 1, nil
+}
+
+// raiseFloor raises eventfold_position.last_position, the floor that the
+// append procedures refuse to hand out positions at or below (00018), to
+// pos, before the watermark moves above it: once the events below the
+// watermark are deleted, nothing else in the table remembers that their
+// positions were used (a TRUNCATE, an ALTER TABLE or a dump into a new
+// database would let AUTO_INCREMENT hand them out again). Raising it first
+// is harmless: every position up to the new watermark was handed out
+// already. It takes the gate row's lock, so it waits for appends in flight
+// and holds new ones back until it commits; a plain read first spares that
+// when the floor is already high enough (a lowered watermark, a restore).
+func (o *Ops) raiseFloor(ctx context.Context, pos int64) error {
+	if pos <= 0 {
+		return nil
+	}
+	var cur int64
+	err := o.db.QueryRowContext(ctx, `SELECT last_position FROM eventfold_position WHERE id = 1`).Scan(&cur)
+	if err == nil && cur >= pos {
+		return nil
+	}
+	if err := o.q.ArchiveRaisePositionCounter(ctx, o.db, pos); err != nil {
+		return fmt.Errorf("raise the position floor to %d: %w", pos, interpretError(err))
+	}
+	return nil
 }
 
 // FirstPositionRecordedAt returns the lowest position of an event recorded

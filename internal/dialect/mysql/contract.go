@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/go-sql-driver/mysql"
 
@@ -14,17 +13,11 @@ import (
 
 // The parts of the contract (internal/contract) that are about the
 // database rather than the tables: capabilities, error classification,
-// savepoints and (absent here) LISTEN/NOTIFY and position checks.
+// savepoints and (absent here) LISTEN/NOTIFY. Position checks: positions.go.
 
 // Capabilities implements contract.Ops.
 func (o *Ops) Capabilities() contract.Capabilities {
-	return contract.Capabilities{CommitMarkers: true}
-}
-
-// CheckPositions implements contract.Positions: positions here are a
-// counter stored with the data, so they survive any move.
-func (o *Ops) CheckPositions(ctx context.Context, repair bool) (eventfold.PositionCheck, error) {
-	return eventfold.PositionCheck{Message: fmt.Sprintf("positions ok: %s positions are stored with the data", eventfold.MySQL)}, nil
+	return contract.Capabilities{CommitMarkers: true, PositionCheck: true}
 }
 
 // Notify implements contract.Notifications: unsupported.

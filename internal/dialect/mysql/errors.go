@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -14,6 +15,7 @@ import (
 // eventfold_append_events (sql/mysql/00001_events.sql) with SIGNAL.
 const (
 	errWrongExpectedVersion = 31001 // 'eventfold: wrong expected version: actual=<n>'
+	errPositionsBehind      = 31004 // 'eventfold: positions behind: ...' (sql/mysql/00018)
 	errDuplicateKey         = 1062  // ER_DUP_ENTRY
 	errRecordChanged        = 1020  // ER_CHECKREAD: MariaDB's snapshot isolation found a row changed since read
 	errLockWaitTimeout      = 1205  // ER_LOCK_WAIT_TIMEOUT
@@ -55,6 +57,11 @@ func interpretError(err error) error {
 		}
 	case errDeadlock, errLockWaitTimeout, errRecordChanged:
 		return dialect.Transient(err)
+	case errPositionsBehind:
+		// AUTO_INCREMENT fell to or below the position floor (TRUNCATE,
+		// ALTER TABLE, a dump into a new database): nothing was written; a
+		// repair (CheckPositions) or a retry after one cures it.
+		return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrPositionsBehind, err))
 	}
 	return err
 }

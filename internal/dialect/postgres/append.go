@@ -176,20 +176,26 @@ SELECT NULL, NULL, NULL, NULL, NULL, NULL, r.k, r.cur, r.refusal,
 // would append nothing and check nothing), as the DBA function does.
 var errNoEvents = errors.New("eventfold.append_events: no events to append")
 
-// eventArrays are the per-event arguments of both statements.
+// eventArrays are the per-event arguments of both statements. Data and
+// metadata go as strings (text[] cast to jsonb[] by the statement): pgx
+// encodes a string as its bytes in every QueryExecMode, whereas [][]byte
+// goes as bytea text ('\x7b...') under QueryExecModeSimpleProtocol and
+// QueryExecModeExec (no server-side parameter types to go by), which jsonb
+// refuses (22P02). With described statements (the default) a string is
+// sent as jsonb text, as the bytes were.
 type eventArrays struct {
 	ids      []pgtype.UUID
 	types    []string
-	data     [][]byte
-	metadata [][]byte
+	data     []string
+	metadata []string
 }
 
 func newEventArrays(n int) eventArrays {
 	return eventArrays{
 		ids:      make([]pgtype.UUID, 0, n),
 		types:    make([]string, 0, n),
-		data:     make([][]byte, 0, n),
-		metadata: make([][]byte, 0, n),
+		data:     make([]string, 0, n),
+		metadata: make([]string, 0, n),
 	}
 }
 
@@ -203,10 +209,10 @@ func (a *eventArrays) add(events []eventfold.EventData) error {
 		}
 		a.ids = append(a.ids, pgtype.UUID{Bytes: id, Valid: true})
 		a.types = append(a.types, e.Type)
-		a.data = append(a.data, e.Data)
-		m := []byte(e.Metadata)
-		if len(m) == 0 {
-			m = []byte(`{}`)
+		a.data = append(a.data, string(e.Data))
+		m := `{}`
+		if len(e.Metadata) > 0 {
+			m = string(e.Metadata)
 		}
 		a.metadata = append(a.metadata, m)
 	}

@@ -88,10 +88,13 @@ func (o *Ops) RestoreEvents(ctx context.Context, events []eventfold.Event) (int6
 	for i := range events {
 		events[i].RecordedAt = events[i].RecordedAt.UTC()
 	}
-	doc, err := json.Marshal(events)
+	b, err := json.Marshal(events)
 	if err != nil {
 		return 0, fmt.Errorf("restore events: %w", err)
 	}
+	// As text, cast to jsonb by the statement: every pgx QueryExecMode
+	// sends a string as is (bytes go as bytea text under simple protocol).
+	doc := string(b)
 	// interpretError: a deadlock with a concurrent restore is transient.
 	if err := o.q.ArchiveRestoreStreams(ctx, o.db, doc); err != nil {
 		return 0, fmt.Errorf("restore stream rows: %w", interpretError(err, "", eventfold.Any))

@@ -39,7 +39,7 @@ func (o *Ops) LookupCommand(ctx context.Context, scope, id string) (commandType,
 // recorded in scope (ON CONFLICT DO NOTHING waited for a
 // concurrent inserter and inserted nothing); the transaction stays usable.
 func (o *Ops) RecordCommand(ctx context.Context, scope, id, commandType, payloadHash string, refs []byte) (duplicate bool, err error) {
-	n, err := o.q.RecordCommand(ctx, o.db, postgresdb.RecordCommandParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: refs})
+	n, err := o.q.RecordCommand(ctx, o.db, postgresdb.RecordCommandParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: string(refs)})
 	if err != nil {
 		return false, interpretError(err, "", -1)
 	}
@@ -112,7 +112,7 @@ func (o *Ops) QueueRecordCommand(ctx context.Context, scope, id, commandType, pa
 		}
 		return interpretError(err, "", -1)
 	}}
-	return o.q.RecordCommandStrict(ctx, db, postgresdb.RecordCommandStrictParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: refs})
+	return o.q.RecordCommandStrict(ctx, db, postgresdb.RecordCommandStrictParams{Scope: scope, CommandID: id, CommandType: commandType, PayloadHash: payloadHash, Events: string(refs)})
 }
 
 // QueueCommitMarker implements contract.CommitPipeline.
