@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/eventfold/eventfold"
@@ -129,4 +130,49 @@ func loop(b *testing.B, fn op) {
 	// CPU time per command (the whole process: the database runs in it
 	// on SQLite) survives a loaded machine better than ns/op.
 	b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(b.N), "cpu-µs/op")
+}
+
+// BenchmarkGroupCommitBatchSize dispatches from 16 clients with group
+// commit (GroupCommitConfig defaults, both modes) and reports the mean
+// number of commands per transaction ("cmds/batch", as each command's
+// Result.BatchSize saw it) and the CPU per command: a transaction's fixed
+// cost (BEGIN, COMMIT, the WAL frames of the pages every command shares)
+// is spread over the batch, so larger batches cost less per command.
+func BenchmarkGroupCommitBatchSize(b *testing.B) {
+	for _, d := range benchDialects() {
+		for _, batched := range []bool{false, true} {
+			b.Run(fmt.Sprintf("%s/batched=%v", d, batched), func(b *testing.B) {
+				store, sqls, _ := setupStore(b, d)
+				store.Driver().DB().SetMaxOpenConns(20)
+				store.Driver().DB().SetMaxIdleConns(20)
+				o := newOrchestrator(store, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {
+					_, err := tx.ExecContext(ctx, q, args...)
+					return err
+				}, sqls, &orchestrator.Config{GroupCommit: &orchestrator.GroupCommitConfig{Batched: batched}})
+				var sum, n, worker atomic.Int64
+				b.ReportAllocs()
+				b.SetParallelism(8) // 16 clients on 2 cores
+				cpu := processCPU()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					w := worker.Add(1)
+					ctx := context.Background()
+					for seq := 0; pb.Next(); seq++ {
+						res, err := o.Dispatch(ctx, orchestrator.Command{Name: "Deposit", Payload: deposit{
+							Account: fmt.Sprintf("acct-g%v-%d-%d", batched, w, seq), Amount: 1, Events: 1}})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						sum.Add(int64(res.BatchSize))
+						n.Add(1)
+					}
+				})
+				if n.Load() > 0 {
+					b.ReportMetric(float64(sum.Load())/float64(n.Load()), "cmds/batch")
+					b.ReportMetric(float64((processCPU()-cpu).Microseconds())/float64(n.Load()), "cpu-µs/op")
+				}
+			})
+		}
+	}
 }

@@ -418,3 +418,30 @@ func TestGroupCommitGathersWhileOneRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupCommitSQLiteOneCommitter: SQLite has one writer, so group
+// commit defaults to one committer there. With more, a command arriving
+// while the writer is busy would take a committer slot and a batch of its
+// own, then wait for the write lock with it; with one, every command that
+// arrives meanwhile waits in the queue and all go in the next transaction.
+// (Before: the default was 4 everywhere; three of the ten commands below
+// led batches of their own, so they never queued and the helper timed out.)
+func TestGroupCommitSQLiteOneCommitter(t *testing.T) {
+	for _, batched := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
+			b := setupGCMode(t, eventfold.SQLite, 0, batched) // 0: the default
+			var cmds []gcAdd
+			for i := range 10 {
+				cmds = append(cmds, gcAdd{Counter: fmt.Sprintf("one-%d", i)})
+			}
+			for i, o := range b.batch(t, cmds) {
+				if o.err != nil {
+					t.Fatalf("command %d: %v", i, o.err)
+				}
+				if o.res.BatchSize != len(cmds) {
+					t.Errorf("command %d committed in a batch of %d, want all %d in one", i, o.res.BatchSize, len(cmds))
+				}
+			}
+		})
+	}
+}

@@ -65,10 +65,15 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Orchestrator[TTx] {
 		handlers: map[string]*handlerEntry[TTx]{},
 		reducers: map[string][]*reducerEntry[TTx]{},
 	}
-	o.markers.supported = store.Driver().Ops().Capabilities().CommitMarkers
+	caps := store.Driver().Ops().Capabilities()
+	o.markers.supported = caps.CommitMarkers
 	o.markers.on = o.markers.supported && !o.cfg.NoCommitMarkers
 	if o.cfg.GroupCommit != nil {
-		o.group = newGroupCommitter(o, *o.cfg.GroupCommit)
+		gc := *o.cfg.GroupCommit
+		if gc.Committers <= 0 && caps.SingleWriter {
+			gc.Committers = 1
+		}
+		o.group = newGroupCommitter(o, gc)
 	}
 	o.chain = o.innermost()
 	return o

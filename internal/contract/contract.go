@@ -88,6 +88,12 @@ type Capabilities struct {
 	// of a transaction can go to the database with its COMMIT, in one
 	// round trip (PostgreSQL through pgxdriver; not database/sql).
 	CommitPipeline bool
+	// SingleWriter: one write transaction at a time in the whole database
+	// (SQLite: every write transaction begins IMMEDIATE and takes the
+	// database's write lock). Group commit then runs one batch at a time:
+	// a second committer would only wait for the lock with a batch it took
+	// too early, and both batches would be smaller.
+	SingleWriter bool
 }
 
 // CommitPipeline queues writes, on the Ops of one transaction, to be sent

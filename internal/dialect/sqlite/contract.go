@@ -18,7 +18,7 @@ import (
 
 // Capabilities implements contract.Ops.
 func (o *Ops) Capabilities() contract.Capabilities {
-	return contract.Capabilities{CommitMarkers: false, DensePositions: true}
+	return contract.Capabilities{CommitMarkers: false, DensePositions: true, SingleWriter: true}
 }
 
 // CheckPositions implements contract.Positions: positions here are a
