@@ -224,7 +224,7 @@ func (g *groupCommitter[TTx]) lead(p *pending[TTx]) {
 			return
 		}
 		g.mu.Unlock()
-		g.runBatch(batch)
+		g.runHolding(batch)
 		g.letAnsweredRequeue()
 	}
 }
@@ -245,6 +245,30 @@ func (g *groupCommitter[TTx]) letAnsweredRequeue() {
 	if g.cfg.Committers == 1 {
 		runtime.Gosched()
 	}
+}
+
+// runHolding runs batch for a committer holding a slot. If a panic leaves
+// runBatch (the Observer's, in the caller's goroutine that leads), the
+// slot is not kept: it goes to a new committer when commands are queued,
+// or is given back. Kept, it would stop every later lone command: while a
+// committer runs, another starts only when minBatch commands wait.
+func (g *groupCommitter[TTx]) runHolding(batch []*pending[TTx]) {
+	ok := false
+	defer func() {
+		if ok {
+			return
+		}
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			g.mu.Unlock()
+			go g.commitLoop() // the slot goes with it
+			return
+		}
+		g.active--
+		g.mu.Unlock()
+	}()
+	g.runBatch(batch)
+	ok = true
 }
 
 // minBatch is how many queued commands make a committer run a batch
@@ -281,7 +305,7 @@ func (g *groupCommitter[TTx]) commitLoop() {
 			return
 		}
 		g.mu.Unlock()
-		g.runBatch(batch)
+		g.runHolding(batch)
 		g.letAnsweredRequeue()
 	}
 }

@@ -66,6 +66,9 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	db.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
 	if d == eventfold.SQLite && (strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory")) {
 		db.SetMaxOpenConns(1) // every connection would be a different database
+		// The database lives in that connection: closed when idle, it
+		// would be gone, and the next statement would find an empty one.
+		db.SetConnMaxIdleTime(0)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
