@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -41,6 +42,15 @@ func TestAttackVersionTableOutOfSight(t *testing.T) {
 		err = store.Migrate(ctx)
 		require.ErrorIs(t, err, eventfold.ErrVersionTableMissing)
 		require.Equal(t, 0, hidden(t), "nothing created a second version table")
+		stream, err := store.ReadStream(ctx, "s-1", eventfold.ReadStreamOptions{})
+		require.NoError(t, err)
+		require.Len(t, stream, 1, "the stream is untouched")
+		// PostgreSQL: other transactions of the cluster (tests running in
+		// parallel) can hold the read horizon back; wait for it.
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err = store.WaitHead(wctx, stream[0].GlobalPosition)
+		require.NoError(t, err)
 		evs, err := store.ReadAll(ctx, eventfold.ReadAllOptions{})
 		require.NoError(t, err)
 		require.Len(t, evs, 1, "the log is untouched")
