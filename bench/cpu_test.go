@@ -22,14 +22,7 @@ import (
 // (from /proc, in clock ticks of 10 ms).
 func clusterCPU(t *testing.T, postmaster int) time.Duration {
 	t.Helper()
-	field := func(pid int) []string {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil {
-			return nil
-		}
-		s := string(b)
-		return strings.Fields(s[strings.LastIndexByte(s, ')')+2:]) // fields from 3 (state) on
-	}
+	field := statFields // fields from 3 (state) on
 	ticks := func(f []string, idx ...int) int64 {
 		var n int64
 		for _, i := range idx {

@@ -56,19 +56,25 @@ func serverCPUSince(before, after map[int]time.Duration) time.Duration {
 	return sum
 }
 
-// procCPU is a process's user + system CPU time from /proc/<pid>/stat.
-func procCPU(pid int) (time.Duration, bool) {
+// statFields returns the fields of /proc/<pid>/stat from field 3 (state)
+// on, so that field n of proc(5) is at index n-3 (nil if unreadable).
+func statFields(pid int) []string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, false
+		return nil
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')') // the command may hold spaces
 	if i < 0 {
-		return 0, false
+		return nil
 	}
-	f := strings.Fields(s[i+1:])
-	// After the command: state is field 3 of the whole line, utime 14, stime 15.
+	return strings.Fields(s[i+1:])
+}
+
+// procCPU is a process's user + system CPU time from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, bool) {
+	f := statFields(pid)
+	// utime is field 14, stime 15.
 	if len(f) < 13 {
 		return 0, false
 	}
