@@ -110,6 +110,20 @@ open(os.path.join(out, "plainef.pgbench"), "w").write(header + plain + "\n" + up
 raw = "INSERT INTO events (stream_id, version, type, data) VALUES (%s, 1, 'Deposited', jsonb_build_object('amount', (:amt)::int));" % sid
 open(os.path.join(out, "raw.pgbench"), "w").write(header + raw + "\n" + upsert % sid + "\nCOMMIT;\n")
 
+# Idempotent dispatch (a command with an id): the lookup first, the record
+# with COMMIT, as queries/postgres/commands.sql has them (LookupCommand,
+# RecordCommandStrict), around raw's statements and around the append.
+cid = "('cmd-' || :client_id || '-' || :acct)"
+lookup = "SELECT command_type, payload_hash, events FROM eventfold.commands WHERE scope = '' AND command_id = %s;\n" % cid
+record = ("INSERT INTO eventfold.commands (scope, command_id, command_type, payload_hash, events) VALUES ('', %s, 'Deposit', "
+          "'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', "
+          "('[{\"s\":\"' || %s || '\",\"v\":1}]')::jsonb);\n" % (cid, sid))
+for name in ("raw", "full"):
+    body = open(os.path.join(out, name + ".pgbench")).read()
+    assert body.count("BEGIN;\n") == 1 and body.count("COMMIT;") == 1
+    body = body.replace("BEGIN;\n", "BEGIN;\n" + lookup).replace("COMMIT;", record + "COMMIT;")
+    open(os.path.join(out, name + "ids.pgbench"), "w").write(body)
+
 # Group commit: N commands in one transaction, one appendManyStatement
 # against one multi-row INSERT, each with one multi-row upsert (the batch
 # reducer of esctl bench's batched mode).
