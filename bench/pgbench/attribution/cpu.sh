@@ -13,7 +13,7 @@ pb=$!
 sleep 1.5
 pids=$(psql -d "$db" -Atc "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE datname = '$db' AND application_name = 'pgbench'")
 [ -n "$pids" ] || { echo "cpu.sh: no backends of $db found" >&2; cat "$out" >&2; exit 1; }
-perf record -q -e cpu-clock -F 2000 -g -p "$pids" -o "$data" -- sleep "$secs" 2>/dev/null >/dev/null
+perf record -q -e cpu-clock -F 2000 -g -p "$pids" -o "$data" -- sleep "$secs" >/dev/null 2>&1 || true # exits non-zero when its sleep ends
 wait $pb || { echo "cpu.sh: pgbench failed" >&2; cat "$out" >&2; exit 1; }
 tps=$(sed -nE 's/^tps = ([0-9.]+).*/\1/p' "$out")
 ns=$(perf script -i "$data" -F period 2>/dev/null | awk '{s += $1} END {print s}')
