@@ -283,3 +283,27 @@ func TestSettledFloorReadOnlyAccount(t *testing.T) {
 	require.Equal(t, int64(3), h, "a new read-only pool: from the floor, below the long append")
 	require.NoError(t, long.Commit())
 }
+
+// TestSettledFloorArchivedPrefix: positions 1..3 archived (esctl archive:
+// the floor raised to the watermark - 1, the events deleted), 4..6
+// committed: while an append runs long, a new pool's Head is 6. Before
+// 00019 it was 0 (it proved from position 0, and 1 is gone), so a
+// subscription started at Head stored a checkpoint below the archive.
+func TestSettledFloorArchivedPrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := latestDB(t)
+	ops := mysqlops.New(db)
+	for i := 1; i <= 6; i++ {
+		_, err := ops.Append(ctx, "ar", eventfold.Any, []eventfold.EventData{newEvent("A")})
+		require.NoError(t, err)
+	}
+	require.NoError(t, ops.SetArchivedBefore(ctx, 4))
+	n, err := ops.DeleteEventRange(ctx, 1, 3)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), n)
+	long, h, commit := headDuringLongAppend(t, db)
+	require.Equal(t, int64(7), long)
+	require.Equal(t, int64(6), h)
+	commit()
+}
