@@ -94,9 +94,9 @@ func TestHeadQueryCost(t *testing.T) {
 	}
 	require.NoError(t, conn.Close())
 
-	const n = 5000
+	const n = 2000
 	res := map[string][][2]float64{}
-	for round := 0; round < 7; round++ {
+	for round := 0; round < 6; round++ {
 		for _, name := range []string{"old", "new"} {
 			c0, t0 := cpu(), time.Now()
 			for i := 0; i < n; i++ {
