@@ -2,7 +2,6 @@ package mysql_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -37,15 +36,11 @@ type freshDB struct{ name string }
 // stores checkpoint 0 below the archive and never starts. PostgreSQL's
 // horizon only holds Head back to the long transaction's start.
 //
-// Fails on the current code: the fresh pool's Head is 1. OPEN BUG, not
-// fixed yet (closing note of 2026-12-02): the watermark would have to be
-// kept in the database (a write on a read path: read-only accounts) or
-// derived from something persisted that proves a position settled. Run it
-// with EVENTFOLD_KNOWN_BUGS=1 to see it fail.
+// Failed before sql/mysql/00019 (checked: the fresh pool's Head was 1):
+// the watermark lived only in the process. Now the first pool's gate take
+// raises the position floor in the database to 12, and the fresh pool
+// starts from it.
 func TestAttackHeadOfAFreshPoolDuringALongAppend(t *testing.T) {
-	if os.Getenv("EVENTFOLD_KNOWN_BUGS") == "" {
-		t.Skip("known open bug: a new process's Head during a long MariaDB append stops at the first dead position in history (set EVENTFOLD_KNOWN_BUGS=1 to run)")
-	}
 	t.Parallel()
 	db := latestDB(t)
 	ctx := context.Background()

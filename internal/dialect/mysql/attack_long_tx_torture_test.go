@@ -20,13 +20,14 @@ import (
 // transactions one stays open 1.2-2.5 s (longer than the gate's 1 s wait)
 // after its append. Meanwhile three followers, each on a pool of its own
 // (three processes: their cooldowns and settled watermarks are their
-// own), read the log from "last position + 1", and a Head poller on a
-// fourth pool asks Head every 10 ms (Store.WaitHead). Checked: no follower
-// sees an event twice, goes back, or passes a position that commits later
-// (at the end each saw exactly the committed events); Head never goes
-// back and never claims a position complete before its append began to
-// commit; appends keep flowing (every writer finishes); every follower
-// catches up once the writers end.
+// own), read the log from "last position + 1", a Head poller on a
+// fourth pool asks Head every 10 ms (Store.WaitHead), and every 20 ms a
+// new pool (a new process) asks Head once. Checked: no follower sees an
+// event twice, goes back, or passes a position that commits later (at the
+// end each saw exactly the committed events); the poller's Head never
+// goes back; no Head, the new pools' included, ever claims a position
+// complete before its append began to commit; appends keep flowing (every
+// writer finishes); every follower catches up once the writers end.
 func TestAttackLongAppendsWithPollers(t *testing.T) {
 	t.Parallel()
 	db := latestDB(t)
@@ -123,6 +124,30 @@ func TestAttackLongAppendsWithPollers(t *testing.T) {
 		}
 	}()
 
+	// A new process every 20 ms: a pool of its own for one Head (it knows
+	// only what the database keeps settled: the floor, sql/mysql/00019).
+	var freshHeads []headSeen
+	freshDone := make(chan struct{})
+	go func() {
+		defer close(freshDone)
+		for {
+			select {
+			case <-writersDone:
+				return
+			default:
+			}
+			p := pool(1)
+			h, err := mysqlops.New(p).Head(ctx)
+			_ = p.Close()
+			if err != nil {
+				t.Errorf("fresh head: %v", err)
+				return
+			}
+			freshHeads = append(freshHeads, headSeen{time.Now(), h})
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+
 	const followers = 3
 	seen := make([]map[string]int64, followers)
 	var fwg sync.WaitGroup
@@ -182,6 +207,7 @@ func TestAttackLongAppendsWithPollers(t *testing.T) {
 		t.Fatal("writers did not finish in 150 s: appends stalled")
 	}
 	<-headDone
+	<-freshDone
 	fwg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
@@ -196,13 +222,13 @@ func TestAttackLongAppendsWithPollers(t *testing.T) {
 		require.GreaterOrEqual(t, heads[i].h, heads[i-1].h, "Head went back at %s", heads[i].at)
 	}
 	for id, c := range committed {
-		for _, hs := range heads {
+		for _, hs := range append(heads[:len(heads):len(heads)], freshHeads...) {
 			if hs.h >= c.pos && hs.at.Before(c.start) {
 				t.Fatalf("Head said %d complete at %s; event %s at %d began to commit only at %s",
 					hs.h, hs.at.Format(time.StampMicro), id, c.pos, c.start.Format(time.StampMicro))
 			}
 		}
 	}
-	t.Logf("%d events committed; %d heads polled (last %d); %d gate timeouts in the process",
-		len(committed), len(heads), heads[len(heads)-1].h, mysqlops.GateTimeouts())
+	t.Logf("%d events committed; %d heads polled (last %d), %d by new pools (last %d); %d gate timeouts in the process",
+		len(committed), len(heads), heads[len(heads)-1].h, len(freshHeads), freshHeads[len(freshHeads)-1].h, mysqlops.GateTimeouts())
 }

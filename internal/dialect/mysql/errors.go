@@ -23,6 +23,29 @@ const (
 	errNoSuchProcedure      = 1305  // ER_SP_DOES_NOT_EXIST
 )
 
+// Errors of a write the server refuses outright, before it locks anything:
+// the account lacks the privilege, the server runs read-only, the
+// transaction or the table is read-only.
+const (
+	errTableAccessDenied = 1142 // ER_TABLEACCESS_DENIED_ERROR: UPDATE command denied
+	errReadOnlyServer    = 1290 // ER_OPTION_PREVENTS_STATEMENT: --read-only
+	errReadOnlyTx        = 1792 // ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION
+	errReadOnlyTable     = 1036 // ER_OPEN_AS_READONLY
+)
+
+// refusedWrite tells whether err is a refused write (see above).
+func refusedWrite(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case errTableAccessDenied, errReadOnlyServer, errReadOnlyTx, errReadOnlyTable:
+		return true
+	}
+	return false
+}
+
 // eventIDKey is the unique key on eventfold_events.event_id. Servers name it
 // in the duplicate-key message ("for key 'eventfold_events_event_id_key'" on
 // MariaDB, "for key 'eventfold_events.eventfold_events_event_id_key'" on

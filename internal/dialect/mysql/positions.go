@@ -20,7 +20,9 @@ import (
 //   - the highest event in the table;
 //   - the archive watermark - 1;
 //   - eventfold_position.last_position, the floor that 00018's append
-//     procedures refuse to go below (raised by archive and by the repair);
+//     procedures refuse to go below (raised by archive, by the repair,
+//     and since 00019 by readers' gate takes, to what they proved settled:
+//     see headAndFloor);
 //   - the highest subscription checkpoint.
 // The positions are "moved" when AUTO_INCREMENT is at or below that.
 

@@ -132,7 +132,7 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows 
 	// The highest committed position before the gate: once the gate is
 	// granted, every position below it is settled, not only this range (a
 	// reader catching up over old dead positions takes the gate once).
-	top, err := o.LastPosition(ctx)
+	top, floor, err := o.headAndFloor(ctx)
 	if err != nil {
 		return nil, false, err
 	}
@@ -142,8 +142,19 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows 
 		// emptied since.)
 		return fill, true, nil
 	}
+	if before-1 <= floor {
+		// Every position of the range is at or below the position floor:
+		// none may commit any more (see headAndFloor). The floor was read
+		// after the locking read, so read once more: what is missing now
+		// is dead for good.
+		fill, ok, err = read()
+		if err != nil || !ok {
+			return nil, false, err
+		}
+		return fill, true, nil
+	}
 	gateTakes.Add(1)
-	got, err := o.tryGate(ctx)
+	got, err := o.tryGate(ctx, top)
 	if err != nil {
 		return nil, false, fmt.Errorf("wait for appends that may hold positions [%d, %d): %w", from, before, err)
 	}
@@ -152,10 +163,7 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows 
 		// first position that may still commit (a lag, never a skip).
 		return provenPrefix(fill, from, was), false, nil
 	}
-	if settled != nil {
-		for cur := settled.Load(); top > cur && !settled.CompareAndSwap(cur, top); cur = settled.Load() {
-		}
-	}
+	raiseSettled(settled, top)
 	fill, ok, err = read()
 	if err != nil || !ok {
 		return nil, false, err
@@ -196,6 +204,52 @@ func (o *Ops) settled() *atomic.Int64 {
 	return v.(*atomic.Int64)
 }
 
+// raiseSettled raises a pool's watermark (nil outside a pool) to pos.
+func raiseSettled(settled *atomic.Int64, pos int64) {
+	if settled == nil {
+		return
+	}
+	for cur := settled.Load(); pos > cur && !settled.CompareAndSwap(cur, pos); cur = settled.Load() {
+	}
+}
+
+// The settled watermark in the database (sql/mysql/00019). A pool's own
+// watermark (settledBelow) is lost with its process: a new process (a
+// restarted service, esctl, a new subscriber) knew nothing settled, and
+// while an append ran longer than the gate's wait its Head stopped at the
+// first dead position anywhere in history, so a subscription started at
+// Head delivered the history again. So when a pool takes the gate it also
+// writes what the gate proves into the database: the gate is taken with
+// an UPDATE that raises eventfold_position.last_position, the position
+// floor of 00018, to the highest position committed before the gate
+// (takeGate), in place of the SELECT ... FOR UPDATE (the same row, the
+// same lock, one statement: the wait is the one the proof needs anyway).
+// The floor is the one mark a fresh pool may trust: the append procedures
+// (00018) refuse a position at or below it, so whatever happens to
+// AUTO_INCREMENT later (TRUNCATE, ALTER TABLE, a dump into another
+// database) no position at or below it can commit any more; and the dump
+// that must carry it (mysqldump --replace, see the README) carries it. A
+// mark kept in a row of its own would not be enforced: after such a move,
+// appends would commit below it and readers trusting it skip them. Every
+// reader reads the floor with the highest position (headAndFloor, the same
+// statement), and passes missing positions at or below it without the
+// gate. A DBA who lowers it costs lag, never loss; who raises it makes
+// appends refuse (31004) until the repair raises AUTO_INCREMENT above it.
+
+// headAndFloorQuery reads the highest committed position and the floor in
+// one statement; a consistent read, it waits for no lock.
+const headAndFloorQuery = `SELECT CAST(COALESCE((SELECT MAX(global_position) FROM eventfold_events), 0) AS SIGNED),
+    CAST(COALESCE((SELECT last_position FROM eventfold_position WHERE id = 1), 0) AS SIGNED)`
+
+// headAndFloor returns the highest committed position and the position
+// floor: every position at or below the floor has committed or never will.
+func (o *Ops) headAndFloor(ctx context.Context) (head, floor int64, err error) {
+	if err := o.db.QueryRowContext(ctx, headAndFloorQuery).Scan(&head, &floor); err != nil {
+		return 0, 0, interpretError(err)
+	}
+	return head, floor, nil
+}
+
 // complete tells whether rows hold every position from from on, up to
 // before or limit rows.
 func complete(rows []eventRow, from, before int64, limit int) bool {
@@ -222,11 +276,39 @@ func complete(rows []eventRow, from, before int64, limit int) bool {
 // any transaction, so the caller's later statements would autocommit one by
 // one and its COMMIT succeed with the writes before the read lost. The
 // deadlock goes back to the caller (transient: retry the transaction).
-func (o *Ops) takeGate(ctx context.Context, db dialect.DB) error {
+//
+// On a pool the gate is taken with raiseFloorAtGate, which also records
+// what the gate proves: every position up to top (the highest committed
+// position, read before the gate) is settled (see headAndFloor). When the
+// server refuses the write (an account without UPDATE on
+// eventfold_position, a read-only server or transaction), the gate is
+// taken with the plain locking read instead and nothing is recorded: the
+// refused statement took no lock. Inside the caller's transaction nothing
+// is written either: the write would be the caller's, and undone with it.
+func (o *Ops) takeGate(ctx context.Context, db dialect.DB, top int64) error {
 	_, pool := o.db.(*sql.DB)
+	persist := pool && top > 0
 	for attempt := 1; ; attempt++ {
-		var id int64
-		err := db.QueryRowContext(ctx, takeGate).Scan(&id)
+		var err error
+		if persist {
+			var res sql.Result
+			if res, err = db.ExecContext(ctx, raiseFloorAtGate, top); err == nil {
+				if n, _ := res.RowsAffected(); n == 1 {
+					return nil
+				}
+				// Nothing changed: the floor was as high already, or there
+				// is no row 1 (then no lock was taken either).
+				var floor int64
+				err = db.QueryRowContext(ctx, `SELECT last_position FROM eventfold_position WHERE id = 1`).Scan(&floor)
+			} else if refusedWrite(err) {
+				persist = false
+				attempt--
+				continue
+			}
+		} else {
+			var id int64
+			err = db.QueryRowContext(ctx, takeGate).Scan(&id)
+		}
 		if err == nil {
 			return nil
 		}
@@ -244,6 +326,12 @@ func (o *Ops) takeGate(ctx context.Context, db dialect.DB) error {
 // takeGate is the reader's side of the gate; sqlc does not model a
 // statement that only locks.
 const takeGate = `SELECT id FROM eventfold_position WHERE id = 1 FOR UPDATE`
+
+// raiseFloorAtGate takes the gate as takeGate does (an UPDATE locks the
+// row FOR UPDATE, changed or not) and raises the floor to what the gate
+// proves settled (sql/mysql/00019); it writes, and its commit flushes the
+// log, only when the floor moves.
+const raiseFloorAtGate = `UPDATE eventfold_position SET last_position = GREATEST(last_position, ?) WHERE id = 1`
 
 // The gate's wait is bounded: while the reader waits, every new append
 // waits behind it, so one long append transaction plus one reader would
@@ -290,12 +378,13 @@ var gateTimeouts atomic.Int64
 // cooldown in this process, for tests and measurements.
 func GateTimeouts() int64 { return gateTimeouts.Load() }
 
-// tryGate takes the gate (takeGate), waiting at most one second. It
-// reports false, and no error, when the wait timed out (an append is
-// running long) or the pool is in its cooldown after such a timeout: the
-// caller then settles for what it can prove without the gate.
-func (o *Ops) tryGate(ctx context.Context) (bool, error) {
-	return o.tryShort(ctx, func(db dialect.DB) error { return o.takeGate(ctx, db) })
+// tryGate takes the gate (takeGate), waiting at most one second; top is
+// the highest committed position read before it, recorded as settled on a
+// pool. It reports false, and no error, when the wait timed out (an append
+// is running long) or the pool is in its cooldown after such a timeout:
+// the caller then settles for what it can prove without the gate.
+func (o *Ops) tryGate(ctx context.Context, top int64) (bool, error) {
+	return o.tryShort(ctx, func(db dialect.DB) error { return o.takeGate(ctx, db, top) })
 }
 
 // tryShort runs f (a locking statement) with the session's lock wait
@@ -393,27 +482,27 @@ func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) er
 // below it has ended (the gate, see takeGate; positions commit out of
 // order since migration 00015; on a pool, when every position from the
 // last settled one up to the highest has committed, no gate is needed). 0
-// for an empty log. When the gate is busy
-// (an append running long, see tryGate) Head returns the highest position
-// it can prove complete without it: the end of the run of committed
-// positions from what this pool has settled, below the first position that
-// may still commit (a lag, as PostgreSQL's read horizon).
+// for an empty log. Settled is what this pool proved, or the position
+// floor in the database (headAndFloor), whichever is higher: a new process
+// starts from what others proved. When the gate is busy (an append running
+// long, see tryGate) Head returns the highest position it can prove
+// complete without it: the end of the run of committed positions from the
+// settled one, below the first position that may still commit (a lag, as
+// PostgreSQL's read horizon).
 func (o *Ops) Head(ctx context.Context) (int64, error) {
-	h, err := o.LastPosition(ctx)
+	h, floor, err := o.headAndFloor(ctx)
 	if err != nil || h == 0 {
 		return h, err
 	}
+	if floor >= h {
+		// Nothing at or below the floor may commit any more.
+		return h, nil
+	}
 	settled := o.settled()
-	var from int64 // everything up to it is settled
+	from := floor // everything up to it is settled
 	if settled != nil {
 		if s := settled.Load(); s <= h { // above h: the pool's database was emptied since
-			from = s
-		}
-	}
-	raise := func() {
-		if settled != nil {
-			for cur := settled.Load(); h > cur && !settled.CompareAndSwap(cur, h); cur = settled.Load() {
-			}
+			from = max(from, s)
 		}
 	}
 	// No hole since the settled position: every position up to h has
@@ -425,19 +514,25 @@ func (o *Ops) Head(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 		if top == h {
-			raise()
+			raiseSettled(settled, h)
 			return h, nil
 		}
 	}
-	got, err := o.tryGate(ctx)
+	got, err := o.tryGate(ctx, h)
 	if err != nil {
 		return 0, fmt.Errorf("wait for appends below the head %d: %w", h, err)
 	}
 	if got {
-		raise()
+		raiseSettled(settled, h)
 		return h, nil
 	}
-	return o.provenHead(ctx, from, h)
+	top, err := o.provenHead(ctx, from, h)
+	if err != nil {
+		return 0, err
+	}
+	// Every position up to from was settled, and from+1 .. top committed.
+	raiseSettled(settled, top)
+	return top, nil
 }
 
 // provenPage is the page provenHead reads.
