@@ -137,6 +137,9 @@ func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Resul
 	if err != nil {
 		return nil, err
 	}
+	if err := g.o.store.CheckWritable(ctx); err != nil {
+		return nil, err // see Orchestrator.dispatch
+	}
 	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, key: key, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
