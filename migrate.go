@@ -101,10 +101,16 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 // Migrate applies every pending migration, then checks and, where needed,
 // repairs the positions (CheckPositions): a PostgreSQL database restored
 // into a new cluster is made safe to append to before anything else runs.
-// A repair is logged to Config.Logger.
+// A repair is logged to Config.Logger. A schema newer than this eventfold
+// knows (see ErrSchemaNewer) is refused: goose would find nothing to do.
 func (s *Store[TTx]) Migrate(ctx context.Context) error {
 	if _, err := s.SchemaVersion(ctx); errors.Is(err, ErrVersionTableMissing) {
 		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
+	}
+	// goose would report nothing to do on a schema beyond its last
+	// migration; this eventfold must not take it for its own.
+	if err := s.refuseNewer(ctx, "migrate"); err != nil {
+		return err
 	}
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
@@ -199,6 +205,9 @@ func (e *DataLossError) Is(target error) bool { return target == ErrWouldLoseDat
 // refuses with a *DataLossError when that would drop events, command
 // records, subscription checkpoints or a non-zero archive watermark.
 func (s *Store[TTx]) MigrateDown(ctx context.Context, force bool) (*goose.MigrationResult, error) {
+	if err := s.refuseNewer(ctx, "migrate down"); err != nil {
+		return nil, err
+	}
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
 		return nil, err
@@ -223,6 +232,9 @@ func (s *Store[TTx]) MigrateDown(ctx context.Context, force bool) (*goose.Migrat
 // subscription checkpoints or a non-zero archive watermark, and says what
 // would be lost.
 func (s *Store[TTx]) MigrateDownTo(ctx context.Context, to int64, force bool) ([]*goose.MigrationResult, error) {
+	if err := s.refuseNewer(ctx, "migrate down"); err != nil {
+		return nil, err
+	}
 	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
 	if err != nil {
 		return nil, err
@@ -231,6 +243,16 @@ func (s *Store[TTx]) MigrateDownTo(ctx context.Context, to int64, force bool) ([
 		return nil, err
 	}
 	return p.DownTo(ctx, to)
+}
+
+// refuseNewer refuses a migration on a schema newer than this eventfold
+// knows: it has no Down for the migrations it lacks.
+func (s *Store[TTx]) refuseNewer(ctx context.Context, op string) error {
+	v, err := s.SchemaVersion(ctx)
+	if known, lerr := LatestSchemaVersion(s.driver.Dialect()); err == nil && lerr == nil && v > known {
+		return fmt.Errorf("eventfold: %s %s: %w", op, s.driver.Dialect(), NewerError(v, known))
+	}
+	return nil
 }
 
 // previousVersion returns the newest applied version below cur (0 if none).

@@ -29,6 +29,16 @@ var ErrSchemaOutdated = errors.New("eventfold: the eventfold schema in this data
 // migration again over the existing tables: Migrate and esctl refuse.
 var ErrVersionTableMissing = errors.New("eventfold: eventfold's tables are installed but its migration table " + MigrationTable + " is not found")
 
+// ErrSchemaNewer is matched (errors.Is) when the database's eventfold
+// schema is newer than this eventfold knows: its version table names a
+// migration above the highest this binary embeds (another, newer program
+// migrated it). Writing through an older binary could break what the newer
+// schema guarantees (on SQLite it could hand out a position twice), so
+// Append, AppendTx, AppendManyTx, the orchestrator's Dispatch and Migrate
+// refuse; reads go on. Upgrade the program to an eventfold that knows the
+// database's version.
+var ErrSchemaNewer = errors.New("eventfold: the eventfold schema in this database is newer than this eventfold knows")
+
 // schemaHint is how to install the schema, appended to ErrSchemaNotInstalled.
 const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)"
 
@@ -180,6 +190,93 @@ func LatestSchemaVersion(d Dialect) (int64, error) {
 // database has, which this eventfold needs, and how to upgrade.
 func OutdatedError(have, want int64) error {
 	return fmt.Errorf("%w: it is at version %d, this eventfold needs %d: upgrade it with `esctl --dsn DSN migrate up`, Store.Migrate, or goose (see the README's section for DBAs)", ErrSchemaOutdated, have, want)
+}
+
+// NewerError returns ErrSchemaNewer saying which version the database has,
+// the highest this eventfold knows, and what to do.
+func NewerError(have, known int64) error {
+	return fmt.Errorf("%w: it is at version %d, this eventfold knows versions up to %d: upgrade this program to an eventfold release that has migration %d (writes and migrations are refused; reads work)", ErrSchemaNewer, have, known, have)
+}
+
+// schemaCheck is the outcome of a Store's check that its schema is not
+// newer than this eventfold (err nil: it is not).
+type schemaCheck struct{ err error }
+
+// CheckWritable returns an error matching ErrSchemaNewer when the store's
+// schema is newer than this eventfold knows, nil otherwise. The database is
+// asked once per Store: the first answer that names a version is kept, so
+// the check costs an atomic load afterwards (a schema migrated beyond this
+// binary while it runs is noticed by the next Store, e.g. on restart). Until
+// the schema is installed, or when the version cannot be read, it answers
+// nil and asks again next time: the write then fails on its own terms.
+// Append, AppendTx, AppendManyTx and the orchestrator call it; call it
+// yourself before writing through Ops.
+func (s *Store[TTx]) CheckWritable(ctx context.Context) error {
+	if c := s.schema.Load(); c != nil {
+		return c.err
+	}
+	return s.checkWritable(ctx, s.driver.DB())
+}
+
+// checkWritableTx is CheckWritable for a write inside tx: the first check
+// reads the version through tx when tx can run queries of database/sql
+// (*sql.Tx: a pool of one connection, as SQLite's in-memory database has,
+// would wait for ever for a second connection), otherwise through the pool.
+func (s *Store[TTx]) checkWritableTx(ctx context.Context, tx TTx) error {
+	if c := s.schema.Load(); c != nil {
+		return c.err
+	}
+	if conn, ok := any(tx).(database.DBTxConn); ok {
+		return s.checkWritable(ctx, conn)
+	}
+	return s.checkWritable(ctx, s.driver.DB())
+}
+
+func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {
+	known, err := LatestSchemaVersion(s.driver.Dialect())
+	if err != nil {
+		return nil
+	}
+	v, ok := readSchemaVersion(ctx, s.driver.Dialect(), conn)
+	if !ok {
+		return nil
+	}
+	c := &schemaCheck{}
+	if v > known {
+		c.err = NewerError(v, known)
+	}
+	s.schema.Store(c)
+	return c.err
+}
+
+// readSchemaVersion reads the schema version through conn, which may be a
+// transaction: where goose can tell whether the version table exists
+// (PostgreSQL, MySQL) it asks first, so that a missing table does not fail
+// (on PostgreSQL: abort) the transaction. ok is false when no version is
+// recorded or it cannot be read.
+func readSchemaVersion(ctx context.Context, d Dialect, conn database.DBTxConn) (v int64, ok bool) {
+	_, gd, err := gooseDialect(d)
+	if err != nil {
+		return 0, false
+	}
+	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
+	if err != nil {
+		return 0, false
+	}
+	if ext, isExt := st.(database.StoreExtender); isExt {
+		exists, err := ext.TableExists(ctx, conn)
+		if err == nil && !exists {
+			return 0, false
+		}
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return 0, false
+		}
+	}
+	v, err = st.GetLatestVersion(ctx, conn)
+	if err != nil || v <= 0 {
+		return 0, false
+	}
+	return v, true
 }
 
 // NotInstalledError returns ErrSchemaNotInstalled with how to install the

@@ -28,6 +28,8 @@ type Store[TTx any] struct {
 	log    *slog.Logger
 	// repairing is set while repairInBackground runs.
 	repairing atomic.Bool
+	// schema is the outcome of CheckWritable, once the database answered.
+	schema atomic.Pointer[schemaCheck]
 }
 
 // New returns a Store over d. cfg may be nil.
@@ -85,6 +87,9 @@ func (s *Store[TTx]) Append(ctx context.Context, streamID string, expected Expec
 	if err != nil {
 		return nil, err
 	}
+	if err := s.CheckWritable(ctx); err != nil {
+		return nil, wrapAppend(streamID, err)
+	}
 	var out []Event
 	for attempt := 1; ; attempt++ {
 		err = s.InTx(ctx, func(tx TTx) error {
@@ -127,6 +132,9 @@ func (s *Store[TTx]) AppendTx(ctx context.Context, tx TTx, streamID string, expe
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkWritableTx(ctx, tx); err != nil {
+		return nil, wrapAppend(streamID, err)
+	}
 	out, err := s.driver.OpsTx(tx).Append(ctx, streamID, expected, prepared)
 	if err != nil {
 		if errors.Is(err, ErrPositionsBehind) {
@@ -160,6 +168,9 @@ func (s *Store[TTx]) AppendManyTx(ctx context.Context, tx TTx, appends []StreamA
 			return nil, &AppendManyError{Index: i, Err: wrapAppend(a.StreamID, err)}
 		}
 		prepared[i] = StreamAppend{StreamID: a.StreamID, Expected: a.Expected, Events: evs}
+	}
+	if err := s.checkWritableTx(ctx, tx); err != nil {
+		return nil, fmt.Errorf("eventfold: append to %d streams: %w", len(appends), err)
 	}
 	out, err := s.driver.OpsTx(tx).AppendMany(ctx, prepared)
 	if err != nil {

@@ -159,7 +159,7 @@ func (g *groupCommitter[TTx]) runBatchedOnce(batch []*pending[TTx], flushBefore 
 			case p.panicked != nil:
 				p.res, p.err = nil, errPanicked
 			case g.o.cfg.Retryable(f.err):
-				g.o.attemptFailed(context.WithoutCancel(p.ctx), p.cmd, 1, f.err, true)
+				g.attemptFailed(context.WithoutCancel(p.ctx), p, 1, f.err, true)
 				p.res, p.err, p.solo = nil, nil, true
 			default:
 				p.res, p.err = nil, f.err
@@ -311,7 +311,7 @@ func (g *groupCommitter[TTx]) flush(ctx context.Context, tx TTx, seg *segment[TT
 			owner = append(owner, k)
 			if o.cfg.Observer != nil {
 				e := st.emits[st.emitAt[i]]
-				_, end := o.step(st.ctx, Step{Kind: "append", Name: a.StreamID, EventType: e.Type, Events: len(a.Events), Expected: a.Expected})
+				_, end := g.step(st.ctx, st.p, Step{Kind: "append", Name: a.StreamID, EventType: e.Type, Events: len(a.Events), Expected: a.Expected})
 				ends = append(ends, end)
 			}
 		}

@@ -79,6 +79,11 @@ func (o *Orchestrator[TTx]) dispatch(ctx context.Context, cmd Command) (*Result,
 	if err != nil {
 		return nil, err
 	}
+	// A schema newer than this eventfold knows: refuse before writing
+	// (asked of the database once per Store; an atomic load afterwards).
+	if err := o.store.CheckWritable(ctx); err != nil {
+		return nil, err
+	}
 	return o.run(withCommand(ctx, cmd), h, cmd, key)
 }
 

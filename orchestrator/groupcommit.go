@@ -94,7 +94,13 @@ type pending[TTx any] struct {
 	// panicked holds what the command's handler, reducer or AfterCommit
 	// panicked with; the caller's goroutine panics again with it.
 	panicked *panicValue
-	done     chan struct{}
+	// hookPanic holds what an Observer callback a committer made for this
+	// command (or, for the command first in its batch, for the whole
+	// batch) panicked with. It does not change the command's answer and
+	// is never reset by a batch's re-runs; the caller's goroutine panics
+	// with it once answered (see observerPanicked).
+	hookPanic *panicValue
+	done      chan struct{}
 }
 
 // panicValue carries a recovered panic from a committer goroutine to the
@@ -131,6 +137,9 @@ func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Resul
 	if err != nil {
 		return nil, err
 	}
+	if err := g.o.store.CheckWritable(ctx); err != nil {
+		return nil, err // see Orchestrator.dispatch
+	}
 	p := &pending[TTx]{ctx: withCommand(ctx, cmd), h: h, cmd: cmd, key: key, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, p)
@@ -155,9 +164,94 @@ func (g *groupCommitter[TTx]) dispatch(ctx context.Context, cmd Command) (*Resul
 		// As in a lone Dispatch, a panic is the caller's: raising it in the
 		// committer goroutine would kill the process and every other
 		// caller's answer with it.
+		if p.hookPanic != nil {
+			g.o.cfg.Logger.ErrorContext(context.WithoutCancel(ctx), "orchestrator: observer panicked in a group committer; the command's own panic is raised instead",
+				"command", p.cmd.Name, "command_id", p.cmd.Envelope.ID, "panic", fmt.Sprint(p.hookPanic.v))
+		}
 		panic(p.panicked.v)
 	}
+	if p.hookPanic != nil {
+		// An Observer callback panicked in the committer: the command's
+		// answer stands (it committed, or failed, as reported to the
+		// observer), and the panic is this caller's, as in a lone Dispatch.
+		panic(p.hookPanic.v)
+	}
 	return p.res, p.err
+}
+
+// observerPanicked records v, what an Observer callback a committer made
+// for p's command panicked with, to be raised in p's caller's goroutine
+// once p is answered. A command carries one such panic: a further one is
+// logged at Error level with the configured Logger, never dropped. The
+// committer's goroutine holds p until it closes p.done.
+func (g *groupCommitter[TTx]) observerPanicked(p *pending[TTx], v any) {
+	if p.hookPanic == nil {
+		p.hookPanic = &panicValue{v}
+		return
+	}
+	g.o.cfg.Logger.ErrorContext(context.WithoutCancel(p.ctx), "orchestrator: observer panicked again in a group committer; the first panic is raised in the caller",
+		"command", p.cmd.Name, "command_id", p.cmd.Envelope.ID, "panic", fmt.Sprint(v))
+}
+
+// The Observer callbacks a committer makes outside a command's own code
+// (an attempt's failure, a shared COMMIT's or a batched append's step,
+// BatchCommitted) go through the methods below: a panic in them must not
+// unwind the committer (in a committer goroutine it would kill the
+// process; anywhere it would leave the transaction open and the batch
+// half answered). They recover it into p.hookPanic and the batch goes on
+// as if the callback had returned. Callbacks inside a command's execution
+// (its handler, append and reducer steps, EventMetadata) panic as part of
+// the command, as in a lone Dispatch: the command fails with the panic.
+
+// attemptFailed tells the observer, if any, about a failed attempt of p.
+func (g *groupCommitter[TTx]) attemptFailed(ctx context.Context, p *pending[TTx], attempt int, err error, retry bool) {
+	if g.o.cfg.Observer == nil {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			g.observerPanicked(p, v)
+		}
+	}()
+	g.o.attemptFailed(ctx, p.cmd, attempt, err, retry)
+}
+
+// step starts a step of p's command for the observer, if any; the step's
+// end recovers like the start.
+func (g *groupCommitter[TTx]) step(ctx context.Context, p *pending[TTx], s Step) (sctx context.Context, end func(error)) {
+	if g.o.cfg.Observer == nil {
+		return withStep(ctx, s), noEnd
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			g.observerPanicked(p, v)
+			sctx, end = withStep(ctx, s), noEnd
+		}
+	}()
+	sctx, oend := g.o.step(ctx, s)
+	return sctx, func(err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				g.observerPanicked(p, v)
+			}
+		}()
+		oend(err)
+	}
+}
+
+// batchCommitted tells the observer, if any, that a batch of n commands
+// committed. Its panic concerns no one command: it goes to first, the
+// caller of the batch's first (longest queued) command.
+func (g *groupCommitter[TTx]) batchCommitted(ctx context.Context, first *pending[TTx], n int) {
+	if g.o.cfg.Observer == nil {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			g.observerPanicked(first, v)
+		}
+	}()
+	g.o.cfg.Observer.BatchCommitted(ctx, n)
 }
 
 // recoverInto records a panic of p's code as p's answer.
@@ -437,7 +531,7 @@ func (g *groupCommitter[TTx]) runOnce(batch []*pending[TTx], savepoints bool) (c
 			}
 			if g.o.cfg.Retryable(err) {
 				// Either way the command runs again: here, or on its own.
-				g.o.attemptFailed(pctx, p.cmd, attempt, err, true)
+				g.attemptFailed(pctx, p, attempt, err, true)
 				// ErrStreamOrder (PostgreSQL): the batch's transaction id is
 				// below the stream's last writer's; only a new transaction
 				// cures that, so it goes solo at once.
@@ -516,9 +610,7 @@ func (g *groupCommitter[TTx]) commit(ctx context.Context, tx TTx, batch []*pendi
 			p.res.BatchSize = n
 		}
 	}
-	if g.o.cfg.Observer != nil {
-		g.o.cfg.Observer.BatchCommitted(ctx, n)
-	}
+	g.batchCommitted(ctx, batch[0], n)
 	return true, nil
 }
 
@@ -538,7 +630,7 @@ func (g *groupCommitter[TTx]) startCommit(batch []*pending[TTx]) func(error) {
 	ends := make([]func(error), 0, n)
 	for _, p := range batch {
 		if !p.solo && p.err == nil {
-			_, end := g.o.step(context.WithoutCancel(p.ctx), Step{Kind: "commit", Name: p.cmd.Name, Batch: n})
+			_, end := g.step(context.WithoutCancel(p.ctx), p, Step{Kind: "commit", Name: p.cmd.Name, Batch: n})
 			ends = append(ends, end)
 		}
 	}

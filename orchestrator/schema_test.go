@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -62,5 +63,38 @@ func TestDispatchOnOutdatedSchema(t *testing.T) {
 		require.ErrorIs(t, err, eventfold.ErrSchemaOutdated)
 		require.ErrorContains(t, err, "at version 4")
 		require.ErrorContains(t, err, "migrate up")
+	})
+}
+
+// TestDispatchOnNewerSchema: on a database migrated by a newer eventfold
+// (a version above the highest this binary embeds), Dispatch refuses with
+// ErrSchemaNewer before writing, alone and in both group-commit modes.
+func TestDispatchOnNewerSchema(t *testing.T) {
+	testdb.EachDialect(t, func(t *testing.T, d eventfold.Dialect) {
+		ctx := context.Background()
+		store := testdb.SQLStore(t, d)
+		known, err := eventfold.LatestSchemaVersion(d)
+		require.NoError(t, err)
+		applied := "1"
+		if d == eventfold.Postgres {
+			applied = "true"
+		}
+		_, err = store.Driver().DB().Exec(fmt.Sprintf("INSERT INTO %s (version_id, is_applied) VALUES (%d, %s)", eventfold.MigrationTable, known+1, applied))
+		require.NoError(t, err)
+		for _, gc := range []*orchestrator.GroupCommitConfig{nil, {}, {Batched: true}} {
+			s := eventfold.New(store.Driver(), nil) // checks afresh
+			o := orchestrator.New(s, &orchestrator.Config{GroupCommit: gc})
+			orchestrator.HandleAny(o, "Do", func(ctx context.Context, tx *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
+				return []orchestrator.Emit{{Stream: "s-1", Expected: eventfold.Any, Type: "Done", Data: map[string]int{"n": 1}}}, nil
+			})
+			for _, env := range []orchestrator.Envelope{{}, {ID: "cmd-1"}} {
+				_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Do", Payload: map[string]int{}, Envelope: env})
+				require.ErrorIs(t, err, eventfold.ErrSchemaNewer, "group commit %+v, envelope %+v", gc, env)
+				require.Contains(t, err.Error(), fmt.Sprintf("at version %d, this eventfold knows versions up to %d", known+1, known))
+			}
+		}
+		evs, err := store.ReadStream(ctx, "s-1", eventfold.ReadStreamOptions{})
+		require.NoError(t, err)
+		require.Empty(t, evs)
 	})
 }
