@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/eventfold/eventfold"
 )
 
@@ -64,12 +62,12 @@ func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Sto
 		minVersion = eventfold.MySQLPositionsMigration
 	}
 	if minVersion > 0 {
-		p, err := eventfold.NewMigrator(store.Dialect(), store.Driver().DB())
+		// Read the version table, not goose's GetDBVersion: that takes the
+		// migration lock, on MySQL a row INSERTed into a lock table, which
+		// a read-only account may not write (goose retried the refusal
+		// for 5 minutes).
+		v, err := store.SchemaVersion(ctx)
 		if err != nil {
-			return eventfold.PositionCheck{}, err
-		}
-		v, err := p.GetDBVersion(ctx)
-		if err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
 			return eventfold.PositionCheck{}, fmt.Errorf("doctor: schema version: %w", err)
 		}
 		if v < minVersion {
