@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"fmt"
 	"net/url"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -129,5 +128,104 @@ func TestAttack3DoctorReadOnlyMySQL(t *testing.T) {
 	require.Contains(t, out, "positions repaired")
 }
 
-var _ = os.Getenv
-var _ = exec.Command
+// mysqldumpTo runs mysqldump with args over the database of from and loads
+// the output into the database of to with the mysql client, as an operator
+// would: mysqldump ARGS from | mysql to.
+func mysqldumpTo(t *testing.T, from, to string, args ...string) {
+	t.Helper()
+	dump, err := exec.LookPath("mysqldump")
+	if err != nil {
+		t.Skip("mysqldump is not installed")
+	}
+	client, err := exec.LookPath("mysql")
+	if err != nil {
+		t.Skip("the mysql client is not installed")
+	}
+	conn := func(dsn string) []string {
+		u, err := url.Parse(dsn)
+		require.NoError(t, err)
+		a := []string{"-h", u.Hostname(), "-P", u.Port(), "-u", u.User.Username()}
+		if p, ok := u.User.Password(); ok {
+			a = append(a, "-p"+p)
+		}
+		return append(a, strings.TrimPrefix(u.Path, "/"))
+	}
+	out, err := exec.Command(dump, append(args, conn(from)...)...).Output()
+	require.NoError(t, err, "mysqldump")
+	load := exec.Command(client, conn(to)...)
+	load.Stdin = bytes.NewReader(out)
+	msg, err := load.CombinedOutput()
+	require.NoError(t, err, "mysql: %s", msg)
+}
+
+// TestAttack3DumpWithoutRoutines: an operator moves a MariaDB database with
+// plain `mysqldump db | mysql newdb`. mysqldump leaves stored procedures out
+// unless given --routines, so the new database has eventfold's tables and its
+// version table (at the latest version) but none of the append procedures.
+// doctor said "positions ok" (exit 0), migrate up said "no pending
+// migrations", and every append failed with the bare "Error 1305: PROCEDURE
+// ... does not exist". doctor must name the missing procedures and the way
+// back (exit 1), the append's error must point there, and the way back
+// must work.
+func TestAttack3DumpWithoutRoutines(t *testing.T) {
+	src := testdb.DSN(t, eventfold.MySQL)
+	for i := range 3 {
+		mustRun(t, src, "append", "--stream", fmt.Sprintf("s-%d", i), "--type", "T", "--data", `{}`)
+	}
+	dst := testdb.EmptyDSN(t, eventfold.MySQL)
+	mysqldumpTo(t, src, dst, "--single-transaction")
+
+	r := run(t, Options{}, dst, "doctor")
+	t.Logf("doctor: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	require.Equal(t, 1, r.code, "doctor must see the missing procedures")
+	require.Contains(t, r.stdout, "eventfold_append_events")
+	require.Contains(t, r.stdout, "--routines")
+
+	r = run(t, Options{}, dst, "append", "--stream", "s-0", "--type", "T", "--data", `{}`)
+	t.Logf("append: exit %d\nstderr: %s", r.code, r.stderr)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "doctor")
+
+	// The way back doctor gives.
+	mustRun(t, dst, "migrate", "down", "--to", "17")
+	mustRun(t, dst, "migrate", "up")
+	mustRun(t, dst, "doctor")
+	evs := decodeEvents(t, mustRun(t, dst, "append", "--stream", "s-0", "--type", "T", "--data", `{}`))
+	require.Len(t, evs, 1)
+	require.Equal(t, int64(2), evs[0].StreamVersion)
+	require.Greater(t, evs[0].GlobalPosition, int64(3))
+}
+
+// TestAttack3OlderDumpOverLiveDatabase: an operator loads a dump taken
+// earlier (mysqldump --no-create-info --replace, the form the README
+// recommends for moving) back over the live database, after an archive
+// and more appends. The events appended since stay (REPLACE only rewrites
+// the dumped rows), but each stream's row in eventfold_streams goes back to
+// the version it had then. doctor said "positions ok" and every later
+// append to such a stream failed, forever, with the bare "Error 1062:
+// Duplicate entry 's-0-3' for key 'eventfold_events_stream_version_key'".
+// doctor must name the streams whose row is behind their events, and the
+// append's error must say what happened.
+func TestAttack3OlderDumpOverLiveDatabase(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.MySQL)
+	for i := range 4 {
+		mustRun(t, dsn, "append", "--stream", fmt.Sprintf("s-%d", i%2), "--type", "T", "--data", `{}`)
+	}
+	old := testdb.EmptyDSN(t, eventfold.MySQL)
+	mysqldumpTo(t, dsn, old) // a copy of the database as it was
+	mustRun(t, dsn, "archive", "--before", "5", "--to", t.TempDir()+"/a.jsonl.gz")
+	for i := range 4 {
+		mustRun(t, dsn, "append", "--stream", fmt.Sprintf("s-%d", i%2), "--type", "T", "--data", `{}`)
+	}
+	mysqldumpTo(t, old, dsn, "--no-create-info", "--replace")
+
+	r := run(t, Options{}, dsn, "doctor")
+	t.Logf("doctor: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	require.Equal(t, 1, r.code, "doctor must see the stream rows behind their events")
+	require.Contains(t, r.stdout, "s-0")
+
+	r = run(t, Options{}, dsn, "append", "--stream", "s-0", "--type", "T", "--data", `{}`)
+	t.Logf("append: exit %d\nstderr: %s", r.code, r.stderr)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "doctor")
+}
