@@ -56,6 +56,20 @@ func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
 // checkpoints or the archive watermark
 // (the Provider's own Down has none).
 func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
+	return newMigrator(d, db, true)
+}
+
+// NewStatusMigrator returns a goose Provider like NewMigrator's but
+// without the migration lock, for Status and GetDBVersion only: those read
+// the version table, and a read-only account may run them (on MySQL the
+// lock is a row INSERTed into a lock table, whose refusal goose retries for
+// 5 minutes). Never migrate with it. On a database without the version
+// table goose creates it, as NewMigrator's would.
+func NewStatusMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
+	return newMigrator(d, db, false)
+}
+
+func newMigrator(d Dialect, db *sql.DB, locked bool) (*goose.Provider, error) {
 	fsys, err := MigrationsFS(d)
 	if err != nil {
 		return nil, err
@@ -69,14 +83,15 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 	// race: lock where goose can, and on SQLite with the dialect's own lock
 	// (a sidecar file, see internal/dialect/sqlite); goose has no locker
 	// for SQL Server.
-	switch d {
-	case Postgres:
+	switch {
+	case !locked:
+	case d == Postgres:
 		l, err := lock.NewPostgresSessionLocker(lock.WithLockID(migrationLockID), lock.WithLockTimeout(1, 300))
 		if err != nil {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
 		opts = append(opts, goose.WithSessionLocker(l))
-	case MySQL:
+	case d == MySQL:
 		l, err := lock.NewMySQLTableLocker(lock.WithTableName(MigrationTable+"_lock"), lock.WithTableLockID(migrationLockID), lock.WithTableLockTimeout(time.Second, 300))
 		if err != nil {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)

@@ -157,8 +157,15 @@ func (s *Store[TTx]) versionError(ctx context.Context, err error) error {
 	if !s.driver.Ops().UndefinedObject(err) {
 		return err // an older schema explains only a missing table, function or column
 	}
-	if latest, lerr := LatestSchemaVersion(s.driver.Dialect()); lerr == nil && v < latest {
+	latest, lerr := LatestSchemaVersion(s.driver.Dialect())
+	if lerr == nil && v < latest {
 		return fmt.Errorf("%w (%w)", OutdatedError(v, latest), err)
+	}
+	if lerr == nil {
+		// Recorded as migrated, yet an object the migrations create is not
+		// there: a dump loaded without its procedures or functions, or an
+		// object dropped by hand.
+		return fmt.Errorf("%w (the schema is recorded at version %d, yet this object is missing: a dump loaded without its procedures or functions, or dropped by hand? 'esctl doctor' names what is missing)", err, v)
 	}
 	return err
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/eventfold/eventfold"
 )
 
@@ -45,10 +43,48 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 	if err != nil {
 		return err
 	}
+	damaged, err := checkSchemaDamage(ctx, env, store)
+	if err != nil {
+		return err
+	}
 	if res.Moved && !res.Repaired {
 		return errNeedsRepair
 	}
+	if damaged {
+		return errDamaged
+	}
 	return nil
+}
+
+// errDamaged ends doctor when checkSchemaDamage found something.
+var errDamaged = errors.New("doctor: the schema is damaged (see above); --repair does not touch it")
+
+// schemaDamageChecker is implemented by dialects that can tell damage the
+// schema version cannot show (MySQL/MariaDB: append procedures missing
+// after a dump without --routines, stream rows behind their events).
+type schemaDamageChecker interface {
+	SchemaDamage(ctx context.Context, version int64) ([]string, error)
+}
+
+// checkSchemaDamage prints what the dialect's SchemaDamage finds and
+// reports whether it found anything.
+func checkSchemaDamage[TTx any](ctx context.Context, env *Env, store *eventfold.Store[TTx]) (bool, error) {
+	c, ok := store.Driver().Ops().(schemaDamageChecker)
+	if !ok {
+		return false, nil
+	}
+	v, err := store.SchemaVersion(ctx)
+	if err != nil {
+		return false, fmt.Errorf("doctor: schema version: %w", err)
+	}
+	found, err := c.SchemaDamage(ctx, v)
+	if err != nil {
+		return false, fmt.Errorf("doctor: %w", err)
+	}
+	for _, f := range found {
+		fmt.Fprintln(env.Stdout, f)
+	}
+	return len(found) > 0, nil
 }
 
 // checkPositions runs Store.CheckPositions when the schema has it (on
@@ -64,12 +100,12 @@ func checkPositions[TTx any](ctx context.Context, env *Env, store *eventfold.Sto
 		minVersion = eventfold.MySQLPositionsMigration
 	}
 	if minVersion > 0 {
-		p, err := eventfold.NewMigrator(store.Dialect(), store.Driver().DB())
+		// Read the version table, not goose's GetDBVersion: that takes the
+		// migration lock, on MySQL a row INSERTed into a lock table, which
+		// a read-only account may not write (goose retried the refusal
+		// for 5 minutes).
+		v, err := store.SchemaVersion(ctx)
 		if err != nil {
-			return eventfold.PositionCheck{}, err
-		}
-		v, err := p.GetDBVersion(ctx)
-		if err != nil && !errors.Is(err, goose.ErrVersionNotFound) {
 			return eventfold.PositionCheck{}, fmt.Errorf("doctor: schema version: %w", err)
 		}
 		if v < minVersion {

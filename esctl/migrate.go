@@ -133,7 +133,13 @@ and, in a service that embeds esctl, the service's own (up and status only).
 			fmt.Fprintf(env.Stderr, "%s: the eventfold schema is not installed: '%s migrate up' installs it\n", env.Program, env.Program)
 			return nil
 		}
-		st, err := p.Status(ctx)
+		// Without the migration lock: status only reads, and a read-only
+		// account may not take the lock (goose retried for 5 minutes).
+		sp, err := eventfold.NewStatusMigrator(store.Dialect(), store.Driver().DB())
+		if err != nil {
+			return err
+		}
+		st, err := sp.Status(ctx)
 		if err != nil {
 			return fmt.Errorf("migrate status: %w", err)
 		}

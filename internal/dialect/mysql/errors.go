@@ -78,6 +78,11 @@ func interpretError(err error) error {
 		if isEventIDKey(me.Message) {
 			return dialect.DuplicateEventID(err)
 		}
+		if isKey(me.Message, streamVersionKey) {
+			// The procedures lock the stream's row and number from its
+			// version: a clash means the row is behind the stream's events.
+			return fmt.Errorf("%w: the stream's row in eventfold_streams is behind its events (an older dump loaded over this database?): 'esctl doctor' names every such stream", err)
+		}
 	case errDeadlock, errLockWaitTimeout, errRecordChanged:
 		return dialect.Transient(err)
 	case errPositionsBehind:
@@ -92,7 +97,13 @@ func interpretError(err error) error {
 // isEventIDKey tells whether a duplicate-key message names the event id key.
 // Only the key name at the end counts: the duplicate value quoted before it
 // may be any text, a stream id mentioning the key name included.
-func isEventIDKey(msg string) bool {
+func isEventIDKey(msg string) bool { return isKey(msg, eventIDKey) }
+
+// streamVersionKey is the unique key on (stream_id, stream_version).
+const streamVersionKey = "eventfold_events_stream_version_key"
+
+// isKey tells whether a duplicate-key message names key at its end.
+func isKey(msg, key string) bool {
 	msg = strings.TrimRight(msg, " '")
-	return strings.HasSuffix(msg, "key '"+eventIDKey) || strings.HasSuffix(msg, "."+eventIDKey)
+	return strings.HasSuffix(msg, "key '"+key) || strings.HasSuffix(msg, "."+key)
 }
