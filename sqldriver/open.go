@@ -106,7 +106,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 
 // Connector returns the database/sql connector for an eventfold DSN, with
 // the settings Open uses (SQLite: WAL, synchronous=NORMAL, a busy timeout,
-// foreign keys, BEGIN IMMEDIATE; MySQL: UTC, parseTime, client-side
+// foreign keys, temp_store=MEMORY, BEGIN IMMEDIATE; MySQL: UTC, parseTime, client-side
 // interpolation, sessions READ COMMITTED), and its dialect. Open it with sql.OpenDB, wrapped if you
 // like (to trace statements, say), then pass the *sql.DB to New.
 //
