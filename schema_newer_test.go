@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
@@ -127,4 +128,22 @@ func TestSchemaNewerInMemorySQLite(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("AppendTx's first schema check waits for a second connection")
 	}
+}
+
+// TestSchemaNewerPgx: with pgx (pgx.Tx runs no database/sql queries) the
+// first check inside a transaction reads through the pool.
+func TestSchemaNewerPgx(t *testing.T) {
+	if _, reason := testdb.Server(eventfold.Postgres); reason != "" && !testdb.Required(eventfold.Postgres) {
+		t.Skip(reason)
+	}
+	ctx := context.Background()
+	store := testdb.PgxStore(t)
+	markSchemaNewer(t, eventfold.Postgres, store.Driver().DB())
+	err := store.InTx(ctx, func(tx pgx.Tx) error {
+		_, err := store.AppendTx(ctx, tx, "s", eventfold.Any, eventfold.EventData{Type: "T", Data: json.RawMessage(`{}`)})
+		return err
+	})
+	require.ErrorIs(t, err, eventfold.ErrSchemaNewer)
+	_, err = store.Append(ctx, "s", eventfold.Any, eventfold.EventData{Type: "T", Data: json.RawMessage(`{}`)})
+	require.ErrorIs(t, err, eventfold.ErrSchemaNewer)
 }

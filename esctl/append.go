@@ -51,7 +51,7 @@ A stream not at --expected-version exits 3 and appends nothing.`,
 	if err != nil {
 		return usagef("append: --expected-version %q: want any, no-stream, exists or a version number >= 0", *ev)
 	}
-	store, err := env.Open(ctx)
+	store, err := env.openWritable(ctx)
 	if err != nil {
 		return err
 	}

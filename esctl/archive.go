@@ -58,7 +58,7 @@ Stream versions are not reset: appends continue from each stream's current versi
 	if err != nil {
 		return err
 	}
-	store, err := env.Open(ctx)
+	store, err := env.openWritable(ctx)
 	if err != nil {
 		return err
 	}

@@ -345,6 +345,22 @@ func (env *Env) Open(ctx context.Context) (*eventfold.Store[*sql.Tx], error) {
 	return env.open(ctx, openInstalled)
 }
 
+// openWritable is Open for a command that writes (append, archive,
+// restore, replay, relay, subscriptions reset): a schema newer than this
+// esctl knows is refused (eventfold.ErrSchemaNewer); reading commands
+// (read, tail, stats, subscriptions list) go on.
+func (env *Env) openWritable(ctx context.Context) (*eventfold.Store[*sql.Tx], error) {
+	store, err := env.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := store.CheckWritable(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
+	}
+	return store, nil
+}
+
 // openMode says what env.open requires of the database.
 type openMode int
 

@@ -75,6 +75,12 @@ and, in a service that embeds esctl, the service's own (up and status only).
 	}
 	switch sub {
 	case "up":
+		// goose finds nothing to do on a schema beyond its last migration:
+		// a newer eventfold migrated it, and this esctl must not go on
+		// (nor run the service's migrations) as if it were current.
+		if err := store.CheckWritable(ctx); err != nil {
+			return fmt.Errorf("migrate up: %s: %w", sqldriver.Redact(env.DSN), err)
+		}
 		var res []*goose.MigrationResult
 		if *to >= 0 {
 			res, err = p.UpTo(ctx, *to)

@@ -79,7 +79,7 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 	if err := checkNATSURLs(*url); err != nil {
 		return err
 	}
-	store, err := env.Open(ctx)
+	store, err := env.openWritable(ctx)
 	if err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ appended during the replay are applied by both).
 		fmt.Fprint(env.Stderr, embedHelp)
 		return fmt.Errorf("replay: this %s has no reducers registered (see above)", env.Program)
 	}
-	store, err := env.Open(ctx)
+	store, err := env.openWritable(ctx)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ holds the archive's events there, and refuses a file that has others, unless --f
 	if err != nil {
 		return err
 	}
-	store, err := env.Open(ctx)
+	store, err := env.openWritable(ctx)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package esctl
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -164,5 +165,50 @@ func TestMigrateStatusWritesNothing(t *testing.T) {
 		require.Contains(t, r.stderr, "not installed")
 		_, err = drv.DB().ExecContext(ctx, "SELECT 1 FROM "+eventfold.MigrationTable)
 		require.Error(t, err, "migrate status created %s", eventfold.MigrationTable)
+	})
+}
+
+// TestSchemaNewerThanEsctl: on a database migrated by a newer eventfold
+// (a version above the highest this esctl embeds), the commands that write
+// refuse with ErrSchemaNewer's message, naming both versions and what to
+// do; the reading ones go on.
+func TestSchemaNewerThanEsctl(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		t.Parallel()
+		dir := t.TempDir()
+		dsn := testdb.EmptyDSN(t, d)
+		mustRun(t, dsn, "migrate", "up")
+		mustRun(t, dsn, "append", "--stream", "account-1", "--type", "T", "--data", "{}")
+		ctx := context.Background()
+		drv, err := sqldriver.Open(ctx, dsn)
+		require.NoError(t, err)
+		defer drv.Close()
+		known, err := eventfold.LatestSchemaVersion(d)
+		require.NoError(t, err)
+		applied := "1"
+		if d == eventfold.Postgres {
+			applied = "true"
+		}
+		_, err = drv.DB().Exec(fmt.Sprintf("INSERT INTO %s (version_id, is_applied) VALUES (%d, %s)", eventfold.MigrationTable, known+1, applied))
+		require.NoError(t, err)
+
+		for _, args := range [][]string{
+			{"append", "--stream", "a-1", "--type", "T", "--data", "{}"},
+			{"archive", "--before", "10", "--to", filepath.Join(dir, "old.jsonl.gz")},
+			{"subscriptions", "reset", "x", "--to", "0"},
+			{"migrate", "up"},
+			{"migrate", "down"},
+		} {
+			r := run(t, Options{}, dsn, args...)
+			require.Equal(t, ExitError, r.code, "%v: %s", args, r.stderr)
+			require.Contains(t, r.stderr, fmt.Sprintf("newer than this eventfold knows: it is at version %d, this eventfold knows versions up to %d: upgrade this program", known+1, known), "%v", args)
+		}
+		for _, args := range [][]string{{"read", "--stream", "account-1"}, {"stats"}, {"subscriptions", "list"}} {
+			mustRun(t, dsn, args...)
+		}
+		require.Contains(t, mustRun(t, dsn, "read", "--stream", "account-1"), `"T"`)
+		evs, err := eventfold.New(drv, nil).ReadStream(ctx, "a-1", eventfold.ReadStreamOptions{})
+		require.NoError(t, err)
+		require.Empty(t, evs, "append wrote")
 	})
 }

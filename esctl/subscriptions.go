@@ -69,7 +69,11 @@ last event they handled.
 			pos = n
 		}
 	}
-	store, err := env.Open(ctx)
+	open := env.openWritable // reset
+	if sub == "list" {
+		open = env.Open
+	}
+	store, err := open(ctx)
 	if err != nil {
 		return err
 	}
