@@ -64,7 +64,13 @@ WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_NAM
 	}
 	if len(missing) > 0 {
 		back := "load a dump taken with mysqldump --routines"
-		if version == routinesMigration {
+		if version < routinesMigration {
+			// Each migration that redefines them drops them first: one that
+			// failed midway (MySQL's DDL is not transactional) leaves them
+			// dropped, its version unrecorded.
+			back = fmt.Sprintf("run 'esctl migrate up' (migration %05d creates all of them; a migration that failed midway leaves them dropped), or %s",
+				routinesMigration, back)
+		} else if version == routinesMigration {
 			back += fmt.Sprintf(", or recreate them with 'esctl migrate down --to %d' then 'esctl migrate up' (migration %05d creates all of them)",
 				routinesMigration-1, routinesMigration)
 		}
