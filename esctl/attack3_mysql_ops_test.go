@@ -266,3 +266,35 @@ func TestAttack3HalfMigratedMySQL(t *testing.T) {
 	evs := decodeEvents(t, mustRun(t, dsn, "append", "--stream", "h", "--type", "T", "--data", `{}`))
 	require.Len(t, evs, 1)
 }
+
+// TestAttack3TruncateLiveWithoutCheckpoint: a DBA empties eventfold_events
+// with TRUNCATE (no archive) on a database without subscriptions, then
+// the application appends again. AUTO_INCREMENT restarted at 1 and the
+// append took position 1 again; with no checkpoint and no archive nothing
+// remembered the old positions and doctor said "positions ok" (exit 0).
+// doctor must report the lost events (exit 1).
+func TestAttack3TruncateLiveWithoutCheckpoint(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.MySQL)
+	for i := range 3 {
+		mustRun(t, dsn, "append", "--stream", fmt.Sprintf("t-%d", i), "--type", "T", "--data", `{}`)
+	}
+	admin, _ := mysqlAdmin(t, dsn)
+	_, err := admin.Exec(`TRUNCATE TABLE eventfold_events`)
+	require.NoError(t, err)
+	mustRun(t, dsn, "append", "--stream", "t-0", "--type", "T", "--data", `{}`)
+	r := run(t, Options{}, dsn, "doctor")
+	t.Logf("doctor: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "events deleted without an archive")
+
+	// Archived and restored in full: nothing is missing, doctor is quiet.
+	ok := testdb.DSN(t, eventfold.MySQL)
+	for i := range 3 {
+		mustRun(t, ok, "append", "--stream", fmt.Sprintf("t-%d", i), "--type", "T", "--data", `{}`)
+	}
+	file := t.TempDir() + "/a.jsonl.gz"
+	mustRun(t, ok, "archive", "--before", "4", "--to", file)
+	mustRun(t, ok, "doctor")
+	mustRun(t, ok, "restore", "--from", file)
+	mustRun(t, ok, "doctor")
+}
