@@ -229,3 +229,72 @@ func TestAttack3OlderDumpOverLiveDatabase(t *testing.T) {
 	require.Equal(t, 1, r.code)
 	require.Contains(t, r.stderr, "doctor")
 }
+
+// TestAttack3HalfMigratedMySQL: `esctl migrate up` from 17 to 18 stops
+// midway: the account may drop procedures (ALTER ROUTINE) but not create
+// them (no CREATE ROUTINE), so 00018 dropped the three append procedures
+// and failed on its first CREATE PROCEDURE; MySQL's DDL is not
+// transactional and the version stays 17. doctor said "positions ok" (exit
+// 0). It must name the missing procedures and say 'migrate up'; an append
+// must be refused clearly and write nothing; a migrate up by the owner
+// must finish the job.
+func TestAttack3HalfMigratedMySQL(t *testing.T) {
+	dsn := testdb.EmptyDSN(t, eventfold.MySQL)
+	mustRun(t, dsn, "migrate", "up", "--to", "17")
+	weak := mysqlUser(t, dsn, "half", "SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, ALTER ROUTINE, EXECUTE, LOCK TABLES, CREATE TEMPORARY TABLES")
+	r, took := runWithin(t, 60*time.Second, weak, "migrate", "up")
+	t.Logf("migrate up without CREATE ROUTINE: exit %d after %s\nstdout: %s\nstderr: %s", r.code, took, r.stdout, r.stderr)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "version:18")
+
+	r = run(t, Options{}, dsn, "doctor")
+	t.Logf("doctor: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	require.Equal(t, 1, r.code, "doctor must see the dropped procedures")
+	require.Contains(t, r.stdout, "procedures missing: eventfold_append_events, eventfold_append_one, eventfold_append_batch")
+	require.Contains(t, r.stdout, "esctl migrate up")
+
+	r = run(t, Options{}, dsn, "append", "--stream", "h", "--type", "T", "--data", `{}`)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stderr, "migrate up")
+	admin, _ := mysqlAdmin(t, dsn)
+	var n int
+	require.NoError(t, admin.QueryRow(`SELECT COUNT(*) FROM eventfold_events`).Scan(&n))
+	require.Zero(t, n)
+
+	mustRun(t, dsn, "migrate", "up")
+	require.Contains(t, mustRun(t, dsn, "doctor"), "positions ok")
+	evs := decodeEvents(t, mustRun(t, dsn, "append", "--stream", "h", "--type", "T", "--data", `{}`))
+	require.Len(t, evs, 1)
+}
+
+// TestAttack3TruncateLiveWithoutCheckpoint: a DBA empties eventfold_events
+// with TRUNCATE (no archive) on a database without subscriptions, then
+// the application appends again. AUTO_INCREMENT restarted at 1 and the
+// append took position 1 again; with no checkpoint and no archive nothing
+// remembered the old positions and doctor said "positions ok" (exit 0).
+// doctor must report the lost events (exit 1).
+func TestAttack3TruncateLiveWithoutCheckpoint(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.MySQL)
+	for i := range 3 {
+		mustRun(t, dsn, "append", "--stream", fmt.Sprintf("t-%d", i), "--type", "T", "--data", `{}`)
+	}
+	admin, _ := mysqlAdmin(t, dsn)
+	_, err := admin.Exec(`TRUNCATE TABLE eventfold_events`)
+	require.NoError(t, err)
+	mustRun(t, dsn, "append", "--stream", "t-0", "--type", "T", "--data", `{}`)
+	r := run(t, Options{}, dsn, "doctor")
+	t.Logf("doctor: exit %d\nstdout: %s\nstderr: %s", r.code, r.stdout, r.stderr)
+	require.Equal(t, 1, r.code)
+	require.Contains(t, r.stdout, "events deleted without an archive")
+
+	// Archived and restored in full: nothing is missing, doctor is quiet.
+	ok := testdb.DSN(t, eventfold.MySQL)
+	for i := range 3 {
+		mustRun(t, ok, "append", "--stream", fmt.Sprintf("t-%d", i), "--type", "T", "--data", `{}`)
+	}
+	file := t.TempDir() + "/a.jsonl.gz"
+	mustRun(t, ok, "archive", "--before", "4", "--to", file)
+	mustRun(t, ok, "doctor")
+	mustRun(t, ok, "restore", "--from", file)
+	mustRun(t, ok, "doctor")
+}

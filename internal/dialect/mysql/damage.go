@@ -64,7 +64,13 @@ WHERE ROUTINE_SCHEMA = DATABASE() AND ROUTINE_TYPE = 'PROCEDURE' AND ROUTINE_NAM
 	}
 	if len(missing) > 0 {
 		back := "load a dump taken with mysqldump --routines"
-		if version == routinesMigration {
+		if version < routinesMigration {
+			// Each migration that redefines them drops them first: one that
+			// failed midway (MySQL's DDL is not transactional) leaves them
+			// dropped, its version unrecorded.
+			back = fmt.Sprintf("run 'esctl migrate up' (migration %05d creates all of them; a migration that failed midway leaves them dropped), or %s",
+				routinesMigration, back)
+		} else if version == routinesMigration {
 			back += fmt.Sprintf(", or recreate them with 'esctl migrate down --to %d' then 'esctl migrate up' (migration %05d creates all of them)",
 				routinesMigration-1, routinesMigration)
 		}
@@ -101,6 +107,23 @@ ORDER BY e.stream_id LIMIT 11`)
 		}
 		found = append(found, fmt.Sprintf("streams behind their events: %s%s: eventfold_streams holds an older version than the log (an older dump loaded over this database?); every append to them fails on the stream-version key. Read models restored with that dump are behind the log too: find out what was loaded before changing anything",
 			strings.Join(behind, ", "), more))
+	}
+	// Events gone without an archive: with nothing archived, every version
+	// a stream row counts is an event in the table. Fewer events than that
+	// means a DELETE or TRUNCATE of live events, whose positions the
+	// append procedures do not know about (their floor only knows archived
+	// positions): new events may take positions the log already used.
+	var watermark, versions, events int64
+	err = o.db.QueryRowContext(ctx, `SELECT
+    COALESCE((SELECT MAX(archived_before) FROM eventfold_archive_watermark), 0),
+    COALESCE((SELECT SUM(version) FROM eventfold_streams), 0),
+    (SELECT COUNT(*) FROM eventfold_events)`).Scan(&watermark, &versions, &events)
+	if err != nil {
+		return nil, fmt.Errorf("count the events: %w", interpretError(err))
+	}
+	if watermark <= 1 && events < versions {
+		found = append(found, fmt.Sprintf("events deleted without an archive: the streams count %d events, eventfold_events holds %d and nothing is archived (a TRUNCATE or DELETE of live events?): their positions may be handed out again, below what subscribers have seen; restore the events from a backup",
+			versions, events))
 	}
 	return found, nil
 }
