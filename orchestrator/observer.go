@@ -7,6 +7,17 @@ import "context"
 // methods run on the dispatching goroutines (or a group committer's): they
 // must be safe for concurrent use and quick. Config.Observer is nil by
 // default, which costs a nil check per step.
+//
+// A method that panics panics in a caller's goroutine, never in a group
+// committer's: in a group commit, a callback made for one command
+// (AttemptFailed, the shared COMMIT's or a batched append's StartStep and
+// its end) is recovered there, the batch goes on unchanged (what committed
+// stays committed), and the panic is raised in that command's caller once
+// it is answered; BatchCommitted's panic goes to the caller of the batch's
+// first command. A command with a panic already to raise logs a further
+// one with Config.Logger at Error level. Callbacks inside a command's own
+// execution (its handler, append and reducer steps, EventMetadata) fail
+// the command with the panic, as in a lone Dispatch.
 type Observer interface {
 	// StartDispatch is called when Dispatch begins, before the middleware.
 	// The returned ctx is what middleware, handler and reducers see; end is
