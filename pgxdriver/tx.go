@@ -42,6 +42,9 @@ type tx struct {
 	// Commit returns (the transaction is aborted: nothing commits).
 	deferred []queuedWrite
 	flushErr error
+	// flushUnsent: flushErr's write was refused before anything was sent
+	// (pgx could not encode it), so the transaction is not aborted.
+	flushUnsent bool
 	// nested is set once a savepoint was taken through pgx's Begin: writes
 	// are no longer deferred, since pgx's savepoint rolls back on the
 	// connection, out of this type's sight.
@@ -310,9 +313,10 @@ func (t *tx) Commit(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	defer t.release()
-	if t.flushErr != nil {
-		// A deferred write failed before COMMIT: the transaction is
-		// aborted and COMMIT is not sent.
+	if t.flushErr != nil && (t.flushUnsent || t.c.Conn().PgConn().TxStatus() == 'E') {
+		// A deferred write failed before COMMIT and the transaction is
+		// still aborted (no ROLLBACK TO SAVEPOINT since): COMMIT is not
+		// sent, the write's error is the answer.
 		t.abandon(ctx)
 		return t.flushErr
 	}
@@ -392,11 +396,10 @@ func (t *tx) queueDeferred(sql string, args []any, onError func(error) error) {
 // flush sends the deferred writes now, in one pipeline (with BEGIN when
 // nothing was sent yet), ahead of a statement that must see them. A write
 // that fails aborts the transaction: its onError mapping is returned, and
-// kept for Commit, which then rolls back.
+// kept for Commit, which returns it (and rolls back) while the
+// transaction is still aborted. Later statements go to the server, which
+// refuses them in an aborted transaction, except ROLLBACK TO SAVEPOINT.
 func (t *tx) flush(ctx context.Context) error {
-	if t.flushErr != nil {
-		return t.flushErr
-	}
 	if len(t.deferred) == 0 {
 		return nil
 	}
@@ -408,12 +411,18 @@ func (t *tx) flush(ctx context.Context) error {
 	}
 	fail := func(i int, err error) error {
 		var pe pgx.ErrPreprocessingBatch
-		if errors.As(err, &pe) {
+		unsent := errors.As(err, &pe)
+		if unsent {
 			err = pe.Unwrap()
 			i = whichWrite(ws, pe.SQL(), i)
 		}
-		t.flushErr = ws[i].onError(err)
-		return t.flushErr
+		mapped := ws[i].onError(err)
+		if t.flushErr == nil {
+			// The first failure is the one to report: the later ones are
+			// "transaction aborted" of the same.
+			t.flushErr, t.flushUnsent = mapped, unsent
+		}
+		return mapped
 	}
 	var br pgx.BatchResults
 	if t.begun {
@@ -441,7 +450,7 @@ func (t *tx) flush(ctx context.Context) error {
 // statement, which sent the deferred writes before it), including a
 // failed one.
 func (t *tx) DiscardDeferred() {
-	t.deferred, t.flushErr = nil, nil
+	t.deferred, t.flushErr, t.flushUnsent = nil, nil, false
 }
 
 // queuedFailed ends a transaction whose COMMIT pipeline failed before
@@ -594,13 +603,13 @@ var deferredTag = pgconn.NewCommandTag("DEFERRED")
 // Exec queues the statement. A statement without arguments runs at once:
 // pgx sends it in the simple protocol, which allows several statements in
 // one string, and a pipeline would not. So does every statement once a
-// savepoint was taken through Begin, or a deferred write failed.
+// savepoint was taken through Begin.
 func (d deferTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	t := d.tx
 	if t.closed {
 		return pgconn.CommandTag{}, pgx.ErrTxClosed
 	}
-	if t.nested || t.flushErr != nil || len(args) == 0 {
+	if t.nested || len(args) == 0 {
 		return t.Exec(ctx, sql, args...)
 	}
 	t.queueDeferred(sql, args, d.onError)
