@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -354,4 +355,34 @@ func TestDeferredWritesDispatchTxAndApply(t *testing.T) {
 	require.NoError(t, tx.QueryRow(ctx, `SELECT n FROM dw_acct WHERE id = 'x'`).Scan(&n))
 	require.Equal(t, 10, n)
 	require.NoError(t, drv.Rollback(ctx, tx))
+}
+
+// TestDeferredWritesNoOpOnDatabaseSQL: on database/sql (here SQLite and
+// PostgreSQL through pgx's stdlib) WithDeferredWrites changes nothing: the
+// statement runs at once and reports the rows it affected.
+func TestDeferredWritesNoOpOnDatabaseSQL(t *testing.T) {
+	for _, d := range []eventfold.Dialect{eventfold.SQLite, eventfold.Postgres} {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			store := testdb.SQLStore(t, d)
+			_, err := store.Driver().DB().ExecContext(ctx, `CREATE TABLE dw_rows (n int)`)
+			require.NoError(t, err)
+			o := orchestrator.New(store, nil)
+			orchestrator.Handle(o, "Go", func(ctx context.Context, tx *sql.Tx, c dwDeposit) ([]orchestrator.Emit, error) {
+				return []orchestrator.Emit{{Stream: "s", Expected: eventfold.Any, Type: "Went", Data: c}}, nil
+			})
+			var affected int64 = -1
+			orchestrator.ReduceEvent(o, "Went", func(ctx context.Context, tx *sql.Tx, ev eventfold.Event) error {
+				r, err := tx.ExecContext(ctx, `INSERT INTO dw_rows VALUES (1), (2)`)
+				if err != nil {
+					return err
+				}
+				affected, err = r.RowsAffected()
+				return err
+			}, orchestrator.WithDeferredWrites())
+			_, err = o.Dispatch(ctx, orchestrator.Command{Name: "Go", Payload: dwDeposit{}})
+			require.NoError(t, err)
+			require.Equal(t, int64(2), affected)
+		})
+	}
 }
