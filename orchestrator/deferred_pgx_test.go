@@ -5,11 +5,14 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
@@ -383,6 +386,84 @@ func TestDeferredWritesNoOpOnDatabaseSQL(t *testing.T) {
 			_, err = o.Dispatch(ctx, orchestrator.Command{Name: "Go", Payload: dwDeposit{}})
 			require.NoError(t, err)
 			require.Equal(t, int64(2), affected)
+		})
+	}
+}
+
+// countingConn counts the network writes of a connection: one per round
+// trip for pgx, which writes a statement (or a whole pipeline) at once.
+type countingConn struct {
+	net.Conn
+	writes *atomic.Int64
+}
+
+func (c countingConn) Write(b []byte) (int, error) {
+	c.writes.Add(1)
+	return c.Conn.Write(b)
+}
+
+// TestDeferredWritesRoundTrips counts the client's network writes per
+// dispatch of a one-event command with one reducer: 3 without deferred
+// writes ([BEGIN+append], [upsert], [COMMIT]), 2 with
+// ([BEGIN+append], [upsert+COMMIT]); with a command id, the idempotency
+// lookup adds one and the record travels with COMMIT.
+func TestDeferredWritesRoundTrips(t *testing.T) {
+	dsn := testdb.DSN(t, eventfold.Postgres)
+	for _, tc := range []struct {
+		deferred, ids bool
+		want          int64
+	}{{false, false, 3}, {true, false, 2}, {false, true, 4}, {true, true, 3}} {
+		t.Run(fmt.Sprintf("deferred=%v/ids=%v", tc.deferred, tc.ids), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cfg, err := pgxpool.ParseConfig(dsn)
+			require.NoError(t, err)
+			var writes atomic.Int64
+			dialer := &net.Dialer{}
+			cfg.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := dialer.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return countingConn{Conn: c, writes: &writes}, nil
+			}
+			cfg.MaxConns = 1
+			pool, err := pgxpool.NewWithConfig(ctx, cfg)
+			require.NoError(t, err)
+			t.Cleanup(pool.Close)
+			_, err = pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS dw_rt (id text PRIMARY KEY, n int NOT NULL)`)
+			require.NoError(t, err)
+			o := orchestrator.New(eventfold.New(pgxdriver.New(pool), nil), nil)
+			orchestrator.Handle(o, "Deposit", func(ctx context.Context, tx pgx.Tx, c dwDeposit) ([]orchestrator.Emit, error) {
+				return []orchestrator.Emit{{Stream: "rt-" + c.Account, Expected: eventfold.Any, Type: "Deposited", Data: c}}, nil
+			})
+			var opts []orchestrator.ReducerOption
+			if tc.deferred {
+				opts = append(opts, orchestrator.WithDeferredWrites())
+			}
+			orchestrator.Reduce(o, "Deposited", func(ctx context.Context, tx pgx.Tx, ev eventfold.Event, c dwDeposit) error {
+				_, err := tx.Exec(ctx, `INSERT INTO dw_rt (id, n) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET n = dw_rt.n + EXCLUDED.n`, c.Account, c.Amount)
+				return err
+			}, opts...)
+			run := fmt.Sprintf("%v-%v-%d", tc.deferred, tc.ids, time.Now().UnixNano())
+			dispatch := func(i int) {
+				env := orchestrator.Envelope{}
+				if tc.ids {
+					env.ID = fmt.Sprintf("%s-%d", run, i)
+				}
+				_, err := o.Dispatch(ctx, orchestrator.Command{Name: "Deposit", Payload: dwDeposit{Account: run, Amount: 1}, Envelope: env})
+				require.NoError(t, err)
+			}
+			dispatch(0) // warm: prepared statements
+			const n = 20
+			before := writes.Load()
+			for i := 1; i <= n; i++ {
+				dispatch(i)
+			}
+			require.Equal(t, tc.want*n, writes.Load()-before)
+			var sum int
+			require.NoError(t, pool.QueryRow(ctx, `SELECT n FROM dw_rt WHERE id = $1`, run).Scan(&sum))
+			require.Equal(t, n+1, sum)
 		})
 	}
 }
