@@ -50,6 +50,9 @@ type Config struct {
 	// that each dispatch also looks up and records it: the cost of
 	// idempotent dispatch (esctl bench --command-ids).
 	CommandIDs bool
+	// DeferredWrites registers the dispatch reducers with
+	// orchestrator.WithDeferredWrites (esctl bench --deferred-writes).
+	DeferredWrites bool
 	// Observer, when set, also measures each dispatch mode with it as the
 	// orchestrator's Observer (mode name + "-observed"), right after the
 	// same mode without, and reports the ratio: what tracing and metrics
@@ -185,7 +188,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Report, error) {
 			o := newOrchestrator(store, func(ctx context.Context, tx pgx.Tx, q string, args ...any) error {
 				_, err := tx.Exec(ctx, q, args...)
 				return err
-			}, sqls, ocfg)
+			}, sqls, ocfg, reducerOpts(cfg.DeferredWrites)...)
 			return dispatchOp(o, prefix, cfg.EventsPerCommand, cfg.CommandIDs, &batches), pool.Close, nil
 		}
 		o := newOrchestrator(sqlStore, func(ctx context.Context, tx *sql.Tx, q string, args ...any) error {

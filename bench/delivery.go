@@ -48,6 +48,9 @@ type DeliveryConfig struct {
 	// SkipLatency and SkipSubscribers leave out the latency test or the
 	// throughput test.
 	SkipLatency, SkipSubscribers bool
+	// DeferredWrites registers the writers' reducer with
+	// orchestrator.WithDeferredWrites.
+	DeferredWrites bool
 }
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
@@ -392,7 +395,7 @@ func follow[TTx any](ctx context.Context, s sides[TTx], opts *listener.Options, 
 // mid-commit could commit without the hook knowing, and the committed and
 // delivered counts must agree exactly.
 func writer[TTx any](ctx context.Context, h harness, s sides[TTx], run string, hook func(context.Context, []eventfold.Event)) op {
-	o := newOrchestrator(s.writer, s.exec, h.sqls, &orchestrator.Config{AfterCommit: hook})
+	o := newOrchestrator(s.writer, s.exec, h.sqls, &orchestrator.Config{AfterCommit: hook}, reducerOpts(h.cfg.DeferredWrites)...)
 	fn := dispatchOp(o, run, 1, false, nil)
 	return func(_ context.Context, w, seq int) error { return fn(ctx, w, seq) }
 }

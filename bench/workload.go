@@ -27,7 +27,7 @@ type txExec[TTx any] func(ctx context.Context, tx TTx, query string, args ...any
 
 // newOrchestrator wires the dispatch workload: the handler emits the
 // deposits, the reducer upserts the account row for each event.
-func newOrchestrator[TTx any](store *eventfold.Store[TTx], exec txExec[TTx], sqls dialectSQL, cfg *orchestrator.Config) *orchestrator.Orchestrator[TTx] {
+func newOrchestrator[TTx any](store *eventfold.Store[TTx], exec txExec[TTx], sqls dialectSQL, cfg *orchestrator.Config, opts ...orchestrator.ReducerOption) *orchestrator.Orchestrator[TTx] {
 	o := orchestrator.New(store, cfg)
 	orchestrator.Handle(o, "Deposit", func(ctx context.Context, tx TTx, cmd deposit) ([]orchestrator.Emit, error) {
 		emits := make([]orchestrator.Emit, cmd.Events)
@@ -45,12 +45,12 @@ func newOrchestrator[TTx any](store *eventfold.Store[TTx], exec txExec[TTx], sql
 				return err
 			}
 			return exec(ctx, tx, q, args...)
-		})
+		}, opts...)
 		return o
 	}
 	orchestrator.Reduce(o, "Deposited", func(ctx context.Context, tx TTx, ev eventfold.Event, d deposited) error {
 		return exec(ctx, tx, sqls.upsert, ev.StreamID, d.Amount)
-	})
+	}, opts...)
 	return o
 }
 
@@ -100,4 +100,13 @@ func dispatchOp[TTx any](o *orchestrator.Orchestrator[TTx], run string, events i
 		}
 		return err
 	}
+}
+
+// reducerOpts returns the reducer options of the workloads' read model:
+// WithDeferredWrites when deferred.
+func reducerOpts(deferred bool) []orchestrator.ReducerOption {
+	if deferred {
+		return []orchestrator.ReducerOption{orchestrator.WithDeferredWrites()}
+	}
+	return nil
 }

@@ -71,6 +71,7 @@ Write into a scratch database: bench adds tables and events.`,
 	raw := fs.Bool("raw", false, "also measure the hand-written baseline and print ratios")
 	noMarkers := fs.Bool("no-commit-markers", false, "dispatch without commit markers (to measure what they cost)")
 	commandIDs := fs.Bool("command-ids", false, "give every command an id, so that dispatch looks it up and records it (idempotent dispatch)")
+	deferred := fs.Bool("deferred-writes", false, "register the dispatch and delivery workloads' reducers with orchestrator.WithDeferredWrites (PostgreSQL; a no-op elsewhere)")
 	onlyModes := fs.String("modes", "", "comma-separated dispatch modes to run (raw, raw-same-sql, dispatch, dispatch-group-commit, dispatch-group-batched); default all")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to this file")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
@@ -128,7 +129,7 @@ Write into a scratch database: bench adds tables and events.`,
 		fmt.Fprintf(text, "dispatch workload on %s, %d client(s), %s per mode, %d event(s) per command\n",
 			env.scrub(target), *concurrency, *duration, *perCommand)
 		bcfg := bench.Config{DSN: target, Concurrency: *concurrency, Duration: *duration,
-			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers, CommandIDs: *commandIDs}
+			EventsPerCommand: *perCommand, GroupCommit: *group, Committers: *committers, MaxBatch: *maxBatch, Raw: *raw, NoCommitMarkers: *noMarkers, CommandIDs: *commandIDs, DeferredWrites: *deferred}
 		if *onlyModes != "" {
 			bcfg.Modes = strings.Split(*onlyModes, ",")
 		}
@@ -177,7 +178,7 @@ Write into a scratch database: bench adds tables and events.`,
 			fmt.Fprintf(text, "subscribers workload on %s, %d client(s), %s per mode, 4 subscribers (NOTIFY on PostgreSQL, else poll %s)\n",
 				env.scrub(target), subConcurrency, *duration, *poll)
 		}
-		r, err := bench.Delivery(ctx, bench.DeliveryConfig{DSN: target, Duration: *duration, Rate: *rate,
+		r, err := bench.Delivery(ctx, bench.DeliveryConfig{DSN: target, DeferredWrites: *deferred, Duration: *duration, Rate: *rate,
 			PollInterval: *poll, Concurrency: subConcurrency,
 			SkipLatency: !runs("delivery"), SkipSubscribers: !runs("subscribers")}, text)
 		if err != nil {

@@ -435,6 +435,20 @@ func (g *groupCommitter[TTx]) reduceSegment(ctx context.Context, tx TTx, cmds []
 		}
 		return &batchFailure[TTx]{p: p, err: err}
 	}
+	// blameDeferred blames a deferred write's failure (WithDeferredWrites)
+	// on the reducer call that queued it, otherwise calls other.
+	blameDeferred := func(err error, other func() *batchFailure[TTx]) *batchFailure[TTx] {
+		var df *deferredFailure
+		if !errors.As(err, &df) || len(df.evs) == 0 {
+			return other()
+		}
+		for k := range evs {
+			if evs[k].ID == df.evs[0].ID && evs[k].GlobalPosition == df.evs[0].GlobalPosition {
+				return blame(k, min(k+len(df.evs), len(evs)), df.re)
+			}
+		}
+		return &batchFailure[TTx]{err: df.re}
+	}
 	// run runs r over evs[i:j], turning a panic into a failure.
 	run := func(rctx context.Context, r *reducerEntry[TTx], i, j int) (f *batchFailure[TTx]) {
 		defer func() {
@@ -450,7 +464,7 @@ func (g *groupCommitter[TTx]) reduceSegment(ctx context.Context, tx TTx, cmds []
 			}
 		}()
 		if err := o.runReducer(rctx, tx, cmds[owners[i]].p.cmd.Name, r, evs[i:j]); err != nil {
-			return blame(i, j, err)
+			return blameDeferred(err, func() *batchFailure[TTx] { return blame(i, j, err) })
 		}
 		return nil
 	}
@@ -489,6 +503,14 @@ func (g *groupCommitter[TTx]) reduceSegment(ctx context.Context, tx TTx, cmds []
 			}
 		}
 		i = j
+	}
+	// The segment's deferred writes go now, before its idempotency
+	// records and the next segment, so that a failing one is blamed on its
+	// command.
+	if o.deferrer != nil {
+		if err := o.deferrer.FlushDeferred(ctx, tx); err != nil {
+			return blameDeferred(err, func() *batchFailure[TTx] { return &batchFailure[TTx]{err: err} })
+		}
 	}
 	return nil
 }

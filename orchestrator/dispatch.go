@@ -218,6 +218,12 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	if err != nil {
 		_ = drv.Rollback(context.WithoutCancel(ctx), tx)
 		var qe *contract.QueuedWriteError
+		if df := (*deferredFailure)(nil); errors.As(err, &df) && (!errors.As(err, &qe) || o.serverReported(qe.Err)) {
+			// A reducer's deferred write failed: before COMMIT (which was
+			// then not sent), or in COMMIT's pipeline, refused by the
+			// server. Nothing committed.
+			return nil, df.re
+		}
 		if errors.As(err, &qe) && o.serverReported(qe.Err) {
 			// The server refused a queued write, so COMMIT never ran:
 			// the same errors as when the write ran on its own.
@@ -296,6 +302,12 @@ func (o *Orchestrator[TTx]) DispatchTx(ctx context.Context, tx TTx, cmd Command)
 // nil for a command without an id.
 func (o *Orchestrator[TTx]) execute(ctx context.Context, tx TTx, h *handlerEntry[TTx], cmd Command, key *commandKey) (*Result, error) {
 	res, err := o.executeBody(ctx, tx, h, cmd, key)
+	// Deferred writes go now, so that a failing one is this command's
+	// (group commit's savepoint), also after a failure: the caller of
+	// DispatchTx finds its transaction as it would without deferral.
+	if ferr := o.flushDeferred(ctx, tx); err == nil && ferr != nil {
+		res, err = nil, ferr
+	}
 	if err != nil || res.Duplicate || key == nil {
 		return res, err
 	}
@@ -404,7 +416,7 @@ func (o *Orchestrator[TTx]) executeBody(ctx context.Context, tx TTx, h *handlerE
 	}
 
 	if err := o.reduceAll(ctx, tx, cmd.Name, events); err != nil {
-		return nil, err
+		return nil, undefer(err)
 	}
 
 	return &Result{CommandID: id, Events: events}, nil
@@ -487,14 +499,23 @@ func decodeJSON(raw json.RawMessage, v any, strict bool) error {
 // models from the log (esctl replay, a new read model catching up); a
 // failure is a *ReducerError.
 func (o *Orchestrator[TTx]) Apply(ctx context.Context, tx TTx, ev eventfold.Event) error {
-	return o.reduceAll(ctx, tx, "", []eventfold.Event{ev})
+	return o.applyAll(ctx, tx, []eventfold.Event{ev})
 }
 
 // ApplyAll is Apply for a page of events, in order: batch reducers
 // (ReduceBatch) get each run of consecutive events of their type at once.
 // Use it for replays.
 func (o *Orchestrator[TTx]) ApplyAll(ctx context.Context, tx TTx, evs []eventfold.Event) error {
-	return o.reduceAll(ctx, tx, "", evs)
+	return o.applyAll(ctx, tx, evs)
+}
+
+// applyAll is ApplyAll; deferred writes are sent before it returns.
+func (o *Orchestrator[TTx]) applyAll(ctx context.Context, tx TTx, evs []eventfold.Event) error {
+	err := o.reduceAll(ctx, tx, "", evs)
+	if ferr := o.flushDeferred(ctx, tx); err == nil {
+		err = ferr
+	}
+	return undefer(err)
 }
 
 // reduceAll runs the reducers of evs in order; command names the command
@@ -539,27 +560,78 @@ func hasBatch[TTx any](rs []*reducerEntry[TTx]) bool {
 // otherwise) and names the reducer and event in its error.
 func (o *Orchestrator[TTx]) runReducer(ctx context.Context, tx TTx, command string, r *reducerEntry[TTx], evs []eventfold.Event) error {
 	fail := func(ev eventfold.Event, err error) error {
+		var df *deferredFailure
+		if errors.As(err, &df) {
+			// A deferred write (maybe another reducer's) failed when this
+			// reducer's statement sent it: it is that write's failure.
+			return df
+		}
 		return &ReducerError{
 			Reducer: r.name, Command: command,
 			EventType: ev.Type, StreamID: ev.StreamID, StreamVersion: ev.StreamVersion, EventID: ev.ID,
 			Err: o.classify(err),
 		}
 	}
+	// view is the tx the reducer gets for the events evs[k:k+n].
+	view := func(k, n int) TTx {
+		if !r.deferred || o.deferrer == nil {
+			return tx
+		}
+		span := evs[k : k+n]
+		v, _ := o.deferrer.DeferWrites(tx, func(err error) error {
+			re, _ := fail(span[0], err).(*ReducerError)
+			if re == nil {
+				return err
+			}
+			return &deferredFailure{re: re, evs: span}
+		})
+		return v
+	}
 	rctx, end := o.step(ctx, Step{Kind: "reducer", Name: r.name, EventType: evs[0].Type, Events: len(evs)})
 	if r.batch != nil {
-		if err := r.batch(rctx, tx, evs); err != nil {
+		if err := r.batch(rctx, view(0, len(evs)), evs); err != nil {
 			end(err)
 			return fail(evs[0], err)
 		}
 		end(nil)
 		return nil
 	}
-	for _, ev := range evs {
-		if err := r.run(rctx, tx, ev); err != nil {
+	for i, ev := range evs {
+		if err := r.run(rctx, view(i, 1), ev); err != nil {
 			end(err)
 			return fail(ev, err)
 		}
 	}
 	end(nil)
 	return nil
+}
+
+// deferredFailure is the failure of a reducer's deferred write
+// (WithDeferredWrites): re is the reducer's error, evs the events of the
+// reducer call that queued the write. It reaches the caller as re.
+type deferredFailure struct {
+	re  *ReducerError
+	evs []eventfold.Event
+}
+
+func (e *deferredFailure) Error() string { return e.re.Error() }
+func (e *deferredFailure) Unwrap() error { return e.re }
+
+// undefer returns err with a deferred write's failure replaced by its
+// *ReducerError.
+func undefer(err error) error {
+	var df *deferredFailure
+	if errors.As(err, &df) {
+		return df.re
+	}
+	return err
+}
+
+// flushDeferred sends the reducers' deferred writes queued on tx now (see
+// WithDeferredWrites); nothing when none are.
+func (o *Orchestrator[TTx]) flushDeferred(ctx context.Context, tx TTx) error {
+	if o.deferrer == nil {
+		return nil
+	}
+	return undefer(o.deferrer.FlushDeferred(ctx, tx))
 }

@@ -18,6 +18,20 @@
 //	            COMMIT                           (any error above: ROLLBACK, nothing stored)
 //	            AfterCommit(ctx, events)         (e.g. wake the listener)
 //
+// # Deferred writes (PostgreSQL through pgxdriver)
+//
+// A reducer registered WithDeferredWrites gets a pgx.Tx whose Exec queues
+// the statement: it travels with the transaction's next statement or with
+// COMMIT, so a plain Dispatch is two round trips ([BEGIN + append],
+// [reducer writes + idempotency record + commit marker + COMMIT]) instead
+// of three, and the window in which the transaction holds PostgreSQL's
+// read horizon (and every subscriber's delivery) back is one round trip
+// shorter. The price: Exec cannot report rows affected (the tag is
+// "DEFERRED", RowsAffected 0), and a write's error arrives later, still as
+// a *ReducerError naming the reducer that queued it. Elsewhere (database/sql,
+// MySQL/MariaDB, SQLite, SQL Server, a pgx.Tx not made by pgxdriver) the
+// option is a no-op. See WithDeferredWrites.
+//
 // # Errors
 //
 // A failing handler yields a *HandlerError, a failing reducer a

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // Orchestrator dispatches commands over one Store. Register handlers,
@@ -27,6 +28,9 @@ type Orchestrator[TTx any] struct {
 	chain    Dispatcher
 	group    *groupCommitter[TTx] // nil unless Config.GroupCommit is set
 	markers  markerState
+	// deferrer is the driver's WriteDeferrer (pgxdriver), nil elsewhere:
+	// WithDeferredWrites is then a no-op.
+	deferrer contract.WriteDeferrer[TTx]
 }
 
 // innermost returns the Dispatcher the middleware wraps: the group
@@ -48,7 +52,9 @@ type handlerEntry[TTx any] struct {
 
 type reducerEntry[TTx any] struct {
 	name string
-	run  func(ctx context.Context, tx TTx, ev eventfold.Event) error
+	// deferred: WithDeferredWrites (effective only when o.deferrer is set).
+	deferred bool
+	run      func(ctx context.Context, tx TTx, ev eventfold.Event) error
 	// batch, when set, takes a run of consecutive events of its type at
 	// once (ReduceBatch); run is then unused.
 	batch func(ctx context.Context, tx TTx, evs []eventfold.Event) error
@@ -68,6 +74,7 @@ func New[TTx any](store *eventfold.Store[TTx], cfg *Config) *Orchestrator[TTx] {
 	caps := store.Driver().Ops().Capabilities()
 	o.markers.supported = caps.CommitMarkers
 	o.markers.on = o.markers.supported && !o.cfg.NoCommitMarkers
+	o.deferrer, _ = any(store.Driver()).(contract.WriteDeferrer[TTx])
 	if o.cfg.GroupCommit != nil {
 		gc := *o.cfg.GroupCommit
 		if gc.Committers <= 0 && caps.SingleWriter {
@@ -142,7 +149,10 @@ func (o *Orchestrator[TTx]) addHandler(h *handlerEntry[TTx]) {
 // ReducerOption adjusts a reducer registration.
 type ReducerOption func(*reducerOptions)
 
-type reducerOptions struct{ name string }
+type reducerOptions struct {
+	name     string
+	deferred bool
+}
 
 // WithName names a reducer in errors and logs (defaults to the Go function
 // name), e.g. "balances" or "statement".
@@ -150,18 +160,55 @@ func WithName(name string) ReducerOption {
 	return func(r *reducerOptions) { r.name = name }
 }
 
-func reducerName(fn any, opts []ReducerOption) string {
+// WithDeferredWrites lets the reducer's writes travel with the
+// transaction's next statement or its COMMIT instead of costing a round
+// trip each (PostgreSQL through pgxdriver; elsewhere, and on a pgx.Tx
+// that pgxdriver's Begin did not make, it is a no-op: every statement
+// runs at once, as without it).
+//
+// The reducer's tx.Exec with arguments queues the statement and returns
+// at once. What it cannot do is report on the statement:
+//
+//   - the command tag is "DEFERRED" and RowsAffected is 0, so a reducer
+//     that reads rows affected (sqlc :execrows or :execresult, an
+//     optimistic "UPDATE ... WHERE version = $n" checking that one row
+//     changed) must not use this option;
+//   - an error (a constraint, a serialization failure) comes back later:
+//     from the next statement the transaction runs (the reducer's own
+//     Query/QueryRow/SendBatch/CopyFrom, a later reducer's, the store's),
+//     or from COMMIT. Either way the dispatch fails with a *ReducerError
+//     naming this reducer and event, retried as the same error would be
+//     without the option, and nothing of the command is stored;
+//   - the arguments are encoded when the statement is sent: do not
+//     modify them (a reused []byte) after Exec returns.
+//
+// Reads see the queued writes: every other statement on the transaction
+// sends them first. An Exec without arguments runs at once (pgx sends it
+// in the simple protocol, which allows several statements), and so does
+// every statement after the reducer takes a savepoint with tx.Begin, uses
+// tx.Conn() or tx.LargeObjects(). With group commit, a command's deferred
+// writes are sent at the end of its reducers (before its idempotency
+// record and the next command), so that a failing one is blamed on its
+// command alone; DispatchTx, Apply and ApplyAll send them before they
+// return. Only a Dispatch without group commit lets them go with COMMIT.
+func WithDeferredWrites() ReducerOption {
+	return func(r *reducerOptions) { r.deferred = true }
+}
+
+// newReducer returns a reducer entry with opts applied.
+func newReducer[TTx any](fn any, opts []ReducerOption) *reducerEntry[TTx] {
 	var r reducerOptions
 	for _, opt := range opts {
 		opt(&r)
 	}
-	if r.name != "" {
-		return r.name
+	e := &reducerEntry[TTx]{name: r.name, deferred: r.deferred}
+	if e.name == "" {
+		e.name = "reducer"
+		if f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()); f != nil {
+			e.name = f.Name()
+		}
 	}
-	if f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()); f != nil {
-		return f.Name()
-	}
-	return "reducer"
+	return e
 }
 
 // Reduce registers a reducer for events of type eventType; the event's
@@ -170,22 +217,23 @@ func reducerName(fn any, opts []ReducerOption) string {
 // order, in the dispatch transaction, before the commit. An error rolls the
 // whole command back, events included.
 func Reduce[TTx, E any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, ev eventfold.Event, data E) error, opts ...ReducerOption) {
-	o.addReducer(eventType, &reducerEntry[TTx]{
-		name: reducerName(fn, opts),
-		run: func(ctx context.Context, tx TTx, ev eventfold.Event) error {
-			var data E
-			if err := json.Unmarshal(ev.Data, &data); err != nil {
-				return fmt.Errorf("decode %s data: %w", ev.Type, err)
-			}
-			return fn(ctx, tx, ev, data)
-		},
-	})
+	e := newReducer[TTx](fn, opts)
+	e.run = func(ctx context.Context, tx TTx, ev eventfold.Event) error {
+		var data E
+		if err := json.Unmarshal(ev.Data, &data); err != nil {
+			return fmt.Errorf("decode %s data: %w", ev.Type, err)
+		}
+		return fn(ctx, tx, ev, data)
+	}
+	o.addReducer(eventType, e)
 }
 
 // ReduceEvent registers an untyped reducer for events of type eventType,
 // or, when eventType is "", for every event.
 func ReduceEvent[TTx any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, ev eventfold.Event) error, opts ...ReducerOption) {
-	o.addReducer(eventType, &reducerEntry[TTx]{name: reducerName(fn, opts), run: fn})
+	e := newReducer[TTx](fn, opts)
+	e.run = fn
+	o.addReducer(eventType, e)
 }
 
 // ReduceBatch registers a reducer that receives runs of consecutive events
@@ -201,7 +249,9 @@ func ReduceEvent[TTx any](o *Orchestrator[TTx], eventType string, fn func(ctx co
 // reducer starts (rather than event by event): read models must not depend
 // on seeing each other's state between two events of one run.
 func ReduceBatch[TTx any](o *Orchestrator[TTx], eventType string, fn func(ctx context.Context, tx TTx, evs []eventfold.Event) error, opts ...ReducerOption) {
-	o.addReducer(eventType, &reducerEntry[TTx]{name: reducerName(fn, opts), batch: fn})
+	e := newReducer[TTx](fn, opts)
+	e.batch = fn
+	o.addReducer(eventType, e)
 }
 
 func (o *Orchestrator[TTx]) addReducer(eventType string, r *reducerEntry[TTx]) {

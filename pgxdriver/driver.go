@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dialect/postgres"
 )
 
@@ -26,7 +27,10 @@ type Driver struct {
 	db     *sql.DB // lazily opened on pool by DB
 }
 
-var _ eventfold.Driver[pgx.Tx] = (*Driver)(nil)
+var (
+	_ eventfold.Driver[pgx.Tx]       = (*Driver)(nil)
+	_ contract.WriteDeferrer[pgx.Tx] = (*Driver)(nil)
+)
 
 // New returns a Driver on the caller's pool. Close never closes the pool;
 // the caller does, after closing the Driver.
@@ -96,11 +100,46 @@ func (d *Driver) Rollback(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
+// DeferWrites implements the orchestrator's deferred writes (reducers
+// registered with orchestrator.WithDeferredWrites): it returns a view of
+// t whose Exec queues the statement and returns at once, with the command
+// tag "DEFERRED" (RowsAffected 0). Queued statements are sent before the
+// transaction's next statement of any kind, or with COMMIT, in one
+// pipeline; a failed one aborts the transaction, and the statement that
+// sent it (or Commit) returns onError's mapping of its error. ok is false
+// when t is not a transaction of this driver (Begin's): t is returned as
+// is.
+func (d *Driver) DeferWrites(t pgx.Tx, onError func(error) error) (view pgx.Tx, ok bool) {
+	pt := txOf(t)
+	if pt == nil || pt.closed {
+		return t, false
+	}
+	return deferTx{tx: pt, onError: onError}, true
+}
+
+// FlushDeferred sends the writes DeferWrites queued on t now (one round
+// trip; none when nothing is queued) and returns the mapped error of the
+// first that failed.
+func (d *Driver) FlushDeferred(ctx context.Context, t pgx.Tx) error {
+	pt := txOf(t)
+	if pt == nil || pt.closed {
+		return nil
+	}
+	return pt.flush(ctx)
+}
+
 // Ops returns the store operations on the pool.
 func (d *Driver) Ops() eventfold.Ops { return d.ops }
 
 // OpsTx returns the store operations inside tx.
-func (d *Driver) OpsTx(tx pgx.Tx) eventfold.Ops { return postgres.NewPgx(tx) }
+// A reducer's view with deferred writes (DeferWrites) gets the
+// transaction's own Ops: the store's statements are never deferred.
+func (d *Driver) OpsTx(tx pgx.Tx) eventfold.Ops {
+	if dt, ok := tx.(deferTx); ok {
+		return postgres.NewPgx(dt.tx)
+	}
+	return postgres.NewPgx(tx)
+}
 
 // DB returns a *sql.DB on the same pool (pgx stdlib), opened on first use
 // and closed by Close. It borrows pool connections only while in use.

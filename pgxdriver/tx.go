@@ -35,6 +35,20 @@ type tx struct {
 	real   pgx.Tx // a pgx transaction object on c, made on demand (see materialise)
 
 	queued []queuedWrite
+
+	// deferred are writes of reducers registered WithDeferredWrites
+	// (see deferTx), sent before the next statement of the transaction or
+	// with COMMIT; flushErr is the mapped error of one that failed, which
+	// Commit returns (the transaction is aborted: nothing commits).
+	deferred []queuedWrite
+	flushErr error
+	// flushUnsent: flushErr's write was refused before anything was sent
+	// (pgx could not encode it), so the transaction is not aborted.
+	flushUnsent bool
+	// nested is set once a savepoint was taken through pgx's Begin: writes
+	// are no longer deferred, since pgx's savepoint rolls back on the
+	// connection, out of this type's sight.
+	nested bool
 }
 
 type queuedWrite struct {
@@ -46,6 +60,7 @@ type queuedWrite struct {
 var (
 	_ pgx.Tx               = (*tx)(nil)
 	_ postgres.CommitQueue = (*tx)(nil)
+	_ postgres.DeferQueue  = (*tx)(nil)
 )
 
 func beginError(err error) error { return fmt.Errorf("pgxdriver: begin: %w", err) }
@@ -135,6 +150,10 @@ func (t *tx) Begin(ctx context.Context) (pgx.Tx, error) {
 	if t.closed {
 		return nil, pgx.ErrTxClosed
 	}
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
+	t.nested = true
 	ptx, err := t.materialise(ctx)
 	if err != nil {
 		return nil, err
@@ -149,6 +168,9 @@ func (t *tx) Begin(ctx context.Context) (pgx.Tx, error) {
 func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
 	if t.closed {
 		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
+	if err := t.flush(ctx); err != nil {
+		return pgconn.CommandTag{}, err
 	}
 	if t.begun || len(args) == 0 {
 		if err := t.ensureBegun(ctx); err != nil {
@@ -173,6 +195,9 @@ func (t *tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandT
 func (t *tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	if t.closed {
 		return nil, pgx.ErrTxClosed
+	}
+	if err := t.flush(ctx); err != nil {
+		return nil, err
 	}
 	if t.begun {
 		return t.c.Query(ctx, sql, args...)
@@ -202,6 +227,9 @@ func (t *tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if t.closed {
 		return pgx.FailedBatchResults(b, pgx.ErrTxClosed)
 	}
+	if err := t.flush(ctx); err != nil {
+		return pgx.FailedBatchResults(b, err)
+	}
 	if t.begun {
 		return t.c.SendBatch(ctx, b)
 	}
@@ -217,6 +245,9 @@ func (t *tx) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames
 	if t.closed {
 		return 0, pgx.ErrTxClosed
 	}
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
 	if err := t.ensureBegun(ctx); err != nil {
 		return 0, err
 	}
@@ -226,6 +257,8 @@ func (t *tx) CopyFrom(ctx context.Context, tableName pgx.Identifier, columnNames
 // LargeObjects returns pgx's large objects in this transaction (BEGIN is
 // sent first, without a context: it cannot be cancelled).
 func (t *tx) LargeObjects() pgx.LargeObjects {
+	_ = t.flush(context.Background()) // a failure stays in flushErr for Commit
+	t.nested = true
 	ptx, err := t.materialise(context.Background())
 	if err != nil {
 		// pgx.LargeObjects cannot carry an error: this one panics on use,
@@ -247,6 +280,9 @@ func (t *tx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDe
 // Conn returns the transaction's connection, after sending BEGIN (without
 // a context) so that what runs on it is inside the transaction.
 func (t *tx) Conn() *pgx.Conn {
+	// A failed flush stays in flushErr, which Commit returns.
+	_ = t.flush(context.Background())
+	t.nested = true // what runs on the connection is out of sight
 	_ = t.ensureBegun(context.Background())
 	return t.c.Conn()
 }
@@ -262,7 +298,7 @@ func (t *tx) QueueBeforeCommit(sql string, args []any, onError func(error) error
 // is not idle).
 func (t *tx) release() {
 	t.closed = true
-	t.queued = nil
+	t.queued, t.deferred = nil, nil
 	if t.c != nil {
 		t.c.Release()
 		t.c = nil
@@ -277,17 +313,27 @@ func (t *tx) Commit(ctx context.Context) error {
 		return pgx.ErrTxClosed
 	}
 	defer t.release()
-	if len(t.queued) == 0 {
+	if t.flushErr != nil && (t.flushUnsent || t.c.Conn().PgConn().TxStatus() == 'E') {
+		// A deferred write failed before COMMIT and the transaction is
+		// still aborted (no ROLLBACK TO SAVEPOINT since): COMMIT is not
+		// sent, the write's error is the answer.
+		t.abandon(ctx)
+		return t.flushErr
+	}
+	if len(t.queued) == 0 && len(t.deferred) == 0 {
 		if !t.begun {
 			return nil
 		}
 		tag, err := t.c.Exec(ctx, "commit")
 		return t.commitResult(ctx, tag, err)
 	}
-	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(t.queued)+2)}
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(t.deferred)+len(t.queued)+2)}
 	first := !t.begun
 	if first {
 		b.Queue(beginSQL)
+	}
+	for _, q := range t.deferred {
+		b.Queue(q.sql, q.args...)
 	}
 	for _, q := range t.queued {
 		b.Queue(q.sql, q.args...)
@@ -300,6 +346,11 @@ func (t *tx) Commit(ctx context.Context) error {
 			return t.queuedFailed(ctx, br, -1, err)
 		}
 	}
+	for i := range t.deferred {
+		if _, err := br.Exec(); err != nil {
+			return t.deferredFailed(ctx, br, i, err)
+		}
+	}
 	for i := range t.queued {
 		if _, err := br.Exec(); err != nil {
 			return t.queuedFailed(ctx, br, i, err)
@@ -310,6 +361,96 @@ func (t *tx) Commit(ctx context.Context) error {
 		err = cerr
 	}
 	return t.commitResult(ctx, tag, err)
+}
+
+// deferredFailed ends a transaction whose COMMIT pipeline failed at the
+// deferred write i, and returns a *contract.QueuedWriteError with Index -1
+// holding the write's onError mapping.
+func (t *tx) deferredFailed(ctx context.Context, br pgx.BatchResults, i int, err error) error {
+	_ = br.Close()
+	t.abandon(ctx)
+	var pe pgx.ErrPreprocessingBatch
+	if errors.As(err, &pe) {
+		err = pe.Unwrap()
+		i = whichWrite(t.deferred, pe.SQL(), i)
+	}
+	return &contract.QueuedWriteError{Index: -1, Err: t.deferred[i].onError(err)}
+}
+
+// whichWrite returns the index of the write whose SQL is sql, def when
+// none is (pgx names the statement it could not prepare or encode).
+func whichWrite(ws []queuedWrite, sql string, def int) int {
+	for j, w := range ws {
+		if w.sql == sql {
+			return j
+		}
+	}
+	return def
+}
+
+// queueDeferred queues a deferred write (see deferTx).
+func (t *tx) queueDeferred(sql string, args []any, onError func(error) error) {
+	t.deferred = append(t.deferred, queuedWrite{sql: sql, args: args, onError: onError})
+}
+
+// flush sends the deferred writes now, in one pipeline (with BEGIN when
+// nothing was sent yet), ahead of a statement that must see them. A write
+// that fails aborts the transaction: its onError mapping is returned, and
+// kept for Commit, which returns it (and rolls back) while the
+// transaction is still aborted. Later statements go to the server, which
+// refuses them in an aborted transaction, except ROLLBACK TO SAVEPOINT.
+func (t *tx) flush(ctx context.Context) error {
+	if len(t.deferred) == 0 {
+		return nil
+	}
+	ws := t.deferred
+	t.deferred = nil
+	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(ws)+1)}
+	for _, w := range ws {
+		b.Queue(w.sql, w.args...)
+	}
+	fail := func(i int, err error) error {
+		var pe pgx.ErrPreprocessingBatch
+		unsent := errors.As(err, &pe)
+		if unsent {
+			err = pe.Unwrap()
+			i = whichWrite(ws, pe.SQL(), i)
+		}
+		mapped := ws[i].onError(err)
+		if t.flushErr == nil {
+			// The first failure is the one to report: the later ones are
+			// "transaction aborted" of the same.
+			t.flushErr, t.flushUnsent = mapped, unsent
+		}
+		return mapped
+	}
+	var br pgx.BatchResults
+	if t.begun {
+		br = t.c.SendBatch(ctx, b)
+	} else {
+		var err error
+		if br, err = t.sendFirst(ctx, b); err != nil {
+			return fail(0, err)
+		}
+	}
+	for i := range ws {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return fail(i, err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fail(len(ws)-1, err)
+	}
+	return nil
+}
+
+// DiscardDeferred implements postgres.DeferQueue: ROLLBACK TO SAVEPOINT
+// is about to undo whatever is deferred (every savepoint was set by a
+// statement, which sent the deferred writes before it), including a
+// failed one.
+func (t *tx) DiscardDeferred() {
+	t.deferred, t.flushErr, t.flushUnsent = nil, nil, false
 }
 
 // queuedFailed ends a transaction whose COMMIT pipeline failed before
@@ -441,4 +582,47 @@ func (r *row) Scan(dest ...any) error {
 	}
 	rows.Close()
 	return rows.Err()
+}
+
+// deferTx is the pgx.Tx a reducer registered with deferred writes gets
+// (Driver.DeferWrites): Exec queues the statement and returns at once; it
+// is sent before the transaction's next statement of any kind (a Query, a
+// SendBatch, another reducer's Exec, a SAVEPOINT: read-your-writes holds)
+// or with COMMIT, in one pipeline. Everything else is the transaction's.
+//
+// A deferred Exec returns the command tag "DEFERRED", whose RowsAffected
+// is 0: rows affected are not known before the statement runs.
+type deferTx struct {
+	*tx
+	onError func(error) error
+}
+
+// deferredTag is the command tag of a deferred Exec.
+var deferredTag = pgconn.NewCommandTag("DEFERRED")
+
+// Exec queues the statement. A statement without arguments runs at once:
+// pgx sends it in the simple protocol, which allows several statements in
+// one string, and a pipeline would not. So does every statement once a
+// savepoint was taken through Begin.
+func (d deferTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	t := d.tx
+	if t.closed {
+		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
+	if t.nested || len(args) == 0 {
+		return t.Exec(ctx, sql, args...)
+	}
+	t.queueDeferred(sql, args, d.onError)
+	return deferredTag, nil
+}
+
+// txOf returns the pgxdriver transaction behind t, nil when t is not one.
+func txOf(t pgx.Tx) *tx {
+	switch v := t.(type) {
+	case *tx:
+		return v
+	case deferTx:
+		return v.tx
+	}
+	return nil
 }

@@ -111,12 +111,33 @@ type CommitPipeline interface {
 	QueueCommitMarker(ctx context.Context, id string) error
 }
 
+// WriteDeferrer is a driver that can defer a reducer's writes to the
+// transaction's next statement or its COMMIT (orchestrator's
+// WithDeferredWrites; pgxdriver only). The orchestrator finds it on the
+// Driver with a type assertion; a driver without it runs every reducer's
+// writes at once.
+type WriteDeferrer[TTx any] interface {
+	// DeferWrites returns a view of tx whose statements without results
+	// are queued instead of run (their results report nothing: no rows
+	// affected). Queued statements go to the database before tx's next
+	// statement of any kind, or with COMMIT; one that fails aborts the
+	// transaction, and that statement (or the driver's Commit, then
+	// through a *QueuedWriteError with Index -1 when COMMIT was sent in
+	// the same pipeline, directly otherwise) returns onError's mapping of
+	// its error. ok is false when tx cannot defer (it is returned as is).
+	DeferWrites(tx TTx, onError func(error) error) (view TTx, ok bool)
+	// FlushDeferred sends what is queued on tx now and returns the
+	// mapped error of the first write that failed.
+	FlushDeferred(ctx context.Context, tx TTx) error
+}
+
 // ErrDuplicateCommand is a queued RecordCommand that found the command id
 // already recorded in its scope (see CommitPipeline).
 var ErrDuplicateCommand = errors.New("eventfold: command id already recorded")
 
 // QueuedWriteError is a Commit that failed at the write queued at Index
-// (0 for the first one queued, see CommitPipeline) rather than at COMMIT.
+// (0 for the first one queued, see CommitPipeline; -1 for a write
+// deferred by WriteDeferrer) rather than at COMMIT.
 // When the database server reported Err (Errors.ServerReported), COMMIT
 // was not run and nothing committed; otherwise the connection failed and
 // the outcome is as unknown as a lost COMMIT's.

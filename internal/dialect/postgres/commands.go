@@ -63,6 +63,15 @@ type CommitQueue interface {
 	QueueBeforeCommit(query string, args []any, onError func(error) error)
 }
 
+// DeferQueue is a transaction holding deferred writes back (pgxdriver's,
+// see contract.WriteDeferrer). Every statement sends them first, except
+// ROLLBACK TO SAVEPOINT: the savepoint was set by a statement, so what is
+// deferred came after it and is undone anyway, and is discarded instead
+// (a deferred write that failed too: the rollback clears the error).
+type DeferQueue interface {
+	DiscardDeferred()
+}
+
 // queueDB is a postgresdb.DBTX that queues the statements of the generated
 // queries on a CommitQueue instead of running them, so that the SQL stays
 // in queries/. Only Exec is used (statements without results).

@@ -74,6 +74,9 @@ func (o *Ops) RollbackToSavepoint(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	if d, ok := o.db.(DeferQueue); ok {
+		d.DiscardDeferred()
+	}
 	return o.Exec(ctx, q)
 }
 
