@@ -32,6 +32,12 @@ func (s *Store[TTx]) CheckPositions(ctx context.Context, repair bool) (PositionC
 	var res PositionCheck
 	var err error
 	if repair {
+		// The repair writes (the floor, the offset) by what this binary
+		// knows of positions: refused on a schema newer than that, as every
+		// other write is.
+		if err := s.CheckWritable(ctx); err != nil {
+			return PositionCheck{}, fmt.Errorf("eventfold: repair positions: %w", err)
+		}
 		// In a transaction of its own: the repair's lock must last until its
 		// new offset is committed.
 		err = s.InTx(ctx, func(tx TTx) error {

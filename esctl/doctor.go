@@ -39,6 +39,12 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 		return err
 	}
 	defer store.Close()
+	// A schema newer than this esctl: say so first, the checks below know
+	// only the schema this esctl embeds (--repair is refused, as every
+	// write is).
+	if err := store.CheckWritable(ctx); errors.Is(err, eventfold.ErrSchemaNewer) {
+		fmt.Fprintf(env.Stdout, "schema: %v; the checks below know only this esctl's migrations\n", err)
+	}
 	res, err := checkPositions(ctx, env, store, *repair, false)
 	if err != nil {
 		return err

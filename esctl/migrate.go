@@ -161,6 +161,11 @@ and, in a service that embeds esctl, the service's own (up and status only).
 		if err := tw.Flush(); err != nil {
 			return err
 		}
+		// The list shows only the migrations this esctl embeds: a newer
+		// version recorded in the database would go unmentioned.
+		if err := store.CheckWritable(ctx); errors.Is(err, eventfold.ErrSchemaNewer) {
+			fmt.Fprintf(env.Stderr, "%s: %v\n", env.Program, err)
+		}
 		return appMigrateStatus(ctx, env, store.Dialect(), store.Driver().DB())
 	}
 	return nil
