@@ -25,6 +25,9 @@ var appendRoutines = []struct {
 // recreates them all.
 const routinesMigration = 18
 
+// archiveMigration creates eventfold_archive_watermark (00004_archive.sql).
+const archiveMigration = 4
+
 // SchemaDamage reports, for a schema at version, what is missing or
 // inconsistent, one sentence each (none: nothing found):
 //   - append procedures that are not in the database: mysqldump leaves
@@ -113,6 +116,11 @@ ORDER BY e.stream_id LIMIT 11`)
 	// means a DELETE or TRUNCATE of live events, whose positions the
 	// append procedures do not know about (their floor only knows archived
 	// positions): new events may take positions the log already used.
+	// The watermark table comes with migration 00004: before it nothing
+	// can have been archived, and a schema that old is told to migrate up.
+	if version < archiveMigration {
+		return found, nil
+	}
 	var watermark, versions, events int64
 	err = o.db.QueryRowContext(ctx, `SELECT
     COALESCE((SELECT MAX(archived_before) FROM eventfold_archive_watermark), 0),
