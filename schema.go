@@ -236,15 +236,36 @@ func (s *Store[TTx]) checkWritableTx(ctx context.Context, tx TTx) error {
 	if conn, ok := any(tx).(database.DBTxConn); ok {
 		return s.checkWritable(ctx, conn)
 	}
+	// A driver whose transactions are not database/sql's (pgx) reads the
+	// version through tx itself: reading through the pool waited for ever
+	// when the caller's transactions held every connection (a pool of N
+	// and N concurrent AppendTx as a new Store's first writes).
+	if r, ok := any(s.driver).(schemaVersionTxReader[TTx]); ok {
+		v, ok := r.SchemaVersionTx(ctx, tx, MigrationTable)
+		return s.decideWritable(v, ok)
+	}
 	return s.checkWritable(ctx, s.driver.DB())
 }
 
+// schemaVersionTxReader is implemented by drivers that read the goose
+// version recorded in table through one of their transactions (ok false:
+// no table, no version, or it could not be read, without breaking tx).
+type schemaVersionTxReader[TTx any] interface {
+	SchemaVersionTx(ctx context.Context, tx TTx, table string) (v int64, ok bool)
+}
+
 func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {
+	v, ok := readSchemaVersion(ctx, s.driver.Dialect(), conn)
+	return s.decideWritable(v, ok)
+}
+
+// decideWritable records (once it is known) whether schema version v may
+// be written by this binary.
+func (s *Store[TTx]) decideWritable(v int64, ok bool) error {
 	known, err := LatestSchemaVersion(s.driver.Dialect())
 	if err != nil {
 		return nil
 	}
-	v, ok := readSchemaVersion(ctx, s.driver.Dialect(), conn)
 	if !ok {
 		return nil
 	}

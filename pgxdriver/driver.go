@@ -141,6 +141,24 @@ func (d *Driver) OpsTx(tx pgx.Tx) eventfold.Ops {
 	return postgres.NewPgx(tx)
 }
 
+// SchemaVersionTx reads the goose version recorded in table through tx, for
+// the store's first write check inside a caller's transaction (reading
+// through the pool would wait for a connection the caller's transactions
+// may all hold). The table's existence is asked first, so a missing table
+// never aborts tx; ok is false when it is missing, holds no version, or a
+// query fails.
+func (d *Driver) SchemaVersionTx(ctx context.Context, tx pgx.Tx, table string) (v int64, ok bool) {
+	var exists bool
+	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
+		return 0, false
+	}
+	var top *int64
+	if err := tx.QueryRow(ctx, "SELECT max(version_id) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&top); err != nil || top == nil || *top <= 0 {
+		return 0, false
+	}
+	return *top, true
+}
+
 // DB returns a *sql.DB on the same pool (pgx stdlib), opened on first use
 // and closed by Close. It borrows pool connections only while in use.
 func (d *Driver) DB() *sql.DB {
