@@ -264,8 +264,11 @@ func (s *Store[TTx]) MigrateDownTo(ctx context.Context, to int64, force bool) ([
 // knows: it has no Down for the migrations it lacks.
 func (s *Store[TTx]) refuseNewer(ctx context.Context, op string) error {
 	v, err := s.SchemaVersion(ctx)
-	if known, lerr := LatestSchemaVersion(s.driver.Dialect()); err == nil && lerr == nil && v > known {
-		return fmt.Errorf("eventfold: %s %s: %w", op, s.driver.Dialect(), NewerError(v, known))
+	if err != nil {
+		return nil
+	}
+	if err := newerThanKnown(s.driver.Dialect(), v); err != nil {
+		return fmt.Errorf("eventfold: %s %s: %w", op, s.driver.Dialect(), err)
 	}
 	return nil
 }

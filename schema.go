@@ -262,19 +262,21 @@ func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) 
 // decideWritable records (once it is known) whether schema version v may
 // be written by this binary.
 func (s *Store[TTx]) decideWritable(v int64, ok bool) error {
-	known, err := LatestSchemaVersion(s.driver.Dialect())
-	if err != nil {
+	if _, err := LatestSchemaVersion(s.driver.Dialect()); err != nil || !ok {
 		return nil
 	}
-	if !ok {
-		return nil
-	}
-	c := &schemaCheck{}
-	if v > known {
-		c.err = NewerError(v, known)
-	}
+	c := &schemaCheck{err: newerThanKnown(s.driver.Dialect(), v)}
 	s.schema.Store(c)
 	return c.err
+}
+
+// newerThanKnown returns NewerError when schema version v of dialect d is
+// above the highest migration this eventfold embeds, nil otherwise.
+func newerThanKnown(d Dialect, v int64) error {
+	if known, err := LatestSchemaVersion(d); err == nil && v > known {
+		return NewerError(v, known)
+	}
+	return nil
 }
 
 // readSchemaVersion reads the schema version through conn, which may be a
