@@ -25,8 +25,10 @@
 // or duplicate event id, 410 the command's events were archived, 413 body
 // too large, 415 not JSON, 422 the handler rejected the command
 // (orchestrator.Reject; its message is the answer) or a reused
-// idempotency key, 503 a transient database conflict (retry), 500
-// anything else. Error bodies are {"error", "code"}. A 500 says only
+// idempotency key, 503 a transient database conflict (retry) or a
+// request whose context ended (a server or middleware deadline: code
+// "timeout"; a cancellation: "cancelled") before the command completed,
+// 500 anything else. Error bodies are {"error", "code"}. A 500 says only
 // "internal error" and a "request_id" (also the X-Request-ID header); the
 // full error is logged with that id, never shown: a database error names
 // tables, columns and values.
@@ -213,7 +215,18 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 		w.Header().Set("Retry-After", "1")
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Message: "a transient database conflict; retry"})
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
-		// The client went away; nobody reads the answer.
+		// The request's context ended before the command was answered:
+		// a deadline (a server or middleware timeout) or a cancellation
+		// (mostly the client gone). Writing nothing made net/http send
+		// 200 OK with an empty body, to a client that may well be there.
+		w.Header().Set("Retry-After", "1")
+		if errors.Is(err, context.DeadlineExceeded) {
+			writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "timeout",
+				Message: "the command did not complete within the request's time limit; retry it with the same Idempotency-Key (a retry never applies a command twice)"})
+			return
+		}
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "cancelled",
+			Message: "the request was cancelled before the command completed; retry it with the same Idempotency-Key (a retry never applies a command twice)"})
 	default:
 		// Anything else, a handler error that is no rejection included (a
 		// failed read-model query, a bug), is unexpected: its text is for
