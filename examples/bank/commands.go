@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/orchestrator"
@@ -27,6 +28,10 @@ var (
 	ErrNoAccount         = orchestrator.Reject(errors.New("bank: no such account"))
 	ErrInsufficientFunds = orchestrator.Reject(errors.New("bank: insufficient funds"))
 	ErrInvalidAmount     = orchestrator.Reject(errors.New("bank: amount must be positive"))
+	// ErrBalanceTooLarge refuses a deposit or transfer that would carry a
+	// balance past the largest amount the read model holds (an int64 of
+	// cents): the reducer's "balance + amount" would overflow.
+	ErrBalanceTooLarge = orchestrator.Reject(errors.New("bank: the balance would exceed the largest amount an account can hold"))
 )
 
 // OpenAccount opens an account with a zero balance.
@@ -87,6 +92,17 @@ func positive(amount int64) error {
 	return nil
 }
 
+// fits refuses an amount that would carry acc's balance past the largest
+// int64: the reducer's "balance + amount" would overflow (SQLite turned
+// the sum into a REAL, which no later read could scan; PostgreSQL and
+// MariaDB refused the UPDATE, a 500 for a bad request).
+func fits(acc Account, amount int64) error {
+	if acc.Balance > math.MaxInt64-amount {
+		return fmt.Errorf("%w: account %q has %s, adding %s", ErrBalanceTooLarge, acc.AccountID, Money(acc.Balance), Money(amount))
+	}
+	return nil
+}
+
 // account reads an account from the read model inside tx.
 func (a *App) account(ctx context.Context, tx *sql.Tx, id string) (Account, error) {
 	acc, found, err := a.rm.getAccount(ctx, tx, id)
@@ -116,6 +132,9 @@ func (a *App) handleOpenAccount(ctx context.Context, tx *sql.Tx, c OpenAccount) 
 func (a *App) handleDeposit(ctx context.Context, tx *sql.Tx, c Deposit) ([]orchestrator.Emit, error) {
 	acc, err := a.account(ctx, tx, c.AccountID)
 	if err != nil {
+		return nil, err
+	}
+	if err := fits(acc, c.Amount); err != nil {
 		return nil, err
 	}
 	return []orchestrator.Emit{{
@@ -149,6 +168,9 @@ func (a *App) handleTransfer(ctx context.Context, tx *sql.Tx, c Transfer) ([]orc
 	}
 	if from.Balance < c.Amount {
 		return nil, fmt.Errorf("%w: account %q has %s, transfer of %s", ErrInsufficientFunds, c.From, Money(from.Balance), Money(c.Amount))
+	}
+	if err := fits(to, c.Amount); err != nil {
+		return nil, err
 	}
 	id := c.TransferID
 	if id == "" {
