@@ -391,7 +391,11 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 	case eventfold.MySQL:
 		cfg, err := mysqldriver.Config(env.DSN)
 		if err == nil && cfg.DBName == "" {
-			return nil, usagef("the mysql DSN names no database: write mysql://user@%s/DBNAME (create it first with CREATE DATABASE DBNAME)", cfg.Addr)
+			where := cfg.Addr + "/DBNAME"
+			if cfg.Net == "unix" {
+				where = "/DBNAME?socket=" + cfg.Addr
+			}
+			return nil, usagef("the mysql DSN names no database: write mysql://user@%s (create it first with CREATE DATABASE DBNAME)", where)
 		}
 	}
 	drv, err := sqldriver.Open(ctx, env.DSN)
