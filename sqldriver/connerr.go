@@ -1,12 +1,14 @@
 package sqldriver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/sqldriver/internal/registry"
@@ -21,6 +23,17 @@ func explainConnect(d eventfold.Dialect, dsn string, err error) string {
 	switch {
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return fmt.Sprintf("nothing answers at %s: is the server running?", hostPort(d, dsn))
+	case errors.Is(err, context.DeadlineExceeded):
+		// The driver's error does not tell a host that never answered
+		// from a server that accepted and then said nothing: a server of
+		// another kind (a PostgreSQL server waits for its client to speak
+		// first, a MySQL client for the server's greeting). Ask once.
+		hp := hostPort(d, dsn)
+		if c, derr := net.DialTimeout("tcp", hp, time.Second); derr == nil {
+			c.Close()
+			return fmt.Sprintf("%s accepted the connection but did not answer as a %s server in time: is that the %s server's port (not another database's), and is it overloaded?", hp, d, d)
+		}
+		return fmt.Sprintf("no answer from %s in time: is the host reachable (no firewall dropping the packets) and the port right?", hp)
 	case e.MissingDatabase != nil && e.MissingDatabase(err):
 		return fmt.Sprintf("database %q does not exist on %s: create it (CREATE DATABASE %s) or fix the DSN", dbName(d, dsn), hostPort(d, dsn), dbName(d, dsn))
 	}
