@@ -56,7 +56,7 @@ func gooseDialect(d Dialect) (dir string, gd goose.Dialect, err error) {
 // checkpoints or the archive watermark
 // (the Provider's own Down has none).
 func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
-	return newMigrator(d, db, true)
+	return newMigrator(d, db, true, nil)
 }
 
 // NewStatusMigrator returns a goose Provider like NewMigrator's but
@@ -66,10 +66,13 @@ func NewMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
 // 5 minutes). Never migrate with it. On a database without the version
 // table goose creates it, as NewMigrator's would.
 func NewStatusMigrator(d Dialect, db *sql.DB) (*goose.Provider, error) {
-	return newMigrator(d, db, false)
+	return newMigrator(d, db, false, nil)
 }
 
-func newMigrator(d Dialect, db *sql.DB, locked bool) (*goose.Provider, error) {
+// newMigrator makes the Provider. interrupt, when not nil, is the caller's
+// context while goose runs under one that ignores its cancellation (see
+// migrateUp): waiting for the migration lock still ends with it.
+func newMigrator(d Dialect, db *sql.DB, locked bool, interrupt context.Context) (*goose.Provider, error) {
 	fsys, err := MigrationsFS(d)
 	if err != nil {
 		return nil, err
@@ -96,14 +99,14 @@ func newMigrator(d Dialect, db *sql.DB, locked bool) (*goose.Provider, error) {
 		if err != nil {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
-		opts = append(opts, goose.WithLocker(l))
+		opts = append(opts, goose.WithLocker(interruptible(l, interrupt)))
 	default:
 		l, err := contract.MigrationLocker(string(d), db)
 		if err != nil {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
 		if l != nil {
-			opts = append(opts, goose.WithLocker(l))
+			opts = append(opts, goose.WithLocker(interruptible(l, interrupt)))
 		}
 	}
 	p, err := goose.NewProvider(gd, db, fsys, opts...)
@@ -127,17 +130,93 @@ func (s *Store[TTx]) Migrate(ctx context.Context) error {
 	if err := s.refuseNewer(ctx, "migrate"); err != nil {
 		return err
 	}
-	p, err := NewMigrator(s.driver.Dialect(), s.driver.DB())
-	if err != nil {
-		return err
-	}
-	if _, err := p.Up(ctx); err != nil {
+	if _, err := s.migrateUp(ctx, -1); err != nil {
 		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
 	}
 	if _, err := s.CheckPositions(ctx, true); err != nil {
 		return fmt.Errorf("eventfold: migrate %s: %w", s.driver.Dialect(), err)
 	}
 	return nil
+}
+
+// MigrateUpTo applies the pending migrations up to version to (every one
+// when to < 0) and returns what it applied, without Migrate's position
+// check. A schema newer than this eventfold knows is refused.
+//
+// On MySQL and MariaDB, whose DDL commits statement by statement, a
+// cancellation of ctx does not stop a migration that has started: it
+// would stay half-applied, and running it again would fail on what it
+// already did. The migration finishes and the next one does not start;
+// the error then matches ctx's error and names the version reached.
+// Waiting for another migrator's lock still ends with ctx. Elsewhere a
+// cancellation stops the migration in progress, whose transaction rolls
+// back.
+func (s *Store[TTx]) MigrateUpTo(ctx context.Context, to int64) ([]*goose.MigrationResult, error) {
+	if err := s.refuseNewer(ctx, "migrate"); err != nil {
+		return nil, err
+	}
+	return s.migrateUp(ctx, to)
+}
+
+func (s *Store[TTx]) migrateUp(ctx context.Context, to int64) ([]*goose.MigrationResult, error) {
+	d := s.driver.Dialect()
+	if !contract.AutocommitDDL(string(d)) {
+		p, err := NewMigrator(d, s.driver.DB())
+		if err != nil {
+			return nil, err
+		}
+		if to >= 0 {
+			return p.UpTo(ctx, to)
+		}
+		return p.Up(ctx)
+	}
+	p, err := newMigrator(d, s.driver.DB(), true, ctx)
+	if err != nil {
+		return nil, err
+	}
+	// One migration at a time, each under a context that ctx's
+	// cancellation does not reach; ctx is looked at between them.
+	run := context.WithoutCancel(ctx)
+	var done []*goose.MigrationResult
+	for _, src := range p.ListSources() {
+		v := src.Version
+		if to >= 0 && v > to {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			reached, _ := s.SchemaVersion(run)
+			return done, fmt.Errorf("eventfold: stopped before migration %d, at version %d (each migration ran whole; migrate up again to go on): %w", v, reached, err)
+		}
+		res, err := p.UpTo(run, v)
+		done = append(done, res...)
+		if err != nil {
+			return done, err
+		}
+	}
+	return done, nil
+}
+
+// interruptible makes l's Lock end with interrupt (when not nil) as well
+// as with the context goose passes, which migrateUp detaches from the
+// caller's cancellation.
+func interruptible(l lock.Locker, interrupt context.Context) lock.Locker {
+	if interrupt == nil {
+		return l
+	}
+	return interruptLocker{l, interrupt}
+}
+
+type interruptLocker struct {
+	lock.Locker
+	interrupt context.Context
+}
+
+func (l interruptLocker) Lock(ctx context.Context, db *sql.DB) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.interrupt, cancel)
+	defer stop()
+	return l.Locker.Lock(ctx, db)
 }
 
 // PositionsMigration is the first PostgreSQL migration version that has

@@ -81,12 +81,9 @@ and, in a service that embeds esctl, the service's own (up and status only).
 		if err := store.CheckWritable(ctx); err != nil {
 			return fmt.Errorf("migrate up: %s: %w", sqldriver.Redact(env.DSN), err)
 		}
-		var res []*goose.MigrationResult
-		if *to >= 0 {
-			res, err = p.UpTo(ctx, *to)
-		} else {
-			res, err = p.Up(ctx)
-		}
+		// On MySQL/MariaDB an interrupt lets the migration in progress
+		// finish (its DDL cannot be rolled back); see Store.MigrateUpTo.
+		res, err := store.MigrateUpTo(ctx, *to)
 		printResults(env, res)
 		if err != nil {
 			return fmt.Errorf("migrate up: %w", err)

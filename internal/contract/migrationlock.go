@@ -37,3 +37,20 @@ func MigrationLocker(dialect string, db *sql.DB) (lock.Locker, error) {
 	}
 	return f(db)
 }
+
+// Dialects whose DDL commits statement by statement (MySQL, MariaDB): a
+// migration stopped between two of its statements stays half-applied, its
+// version unrecorded, and running it again fails on what it already did.
+// The dialect registers itself in its init; the migrator then lets a
+// migration that has started finish when its context is cancelled.
+var autocommitDDL sync.Map
+
+// RegisterAutocommitDDL records that dialect's DDL commits statement by
+// statement.
+func RegisterAutocommitDDL(dialect string) { autocommitDDL.Store(dialect, true) }
+
+// AutocommitDDL reports whether dialect registered RegisterAutocommitDDL.
+func AutocommitDDL(dialect string) bool {
+	_, ok := autocommitDDL.Load(dialect)
+	return ok
+}
