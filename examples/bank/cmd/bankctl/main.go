@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/esctl"
@@ -25,7 +26,9 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// SIGTERM too (systemd, Docker, Kubernetes): serve shuts down
+	// gracefully, a replay's transaction rolls back, as on Ctrl-C.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(esctl.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, options()))
 }
