@@ -28,7 +28,9 @@
 // idempotency key, 503 a transient database conflict (retry) or a
 // request whose context ended (a server or middleware deadline: code
 // "timeout"; a cancellation: "cancelled") before the command completed,
-// 500 anything else. Error bodies are {"error", "code"}. A 500 says only
+// or whose commit could not be confirmed ("commit_outcome_unknown", see
+// orchestrator.ErrCommitOutcomeUnknown: retry with the same key), 500
+// anything else. Error bodies are {"error", "code"}. A 500 says only
 // "internal error" and a "request_id" (also the X-Request-ID header); the
 // full error is logged with that id, never shown: a database error names
 // tables, columns and values.
@@ -214,6 +216,13 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 	case errors.Is(err, eventfold.ErrTransient):
 		w.Header().Set("Retry-After", "1")
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "transient", Message: "a transient database conflict; retry"})
+	case errors.Is(err, orchestrator.ErrCommitOutcomeUnknown):
+		// The COMMIT's answer was lost and its marker could not be looked
+		// up: the command may or may not be applied. A 500 said nothing
+		// of that; the client needs to know that a retry is safe.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "commit_outcome_unknown",
+			Message: "the database did not confirm the commit, so the command may or may not have been applied; retry it with the same Idempotency-Key to get its outcome (a retry never applies a command twice)"})
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
 		// The request's context ended before the command was answered:
 		// a deadline (a server or middleware timeout) or a cancellation
