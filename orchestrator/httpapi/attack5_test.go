@@ -71,6 +71,7 @@ func TestAttack5RequestDeadlineIsAnswered(t *testing.T) {
 	var e map[string]string
 	require.NoError(t, json.Unmarshal([]byte(body), &e), body)
 	require.Equal(t, "timeout", e["code"])
+	require.Contains(t, e["error"], "same Idempotency-Key")
 	require.NotEmpty(t, hdr.Get("Retry-After"))
 	evs, err := store.ReadStream(context.Background(), "ping", eventfold.ReadStreamOptions{})
 	require.NoError(t, err)
@@ -84,6 +85,20 @@ func TestAttack5RequestDeadlineIsAnswered(t *testing.T) {
 	evs, err = store.ReadStream(context.Background(), "ping", eventfold.ReadStreamOptions{})
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
+
+	// Without a key the advice must not promise what only a key gives.
+	slow <- true
+	req, err := http.NewRequest(http.MethodPost, srv.URL+"/commands/Ping", strings.NewReader(`{"N":2}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	e = map[string]string{}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	require.Equal(t, "timeout", e["code"])
+	require.Contains(t, e["error"], "no Idempotency-Key, so a retry may apply it twice")
 }
 
 // TestAttack5CommitOutcomeUnknownOverHTTP: the COMMIT's reply is lost and

@@ -222,7 +222,7 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 		// of that; the client needs to know that a retry is safe.
 		w.Header().Set("Retry-After", "1")
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "commit_outcome_unknown",
-			Message: "the database did not confirm the commit, so the command may or may not have been applied; retry it with the same Idempotency-Key to get its outcome (a retry never applies a command twice)"})
+			Message: "the database did not confirm the commit, so the command may or may not have been applied; " + retryAdvice(r)})
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
 		// The request's context ended before the command was answered:
 		// a deadline (a server or middleware timeout) or a cancellation
@@ -231,17 +231,27 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, name string, err 
 		w.Header().Set("Retry-After", "1")
 		if errors.Is(err, context.DeadlineExceeded) {
 			writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "timeout",
-				Message: "the command did not complete within the request's time limit; retry it with the same Idempotency-Key (a retry never applies a command twice)"})
+				Message: "the command did not complete within the request's time limit; " + retryAdvice(r)})
 			return
 		}
 		writeError(w, &Error{Status: http.StatusServiceUnavailable, Code: "cancelled",
-			Message: "the request was cancelled before the command completed; retry it with the same Idempotency-Key (a retry never applies a command twice)"})
+			Message: "the request was cancelled before the command completed; " + retryAdvice(r)})
 	default:
 		// Anything else, a handler error that is no rejection included (a
 		// failed read-model query, a bug), is unexpected: its text is for
 		// the log, not for the client.
 		h.internal(w, r, name, err)
 	}
+}
+
+// retryAdvice says how to retry a command whose outcome the client cannot
+// know: with the same Idempotency-Key a retry never applies it twice;
+// without one, a retry may.
+func retryAdvice(r *http.Request) string {
+	if r.Header.Get("Idempotency-Key") != "" {
+		return "retry it with the same Idempotency-Key to get its outcome (a retry never applies a command twice)"
+	}
+	return "it carried no Idempotency-Key, so a retry may apply it twice: send one with every command that must not be applied twice"
 }
 
 // internal answers 500 with a fresh request id and logs err in full under
