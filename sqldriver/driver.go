@@ -50,10 +50,6 @@ type Driver struct {
 	// runs with client-side interpolation, where preparing would switch
 	// to the binary protocol and change how values come back.
 	stmts *stmtCache
-
-	// ckpt checkpoints a SQLite file's WAL in the background (Open only;
-	// see walCheckpointer). nil elsewhere.
-	ckpt *walCheckpointer
 }
 
 var _ eventfold.Driver[*sql.Tx] = (*Driver)(nil)
@@ -172,9 +168,6 @@ func (d *Driver) Rollback(_ context.Context, tx *sql.Tx) error {
 
 // Close closes the database if Open opened it.
 func (d *Driver) Close() error {
-	if d.ckpt != nil {
-		_ = d.ckpt.close()
-	}
 	if d.stmts != nil {
 		d.stmts.close()
 	}

@@ -64,8 +64,7 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	// again. Keep what a burst opened, and let it go after a while idle.
 	db.SetMaxIdleConns(DefaultMaxIdleConns)
 	db.SetConnMaxIdleTime(DefaultConnMaxIdleTime)
-	memory := d == eventfold.SQLite && (strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory"))
-	if memory {
+	if d == eventfold.SQLite && (strings.Contains(dsn, ":memory:") || strings.Contains(dsn, "mode=memory")) {
 		db.SetMaxOpenConns(1) // every connection would be a different database
 		// The database lives in that connection: closed when idle, it
 		// would be gone, and the next statement would find an empty one.
@@ -83,13 +82,6 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 		return nil, err
 	}
 	drv.owned = true
-	if d == eventfold.SQLite && !memory {
-		// The WAL is checkpointed in the background unless the DSN took
-		// checkpoints in hand (see walCheckpointer).
-		if _, query, err := registry.SplitSQLite(dsn); err == nil && !registry.SQLitePragmaSet(query, "wal_autocheckpoint") {
-			drv.ckpt = startWALCheckpointer(conn)
-		}
-	}
 	if e, ok := registry.Lookup(d); ok && e.ReadCommittedSessions {
 		// Every connection is READ COMMITTED from the start (MySQL): begin
 		// without SET TRANSACTION ISOLATION LEVEL, one round trip less.

@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -51,15 +53,6 @@ func init() {
 // _pragma=temp_store(DEFAULT) (or any other temp_store pragma) replaces
 // this one. (The driver runs _pragma values sorted, not in DSN order, so
 // the DSN's is not merely added after it.)
-//
-// wal_autocheckpoint is raised from SQLite's 1,000 frames to
-// registry.SQLiteAutoCheckpoint: a Driver made by sqldriver.Open
-// checkpoints in the background long before (walCheckpointer), and the
-// committing connection checkpoints itself only when the WAL grew that far
-// anyway (under a continuous stream of commits a background checkpoint
-// never catches up with the last one, so the WAL cannot start over without
-// this). A DSN's own _pragma=wal_autocheckpoint(N) replaces it, and Open
-// then starts no background checkpointer.
 func connector(dsn string) (driver.Connector, error) {
 	path, query, err := registry.SplitSQLite(dsn)
 	if err != nil {
@@ -76,11 +69,10 @@ func connector(dsn string) (driver.Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite DSN parameters: %v", err)
 	}
-	if !registry.SQLitePragmaSet(query, "temp_store") {
+	if !slices.ContainsFunc(extra["_pragma"], func(p string) bool {
+		return strings.HasPrefix(strings.ToLower(strings.TrimSpace(p)), "temp_store")
+	}) {
 		params.Add("_pragma", "temp_store(MEMORY)")
-	}
-	if !registry.SQLitePragmaSet(query, "wal_autocheckpoint") {
-		params.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", registry.SQLiteAutoCheckpoint))
 	}
 	for k, vs := range extra {
 		for _, v := range vs {

@@ -85,29 +85,6 @@ func SplitSQLite(dsn string) (path, query string, err error) {
 	return decoded, query, nil
 }
 
-// SQLiteAutoCheckpoint is the WAL size, in frames (pages), at which a
-// committing SQLite connection checkpoints the WAL itself
-// (wal_autocheckpoint) on connections sqlitedriver opens. SQLite's default
-// is 1,000; below this size the background checkpointer of a Driver made
-// by sqldriver.Open does it (see sqldriver's walCheckpointer).
-const SQLiteAutoCheckpoint = 4000
-
-// SQLitePragmaSet tells whether the query of a sqlite DSN sets pragma
-// name itself (_pragma=name(...) or _pragma=name=...).
-func SQLitePragmaSet(query, name string) bool {
-	values, err := url.ParseQuery(query)
-	if err != nil {
-		return false
-	}
-	for _, p := range values["_pragma"] {
-		p = strings.ToLower(strings.TrimSpace(p))
-		if rest, ok := strings.CutPrefix(p, name); ok && (rest == "" || rest[0] == '(' || rest[0] == '=' || rest[0] == ' ') {
-			return true
-		}
-	}
-	return false
-}
-
 // SQLiteURIPath escapes a file path for the "file:" URI handed to SQLite,
 // which decodes %XX in it and ends it at "?" or "#": unescaped, "#" would
 // cut the path short (ledger#1.db and ledger#2.db would both open

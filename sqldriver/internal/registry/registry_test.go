@@ -37,26 +37,3 @@ func TestSplitSQLite(t *testing.T) {
 		require.ErrorIs(t, err, eventfold.ErrInvalidInput, dsn)
 	}
 }
-
-// TestSQLitePragmaSet: a DSN's own pragma is recognised in every form
-// modernc accepts, and a pragma whose name merely starts the same is not.
-func TestSQLitePragmaSet(t *testing.T) {
-	for _, c := range []struct {
-		query string
-		want  bool
-	}{
-		{"", false},
-		{"_pragma=wal_autocheckpoint(10)", true},
-		{"_pragma=WAL_AUTOCHECKPOINT%3D0", true},
-		{"_pragma=%20wal_autocheckpoint", true},
-		{"_pragma=busy_timeout(5)&_pragma=wal_autocheckpoint(0)", true},
-		{"_pragma=wal_autocheckpointx(1)", false},
-		{"wal_autocheckpoint=1", false},
-		{"_pragma=temp_store(MEMORY)", false},
-		{"%zz", false},
-	} {
-		if got := SQLitePragmaSet(c.query, "wal_autocheckpoint"); got != c.want {
-			t.Errorf("SQLitePragmaSet(%q) = %v, want %v", c.query, got, c.want)
-		}
-	}
-}
