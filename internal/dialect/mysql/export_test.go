@@ -8,8 +8,9 @@ import (
 // InterpretErrorForTest lets the external tests classify raw driver errors.
 var InterpretErrorForTest = interpretError
 
-// HeadAndFloorQueryForTest is Head's statement, for the cost measurement.
-const HeadAndFloorQueryForTest = headAndFloorQuery
+// HeadAndFloorQueryForTest is Head's statement, for the cost measurement
+// (the pool's mark at position 10000).
+var HeadAndFloorQueryForTest = headAndFloorAt(10000)
 
 // SettledMarkForTest returns a pool's settled mark (0 if none) and whether
 // its anchor is still the event at its position, as Head would judge it

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,16 +296,25 @@ func validMark(settled *atomic.Pointer[settledMark], mark *settledMark, hf headF
 
 // headAndFloorQuery reads the highest committed position, the floor, the
 // anchor of the highest event and the anchor of the event at the pool's
-// mark (the argument; see settledBelow) in one statement: a consistent
-// read, it waits for no lock, and the three lookups beside the head's are
-// one index dive each. An anchor is the event id and recorded_at (to the
-// microsecond) of an event, as rowAnchor spells them.
+// mark (see settledBelow) in one statement: a consistent read, it waits for
+// no lock, and the three lookups beside the head's are one index dive
+// each. An anchor is the event id and recorded_at (to the microsecond) of
+// an event, as rowAnchor spells them. The mark's position is written into
+// the text (headAndFloorAt), not bound: a statement with arguments costs
+// go-sql-driver a prepare, an execute and a close (three round trips
+// instead of one, on every poll of Store.WaitHead) unless the DSN sets
+// interpolateParams.
 const headAndFloorQuery = `SELECT CAST(COALESCE((SELECT MAX(global_position) FROM eventfold_events), 0) AS SIGNED),
     CAST(COALESCE((SELECT last_position FROM eventfold_position WHERE id = 1), 0) AS SIGNED),
     COALESCE((SELECT CONCAT(event_id, '@', DATE_FORMAT(recorded_at, '%Y-%m-%d %H:%i:%s.%f'))
               FROM eventfold_events ORDER BY global_position DESC LIMIT 1), ''),
     COALESCE((SELECT CONCAT(event_id, '@', DATE_FORMAT(recorded_at, '%Y-%m-%d %H:%i:%s.%f'))
-              FROM eventfold_events WHERE global_position = ?), '')`
+              FROM eventfold_events WHERE global_position = `
+
+// headAndFloorAt is headAndFloorQuery for the mark at position at.
+func headAndFloorAt(at int64) string {
+	return headAndFloorQuery + strconv.FormatInt(at, 10) + `), '')`
+}
 
 // headFloor is what headAndFloorQuery reads.
 type headFloor struct {
@@ -327,7 +337,7 @@ func (o *Ops) headAndFloor(ctx context.Context, mark *settledMark) (headFloor, e
 	if mark != nil {
 		at = mark.pos
 	}
-	if err := o.db.QueryRowContext(ctx, headAndFloorQuery, at).Scan(&hf.head, &hf.floor, &hf.headAnchor, &hf.markAnchor); err != nil {
+	if err := o.db.QueryRowContext(ctx, headAndFloorAt(at)).Scan(&hf.head, &hf.floor, &hf.headAnchor, &hf.markAnchor); err != nil {
 		return headFloor{}, interpretError(err)
 	}
 	return hf, nil
