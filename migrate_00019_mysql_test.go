@@ -102,7 +102,7 @@ func TestMigration00019MySQLUpgrade(t *testing.T) {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, floor(), int64(10), "Down keeps the floor")
 	require.Equal(t, int64(15), appendOne("s-2"))
-	_, err = p.Up(ctx)
+	_, err = p.UpTo(ctx, 19)
 	require.NoError(t, err)
 	v, err := store.SchemaVersion(ctx)
 	require.NoError(t, err)

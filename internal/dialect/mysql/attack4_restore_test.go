@@ -3,7 +3,6 @@ package mysql_test
 import (
 	"bytes"
 	"context"
-	"os"
 	"os/exec"
 	"testing"
 
@@ -18,22 +17,20 @@ import (
 // AUTO_INCREMENT=6 + the rows) into the live database while a service keeps
 // its pool open. The database's floor comes back lower with the dump (lag
 // only, by design), but the pool's own settled watermark (settledBelow,
-// per *sql.DB, 20 here) stays. Head ignores it only while it is above the
-// log's head ("the pool's database was emptied since"): once the restored
-// log grows past it again, Head and ReadAll trust it, and positions below
-// it that are still held by an open append are passed as dead.
+// per *sql.DB, 20 here) stayed: Head ignored it only while it was above the
+// log's head; once the restored log grew past it again, Head and ReadAll
+// trusted it, and positions below it still held by an open append were
+// passed as dead.
 //
-// Here: position 6 is held by an open append, 7..21 commit, and the old
-// pool's Head says 21 (a new pool says 5); the append then commits 6 below
-// a Head already given out: a subscriber of that process never sees it.
-// What should happen: Head <= 5 until 6 ends. Found on merge-trial
-// (ae16301); the watermark predates 00019 (2e56422). Not fixed: the pool
-// needs a way to tell its database was replaced (e.g. compare the floor it
-// last saw, or keep the watermark only as the floor in the database).
+// Here: position 6 is held by an open append, 7..21 commit. Before the fix
+// the old pool's Head said 21 (a new pool said 5) and 6 then committed
+// below a Head already given out (seen failing on this tree: Head 21).
+// Found on merge-trial (ae16301). Now the mark is anchored on the event at
+// its position (event id and recorded_at, read in Head's one statement):
+// the event at 20 is not the one the mark was proven on, so the mark is
+// dropped and the pool proves from the restored floor: Head <= 5 until 6
+// ends, and ReadAll stops at 5.
 func TestAttack4OlderDumpRestoredUnderARunningProcess(t *testing.T) {
-	if os.Getenv("EVENTFOLD_KNOWN_BUGS") != "1" {
-		t.Skip("known bug: a pool's settled watermark survives a restore of an older dump (EVENTFOLD_KNOWN_BUGS=1 runs it)")
-	}
 	dump, err := exec.LookPath("mysqldump")
 	if err != nil {
 		t.Skip("mysqldump not installed")
@@ -73,6 +70,12 @@ func TestAttack4OlderDumpRestoredUnderARunningProcess(t *testing.T) {
 	h, err := ops.Head(ctx)
 	require.NoError(t, err)
 	require.Equal(t, int64(20), h)
+	// A second pool of the process that proves 20 too and then reads
+	// nothing until the restored log has grown past 20 again.
+	idle := secondPool(t, &freshDB{name: name})
+	h, err = idle.Head(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(20), h)
 
 	// The restore, with the service running.
 	load := exec.CommandContext(ctx, client, append(args, name)...)
@@ -97,7 +100,23 @@ func TestAttack4OlderDumpRestoredUnderARunningProcess(t *testing.T) {
 	require.NoError(t, err)
 	evs, err := ops.ReadAll(ctx, 0, 100)
 	require.NoError(t, err)
+	idleHead, err := idle.Head(ctx)
+	require.NoError(t, err)
+	idleEvs, err := idle.ReadAll(ctx, 0, 100)
+	require.NoError(t, err)
 	require.NoError(t, tx.Commit())
 	require.LessOrEqual(t, h, int64(5), "the running process's Head passed position 6, which then committed")
 	require.Equal(t, []int64{1, 2, 3, 4, 5}, positionsOf(evs), "the running process's ReadAll skipped position 6")
+	require.LessOrEqual(t, idleHead, int64(5), "the idle pool's Head passed position 6, which then committed")
+	require.Equal(t, []int64{1, 2, 3, 4, 5}, positionsOf(idleEvs), "the idle pool's ReadAll skipped position 6")
+
+	// Once 6 has committed, both pools prove the restored log again.
+	for _, o := range []*mysqlops.Ops{ops, idle} {
+		h, err = o.Head(ctx)
+		require.NoError(t, err)
+		require.Equal(t, int64(21), h)
+		evs, err = o.ReadAll(ctx, 0, 100)
+		require.NoError(t, err)
+		require.Len(t, evs, 21)
+	}
 }

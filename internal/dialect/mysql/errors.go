@@ -16,6 +16,7 @@ import (
 const (
 	errWrongExpectedVersion = 31001 // 'eventfold: wrong expected version: actual=<n>'
 	errPositionsBehind      = 31004 // 'eventfold: positions behind: ...' (sql/mysql/00018)
+	errXAAppend             = 31005 // 'eventfold: append inside an XA transaction refused ...' (sql/mysql/00020)
 	errDuplicateKey         = 1062  // ER_DUP_ENTRY
 	errRecordChanged        = 1020  // ER_CHECKREAD: MariaDB's snapshot isolation found a row changed since read
 	errLockWaitTimeout      = 1205  // ER_LOCK_WAIT_TIMEOUT
@@ -90,6 +91,11 @@ func interpretError(err error) error {
 		// ALTER TABLE, a dump into a new database): nothing was written; a
 		// repair (CheckPositions) or a retry after one cures it.
 		return dialect.Transient(fmt.Errorf("%w: %w", eventfold.ErrPositionsBehind, err))
+	case errXAAppend:
+		// MariaDB releases an XA branch's share locks at XA PREPARE, the
+		// gate's among them, so readers could pass a prepared append's
+		// positions: appends inside XA are refused (nothing was written).
+		return fmt.Errorf("%w: append in an ordinary transaction, not an XA one: %w", eventfold.ErrInvalidInput, err)
 	}
 	return err
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,9 +119,9 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows 
 	// What this pool had settled before the locking read: a watermark
 	// raised after the read started says nothing about what the read saw.
 	settled := o.settled()
-	var was int64
+	var mark *settledMark
 	if settled != nil {
-		was = settled.Load()
+		mark = settled.Load()
 	}
 	fill, ok, err := read()
 	if err != nil || !ok {
@@ -132,10 +133,12 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows 
 	// The highest committed position before the gate: once the gate is
 	// granted, every position below it is settled, not only this range (a
 	// reader catching up over old dead positions takes the gate once).
-	top, floor, err := o.headAndFloor(ctx)
+	hf, err := o.headAndFloor(ctx, mark)
 	if err != nil {
 		return nil, false, err
 	}
+	top, floor := hf.head, hf.floor
+	was := validMark(settled, mark, hf)
 	if settled != nil && before <= was && was <= top {
 		// Every append that may hold a position below before had ended
 		// when the read started. (was above top: the pool's database was
@@ -163,7 +166,7 @@ func (o *Ops) fillGap(ctx context.Context, from, before int64, limit int) (rows 
 		// first position that may still commit (a lag, never a skip).
 		return provenPrefix(fill, from, was), false, nil
 	}
-	raiseSettled(settled, top)
+	raiseSettled(settled, top, hf.headAnchor)
 	fill, ok, err = read()
 	if err != nil || !ok {
 		return nil, false, err
@@ -189,28 +192,83 @@ func provenPrefix(rows []eventRow, from, settled int64) []eventRow {
 	return rows
 }
 
-// settledBelow holds, per pool, a position below which every append that
-// took a position has ended (learnt from the gate): a missing position
-// there is dead, no gate needed. Only pools: a transaction's view of the
-// log is its own.
-var settledBelow sync.Map // *sql.DB -> *atomic.Int64
+// settledBelow holds, per pool, a position up to which every append that
+// took a position has ended (learnt from the gate, or from a run of
+// committed positions above an older mark): a missing position there is
+// dead, no gate needed. Only pools: a transaction's view of the log is its
+// own.
+//
+// The mark is a fact about one database, and the pool outlives what an
+// operator does to it: a restore of an older dump under the running
+// process (DROP TABLE + CREATE TABLE ... AUTO_INCREMENT=6 + the old rows)
+// puts AUTO_INCREMENT back below a mark of 20, and once the restored log
+// grows past 20 again a reader trusting the mark passed a position still
+// held by an open append, for good (TestAttack4OlderDumpRestoredUnderARunningProcess).
+// So the mark keeps the identity of the event at its position (its event
+// id and recorded_at, the anchor) and is trusted only while that very
+// event is still there, asked in the statement that reads the head and
+// the floor (headAndFloor): no extra round trip. While the anchor is in
+// the table, AUTO_INCREMENT is above it (InnoDB keeps it above every row,
+// and a restore that brings the row back brings a counter above it), so
+// no position up to the mark can be handed out again, and every append
+// that held one has ended (a DROP or TRUNCATE waits for them). Anything
+// that makes positions up to the mark reusable (an older dump, TRUNCATE,
+// DELETE + ALTER TABLE ... AUTO_INCREMENT) removes the anchor, or puts an
+// event with another id or time there: the mark is dropped and the pool
+// proves from the floor again (the gate; lag, never a skip). Archiving the
+// anchor drops it too, harmlessly: the floor is above it by then.
+var settledBelow sync.Map // *sql.DB -> *atomic.Pointer[settledMark]
 
-func (o *Ops) settled() *atomic.Int64 {
+// settledMark is a pool's settled watermark: every position up to pos is
+// settled, as long as the event at pos is the one named by anchor (see
+// settledBelow).
+type settledMark struct {
+	pos    int64
+	anchor string
+}
+
+func (o *Ops) settled() *atomic.Pointer[settledMark] {
 	pool, ok := o.db.(*sql.DB)
 	if !ok {
 		return nil
 	}
-	v, _ := settledBelow.LoadOrStore(pool, new(atomic.Int64))
-	return v.(*atomic.Int64)
+	v, _ := settledBelow.LoadOrStore(pool, new(atomic.Pointer[settledMark]))
+	return v.(*atomic.Pointer[settledMark])
 }
 
-// raiseSettled raises a pool's watermark (nil outside a pool) to pos.
-func raiseSettled(settled *atomic.Int64, pos int64) {
-	if settled == nil {
+// raiseSettled raises a pool's watermark (nil outside a pool) to pos,
+// anchored on the event at pos (its anchor as headAndFloor and
+// rowAnchor spell it; empty: pos has no event to anchor on, nothing is
+// raised).
+func raiseSettled(settled *atomic.Pointer[settledMark], pos int64, anchor string) {
+	if settled == nil || anchor == "" {
 		return
 	}
-	for cur := settled.Load(); pos > cur && !settled.CompareAndSwap(cur, pos); cur = settled.Load() {
+	next := &settledMark{pos: pos, anchor: anchor}
+	for {
+		cur := settled.Load()
+		if cur != nil && cur.pos >= pos {
+			return
+		}
+		if settled.CompareAndSwap(cur, next) {
+			return
+		}
 	}
+}
+
+// validMark returns the position of mark, the pool's watermark loaded
+// before hf was read, if hf found its anchor still in place, and 0
+// otherwise; a mark whose anchor is gone is dropped from the pool (see
+// settledBelow).
+func validMark(settled *atomic.Pointer[settledMark], mark *settledMark, hf headFloor) int64 {
+	if mark == nil {
+		return 0
+	}
+	if hf.markAnchor == mark.anchor {
+		return mark.pos
+	}
+	settled.CompareAndSwap(mark, nil)
+	return 0
 }
 
 // The settled watermark in the database (sql/mysql/00019). A pool's own
@@ -236,18 +294,53 @@ func raiseSettled(settled *atomic.Int64, pos int64) {
 // gate. A DBA who lowers it costs lag, never loss; who raises it makes
 // appends refuse (31004) until the repair raises AUTO_INCREMENT above it.
 
-// headAndFloorQuery reads the highest committed position and the floor in
-// one statement; a consistent read, it waits for no lock.
+// headAndFloorQuery reads the highest committed position, the floor, the
+// anchor of the highest event and the anchor of the event at the pool's
+// mark (see settledBelow) in one statement: a consistent read, it waits for
+// no lock, and the three lookups beside the head's are one index dive
+// each. An anchor is the event id and recorded_at (to the microsecond) of
+// an event, as rowAnchor spells them. The mark's position is written into
+// the text (headAndFloorAt), not bound: a statement with arguments costs
+// go-sql-driver a prepare, an execute and a close (three round trips
+// instead of one, on every poll of Store.WaitHead) unless the DSN sets
+// interpolateParams.
 const headAndFloorQuery = `SELECT CAST(COALESCE((SELECT MAX(global_position) FROM eventfold_events), 0) AS SIGNED),
-    CAST(COALESCE((SELECT last_position FROM eventfold_position WHERE id = 1), 0) AS SIGNED)`
+    CAST(COALESCE((SELECT last_position FROM eventfold_position WHERE id = 1), 0) AS SIGNED),
+    COALESCE((SELECT CONCAT(event_id, '@', DATE_FORMAT(recorded_at, '%Y-%m-%d %H:%i:%s.%f'))
+              FROM eventfold_events ORDER BY global_position DESC LIMIT 1), ''),
+    COALESCE((SELECT CONCAT(event_id, '@', DATE_FORMAT(recorded_at, '%Y-%m-%d %H:%i:%s.%f'))
+              FROM eventfold_events WHERE global_position = `
+
+// headAndFloorAt is headAndFloorQuery for the mark at position at.
+func headAndFloorAt(at int64) string {
+	return headAndFloorQuery + strconv.FormatInt(at, 10) + `), '')`
+}
+
+// headFloor is what headAndFloorQuery reads.
+type headFloor struct {
+	head, floor int64
+	headAnchor  string // the anchor of the event at head ("" for an empty log)
+	markAnchor  string // the anchor of the event at the mark's position ("" if none)
+}
+
+// rowAnchor spells the anchor of r as headAndFloorQuery does.
+func rowAnchor(r eventRow) string {
+	return r.EventID + "@" + r.RecordedAt.Format("2006-01-02 15:04:05.000000")
+}
 
 // headAndFloor returns the highest committed position and the position
-// floor: every position at or below the floor has committed or never will.
-func (o *Ops) headAndFloor(ctx context.Context) (head, floor int64, err error) {
-	if err := o.db.QueryRowContext(ctx, headAndFloorQuery).Scan(&head, &floor); err != nil {
-		return 0, 0, interpretError(err)
+// floor (every position at or below the floor has committed or never
+// will), with the anchors of the head's event and of mark's (nil: none).
+func (o *Ops) headAndFloor(ctx context.Context, mark *settledMark) (headFloor, error) {
+	var hf headFloor
+	var at int64
+	if mark != nil {
+		at = mark.pos
 	}
-	return head, floor, nil
+	if err := o.db.QueryRowContext(ctx, headAndFloorAt(at)).Scan(&hf.head, &hf.floor, &hf.headAnchor, &hf.markAnchor); err != nil {
+		return headFloor{}, interpretError(err)
+	}
+	return hf, nil
 }
 
 // complete tells whether rows hold every position from from on, up to
@@ -490,7 +583,13 @@ func (o *Ops) shortLockWait(ctx context.Context, f func(db dialect.DB) error) er
 // settled one, below the first position that may still commit (a lag, as
 // PostgreSQL's read horizon).
 func (o *Ops) Head(ctx context.Context) (int64, error) {
-	h, floor, err := o.headAndFloor(ctx)
+	settled := o.settled()
+	var mark *settledMark
+	if settled != nil {
+		mark = settled.Load()
+	}
+	hf, err := o.headAndFloor(ctx, mark)
+	h, floor := hf.head, hf.floor
 	if err != nil || h == 0 {
 		return h, err
 	}
@@ -498,23 +597,19 @@ func (o *Ops) Head(ctx context.Context) (int64, error) {
 		// Nothing at or below the floor may commit any more.
 		return h, nil
 	}
-	settled := o.settled()
-	from := floor // everything up to it is settled
-	if settled != nil {
-		if s := settled.Load(); s <= h { // above h: the pool's database was emptied since
-			from = max(from, s)
-		}
-	}
+	// Everything up to the floor is settled, and up to the pool's mark
+	// while its anchor is in place (see settledBelow).
+	from := max(floor, min(validMark(settled, mark, hf), h))
 	// No hole since the settled position: every position up to h has
 	// committed, no gate needed (a poller such as Store.WaitHead then
 	// never makes appends wait). Only for a short stretch: one page.
 	if settled != nil && h-from <= provenPage {
-		top, err := o.provenHead(ctx, from, h)
+		top, anchor, err := o.provenHead(ctx, from, h)
 		if err != nil {
 			return 0, err
 		}
 		if top == h {
-			raiseSettled(settled, h)
+			raiseSettled(settled, h, anchor)
 			return h, nil
 		}
 	}
@@ -523,15 +618,15 @@ func (o *Ops) Head(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("wait for appends below the head %d: %w", h, err)
 	}
 	if got {
-		raiseSettled(settled, h)
+		raiseSettled(settled, h, hf.headAnchor)
 		return h, nil
 	}
-	top, err := o.provenHead(ctx, from, h)
+	top, anchor, err := o.provenHead(ctx, from, h)
 	if err != nil {
 		return 0, err
 	}
 	// Every position up to from was settled, and from+1 .. top committed.
-	raiseSettled(settled, top)
+	raiseSettled(settled, top, anchor)
 	return top, nil
 }
 
@@ -540,26 +635,28 @@ const provenPage = 1000
 
 // provenHead returns the end of the run of committed positions after from
 // (a position up to which everything is settled), at most h, reading at
-// most a few pages of the log.
-func (o *Ops) provenHead(ctx context.Context, from, h int64) (int64, error) {
+// most a few pages of the log, and the anchor of the event there ("" when
+// the run is empty: top is from).
+func (o *Ops) provenHead(ctx context.Context, from, h int64) (top int64, anchor string, err error) {
 	const pages = 4
-	top := min(from, h)
+	top = min(from, h)
 	for i := 0; i < pages && top < h; i++ {
 		rows, err := o.q.ReadAll(ctx, o.db, mysqldb.ReadAllParams{FromPosition: top + 1, Limit: int32(min(h-top, provenPage))})
 		if err != nil {
-			return 0, interpretError(err)
+			return 0, "", interpretError(err)
 		}
 		for _, r := range rows {
 			if r.GlobalPosition != top+1 || top >= h {
-				return top, nil
+				return top, anchor, nil
 			}
 			top++
+			anchor = rowAnchor(eventRow(r))
 		}
 		if len(rows) < provenPage {
 			break
 		}
 	}
-	return top, nil
+	return top, anchor, nil
 }
 
 // LastPosition returns the highest committed position (0 for an empty
