@@ -30,6 +30,10 @@ type Store[TTx any] struct {
 	repairing atomic.Bool
 	// schema is the outcome of CheckWritable, once the database answered.
 	schema atomic.Pointer[schemaCheck]
+	// checking is held (a one-slot semaphore) by the CheckWritable that
+	// reads the version through the pool, so that concurrent first checks
+	// wait for its answer instead of each reading it.
+	checking chan struct{}
 }
 
 // New returns a Store over d. cfg may be nil.
@@ -37,7 +41,7 @@ func New[TTx any](d Driver[TTx], cfg *Config) *Store[TTx] {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	return &Store[TTx]{driver: d, limits: cfg.Limits.withDefaults(), log: cfg.Logger}
+	return &Store[TTx]{driver: d, limits: cfg.Limits.withDefaults(), log: cfg.Logger, checking: make(chan struct{}, 1)}
 }
 
 // Driver returns the store's driver.

@@ -51,6 +51,18 @@ type DeliveryConfig struct {
 	// DeferredWrites registers the writers' reducer with
 	// orchestrator.WithDeferredWrites.
 	DeferredWrites bool
+	// Warmup is how long the delivery workload runs, unmeasured, before
+	// the first measured mode (in that mode's wake-up), so that no mode
+	// measures cold connections: each new PostgreSQL backend spends ~20 ms
+	// of server CPU on its first commands (catalog caches, the first plans
+	// of the append statement), which at 1,000 commands/s put the first
+	// measured mode ~0.25–0.5 s behind its schedule. Defaults to 1s;
+	// negative: none.
+	Warmup time.Duration
+	// Modes are the latency test's wake-up modes, measured in this order
+	// ("notify" on PostgreSQL only, "poll"); a mode may repeat. Defaults to
+	// notify then poll on PostgreSQL, poll elsewhere.
+	Modes []string
 }
 
 func (c DeliveryConfig) withDefaults() DeliveryConfig {
@@ -68,6 +80,9 @@ func (c DeliveryConfig) withDefaults() DeliveryConfig {
 	}
 	if c.Subscribers <= 0 {
 		c.Subscribers = 4
+	}
+	if c.Warmup == 0 {
+		c.Warmup = time.Second
 	}
 	return c
 }
@@ -215,13 +230,22 @@ func Delivery(ctx context.Context, cfg DeliveryConfig, progress io.Writer) (*Del
 	if progress == nil {
 		progress = io.Discard
 	}
+	d, err := sqldriver.DialectOf(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	for _, mode := range cfg.Modes {
+		if mode != "poll" && (mode != "notify" || d != eventfold.Postgres) {
+			return nil, fmt.Errorf("bench: delivery mode %q: want poll, or notify on PostgreSQL", mode)
+		}
+	}
 	writers := max(cfg.Concurrency, latencyWorkers) + 4
 	fx, err := prepare(ctx, cfg.DSN, writers)
 	if err != nil {
 		return nil, err
 	}
 	defer fx.drv.Close()
-	d, sqls, sqlStore := fx.dialect, fx.sqls, fx.store
+	sqls, sqlStore := fx.sqls, fx.store
 	h := harness{cfg: cfg, dialect: d, sqls: sqls, progress: progress,
 		logger: slog.New(slog.NewTextHandler(progress, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	readers := cfg.Subscribers + 2
@@ -296,9 +320,15 @@ type sides[TTx any] struct {
 func measureDelivery[TTx any](ctx context.Context, h harness, s sides[TTx]) (*DeliveryReport, error) {
 	rep := &DeliveryReport{}
 	if !h.cfg.SkipLatency {
-		modes := []string{"poll"}
-		if h.dialect == eventfold.Postgres {
-			modes = []string{"notify", "poll"}
+		modes := h.cfg.Modes
+		if len(modes) == 0 {
+			modes = []string{"poll"}
+			if h.dialect == eventfold.Postgres {
+				modes = []string{"notify", "poll"}
+			}
+		}
+		if err := warmUp(ctx, h, s, modes[0]); err != nil {
+			return nil, err
 		}
 		for _, mode := range modes {
 			r, err := measureLatency(ctx, h, s, mode)
@@ -310,6 +340,15 @@ func measureDelivery[TTx any](ctx context.Context, h harness, s sides[TTx]) (*De
 		}
 	}
 	if !h.cfg.SkipSubscribers {
+		if h.cfg.SkipLatency {
+			mode := "poll"
+			if h.dialect == eventfold.Postgres {
+				mode = "notify"
+			}
+			if err := warmUp(ctx, h, s, mode); err != nil {
+				return nil, err
+			}
+		}
 		sr := &SubscribersReport{}
 		for _, n := range []int{0, h.cfg.Subscribers} {
 			r, err := measureThroughput(ctx, h, s, n)
@@ -326,6 +365,25 @@ func measureDelivery[TTx any](ctx context.Context, h harness, s sides[TTx]) (*De
 		rep.Subscribers = sr
 	}
 	return rep, nil
+}
+
+// warmUp runs the latency test in mode for h.cfg.Warmup, unmeasured (it
+// says so on progress), so that the measured modes start on warm
+// connections (writers', readers') and a warm Store.
+func warmUp[TTx any](ctx context.Context, h harness, s sides[TTx], mode string) error {
+	if h.cfg.Warmup < 0 {
+		fmt.Fprintln(h.progress, "delivery warm-up: none (the first mode runs on cold connections)")
+		return nil
+	}
+	w := h
+	w.cfg.Duration = h.cfg.Warmup
+	r, err := measureLatency(ctx, w, s, mode)
+	if err != nil {
+		return fmt.Errorf("bench: warm-up: %w", err)
+	}
+	fmt.Fprintf(h.progress, "delivery warm-up: %s of %s mode, not measured (%d commands; its delivery p99 %.2f ms, due to commit p99 %.2f ms)\n",
+		h.cfg.Warmup, mode, r.Committed, r.P99ms, r.DueCommitP99ms)
+	return nil
 }
 
 // runID makes this run's stream ids unique, so that subscribers count only

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // TestDeliveryReports runs Delivery briefly on every available dialect and
@@ -22,7 +23,7 @@ func TestDeliveryReports(t *testing.T) {
 		var progress strings.Builder
 		rep, err := Delivery(context.Background(), DeliveryConfig{
 			DSN: testdb.EmptyDSN(t, d), Duration: 300 * time.Millisecond, Rate: 200,
-			PollInterval: 5 * time.Millisecond, Concurrency: 2, Subscribers: 2,
+			PollInterval: 5 * time.Millisecond, Concurrency: 2, Subscribers: 2, Warmup: 100 * time.Millisecond,
 		}, &progress)
 		require.NoError(t, err)
 		wantModes := []string{"poll"}
@@ -67,6 +68,46 @@ func TestDeliveryReports(t *testing.T) {
 		require.Contains(t, progress.String(), "commit→handler")
 		require.Contains(t, progress.String(), "due→handler")
 		require.Contains(t, progress.String(), "subscribers/none")
+		// The warm-up ran before the first measured mode, and said so.
+		warm := strings.Index(progress.String(), "delivery warm-up: 100ms of "+wantModes[0]+" mode, not measured")
+		require.GreaterOrEqual(t, warm, 0, "progress %q", progress.String())
+		require.Less(t, warm, strings.Index(progress.String(), "commit→handler p50"), "warm-up after a measured mode: %q", progress.String())
+	})
+}
+
+// TestDeliveryModesInOrder: Modes are measured in the order given, a mode
+// may repeat, and a mode the dialect has not is refused before anything is
+// written.
+func TestDeliveryModesInOrder(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		modes := []string{"poll", "poll"}
+		if d == eventfold.Postgres {
+			modes = []string{"poll", "notify", "notify"}
+		}
+		var progress strings.Builder
+		rep, err := Delivery(context.Background(), DeliveryConfig{DSN: testdb.EmptyDSN(t, d), Duration: 100 * time.Millisecond, Rate: 100,
+			Warmup: -1, Modes: modes, SkipSubscribers: true}, &progress)
+		require.NoError(t, err)
+		require.Len(t, rep.Latency, len(modes))
+		for i, r := range rep.Latency {
+			require.Equal(t, modes[i], r.Mode, "result %d: %+v", i, r)
+			require.False(t, r.Committed == 0 || r.Delivered != r.Committed, "%+v", r)
+		}
+		require.Contains(t, progress.String(), "delivery warm-up: none")
+
+		bad := []string{"push"}
+		if d != eventfold.Postgres {
+			bad = []string{"poll", "notify"}
+		}
+		dsn := testdb.EmptyDSN(t, d)
+		_, err = Delivery(context.Background(), DeliveryConfig{DSN: dsn, Duration: 100 * time.Millisecond, Modes: bad, SkipSubscribers: true}, nil)
+		require.ErrorContains(t, err, "delivery mode")
+		drv, err := sqldriver.Open(context.Background(), dsn)
+		require.NoError(t, err)
+		defer drv.Close()
+		v, err := eventfold.SchemaVersion(context.Background(), d, drv.DB())
+		require.NoError(t, err)
+		require.Zero(t, v, "a refused mode wrote nothing (the schema is not installed)")
 	})
 }
 

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime"
 	"slices"
@@ -175,7 +176,9 @@ func (b *traceBroadcaster) Broadcast() {
 // mode, PostgreSQL) from its commit to the subscriber's handler and prints
 // the slowest ones step by step. It runs only with EVENTFOLD_TRACE_DSN set
 // (a scratch database on a private cluster: other sessions' transactions
-// hold the read horizon back); EVENTFOLD_TRACE_RATE, _SECONDS tune it.
+// hold the read horizon back); EVENTFOLD_TRACE_RATE, _SECONDS tune it;
+// EVENTFOLD_TRACE_WARM=dispatch runs 1 s of the load untraced first (any
+// other value: the writers' connections are only opened first).
 func TestTraceDelivery(t *testing.T) {
 	dsn := os.Getenv("EVENTFOLD_TRACE_DSN")
 	if dsn == "" {
@@ -239,6 +242,17 @@ func TestTraceDelivery(t *testing.T) {
 		}
 	}
 
+	if os.Getenv("EVENTFOLD_TRACE_WARM") == "dispatch" {
+		// One second of the same paced load first, unmeasured, as esctl
+		// bench's delivery warm-up: the writers' backends and the Store
+		// start warm (a new backend spends ~20 ms of server CPU on its
+		// first commands).
+		h := harness{cfg: DeliveryConfig{}.withDefaults(), dialect: fx.dialect, sqls: sqlFor2(t, fx), logger: slog.New(slog.DiscardHandler)}
+		wo := newOrchestrator(writer, exec, h.sqls, nil)
+		ps := runPaced(ctx, rate, time.Second, latencyWorkers, dispatchOp(wo, runID("w"), 1, false, nil))
+		require.NoError(t, ps.firstErr)
+		t.Logf("warm-up: 1 s of paced dispatch, not traced (late %d)", ps.late)
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()

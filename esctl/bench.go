@@ -51,6 +51,9 @@ subscriber's handler (p50/p95/p99) at --rate commands/s, woken by NOTIFY
 (PostgreSQL only) and by polling every --poll, and apart from it the latency
 from when each command was due (due→commit, due→handler: the writers' own
 lag, with how many commands started late because every client was busy).
+Before measuring, the delivery workload runs --warmup (1s) unmeasured, so no
+mode starts on cold connections; --delivery-modes sets the modes and their
+order (e.g. poll,notify).
 "subscribers" measures write
 throughput at --concurrency clients (16 unless given) with no subscriber and
 with 4 following the log live (woken by NOTIFY on PostgreSQL, polling every
@@ -78,6 +81,8 @@ Write into a scratch database: bench adds tables and events.`,
 	workload := fs.String("workload", "dispatch", "dispatch, replay, delivery, subscribers or all")
 	replayN := fs.Int64("replay", 100000, "log length for the replay workload")
 	rate := fs.Int("rate", 1000, "commands/s of the delivery workload")
+	warmup := fs.Duration("warmup", time.Second, "delivery and subscribers workloads: run the delivery workload this long, unmeasured, before measuring (0: none)")
+	deliveryModes := fs.String("delivery-modes", "", "comma-separated wake-up modes of the delivery workload, measured in this order (notify, poll; may repeat); default notify,poll on PostgreSQL, poll elsewhere")
 	poll := fs.Duration("poll", 10*time.Millisecond, "subscribers' poll interval (delivery and subscribers workloads)")
 	withOtel := fs.Bool("otel", false, "also measure dispatch with OpenTelemetry tracing and metrics on, and print the ratio")
 	otelSample := fs.Float64("otel-sample", 1, "with --otel: the share of traces sampled (0..1)")
@@ -102,6 +107,10 @@ Write into a scratch database: bench adds tables and events.`,
 		return usagef("bench: --rate must be 1..1000000, not %d", *rate)
 	case *poll <= 0:
 		return usagef("bench: --poll must be positive")
+	case *warmup < 0:
+		return usagef("bench: --warmup must not be negative")
+	case *deliveryModes != "" && slices.ContainsFunc(strings.Split(*deliveryModes, ","), func(m string) bool { return m != "notify" && m != "poll" }):
+		return usagef("bench: --delivery-modes takes notify and poll, comma-separated, not %q", *deliveryModes)
 	case *workload != "all" && !slices.Contains(benchWorkloads, *workload):
 		return usagef("bench: --workload must be %s or all, not %q", strings.Join(benchWorkloads, ", "), *workload)
 	}
@@ -178,9 +187,17 @@ Write into a scratch database: bench adds tables and events.`,
 			fmt.Fprintf(text, "subscribers workload on %s, %d client(s), %s per mode, 4 subscribers (NOTIFY on PostgreSQL, else poll %s)\n",
 				env.scrub(target), subConcurrency, *duration, *poll)
 		}
-		r, err := bench.Delivery(ctx, bench.DeliveryConfig{DSN: target, DeferredWrites: *deferred, Duration: *duration, Rate: *rate,
+		dcfg := bench.DeliveryConfig{DSN: target, DeferredWrites: *deferred, Duration: *duration, Rate: *rate,
 			PollInterval: *poll, Concurrency: subConcurrency,
-			SkipLatency: !runs("delivery"), SkipSubscribers: !runs("subscribers")}, text)
+			SkipLatency: !runs("delivery"), SkipSubscribers: !runs("subscribers")}
+		dcfg.Warmup = *warmup
+		if *warmup == 0 {
+			dcfg.Warmup = -1 // the bench package's "none"
+		}
+		if *deliveryModes != "" {
+			dcfg.Modes = strings.Split(*deliveryModes, ",")
+		}
+		r, err := bench.Delivery(ctx, dcfg, text)
 		if err != nil {
 			return err
 		}

@@ -44,7 +44,7 @@ func TestBenchJSON(t *testing.T) {
 func TestBenchDeliveryJSON(t *testing.T) {
 	dsn := testdb.EmptyDSN(t, eventfold.SQLite)
 	out := mustRun(t, dsn, "bench", "--duration", "200ms", "--concurrency", "2", "--rate", "100", "--poll", "5ms",
-		"--workload", "delivery", "--json")
+		"--workload", "delivery", "--warmup", "100ms", "--json")
 	var rep benchReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep), "bench --json printed %q", out)
 	require.Nil(t, rep.Dispatch)
@@ -96,6 +96,8 @@ func TestBenchBadFlags(t *testing.T) {
 		{"bench", "--rate", "0"},
 		{"bench", "--poll", "0s"},
 		{"bench", "--workload", "delivery,replay"},
+		{"bench", "--warmup", "-1s"},
+		{"bench", "--workload", "delivery", "--delivery-modes", "notify,push"},
 	} {
 		r := run(t, Options{}, "sqlite:///nonexistent/x.db", args...)
 		require.Equal(t, ExitUsage, r.code, "%v: stderr %q", args, r.stderr)
