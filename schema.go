@@ -53,6 +53,37 @@ func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
 // schemaVersion is SchemaVersion; found tells whether the version table is
 // there (it may hold no version yet: a first migration running).
 func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found bool, err error) {
+	v, found, err = readVersion(ctx, d, db)
+	var unsure *versionTableUnsureError
+	if errors.As(err, &unsure) {
+		// goose has no table-exists query for SQLite and SQL Server: when
+		// the database answers but reading the version table fails, the
+		// table is not there (telling "no such table" apart by its error
+		// code would put dialect knowledge here).
+		if perr := db.PingContext(ctx); perr == nil && ctx.Err() == nil {
+			return 0, false, nil
+		}
+		return 0, false, unsure.err
+	}
+	return v, found, err
+}
+
+// versionTableUnsureError is readVersion's error when reading the version
+// table failed and goose could not tell whether the table exists: on a
+// pool, a database that answers a ping has no version table.
+type versionTableUnsureError struct{ err error }
+
+func (e *versionTableUnsureError) Error() string { return e.err.Error() }
+func (e *versionTableUnsureError) Unwrap() error { return e.err }
+
+// readVersion is the one reader of eventfold's version table, through
+// conn: the pool or a transaction. Where goose can tell whether the table
+// exists (PostgreSQL, MySQL) it asks first, so that a missing table does not
+// fail (on PostgreSQL: abort) a transaction. found tells whether the table
+// is there (it may hold no version yet: a first migration running); v is 0
+// when no version is recorded. When the read fails and goose could not
+// tell whether the table exists, the error is a *versionTableUnsureError.
+func readVersion(ctx context.Context, d Dialect, conn database.DBTxConn) (v int64, found bool, err error) {
 	_, gd, err := gooseDialect(d)
 	if err != nil {
 		return 0, false, err
@@ -64,7 +95,7 @@ func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found b
 	exists := false // known to exist: goose could ask
 	if ext, ok := st.(database.StoreExtender); ok {
 		var err error
-		exists, err = ext.TableExists(ctx, db)
+		exists, err = ext.TableExists(ctx, conn)
 		if err == nil && !exists {
 			return 0, false, nil
 		}
@@ -72,7 +103,7 @@ func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found b
 			return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
 		}
 	}
-	v, err = st.GetLatestVersion(ctx, db)
+	v, err = st.GetLatestVersion(ctx, conn)
 	if errors.Is(err, database.ErrVersionNotFound) {
 		return 0, true, nil
 	}
@@ -83,14 +114,7 @@ func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found b
 		return 0, true, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
 	}
 	if err != nil {
-		// goose has no table-exists query for SQLite and SQL Server: when
-		// the database answers but reading the version table fails, the
-		// table is not there (telling "no such table" apart by its error
-		// code would put dialect knowledge here).
-		if perr := db.PingContext(ctx); perr == nil && ctx.Err() == nil {
-			return 0, false, nil
-		}
-		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
+		return 0, false, &versionTableUnsureError{fmt.Errorf("eventfold: schema version: %w", err)}
 	}
 	return v, true, nil
 }
@@ -101,6 +125,11 @@ func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found b
 // an error matching ErrVersionTableMissing.
 func (s *Store[TTx]) SchemaVersion(ctx context.Context) (int64, error) {
 	v, found, err := schemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	if err == nil && v > 0 {
+		// The answer CheckWritable would ask for: recorded, so that a
+		// caller who read the version does not pay a second read.
+		_ = s.decideWritable(v, true)
+	}
 	if err != nil || v != 0 || found {
 		// found with no version: a first migration is running (MySQL's
 		// DDL shows its tables before it records the version).
@@ -255,8 +284,8 @@ type schemaVersionTxReader[TTx any] interface {
 }
 
 func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {
-	v, ok := readSchemaVersion(ctx, s.driver.Dialect(), conn)
-	return s.decideWritable(v, ok)
+	v, _, err := readVersion(ctx, s.driver.Dialect(), conn)
+	return s.decideWritable(v, err == nil && v > 0)
 }
 
 // decideWritable records (once it is known) whether schema version v may
@@ -277,36 +306,6 @@ func newerThanKnown(d Dialect, v int64) error {
 		return NewerError(v, known)
 	}
 	return nil
-}
-
-// readSchemaVersion reads the schema version through conn, which may be a
-// transaction: where goose can tell whether the version table exists
-// (PostgreSQL, MySQL) it asks first, so that a missing table does not fail
-// (on PostgreSQL: abort) the transaction. ok is false when no version is
-// recorded or it cannot be read.
-func readSchemaVersion(ctx context.Context, d Dialect, conn database.DBTxConn) (v int64, ok bool) {
-	_, gd, err := gooseDialect(d)
-	if err != nil {
-		return 0, false
-	}
-	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
-	if err != nil {
-		return 0, false
-	}
-	if ext, isExt := st.(database.StoreExtender); isExt {
-		exists, err := ext.TableExists(ctx, conn)
-		if err == nil && !exists {
-			return 0, false
-		}
-		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return 0, false
-		}
-	}
-	v, err = st.GetLatestVersion(ctx, conn)
-	if err != nil || v <= 0 {
-		return 0, false
-	}
-	return v, true
 }
 
 // NotInstalledError returns ErrSchemaNotInstalled with how to install the

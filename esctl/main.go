@@ -372,31 +372,44 @@ const (
 )
 
 func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], error) {
+	store, _, err := env.openVersion(ctx, mode)
+	return store, err
+}
+
+// schemaRead is the schema version open read (err: why it could not).
+type schemaRead struct {
+	v   int64
+	err error
+}
+
+// openVersion is open, also returning the schema version it read, so that
+// a command that needs the version (doctor) reads the version table once.
+func (env *Env) openVersion(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], schemaRead, error) {
 	d, err := sqldriver.DialectOf(env.DSN)
 	if err != nil {
-		return nil, err
+		return nil, schemaRead{}, err
 	}
 	install := fmt.Sprintf("`%s --dsn %s migrate up`", env.Program, sqldriver.Redact(env.DSN))
 	switch d {
 	case eventfold.SQLite:
 		path, err := sqldriver.SQLitePath(env.DSN)
 		if err != nil {
-			return nil, err
+			return nil, schemaRead{}, err
 		}
 		if path != "" && mode != openCreate {
 			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				return nil, &notInstalledError{fmt.Sprintf("no SQLite database at %s (nothing was created): %s creates it with the eventfold schema", path, install)}
+				return nil, schemaRead{}, &notInstalledError{fmt.Sprintf("no SQLite database at %s (nothing was created): %s creates it with the eventfold schema", path, install)}
 			}
 		}
 	case eventfold.MySQL:
 		cfg, err := mysqldriver.Config(env.DSN)
 		if err == nil && cfg.DBName == "" {
-			return nil, usagef("the mysql DSN names no database: write mysql://user@%s/DBNAME (create it first with CREATE DATABASE DBNAME)", cfg.Addr)
+			return nil, schemaRead{}, usagef("the mysql DSN names no database: write mysql://user@%s/DBNAME (create it first with CREATE DATABASE DBNAME)", cfg.Addr)
 		}
 	}
 	drv, err := sqldriver.Open(ctx, env.DSN)
 	if err != nil {
-		return nil, err
+		return nil, schemaRead{}, err
 	}
 	store := eventfold.New(drv, nil)
 	// Every mode: the version table gone from sight says "not installed"
@@ -404,22 +417,22 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 	v, err := store.SchemaVersion(ctx)
 	if errors.Is(err, eventfold.ErrVersionTableMissing) {
 		store.Close()
-		return nil, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
+		return nil, schemaRead{}, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
 	}
 	if mode == openInstalled || mode == openAnyVersion {
 		if err == nil && v == 0 {
 			store.Close()
-			return nil, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
+			return nil, schemaRead{}, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
 		}
 		// An older schema lacks tables and functions this esctl uses: say
 		// so now, not with the database's "function does not exist" later.
 		if latest, lerr := eventfold.LatestSchemaVersion(d); err == nil && lerr == nil && v < latest && mode == openInstalled {
 			store.Close()
-			return nil, fmt.Errorf("%w: the schema in %s is at version %d, this esctl needs %d: %s upgrades it (or '%s doctor' to check it as it is)",
+			return nil, schemaRead{}, fmt.Errorf("%w: the schema in %s is at version %d, this esctl needs %d: %s upgrades it (or '%s doctor' to check it as it is)",
 				eventfold.ErrSchemaOutdated, sqldriver.Redact(env.DSN), v, latest, install, env.Program)
 		}
 	}
-	return store, nil
+	return store, schemaRead{v, err}, nil
 }
 
 // notInstalledError says that the database or its schema is missing and

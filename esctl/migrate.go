@@ -96,7 +96,11 @@ and, in a service that embeds esctl, the service's own (up and status only).
 		}
 		// A database restored into a new PostgreSQL cluster is repaired
 		// here, before anything appends to it.
-		if _, err := checkPositions(ctx, env, store, true, true); err != nil {
+		v, err := store.SchemaVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate up: schema version: %w", err)
+		}
+		if _, err := checkPositions(ctx, env, store, v, true, true); err != nil {
 			return fmt.Errorf("migrate up: %w", err)
 		}
 		if *to < 0 { // --to names one of eventfold's versions, not the service's
