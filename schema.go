@@ -34,8 +34,9 @@ var ErrVersionTableMissing = errors.New("eventfold: eventfold's tables are insta
 // migration above the highest this binary embeds (another, newer program
 // migrated it). Writing through an older binary could break what the newer
 // schema guarantees (on SQLite it could hand out a position twice), so
-// Append, AppendTx, AppendManyTx, the orchestrator's Dispatch and Migrate
-// refuse; reads go on. Upgrade the program to an eventfold that knows the
+// Append, AppendTx, AppendManyTx, the orchestrator's Dispatch, Migrate and
+// every write through the Store's Ops (Store.Ops, OpsTx, InOpsTx:
+// checkpoints, leases, command records, the archive) refuse; reads go on. Upgrade the program to an eventfold that knows the
 // database's version.
 var ErrSchemaNewer = errors.New("eventfold: the eventfold schema in this database is newer than this eventfold knows")
 
