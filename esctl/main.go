@@ -29,6 +29,7 @@ const (
 	ExitError        = 1 // anything else went wrong
 	ExitUsage        = 2 // bad flags, bad JSON, bad expected version
 	ExitWrongVersion = 3 // the stream was not at the expected version
+	ExitBenchErrors  = 4 // bench: a mode had errors (see BenchErrorsError)
 )
 
 // Options configures an embedded command tree. The zero value is the bare
@@ -205,6 +206,9 @@ func (env *Env) exit(err error) int {
 	case errors.Is(err, eventfold.ErrInvalidInput):
 		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
 		return ExitUsage
+	case errors.As(err, new(*BenchErrorsError)):
+		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
+		return ExitBenchErrors
 	}
 	fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
 	return ExitError
@@ -262,7 +266,7 @@ The database is chosen by --dsn, else EVENTFOLD_DSN, else %s:
   postgres://user:pass@host:5432/db   mysql://user:pass@host:3306/db
   sqlite://path/to/file.db            sqlserver://user:pass@host:1433?database=db
 
-Exit codes: 0 ok, 1 error, 2 usage error, 3 wrong expected version.
+Exit codes: 0 ok, 1 error, 2 usage error, 3 wrong expected version, 4 bench: a mode had errors.
 Run '%s <command> --help' for a command's flags and an example.
 
 Example:
