@@ -49,6 +49,7 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 	if err := store.CheckWritable(ctx); errors.Is(err, eventfold.ErrSchemaNewer) {
 		fmt.Fprintf(env.Stdout, "schema: %v; the checks below know only this esctl's migrations\n", err)
 	}
+	versionTable := reportVersionTable(env, read.state)
 	res, err := checkPositions(ctx, env, store, read.v, *repair, false)
 	if err != nil {
 		return err
@@ -57,6 +58,7 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 	if err != nil {
 		return err
 	}
+	damaged = damaged || versionTable
 	if res.Moved && !res.Repaired {
 		return errNeedsRepair
 	}
@@ -66,8 +68,22 @@ repair by themselves. Exit 1 when a repair is needed and --repair was not given.
 	return nil
 }
 
+// reportVersionTable prints what the version table records besides its
+// version (gaps, rolled-back rows) and reports whether there was any.
+func reportVersionTable(env *Env, st eventfold.SchemaState) bool {
+	for _, v := range st.Gaps {
+		fmt.Fprintf(env.Stdout, "schema: a gap in %s: migration %d is not recorded as applied, below version %d (a row deleted by hand, or a version table from another database?); 'migrate up' refuses to fill it: check that its objects exist before recording it\n",
+			eventfold.MigrationTable, v, st.Version)
+	}
+	for _, v := range st.RolledBack {
+		fmt.Fprintf(env.Stdout, "schema: migration %d is recorded as rolled back (its latest row in %s has is_applied false, as an older goose wrote a rollback); goose's 'up' counts any row as applied and will not run it again: delete its rows, then run 'migrate up'\n",
+			v, eventfold.MigrationTable)
+	}
+	return len(st.Gaps)+len(st.RolledBack) > 0
+}
+
 // errDamaged ends doctor when checkSchemaDamage found something.
-var errDamaged = errors.New("doctor: the schema is damaged (see above); --repair does not touch it")
+var errDamaged = errors.New("doctor: the schema or its version table is damaged (see above); --repair does not touch it")
 
 // schemaDamageChecker is implemented by dialects that can tell damage the
 // schema version cannot show (MySQL/MariaDB: append procedures missing

@@ -382,8 +382,9 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 
 // schemaRead is the schema version open read (err: why it could not).
 type schemaRead struct {
-	v   int64
-	err error
+	v     int64
+	state eventfold.SchemaState
+	err   error
 }
 
 // openVersion is open, also returning the schema version it read, so that
@@ -418,7 +419,8 @@ func (env *Env) openVersion(ctx context.Context, mode openMode) (*eventfold.Stor
 	store := eventfold.New(drv, nil)
 	// Every mode: the version table gone from sight says "not installed"
 	// wrongly, and migrate up would run 00001 over the existing tables.
-	v, err := store.SchemaVersion(ctx)
+	state, err := store.SchemaState(ctx)
+	v := state.Version
 	if errors.Is(err, eventfold.ErrVersionTableMissing) {
 		store.Close()
 		return nil, schemaRead{}, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
@@ -436,7 +438,7 @@ func (env *Env) openVersion(ctx context.Context, mode openMode) (*eventfold.Stor
 				eventfold.ErrSchemaOutdated, sqldriver.Redact(env.DSN), v, latest, install, env.Program)
 		}
 	}
-	return store, schemaRead{v, err}, nil
+	return store, schemaRead{v, state, err}, nil
 }
 
 // notInstalledError says that the database or its schema is missing and
