@@ -24,7 +24,9 @@ var ErrUnknownDialect = errors.New("eventfold: unknown database dialect")
 var ErrArchived = errors.New("eventfold: events archived")
 
 // ErrTransient is wrapped by errors a retry may cure: serialization
-// failures, deadlocks and lock timeouts, as each database reports them.
+// failures, deadlocks, lock timeouts and connections refused because too
+// many are open (PostgreSQL 53300, MySQL/MariaDB 1040, 1203 and 1226 for
+// max_user_connections), as each database reports them.
 var ErrTransient = errors.New("eventfold: transient database conflict")
 
 // ErrPositionsBehind is matched when an append is refused because the log

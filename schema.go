@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -34,8 +35,9 @@ var ErrVersionTableMissing = errors.New("eventfold: eventfold's tables are insta
 // migration above the highest this binary embeds (another, newer program
 // migrated it). Writing through an older binary could break what the newer
 // schema guarantees (on SQLite it could hand out a position twice), so
-// Append, AppendTx, AppendManyTx, the orchestrator's Dispatch and Migrate
-// refuse; reads go on. Upgrade the program to an eventfold that knows the
+// Append, AppendTx, AppendManyTx, the orchestrator's Dispatch, Migrate and
+// every write through the Store's Ops (Store.Ops, OpsTx, InOpsTx:
+// checkpoints, leases, command records, the archive) refuse; reads go on. Upgrade the program to an eventfold that knows the
 // database's version.
 var ErrSchemaNewer = errors.New("eventfold: the eventfold schema in this database is newer than this eventfold knows")
 
@@ -46,53 +48,146 @@ const schemaHint = "install it with `esctl --dsn DSN migrate up`, Store.Migrate,
 // when it is not installed. It only reads: unlike goose's own status it
 // never creates the version table.
 func SchemaVersion(ctx context.Context, d Dialect, db *sql.DB) (int64, error) {
-	v, _, err := schemaVersion(ctx, d, db)
-	return v, err
+	st, _, err := schemaVersion(ctx, d, db)
+	return st.Version, err
 }
 
 // schemaVersion is SchemaVersion; found tells whether the version table is
 // there (it may hold no version yet: a first migration running).
-func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found bool, err error) {
-	_, gd, err := gooseDialect(d)
-	if err != nil {
-		return 0, false, err
-	}
-	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
-	if err != nil {
-		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
-	}
-	exists := false // known to exist: goose could ask
-	if ext, ok := st.(database.StoreExtender); ok {
-		var err error
-		exists, err = ext.TableExists(ctx, db)
-		if err == nil && !exists {
-			return 0, false, nil
-		}
-		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
-		}
-	}
-	v, err = st.GetLatestVersion(ctx, db)
-	if errors.Is(err, database.ErrVersionNotFound) {
-		return 0, true, nil
-	}
-	if err != nil && exists {
-		// The table is there but may not be read (a role without rights
-		// on it): that is no missing schema, and "run migrate up" would
-		// be the wrong advice.
-		return 0, true, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
-	}
-	if err != nil {
+func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (st SchemaState, found bool, err error) {
+	st, found, err = readVersion(ctx, d, db)
+	var unsure *versionTableUnsureError
+	if errors.As(err, &unsure) {
 		// goose has no table-exists query for SQLite and SQL Server: when
 		// the database answers but reading the version table fails, the
 		// table is not there (telling "no such table" apart by its error
 		// code would put dialect knowledge here).
 		if perr := db.PingContext(ctx); perr == nil && ctx.Err() == nil {
-			return 0, false, nil
+			return SchemaState{}, false, nil
 		}
-		return 0, false, fmt.Errorf("eventfold: schema version: %w", err)
+		return SchemaState{}, false, unsure.err
 	}
-	return v, true, nil
+	return st, found, err
+}
+
+// SchemaState is what eventfold's version table records, read as goose
+// reads it: the latest row of each version (by id) decides whether that
+// migration is applied (an older goose recorded a rollback as a row with
+// is_applied false; goose v3 deletes the rows instead).
+type SchemaState struct {
+	// Version is the highest applied version (0: none).
+	Version int64
+	// Gaps are the migrations this eventfold embeds, below Version, that
+	// are not recorded as applied: a row deleted by hand, or a version
+	// table restored from another database. goose's up refuses to fill
+	// them ("missing (out-of-order) migrations").
+	Gaps []int64
+	// RolledBack are the versions whose latest row says is_applied false.
+	// goose v3's provider counts any row as applied, so its up does not
+	// run them again.
+	RolledBack []int64
+}
+
+// stateOf reads the rows goose's ListMigrations returns (newest first).
+func stateOf(d Dialect, rows []*database.ListMigrationsResult) SchemaState {
+	var st SchemaState
+	seen := map[int64]bool{}
+	applied := map[int64]bool{}
+	for _, r := range rows {
+		if seen[r.Version] {
+			continue
+		}
+		seen[r.Version] = true
+		if r.IsApplied {
+			applied[r.Version] = true
+			st.Version = max(st.Version, r.Version)
+		} else if r.Version > 0 {
+			st.RolledBack = append(st.RolledBack, r.Version)
+		}
+	}
+	slices.Sort(st.RolledBack)
+	if vs, err := embeddedVersions(d); err == nil {
+		for _, v := range vs {
+			if v < st.Version && !applied[v] {
+				st.Gaps = append(st.Gaps, v)
+			}
+		}
+	}
+	return st
+}
+
+// versionTableUnsureError is readVersion's error when reading the version
+// table failed and goose could not tell whether the table exists: on a
+// pool, a database that answers a ping has no version table.
+type versionTableUnsureError struct{ err error }
+
+func (e *versionTableUnsureError) Error() string { return e.err.Error() }
+func (e *versionTableUnsureError) Unwrap() error { return e.err }
+
+// readVersion is the one reader of eventfold's version table, through
+// conn: the pool or a transaction. Where goose can tell whether the table
+// exists (PostgreSQL, MySQL) it asks first, so that a missing table does not
+// fail (on PostgreSQL: abort) a transaction. found tells whether the table
+// is there (it may hold no version yet: a first migration running); v is 0
+// when no version is recorded. When the read fails and goose could not
+// tell whether the table exists, the error is a *versionTableUnsureError.
+func readVersion(ctx context.Context, d Dialect, conn database.DBTxConn) (st SchemaState, found bool, err error) {
+	_, gd, err := gooseDialect(d)
+	if err != nil {
+		return st, false, err
+	}
+	gs, err := database.NewStore(database.Dialect(gd), MigrationTable)
+	if err != nil {
+		return st, false, fmt.Errorf("eventfold: schema version: %w", err)
+	}
+	exists := false // known to exist: goose could ask
+	if ext, ok := gs.(database.StoreExtender); ok {
+		var err error
+		exists, err = ext.TableExists(ctx, conn)
+		if err == nil && !exists {
+			return st, false, nil
+		}
+		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			return st, false, fmt.Errorf("eventfold: schema version: %w", err)
+		}
+	}
+	// Every row, newest first: the latest row of a version decides (a
+	// max(version_id) counted rolled-back rows as applied).
+	rows, err := gs.ListMigrations(ctx, conn)
+	if err != nil && exists {
+		// The table is there but may not be read (a role without rights
+		// on it): that is no missing schema, and "run migrate up" would
+		// be the wrong advice.
+		return st, true, fmt.Errorf("eventfold: schema version: the version table %s exists but reading it failed: %w", MigrationTable, err)
+	}
+	if err != nil {
+		return st, false, &versionTableUnsureError{fmt.Errorf("eventfold: schema version: %w", err)}
+	}
+	return stateOf(d, rows), true, nil
+}
+
+// embeddedVersions returns the versions of the migrations this eventfold
+// embeds for d, in order.
+func embeddedVersions(d Dialect) ([]int64, error) {
+	fsys, err := MigrationsFS(d)
+	if err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(fsys, "*.sql")
+	if err != nil {
+		return nil, err
+	}
+	var out []int64
+	for _, n := range names {
+		digits := n[:len(n)-len(strings.TrimLeft(n, "0123456789"))]
+		v, err := strconv.ParseInt(digits, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("eventfold: migration file %q has no version number", n)
+		}
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // SchemaVersion returns the version of eventfold's schema in the store's
@@ -100,16 +195,29 @@ func schemaVersion(ctx context.Context, d Dialect, db *sql.DB) (v int64, found b
 // When there is no version table but eventfold's log answers, it returns
 // an error matching ErrVersionTableMissing.
 func (s *Store[TTx]) SchemaVersion(ctx context.Context) (int64, error) {
-	v, found, err := schemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	st, err := s.SchemaState(ctx)
+	return st.Version, err
+}
+
+// SchemaState reads the store's version table once: the version (as
+// SchemaVersion returns it), the gaps below it and the rolled-back rows.
+func (s *Store[TTx]) SchemaState(ctx context.Context) (SchemaState, error) {
+	st, found, err := schemaVersion(ctx, s.driver.Dialect(), s.driver.DB())
+	v := st.Version
+	if err == nil && v > 0 {
+		// The answer CheckWritable would ask for: recorded, so that a
+		// caller who read the version does not pay a second read.
+		_ = s.decideWritable(v, true)
+	}
 	if err != nil || v != 0 || found {
 		// found with no version: a first migration is running (MySQL's
 		// DDL shows its tables before it records the version).
-		return v, err
+		return st, err
 	}
 	if _, lerr := s.driver.Ops().LastPosition(ctx); lerr == nil {
-		return 0, VersionTableMissingError()
+		return SchemaState{}, VersionTableMissingError()
 	}
-	return 0, nil
+	return SchemaState{}, nil
 }
 
 // VersionTableMissingError returns ErrVersionTableMissing saying where to
@@ -173,24 +281,11 @@ func (s *Store[TTx]) versionError(ctx context.Context, err error) error {
 // LatestSchemaVersion returns the highest migration version this eventfold
 // embeds for dialect d: the version Migrate brings a database to.
 func LatestSchemaVersion(d Dialect) (int64, error) {
-	fsys, err := MigrationsFS(d)
-	if err != nil {
+	vs, err := embeddedVersions(d)
+	if err != nil || len(vs) == 0 {
 		return 0, err
 	}
-	names, err := fs.Glob(fsys, "*.sql")
-	if err != nil {
-		return 0, err
-	}
-	var latest int64
-	for _, n := range names {
-		digits := n[:len(n)-len(strings.TrimLeft(n, "0123456789"))]
-		v, err := strconv.ParseInt(digits, 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("eventfold: migration file %q has no version number", n)
-		}
-		latest = max(latest, v)
-	}
-	return latest, nil
+	return vs[len(vs)-1], nil
 }
 
 // OutdatedError returns ErrSchemaOutdated saying which version the
@@ -271,8 +366,8 @@ type schemaVersionTxReader[TTx any] interface {
 }
 
 func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {
-	v, ok := readSchemaVersion(ctx, s.driver.Dialect(), conn)
-	return s.decideWritable(v, ok)
+	st, _, err := readVersion(ctx, s.driver.Dialect(), conn)
+	return s.decideWritable(st.Version, err == nil && st.Version > 0)
 }
 
 // decideWritable records (once it is known) whether schema version v may
@@ -293,36 +388,6 @@ func newerThanKnown(d Dialect, v int64) error {
 		return NewerError(v, known)
 	}
 	return nil
-}
-
-// readSchemaVersion reads the schema version through conn, which may be a
-// transaction: where goose can tell whether the version table exists
-// (PostgreSQL, MySQL) it asks first, so that a missing table does not fail
-// (on PostgreSQL: abort) the transaction. ok is false when no version is
-// recorded or it cannot be read.
-func readSchemaVersion(ctx context.Context, d Dialect, conn database.DBTxConn) (v int64, ok bool) {
-	_, gd, err := gooseDialect(d)
-	if err != nil {
-		return 0, false
-	}
-	st, err := database.NewStore(database.Dialect(gd), MigrationTable)
-	if err != nil {
-		return 0, false
-	}
-	if ext, isExt := st.(database.StoreExtender); isExt {
-		exists, err := ext.TableExists(ctx, conn)
-		if err == nil && !exists {
-			return 0, false
-		}
-		if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-			return 0, false
-		}
-	}
-	v, err = st.GetLatestVersion(ctx, conn)
-	if err != nil || v <= 0 {
-		return 0, false
-	}
-	return v, true
 }
 
 // NotInstalledError returns ErrSchemaNotInstalled with how to install the

@@ -415,7 +415,9 @@ type Log interface {
 	ReadAll(ctx context.Context, opt ReadAllOptions) ([]Event, error)
 	// Head returns the highest position readers may read (see Store.Head).
 	Head(ctx context.Context) (int64, error)
-	// Ops returns the store/dialect contract's operations on the pool.
+	// Ops returns the store/dialect contract's operations on the pool
+	// (writes refused on a schema newer than this eventfold knows, see
+	// Store.Ops).
 	Ops() Ops
 	// InOpsTx runs fn on the operations bound to one transaction, and
 	// commits when fn returns nil (rolls back otherwise).
@@ -426,12 +428,25 @@ type Log interface {
 	SchemaError(ctx context.Context, err error) error
 }
 
-// Ops returns the store/dialect contract's operations on the pool.
-func (s *Store[TTx]) Ops() Ops { return s.driver.Ops() }
+// Ops returns the store/dialect contract's operations on the pool. Its
+// writes to eventfold's tables (checkpoints, leases, command records, commit
+// markers, the archive, appends, a positions repair, the notify trigger)
+// first call CheckWritable: on a schema newer than this eventfold knows
+// they fail with ErrSchemaNewer and write nothing; reads, Notify and Exec
+// go on. Driver().Ops() is the driver's own, unguarded.
+func (s *Store[TTx]) Ops() Ops { return guard(s.driver.Ops(), s.CheckWritable) }
 
-// InOpsTx runs fn on the operations bound to one transaction (see InTx).
+// OpsTx returns the store/dialect contract's operations inside tx, its
+// writes guarded as Ops's are (the first check reads the version through
+// tx, see AppendTx).
+func (s *Store[TTx]) OpsTx(tx TTx) Ops {
+	return guard(s.driver.OpsTx(tx), func(ctx context.Context) error { return s.checkWritableTx(ctx, tx) })
+}
+
+// InOpsTx runs fn on the operations bound to one transaction (see InTx),
+// guarded as OpsTx's are.
 func (s *Store[TTx]) InOpsTx(ctx context.Context, fn func(ops Ops) error) error {
-	return s.InTx(ctx, func(tx TTx) error { return fn(s.driver.OpsTx(tx)) })
+	return s.InTx(ctx, func(tx TTx) error { return fn(s.OpsTx(tx)) })
 }
 
 var _ Log = (*Store[struct{}])(nil)

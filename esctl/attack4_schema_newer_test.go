@@ -55,3 +55,31 @@ func TestAttack4DoctorAndStatusOnNewerSchema(t *testing.T) {
 		}
 	})
 }
+
+// TestSubscriptionsResetOnNewerSchema: `subscriptions reset` writes a
+// checkpoint: on a schema newer than this esctl it is refused (exit 1,
+// ErrSchemaNewer's message) and the checkpoint stays; `subscriptions list`
+// reads and goes on.
+func TestSubscriptionsResetOnNewerSchema(t *testing.T) {
+	forDialects(t, func(t *testing.T, dsn string) {
+		evs := archiveFixture(t, dsn, 2)
+		store := openStore(t, dsn)
+		ctx := context.Background()
+		require.NoError(t, store.Ops().SetCheckpoint(ctx, "projector", evs[1].GlobalPosition))
+		known, err := eventfold.LatestSchemaVersion(store.Dialect())
+		require.NoError(t, err)
+		applied := "1"
+		if store.Dialect() == eventfold.Postgres {
+			applied = "true"
+		}
+		require.NoError(t, store.Driver().Ops().Exec(ctx, fmt.Sprintf("INSERT INTO %s (version_id, is_applied) VALUES (%d, %s)", eventfold.MigrationTable, known+1, applied)))
+
+		r := run(t, Options{}, dsn, "subscriptions", "reset", "projector", "--to", "0")
+		require.Equal(t, ExitError, r.code, "reset: %s", r.stdout)
+		require.Contains(t, r.stderr, fmt.Sprintf("it is at version %d", known+1))
+		require.Contains(t, mustRun(t, dsn, "subscriptions", "list"), "projector")
+		pos, _, err := store.Ops().GetCheckpoint(ctx, "projector")
+		require.NoError(t, err)
+		require.Equal(t, evs[1].GlobalPosition, pos, "checkpoint after a refused reset")
+	})
+}

@@ -59,7 +59,9 @@ throughput at --concurrency clients (16 unless given) with no subscriber and
 with 4 following the log live (woken by NOTIFY on PostgreSQL, polling every
 --poll elsewhere), and prints the ratio. Each mode reports its peak RSS.
 --workload takes one of dispatch, replay, delivery, subscribers, or all.
-Write into a scratch database: bench adds tables and events.`,
+Write into a scratch database: bench adds tables and events. Exit 4 when a
+mode had errors (the report is printed in full; its figures count only the
+commands that succeeded).`,
 		`  esctl bench --dsn postgres://postgres@127.0.0.1/bench --concurrency 16 --raw --group-commit
   esctl bench --dsn sqlite:///tmp/bench.db --duration 10s --json
   esctl bench --dsn mysql://root@127.0.0.1:3306/bench --replay 100000 --workload replay
@@ -206,9 +208,53 @@ Write into a scratch database: bench adds tables and events.`,
 	if *asJSON {
 		enc := json.NewEncoder(env.Stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
 	}
-	return nil
+	return rep.failures()
+}
+
+// BenchErrorsError ends `esctl bench` when a mode counted errors: the
+// report was printed in full, but its figures count only the commands that
+// succeeded, so a script must not take them as the workload's. Main exits
+// ExitBenchErrors.
+type BenchErrorsError struct {
+	// Modes are the modes with errors, each as "workload mode: N failed, M succeeded".
+	Modes []string
+}
+
+func (e *BenchErrorsError) Error() string {
+	return fmt.Sprintf("bench: %d mode(s) had errors (%s): their figures count only the commands that succeeded",
+		len(e.Modes), strings.Join(e.Modes, "; "))
+}
+
+// failures returns a *BenchErrorsError naming every mode whose result
+// counted errors, nil when none did.
+func (r benchReport) failures() error {
+	var modes []string
+	add := func(workload, mode string, errs, ok int64) {
+		if errs > 0 {
+			modes = append(modes, fmt.Sprintf("%s %s: %d failed, %d succeeded", workload, mode, errs, ok))
+		}
+	}
+	if r.Dispatch != nil {
+		for _, res := range r.Dispatch.Results {
+			add("dispatch", res.Mode, res.Errors, res.Commands)
+		}
+	}
+	for _, res := range r.Delivery {
+		add("delivery", res.Mode, res.Errors, res.Committed)
+	}
+	if r.Subscribers != nil {
+		for _, res := range r.Subscribers.Results {
+			add("subscribers", fmt.Sprintf("%s with %d subscribers", res.Mode, res.Subscribers), res.Errors, res.Commands)
+		}
+	}
+	if len(modes) == 0 {
+		return nil
+	}
+	return &BenchErrorsError{Modes: modes}
 }
 
 // machine describes where the figures were taken.

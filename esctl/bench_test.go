@@ -1,6 +1,7 @@
 package esctl
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 
@@ -103,4 +104,38 @@ func TestBenchBadFlags(t *testing.T) {
 		require.Equal(t, ExitUsage, r.code, "%v: stderr %q", args, r.stderr)
 		require.Contains(t, r.stderr, "bench", "%v", args)
 	}
+}
+
+// TestBenchExitsNonZeroOnErrors: a bench whose mode counted errors exited
+// 0, so an operator's script took half-failed figures for the workload's.
+// It exits ExitBenchErrors (4) after printing the whole report, naming
+// the mode and its counts on stderr. The errors are real: the read-model
+// table is created beforehand with a CHECK that every fifth deposit (an
+// amount divisible by 5) violates; bench keeps an existing table.
+func TestBenchExitsNonZeroOnErrors(t *testing.T) {
+	dsn := testdb.EmptyDSN(t, eventfold.SQLite)
+	mustRun(t, dsn, "migrate", "up")
+	store := openStore(t, dsn)
+	require.NoError(t, store.Ops().Exec(context.Background(),
+		`CREATE TABLE bench_accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL CHECK (balance % 5 <> 0), version INTEGER NOT NULL)`))
+	for _, asJSON := range []bool{false, true} {
+		args := []string{"bench", "--duration", "300ms", "--modes", "dispatch"}
+		if asJSON {
+			args = append(args, "--json")
+		}
+		r := run(t, Options{}, dsn, args...)
+		require.Equal(t, ExitBenchErrors, r.code, "json %v: stdout %s\nstderr %s", asJSON, r.stdout, r.stderr)
+		require.Regexp(t, `mode\(s\) had errors \(dispatch dispatch: [1-9][0-9]* failed, [1-9][0-9]* succeeded\)`, r.stderr)
+		if asJSON {
+			var rep benchReport
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), "bench --json printed %q", r.stdout)
+			require.Len(t, rep.Dispatch.Results, 1)
+			require.Positive(t, rep.Dispatch.Results[0].Errors)
+		} else {
+			require.Contains(t, r.stdout, "dispatch: ", "the report is printed")
+		}
+	}
+	// Without errors: exit 0.
+	require.NoError(t, store.Ops().Exec(context.Background(), `DROP TABLE bench_accounts`))
+	mustRun(t, dsn, "bench", "--duration", "200ms", "--modes", "dispatch")
 }

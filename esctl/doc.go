@@ -22,5 +22,5 @@
 // sqlite://eventfold.db); passwords never appear in output or errors.
 // Events print as JSON lines with the fields of eventfold.Event. Exit codes:
 // 0 success, 1 error, 2 usage error (bad flags, bad JSON, bad expected
-// version), 3 wrong expected version.
+// version), 3 wrong expected version, 4 bench: a mode had errors.
 package esctl

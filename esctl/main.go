@@ -29,6 +29,7 @@ const (
 	ExitError        = 1 // anything else went wrong
 	ExitUsage        = 2 // bad flags, bad JSON, bad expected version
 	ExitWrongVersion = 3 // the stream was not at the expected version
+	ExitBenchErrors  = 4 // bench: a mode had errors (see BenchErrorsError)
 )
 
 // Options configures an embedded command tree. The zero value is the bare
@@ -205,6 +206,9 @@ func (env *Env) exit(err error) int {
 	case errors.Is(err, eventfold.ErrInvalidInput):
 		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
 		return ExitUsage
+	case errors.As(err, new(*BenchErrorsError)):
+		fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
+		return ExitBenchErrors
 	}
 	fmt.Fprintf(env.Stderr, "%s: %s\n", env.Program, msg)
 	return ExitError
@@ -262,7 +266,7 @@ The database is chosen by --dsn, else EVENTFOLD_DSN, else %s:
   postgres://user:pass@host:5432/db   mysql://user:pass@host:3306/db
   sqlite://path/to/file.db            sqlserver://user:pass@host:1433?database=db
 
-Exit codes: 0 ok, 1 error, 2 usage error, 3 wrong expected version.
+Exit codes: 0 ok, 1 error, 2 usage error, 3 wrong expected version, 4 bench: a mode had errors.
 Run '%s <command> --help' for a command's flags and an example.
 
 Example:
@@ -372,20 +376,34 @@ const (
 )
 
 func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], error) {
+	store, _, err := env.openVersion(ctx, mode)
+	return store, err
+}
+
+// schemaRead is the schema version open read (err: why it could not).
+type schemaRead struct {
+	v     int64
+	state eventfold.SchemaState
+	err   error
+}
+
+// openVersion is open, also returning the schema version it read, so that
+// a command that needs the version (doctor) reads the version table once.
+func (env *Env) openVersion(ctx context.Context, mode openMode) (*eventfold.Store[*sql.Tx], schemaRead, error) {
 	d, err := sqldriver.DialectOf(env.DSN)
 	if err != nil {
-		return nil, err
+		return nil, schemaRead{}, err
 	}
 	install := fmt.Sprintf("`%s --dsn %s migrate up`", env.Program, sqldriver.Redact(env.DSN))
 	switch d {
 	case eventfold.SQLite:
 		path, err := sqldriver.SQLitePath(env.DSN)
 		if err != nil {
-			return nil, err
+			return nil, schemaRead{}, err
 		}
 		if path != "" && mode != openCreate {
 			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-				return nil, &notInstalledError{fmt.Sprintf("no SQLite database at %s (nothing was created): %s creates it with the eventfold schema", path, install)}
+				return nil, schemaRead{}, &notInstalledError{fmt.Sprintf("no SQLite database at %s (nothing was created): %s creates it with the eventfold schema", path, install)}
 			}
 		}
 	case eventfold.MySQL:
@@ -395,35 +413,36 @@ func (env *Env) open(ctx context.Context, mode openMode) (*eventfold.Store[*sql.
 			if cfg.Net == "unix" {
 				where = "/DBNAME?socket=" + cfg.Addr
 			}
-			return nil, usagef("the mysql DSN names no database: write mysql://user@%s (create it first with CREATE DATABASE DBNAME)", where)
+			return nil, schemaRead{}, usagef("the mysql DSN names no database: write mysql://user@%s (create it first with CREATE DATABASE DBNAME)", where)
 		}
 	}
 	drv, err := sqldriver.Open(ctx, env.DSN)
 	if err != nil {
-		return nil, err
+		return nil, schemaRead{}, err
 	}
 	store := eventfold.New(drv, nil)
 	// Every mode: the version table gone from sight says "not installed"
 	// wrongly, and migrate up would run 00001 over the existing tables.
-	v, err := store.SchemaVersion(ctx)
+	state, err := store.SchemaState(ctx)
+	v := state.Version
 	if errors.Is(err, eventfold.ErrVersionTableMissing) {
 		store.Close()
-		return nil, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
+		return nil, schemaRead{}, fmt.Errorf("%s: %w", sqldriver.Redact(env.DSN), err)
 	}
 	if mode == openInstalled || mode == openAnyVersion {
 		if err == nil && v == 0 {
 			store.Close()
-			return nil, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
+			return nil, schemaRead{}, &notInstalledError{fmt.Sprintf("the eventfold schema is not installed in %s: %s installs it", sqldriver.Redact(env.DSN), install)}
 		}
 		// An older schema lacks tables and functions this esctl uses: say
 		// so now, not with the database's "function does not exist" later.
 		if latest, lerr := eventfold.LatestSchemaVersion(d); err == nil && lerr == nil && v < latest && mode == openInstalled {
 			store.Close()
-			return nil, fmt.Errorf("%w: the schema in %s is at version %d, this esctl needs %d: %s upgrades it (or '%s doctor' to check it as it is)",
+			return nil, schemaRead{}, fmt.Errorf("%w: the schema in %s is at version %d, this esctl needs %d: %s upgrades it (or '%s doctor' to check it as it is)",
 				eventfold.ErrSchemaOutdated, sqldriver.Redact(env.DSN), v, latest, install, env.Program)
 		}
 	}
-	return store, nil
+	return store, schemaRead{v, state, err}, nil
 }
 
 // notInstalledError says that the database or its schema is missing and

@@ -1,10 +1,12 @@
 package esctl
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,7 +95,11 @@ and, in a service that embeds esctl, the service's own (up and status only).
 		}
 		// A database restored into a new PostgreSQL cluster is repaired
 		// here, before anything appends to it.
-		if _, err := checkPositions(ctx, env, store, true, true); err != nil {
+		v, err := store.SchemaVersion(ctx)
+		if err != nil {
+			return fmt.Errorf("migrate up: schema version: %w", err)
+		}
+		if _, err := checkPositions(ctx, env, store, v, true, true); err != nil {
 			return fmt.Errorf("migrate up: %w", err)
 		}
 		if *to < 0 { // --to names one of eventfold's versions, not the service's
@@ -124,7 +130,8 @@ and, in a service that embeds esctl, the service's own (up and status only).
 	case "status":
 		// goose's Status creates its version table: on a database without
 		// the schema, list the files as pending without writing anything.
-		if v, err := store.SchemaVersion(ctx); err == nil && v == 0 {
+		state, serr := store.SchemaState(ctx)
+		if v := state.Version; serr == nil && v == 0 && len(state.RolledBack) == 0 {
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "VERSION\tSTATE\tAPPLIED AT\tFILE")
 			for _, src := range p.ListSources() {
@@ -153,10 +160,24 @@ and, in a service that embeds esctl, the service's own (up and status only).
 			if !s.AppliedAt.IsZero() {
 				at = s.AppliedAt.UTC().Format("2006-01-02 15:04:05Z")
 			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, s.State, at, s.Source.Path)
+			shown := string(s.State)
+			switch {
+			case slices.Contains(state.RolledBack, s.Source.Version):
+				// goose's Status counts any row; its latest says rolled back.
+				shown = "rolled-back"
+			case slices.Contains(state.Gaps, s.Source.Version):
+				shown = "pending (gap)"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", s.Source.Version, shown, at, s.Source.Path)
 		}
 		if err := tw.Flush(); err != nil {
 			return err
+		}
+		if serr == nil {
+			var findings bytes.Buffer
+			if reportVersionTable(&Env{Stdout: &findings}, state) {
+				fmt.Fprint(env.Stderr, findings.String())
+			}
 		}
 		// The list shows only the migrations this esctl embeds: a newer
 		// version recorded in the database would go unmentioned.

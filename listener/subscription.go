@@ -147,8 +147,10 @@ func (s *Subscription[TTx]) Lag(ctx context.Context) (int64, error) {
 // Run drives the subscription until ctx ends, then saves its progress,
 // releases its lease and returns nil. While another process holds the lease
 // it stands by. It returns an error only for what a retry cannot cure: a
-// *HandlerError (with Options.MaxAttempts) or archived events. Database
-// errors, a missing migration among them, are logged and retried with
+// *HandlerError (with Options.MaxAttempts), archived events, or a schema
+// newer than this eventfold knows (eventfold.ErrSchemaNewer: its lease and
+// checkpoint writes are refused). Database errors, a missing migration
+// among them, are logged and retried with
 // backoff until ctx ends, so that a subscription started before the
 // database is ready, or while it restarts, recovers by itself.
 func (s *Subscription[TTx]) Run(ctx context.Context) error {
@@ -165,6 +167,11 @@ func (s *Subscription[TTx]) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, eventfold.ErrSchemaNewer) {
+				// No retry cures it: the Store keeps its answer until the
+				// program is upgraded (and restarted).
+				return fmt.Errorf("listener: subscription %q: %w", s.name, err)
 			}
 			fails++
 			s.fail(fmt.Errorf("acquire lease: %w", err))
@@ -456,7 +463,7 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 				}
 				matched++
 			}
-			ok, err := s.store.Driver().OpsTx(tx).AdvanceCheckpoint(ctx, s.name, pos, last)
+			ok, err := s.store.OpsTx(tx).AdvanceCheckpoint(ctx, s.name, pos, last)
 			if err != nil {
 				return err
 			}

@@ -155,7 +155,7 @@ func (o *Orchestrator[TTx]) readBack(ctx context.Context, tx TTx, raw []byte) ([
 // command ids can be dispatched (and applied) again, so keep records longer
 // than any client may retry a request.
 func (o *Orchestrator[TTx]) ForgetCommands(ctx context.Context, before time.Time) (int64, error) {
-	n, err := o.store.Driver().Ops().PruneCommands(ctx, before.UTC())
+	n, err := o.store.Ops().PruneCommands(ctx, before.UTC()) // refused on a newer schema
 	if err != nil {
 		return 0, fmt.Errorf("orchestrator: forget commands recorded before %s: %w", before.UTC().Format(time.RFC3339), err)
 	}

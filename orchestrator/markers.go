@@ -134,7 +134,7 @@ func (o *Orchestrator[TTx]) maybePruneMarkers() {
 // minute (Config.CommitMarkerRetention); call it to prune at another time.
 // On SQLite, which needs no markers, it returns 0.
 func (o *Orchestrator[TTx]) PruneCommitMarkers(ctx context.Context, before time.Time) (int64, error) {
-	n, err := o.store.Driver().Ops().PruneCommitMarkers(ctx, before.UTC())
+	n, err := o.store.Ops().PruneCommitMarkers(ctx, before.UTC()) // refused on a newer schema
 	if err != nil {
 		return 0, fmt.Errorf("orchestrator: prune commit markers recorded before %s: %w", before.UTC().Format(time.RFC3339), err)
 	}

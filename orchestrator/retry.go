@@ -11,7 +11,8 @@ import (
 // IsRetryable reports whether running the whole command again may succeed:
 // a wrong expected version (the handler decided on stale state), a
 // transient conflict (eventfold.ErrTransient: a serialization failure,
-// deadlock or lock timeout), a concurrent duplicate of the command id, or
+// deadlock, lock timeout, or a connection refused because too many are
+// open), a concurrent duplicate of the command id, or
 // a failed COMMIT whose commit marker proved that nothing was committed.
 // Which database errors are transient is the dialect's knowledge: the
 // orchestrator passes the errors of handlers, reducers and COMMIT through

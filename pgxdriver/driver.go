@@ -152,8 +152,11 @@ func (d *Driver) SchemaVersionTx(ctx context.Context, tx pgx.Tx, table string) (
 	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
 		return 0, false
 	}
+	// As goose reads it: the latest row of a version decides whether it
+	// is applied (an older goose recorded a rollback as is_applied false).
+	t := pgx.Identifier{table}.Sanitize()
 	var top *int64
-	if err := tx.QueryRow(ctx, "SELECT max(version_id) FROM "+pgx.Identifier{table}.Sanitize()).Scan(&top); err != nil || top == nil || *top <= 0 {
+	if err := tx.QueryRow(ctx, "SELECT max(v.version_id) FROM "+t+" v WHERE v.is_applied AND NOT EXISTS (SELECT 1 FROM "+t+" w WHERE w.version_id = v.version_id AND w.id > v.id)").Scan(&top); err != nil || top == nil || *top <= 0 {
 		return 0, false
 	}
 	return *top, true

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +36,46 @@ const (
 	DefaultConnMaxIdleTime = 5 * time.Minute
 )
 
+// DefaultMaxOpenConns caps the connections Open's pool opens at once
+// (database/sql's own default has no cap: a burst of concurrent
+// transactions opened one connection each, hundreds on a busy service,
+// against PostgreSQL's default max_connections of 100 and MariaDB's 151).
+// Beyond it a transaction waits for a connection. It leaves room for the
+// benchmarks' 16 clients with their subscribers and notifier. The DSN
+// parameter max_open_conns=N overrides it (0: no cap); Open removes the
+// parameter before the driver sees the DSN.
+const DefaultMaxOpenConns = 64
+
+// maxOpenParam is the DSN query parameter that sets the pool's cap.
+const maxOpenParam = "max_open_conns"
+
+// takeMaxOpen removes max_open_conns=N from dsn's query and returns dsn
+// without it and N (DefaultMaxOpenConns when absent).
+func takeMaxOpen(dsn string) (string, int, error) {
+	base, query, ok := strings.Cut(dsn, "?")
+	if !ok {
+		return dsn, DefaultMaxOpenConns, nil
+	}
+	n := DefaultMaxOpenConns
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		v, found := strings.CutPrefix(kv, maxOpenParam+"=")
+		if !found {
+			kept = append(kept, kv)
+			continue
+		}
+		parsed, err := strconv.Atoi(v)
+		if err != nil || parsed < 0 {
+			return "", 0, &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%s=%q: want a whole number of connections >= 0 (0: no cap)", maxOpenParam, v)}
+		}
+		n = parsed
+	}
+	if len(kept) == 0 {
+		return base, n, nil
+	}
+	return base + "?" + strings.Join(kept, "&"), n, nil
+}
+
 // Open opens the database an eventfold DSN names and checks that it
 // answers. The scheme picks the driver, whose package the program must
 // import (see ErrNotRegistered):
@@ -49,15 +90,22 @@ const (
 // that changes its session's level (SET SESSION TRANSACTION ...) changes it
 // for every later transaction on that pooled connection.
 //
-// The pool keeps up to DefaultMaxIdleConns idle connections (see there).
+// The pool opens at most DefaultMaxOpenConns connections (the DSN
+// parameter max_open_conns=N sets another cap, 0 none) and keeps up to
+// DefaultMaxIdleConns idle ones (see there).
 //
 // Errors never contain the password.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
+	dsn, maxOpen, err := takeMaxOpen(dsn)
+	if err != nil {
+		return nil, err
+	}
 	conn, d, err := Connector(dsn)
 	if err != nil {
 		return nil, err
 	}
 	db := sql.OpenDB(conn)
+	db.SetMaxOpenConns(maxOpen)
 	// database/sql keeps 2 idle connections by default: with more
 	// concurrent writers (or a Notifier sharing the writers' pool) every
 	// transaction beyond the second opened a connection and closed it

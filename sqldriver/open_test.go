@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/eventfold/eventfold"
@@ -91,4 +93,48 @@ func TestOpenKeepsConcurrentConnections(t *testing.T) {
 			require.Equal(t, n, drv.DB().Stats().OpenConnections, "the second burst opened no connection")
 		})
 	}
+}
+
+// TestOpenCapsOpenConnections: Open's pool had no cap on open connections,
+// so a burst of concurrent transactions opened one connection each. It
+// opens at most DefaultMaxOpenConns, or the DSN's max_open_conns (removed
+// before the driver sees the DSN: PostgreSQL would refuse it as an unknown
+// parameter); beyond the cap transactions wait. A bad value is refused.
+func TestOpenCapsOpenConnections(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.DSN(t, eventfold.Postgres)
+	def, err := sqldriver.Open(ctx, dsn)
+	require.NoError(t, err)
+	require.Equal(t, sqldriver.DefaultMaxOpenConns, def.DB().Stats().MaxOpenConnections)
+	def.Close()
+
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	drv, err := sqldriver.Open(ctx, dsn+sep+"max_open_conns=3")
+	require.NoError(t, err)
+	defer drv.Close()
+	db := drv.DB()
+	require.Equal(t, 3, db.Stats().MaxOpenConnections)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			tx, err := db.BeginTx(ctx, nil)
+			if !assert.NoError(t, err) {
+				return
+			}
+			defer tx.Rollback() //nolint:errcheck
+			_, err = tx.ExecContext(ctx, `SELECT pg_sleep(0.05)`)
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	st := db.Stats()
+	require.LessOrEqual(t, st.OpenConnections, 3, "%+v", st)
+	require.Positive(t, st.WaitCount, "10 transactions on 3 connections waited: %+v", st)
+
+	_, err = sqldriver.Open(ctx, dsn+sep+"max_open_conns=lots")
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+	require.Contains(t, err.Error(), "max_open_conns")
 }

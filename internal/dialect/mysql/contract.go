@@ -45,7 +45,7 @@ func IsTransient(err error) bool {
 	case errDeadlock, errLockWaitTimeout, errRecordChanged:
 		return true
 	}
-	return false
+	return connectionLimit(me)
 }
 
 // ClassifyError implements contract.Errors.

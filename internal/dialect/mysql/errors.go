@@ -22,7 +22,29 @@ const (
 	errLockWaitTimeout      = 1205  // ER_LOCK_WAIT_TIMEOUT
 	errDeadlock             = 1213  // ER_LOCK_DEADLOCK
 	errNoSuchProcedure      = 1305  // ER_SP_DOES_NOT_EXIST
+
+	// Connections refused because too many are open: nothing was run, and
+	// a retry once others close may get one (PostgreSQL's 53300 is
+	// transient too).
+	errTooManyConnections     = 1040 // ER_CON_COUNT_ERROR: the server's max_connections
+	errTooManyUserConnections = 1203 // ER_TOO_MANY_USER_CONNECTIONS: the server's max_user_connections
+	errUserLimitReached       = 1226 // ER_USER_LIMIT_REACHED: an account's MAX_USER_CONNECTIONS, or an hourly quota
 )
+
+// connectionLimit tells whether me refuses a connection because too many
+// are open. Error 1226 names the account resource it ran out of: only
+// max_user_connections qualifies; an hourly quota (max_queries_per_hour,
+// max_updates_per_hour, max_connections_per_hour) lasts until the hour
+// ends, which no retry within seconds reaches.
+func connectionLimit(me *mysql.MySQLError) bool {
+	switch me.Number {
+	case errTooManyConnections, errTooManyUserConnections:
+		return true
+	case errUserLimitReached:
+		return strings.Contains(me.Message, "'max_user_connections'")
+	}
+	return false
+}
 
 // Errors of a write the server refuses outright, before it locks anything:
 // the account lacks the privilege, the server runs read-only, the

@@ -35,7 +35,7 @@ func IsTransient(err error) bool {
 		return false
 	}
 	switch pgErr.Code {
-	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable:
+	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable, codeTooManyConnections:
 		return true
 	}
 	return false

@@ -23,6 +23,7 @@ const (
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 	codeLockNotAvailable     = "55P03"
+	codeTooManyConnections   = "53300" // max_connections, or a role's or database's CONNECTION LIMIT: nothing ran, a retry may get a connection
 
 	constraintEventID       = "events_event_id_key"
 	constraintCommandKey    = "commands_pkey"
