@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/orchestrator"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
@@ -89,6 +91,16 @@ func TestConnectionLimitIsTransient(t *testing.T) {
 			require.True(t, ops.ServerReported(err), "the server refused it: %v", err)
 			require.ErrorIs(t, ops.ClassifyError(err), eventfold.ErrTransient, "refused connection: %v", err)
 			t.Logf("refused: %v", err)
+
+			// Dispatch meets the refusal at BEGIN, where it takes its
+			// connection: it must say transient there too (and retry),
+			// not return the raw driver error.
+			o := orchestrator.New(eventfold.New(drv, nil), &orchestrator.Config{MaxAttempts: 2, BaseBackoff: time.Millisecond})
+			orchestrator.HandleAny(o, "Open", func(_ context.Context, _ *sql.Tx, cmd orchestrator.Command) ([]orchestrator.Emit, error) {
+				return []orchestrator.Emit{{Stream: "connlimit", Type: "Opened", Data: json.RawMessage(`{}`)}}, nil
+			})
+			_, derr := o.Dispatch(ctx, orchestrator.Command{Name: "Open"})
+			require.ErrorIs(t, derr, eventfold.ErrTransient, "dispatch refused a connection at BEGIN: %v", derr)
 
 			if d == eventfold.MySQL {
 				// Opening may already run into the quota (the driver's

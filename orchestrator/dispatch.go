@@ -181,7 +181,9 @@ func (o *Orchestrator[TTx]) attempt(ctx context.Context, h *handlerEntry[TTx], c
 	drv := o.store.Driver()
 	tx, err := drv.Begin(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: command %q: begin: %w", cmd.Name, err)
+		// Classified: a connection refused because too many are open
+		// is transient (retried), as it would be at any later statement.
+		return nil, fmt.Errorf("orchestrator: command %q: begin: %w", cmd.Name, o.classify(err))
 	}
 	done := false // true once the code below ends tx itself
 	defer txguard.RollbackUnless(ctx, drv, tx, &done)
