@@ -127,7 +127,7 @@ func everyOperation(o *Ops, id string) map[string]error {
 // returned them unmarked, and 3960 from RecordCommand was never retried.
 func TestEveryOperationMarksTransientErrors(t *testing.T) {
 	t.Parallel()
-	for _, n := range []int32{1205, 1222, 3960, 40501, 40613, 40197, 49918, 49919, 49920, 10928, 10929} {
+	for _, n := range []int32{1205, 1222, 3960, 40501, 40613, 40197, 49918, 49919, 49920, 10928, 10929, 17809} {
 		o, _ := opsAnswering(t, serverError(mssql.Error{Number: n, Class: 16, Message: "constructed"}))
 		for name, err := range everyOperation(o, "id-1") {
 			require.ErrorIs(t, err, eventfold.ErrTransient, "%s, error %d: %v", name, n, err)

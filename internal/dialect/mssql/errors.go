@@ -38,6 +38,10 @@ var transientNumbers = map[int32]bool{
 	49920: true, // cannot process request: too many operations in progress
 	10928: true, // resource limit reached (sessions, workers)
 	10929: true, // resource minimum guarantee not available
+	// The server refused the login because its user connection limit
+	// (sp_configure 'user connections') is reached: like PostgreSQL's
+	// 53300 and MySQL's 1040, nothing of the transaction ran.
+	17809: true,
 }
 
 // Constraint names from sql/mssql/00001_events.sql; the messages of errors
