@@ -3,6 +3,7 @@
 # MariaDB run under callgrind (see README.md). Needs root (the server runs as user mysql),
 # mariadb-install-db, mariadbd and valgrind. Never touches the shared server.
 #   bench/mysql-attribution/run.sh [variants]     (from the repository root)
+#   PROCS=file bench/mysql-attribution/run.sh ...  (procedures from file instead of variants.py)
 set -euo pipefail
 VARIANTS=${1:-raw,ev_direct,empty_raw,one,p_full,p_nosp,p_nogate,p_nostreams,p_nointx,p_bare,pb_nores,pb_nodecl,lean_one}
 PORT=${PORT:-3407}
@@ -21,7 +22,7 @@ for _ in $(seq 1 60); do
 done
 PID=$(ls "$D" | sed -n 's/^callgrind\.out\.\([0-9]*\)$/\1/p' | head -1)
 trap 'runuser -u mysql -- callgrind_control -k "$PID" >/dev/null 2>&1 || true; rm -rf "$D"' EXIT
-python3 "$HERE/variants.py" >"$D/procs.sql"
+if [ -n "${PROCS:-}" ]; then cp "$PROCS" "$D/procs.sql"; else python3 "$HERE/variants.py" >"$D/procs.sql"; fi
 EVENTFOLD_MYSQL_DSN="mysql://root@127.0.0.1:$PORT/" \
 EVENTFOLD_MYSQL_ATTRIBUTION="$VARIANTS" EVENTFOLD_MYSQL_ATTRIBUTION_PROCS="$D/procs.sql" \
 EVENTFOLD_MYSQL_ATTRIBUTION_CALLGRIND="$PID" EVENTFOLD_MYSQL_ATTRIBUTION_CALLGRIND_DIR="$D" \
