@@ -3,9 +3,6 @@ package eventfold_test
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
-	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -31,7 +28,7 @@ func TestAttack5MigrateInterruptedMySQL(t *testing.T) {
 	ictx, interrupt := context.WithCancel(ctx)
 	defer interrupt()
 	// The interrupt comes as 00015's second statement starts.
-	c := &cancelOnStatement{Connector: conn, match: "MODIFY global_position", cancel: interrupt}
+	c := &testdb.CancelOnStatement{Connector: conn, Match: "MODIFY global_position", Cancel: interrupt}
 	drv, err := sqldriver.New(sql.OpenDB(c), d)
 	require.NoError(t, err)
 	defer drv.Close()
@@ -43,7 +40,7 @@ func TestAttack5MigrateInterruptedMySQL(t *testing.T) {
 
 	err = store.Migrate(ictx)
 	require.ErrorIs(t, err, context.Canceled)
-	require.True(t, c.seen.Load(), "the interrupt came during 00015")
+	require.True(t, c.Seen(), "the interrupt came during 00015")
 	v, verr := store.SchemaVersion(ctx)
 	require.NoError(t, verr)
 	require.Equal(t, int64(15), v, "00015 finished, nothing after it started")
@@ -58,60 +55,4 @@ func TestAttack5MigrateInterruptedMySQL(t *testing.T) {
 	evs, err := store.Append(ctx, "s-1", eventfold.NoStream, eventfold.EventData{Type: "T", Data: []byte(`{}`)})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), evs[0].GlobalPosition)
-}
-
-// cancelOnStatement calls cancel when a statement containing match is
-// executed, just before it runs.
-type cancelOnStatement struct {
-	driver.Connector
-	match  string
-	cancel func()
-	seen   atomic.Bool
-}
-
-func (c *cancelOnStatement) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.Connector.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &cancelConn{conn: conn, c: c}, nil
-}
-
-type cancelConn struct {
-	conn driver.Conn
-	c    *cancelOnStatement
-}
-
-func (cc *cancelConn) Prepare(q string) (driver.Stmt, error) { return cc.conn.Prepare(q) }
-func (cc *cancelConn) Close() error                          { return cc.conn.Close() }
-func (cc *cancelConn) Begin() (driver.Tx, error)             { return cc.conn.Begin() } //nolint:staticcheck // driver.Conn requires it
-
-func (cc *cancelConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return cc.conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-}
-
-func (cc *cancelConn) PrepareContext(ctx context.Context, q string) (driver.Stmt, error) {
-	return cc.conn.(driver.ConnPrepareContext).PrepareContext(ctx, q)
-}
-
-func (cc *cancelConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	if strings.Contains(q, cc.c.match) {
-		cc.c.seen.Store(true)
-		cc.c.cancel()
-	}
-	return cc.conn.(driver.ExecerContext).ExecContext(ctx, q, args)
-}
-
-func (cc *cancelConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	return cc.conn.(driver.QueryerContext).QueryContext(ctx, q, args)
-}
-
-func (cc *cancelConn) Ping(ctx context.Context) error { return cc.conn.(driver.Pinger).Ping(ctx) }
-
-func (cc *cancelConn) CheckNamedValue(nv *driver.NamedValue) error {
-	return cc.conn.(driver.NamedValueChecker).CheckNamedValue(nv)
-}
-
-func (cc *cancelConn) ResetSession(ctx context.Context) error {
-	return cc.conn.(driver.SessionResetter).ResetSession(ctx)
 }
