@@ -86,6 +86,7 @@ commands that succeeded).`,
 	warmup := fs.Duration("warmup", time.Second, "delivery and subscribers workloads: run the delivery workload this long, unmeasured, before measuring (0: none)")
 	deliveryModes := fs.String("delivery-modes", "", "comma-separated wake-up modes of the delivery workload, measured in this order (notify, poll; may repeat); default notify,poll on PostgreSQL, poll elsewhere")
 	poll := fs.Duration("poll", 10*time.Millisecond, "subscribers' poll interval (delivery and subscribers workloads)")
+	notifyMin := fs.Duration("notify-min-interval", 0, "delivery and subscribers workloads on PostgreSQL: the Notifier's MinInterval (at most one pg_notify per interval; 0: the library's default)")
 	withOtel := fs.Bool("otel", false, "also measure dispatch with OpenTelemetry tracing and metrics on, and print the ratio")
 	otelSample := fs.Float64("otel-sample", 1, "with --otel: the share of traces sampled (0..1)")
 	if err := env.parse(fs, dsn, args); err != nil {
@@ -99,6 +100,8 @@ commands that succeeded).`,
 		return usagef("bench: --concurrency must be 1..1024, not %d", *concurrency)
 	case *duration <= 0:
 		return usagef("bench: --duration must be positive")
+	case *notifyMin < 0:
+		return usagef("bench: --notify-min-interval must not be negative, not %s", *notifyMin)
 	case *perCommand < 1 || *perCommand > 1000:
 		return usagef("bench: --events-per-command must be 1..1000, not %d", *perCommand)
 	case *committers < 0 || *maxBatch < 0:
@@ -193,6 +196,7 @@ commands that succeeded).`,
 			PollInterval: *poll, Concurrency: subConcurrency,
 			SkipLatency: !runs("delivery"), SkipSubscribers: !runs("subscribers")}
 		dcfg.Warmup = *warmup
+		dcfg.NotifyMinInterval = *notifyMin
 		if *warmup == 0 {
 			dcfg.Warmup = -1 // the bench package's "none"
 		}

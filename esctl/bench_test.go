@@ -64,6 +64,25 @@ func TestBenchDeliveryJSON(t *testing.T) {
 	}
 }
 
+// TestBenchNotifyMinInterval: --notify-min-interval reaches the delivery
+// workload's Notifier: at 200 commands/s for 400 ms, at most one pg_notify
+// per 100 ms (5 with the first), where each commit gets its own or shares
+// one in flight without it.
+func TestBenchNotifyMinInterval(t *testing.T) {
+	dsn := testdb.EmptyDSN(t, eventfold.Postgres)
+	out := mustRun(t, dsn, "bench", "--duration", "400ms", "--rate", "200", "--workload", "delivery",
+		"--delivery-modes", "notify", "--warmup", "0", "--notify-min-interval", "100ms", "--json")
+	var rep benchReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), "bench --json printed %q", out)
+	require.Len(t, rep.Delivery, 1)
+	d := rep.Delivery[0]
+	require.Equal(t, "notify", d.Mode, "delivery %+v", d)
+	require.Greater(t, d.Committed, int64(20), "delivery %+v", d)
+	require.Equal(t, d.Committed, d.Delivered, "delivery %+v", d)
+	require.Positive(t, d.Notifications, "delivery %+v", d)
+	require.LessOrEqual(t, d.Notifications, uint64(6), "delivery %+v", d)
+}
+
 func TestBenchSubscribersText(t *testing.T) {
 	dsn := testdb.EmptyDSN(t, eventfold.SQLite)
 	out := mustRun(t, dsn, "bench", "--duration", "200ms", "--concurrency", "3", "--workload", "subscribers")
@@ -98,6 +117,7 @@ func TestBenchBadFlags(t *testing.T) {
 		{"bench", "--poll", "0s"},
 		{"bench", "--workload", "delivery,replay"},
 		{"bench", "--warmup", "-1s"},
+		{"bench", "--notify-min-interval", "-5ms"},
 		{"bench", "--workload", "delivery", "--delivery-modes", "notify,push"},
 	} {
 		r := run(t, Options{}, "sqlite:///nonexistent/x.db", args...)
