@@ -115,6 +115,51 @@ func (s *serverThreads) sample(ctx context.Context, list func() ([][3]string, er
 	}
 }
 
+// lockWaitSamples counts the row lock waits seen in samples, by who
+// waits for whom.
+type lockWaitSamples struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (l *lockWaitSamples) Add(k string, n int) { l.mu.Lock(); l.m[k] += n; l.mu.Unlock() }
+func (l *lockWaitSamples) reset()              { l.mu.Lock(); clear(l.m); l.mu.Unlock() }
+func (l *lockWaitSamples) get() map[string]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range l.m {
+		out[k] = v
+	}
+	return out
+}
+
+// rowLockWaits reads MariaDB's server-wide Innodb_row_lock_waits and
+// Innodb_row_lock_time (ms); zeros elsewhere.
+func rowLockWaits(ctx context.Context, db *sql.DB, d eventfold.Dialect) (waits, ms int64) {
+	if d != eventfold.MySQL {
+		return 0, 0
+	}
+	rows, err := db.QueryContext(ctx, `SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_row_lock_waits', 'Innodb_row_lock_time')`)
+	if err != nil {
+		return 0, 0
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k string
+		var v int64
+		if rows.Scan(&k, &v) != nil {
+			return 0, 0
+		}
+		if k == "Innodb_row_lock_waits" {
+			waits = v
+		} else {
+			ms = v
+		}
+	}
+	return waits, ms
+}
+
 func withParam(dsn, k, v string) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
@@ -168,6 +213,7 @@ func TestSubscribersCPU(t *testing.T) {
 	defer func() { stopSampling(); sampling.Wait() }()
 
 	probe := &subscribersProbe{}
+	waitSamples := &lockWaitSamples{m: map[string]int{}}
 	h := harness{cfg: cfg, dialect: d, sqls: fx.sqls, progress: os.Stderr, probe: probe,
 		logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
 	var run func(subs int) (*ThroughputResult, error)
@@ -304,6 +350,40 @@ func TestSubscribersCPU(t *testing.T) {
 			})
 		})
 		_ = probeID
+		wc, err := probeDB.Conn(ctx)
+		require.NoError(t, err)
+		defer wc.Close()
+		// Who waits for a row lock (the readers' locking reads, or
+		// writers?), sampled every 2 ms on a connection of its own.
+		sampling.Go(func() {
+			for sctx.Err() == nil {
+				rows, err := wc.QueryContext(sctx, `SELECT r.trx_mysql_thread_id, b.trx_mysql_thread_id FROM information_schema.INNODB_LOCK_WAITS w
+JOIN information_schema.INNODB_TRX r ON r.trx_id = w.requesting_trx_id
+JOIN information_schema.INNODB_TRX b ON b.trx_id = w.blocking_trx_id
+JOIN information_schema.PROCESSLIST pr ON pr.ID = r.trx_mysql_thread_id
+JOIN information_schema.PROCESSLIST pb ON pb.ID = b.trx_mysql_thread_id
+WHERE pr.DB = DATABASE() OR pb.DB = DATABASE()`)
+				if err == nil {
+					for rows.Next() {
+						var waiter, blocker int64
+						if rows.Scan(&waiter, &blocker) == nil {
+							role := func(id int64) string {
+								if readerIDs[id] {
+									return "reader"
+								}
+								return "writer"
+							}
+							waitSamples.Add(role(waiter)+" waits for "+role(blocker), 1)
+						}
+					}
+					_ = rows.Close()
+				}
+				select {
+				case <-sctx.Done():
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		})
 	default:
 		t.Skipf("dialect %s: the server's threads are not read", d)
 	}
@@ -337,11 +417,14 @@ func TestSubscribersCPU(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, pprof.StartCPUProfile(prof))
 			}
+			lw0, lt0 := rowLockWaits(ctx, probeDB, d)
+			waitSamples.reset()
 			srv0, c0, load, wall0 := threads.snapshot(), processCPU(), loadavg(), time.Now()
 			res, err := run(subs)
 			require.NoError(t, err)
 			time.Sleep(60 * time.Millisecond) // the sampler's last look at the LISTEN backend
 			srv1, c1, wall := threads.snapshot(), processCPU(), time.Since(wall0).Seconds()
+			lw1, lt1 := rowLockWaits(ctx, probeDB, d)
 			if prof != nil {
 				pprof.StopCPUProfile()
 				_ = prof.Close()
@@ -350,6 +433,10 @@ func TestSubscribersCPU(t *testing.T) {
 			cmds := float64(res.Commands)
 			var b strings.Builder
 			fmt.Fprintf(&b, "%s round %d, %d subscribers %s: %d commands in %.2f s (%.0f/s; %.2f s with set-up and delivery), load %s\n", d, round, subs, m, res.Commands, sec, cmds/sec, wall, load)
+			fmt.Fprintf(&b, "  dispatch p50 %.2f ms, p99 %.2f ms\n", res.P50ms, res.P99ms)
+			if d == eventfold.MySQL {
+				fmt.Fprintf(&b, "  InnoDB row lock waits %d, %d ms (server-wide: other sessions' too); waits of this database's connections seen in samples every 2 ms: %v\n", lw1-lw0, lt1-lt0, waitSamples.get())
+			}
 			fmt.Fprintf(&b, "  client CPU %.0f µs/cmd (%.2f cores)\n", float64((c1-c0).Microseconds())/cmds, (c1-c0).Seconds()/wall)
 			roles := []string{}
 			for k := range srv1 {
