@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -308,6 +309,21 @@ type harness struct {
 	sqls     dialectSQL
 	progress io.Writer
 	logger   *slog.Logger
+	// probe, when set, is told what the subscribers mode did (tests that
+	// attribute its cost: TestSubscribersCPU).
+	probe *subscribersProbe
+}
+
+// subscribersProbe collects what a subscribers mode did, for attribution:
+// the LISTEN connection and the Notifier of its wake-ups (notify mode) and
+// the batches its followers were handed.
+type subscribersProbe struct {
+	// mode, when set, is how the subscribers are woken ("notify" or
+	// "poll") instead of the dialect's default.
+	mode     string
+	listen   *pgxdriver.Listener
+	notifier *listener.Notifier
+	batches  atomic.Int64
 }
 
 // sides are the writers' store and the subscribers' store (separate pools
@@ -315,6 +331,12 @@ type harness struct {
 type sides[TTx any] struct {
 	writer, reader *eventfold.Store[TTx]
 	exec           txExec[TTx]
+	// log, when set, is what followers read through instead of reader
+	// (a counting wrapper of it); notify, when set, is the store the
+	// Notifier sends pg_notify through instead of writer (a pool of its
+	// own, so that its server time can be told apart).
+	log    eventfold.Log
+	notify *eventfold.Store[TTx]
 }
 
 func measureDelivery[TTx any](ctx context.Context, h harness, s sides[TTx]) (*DeliveryReport, error) {
@@ -403,10 +425,19 @@ func wakeup[TTx any](ctx context.Context, h harness, s sides[TTx], mode string, 
 	sig := listener.NewSignal()
 	// No in-process Signal on the Notifier: the subscriber is woken the
 	// way one in another process would be, through the database.
-	n := listener.NewNotifier(s.writer, &listener.NotifierOptions{Logger: h.logger, MinInterval: h.cfg.NotifyMinInterval})
+	ns := s.writer
+	if s.notify != nil {
+		ns = s.notify
+	}
+	n := listener.NewNotifier(ns, &listener.NotifierOptions{Logger: h.logger, MinInterval: h.cfg.NotifyMinInterval})
 	l := &pgxdriver.Listener{ConnString: h.cfg.DSN, Signal: sig, Logger: h.logger}
-	wg.Go(func() { _ = l.Run(ctx) })
-	wg.Go(func() { _ = n.Run(ctx) })
+	if h.probe != nil {
+		h.probe.listen, h.probe.notifier = l, n
+	}
+	// The roles' goroutines carry pprof labels, so that a CPU profile
+	// tells the wake-ups' and the followers' share from the writers'.
+	wg.Go(func() { pprof.Do(ctx, pprof.Labels("role", "listen"), func(ctx context.Context) { _ = l.Run(ctx) }) })
+	wg.Go(func() { pprof.Do(ctx, pprof.Labels("role", "notifier"), func(ctx context.Context) { _ = n.Run(ctx) }) })
 	deadline := time.Now().Add(10 * time.Second)
 	for !l.Connected() {
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -423,21 +454,25 @@ func wakeup[TTx any](ctx context.Context, h harness, s sides[TTx], mode string, 
 func follow[TTx any](ctx context.Context, s sides[TTx], opts *listener.Options, prefix string, fn func(evs []eventfold.Event, at time.Time)) (stop func() error, err error) {
 	// Read the head here rather than with StartAtHead, so that the tail
 	// provably starts before the load does.
-	head, err := s.reader.Head(ctx)
+	var log eventfold.Log = s.reader
+	if s.log != nil {
+		log = s.log
+	}
+	head, err := log.Head(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bench: read the head: %w", err)
 	}
 	opts.Filter = listener.Filter{StreamPrefixes: []string{prefix}}
 	tctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() {
-		done <- listener.Tail(tctx, s.reader, head, opts, func(_ context.Context, b listener.Batch) error {
+	go pprof.Do(tctx, pprof.Labels("role", "subscriber"), func(tctx context.Context) {
+		done <- listener.Tail(tctx, log, head, opts, func(_ context.Context, b listener.Batch) error {
 			if len(b.Events) > 0 {
 				fn(b.Events, time.Now())
 			}
 			return nil
 		})
-	}()
+	})
 	return func() error {
 		cancel()
 		if err := <-done; err != nil {
@@ -595,6 +630,9 @@ func measureThroughput[TTx any](ctx context.Context, h harness, s sides[TTx], su
 	if h.dialect == eventfold.Postgres {
 		mode = "notify"
 	}
+	if h.probe != nil && h.probe.mode != "" {
+		mode = h.probe.mode
+	}
 	name := "writes-no-subscribers"
 	r := &ThroughputResult{Subscribers: subscribers}
 	var n *listener.Notifier
@@ -617,6 +655,9 @@ func measureThroughput[TTx any](ctx context.Context, h harness, s sides[TTx], su
 			o := *opts
 			stop, err := follow(lctx, s, &o, "acct-"+run+"-", func(evs []eventfold.Event, _ time.Time) {
 				counts[i].Add(int64(len(evs)))
+				if h.probe != nil {
+					h.probe.batches.Add(1)
+				}
 			})
 			if err != nil {
 				return nil, err
