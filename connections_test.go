@@ -1,0 +1,64 @@
+package eventfold_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/sqldriver"
+)
+
+// withMaxOpen adds max_open_conns=n to an eventfold DSN.
+func withMaxOpen(dsn string, n int) string {
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%smax_open_conns=%d", dsn, sep, n)
+}
+
+// hangGuard is the context of a step that hung for ever on a small pool:
+// the deadline turns the hang into a failure (it is no timing assertion:
+// each step takes well under a second).
+func hangGuard(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestMigrateOnSmallPools: with max_open_conns=1, Migrate on MariaDB hung
+// for ever: goose takes a connection to migrate on, then its lock table's
+// Lock asked the pool for a second one. Migrating up, down and up again
+// works on pools of one and two connections on every dialect.
+func TestMigrateOnSmallPools(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		for _, n := range []int{1, 2} {
+			t.Run(fmt.Sprint(n), func(t *testing.T) {
+				ctx := hangGuard(t)
+				drv, err := sqldriver.Open(ctx, withMaxOpen(testdb.EmptyDSN(t, d), n))
+				require.NoError(t, err)
+				defer drv.Close()
+				require.Equal(t, n, drv.DB().Stats().MaxOpenConnections)
+				store := eventfold.New(drv, nil)
+				require.NoError(t, store.Migrate(ctx))
+				_, err = store.Append(ctx, "s-1", eventfold.NoStream, eventfold.EventData{Type: "T", Data: []byte(`{}`)})
+				require.NoError(t, err)
+				latest, err := eventfold.LatestSchemaVersion(d)
+				require.NoError(t, err)
+				res, err := store.MigrateDown(ctx, false)
+				require.NoError(t, err)
+				require.Equal(t, latest, res.Source.Version)
+				require.NoError(t, store.Migrate(ctx))
+				v, err := store.SchemaVersion(ctx)
+				require.NoError(t, err)
+				require.Equal(t, latest, v)
+			})
+		}
+	})
+}
