@@ -62,3 +62,46 @@ func TestMigrateOnSmallPools(t *testing.T) {
 		}
 	})
 }
+
+// TestMigrateWaitForLockEndsWithCtxMySQL: Migrate waiting for the MySQL
+// migration lock (GET_LOCK, held here by another session) on a
+// one-connection pool ends when its context is cancelled, having applied
+// nothing; once the lock is free it migrates.
+func TestMigrateWaitForLockEndsWithCtxMySQL(t *testing.T) {
+	guard := hangGuard(t)
+	dsn := testdb.EmptyDSN(t, eventfold.MySQL)
+	other, err := sqldriver.Open(guard, dsn)
+	require.NoError(t, err)
+	defer other.Close()
+	holder, err := other.DB().Conn(guard)
+	require.NoError(t, err)
+	defer holder.Close()
+	var got int
+	require.NoError(t, holder.QueryRowContext(guard, `SELECT GET_LOCK(CONCAT('eventfold.migrate.', SHA1(DATABASE())), 0)`).Scan(&got))
+	require.Equal(t, 1, got)
+
+	drv, err := sqldriver.Open(guard, withMaxOpen(dsn, 1))
+	require.NoError(t, err)
+	defer drv.Close()
+	store := eventfold.New(drv, nil)
+	ctx, cancel := context.WithCancel(guard)
+	done := make(chan error, 1)
+	go func() { done <- store.Migrate(ctx) }()
+	for {
+		var waiting int
+		require.NoError(t, other.DB().QueryRowContext(guard, `SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'SELECT GET_LOCK(%'`).Scan(&waiting))
+		if waiting > 0 {
+			break
+		}
+	}
+	cancel()
+	err = <-done
+	require.ErrorIs(t, err, context.Canceled)
+	v, err := store.SchemaVersion(guard)
+	require.NoError(t, err)
+	require.Zero(t, v, "nothing applied")
+
+	_, err = holder.ExecContext(guard, `DO RELEASE_LOCK(CONCAT('eventfold.migrate.', SHA1(DATABASE())))`)
+	require.NoError(t, err)
+	require.NoError(t, store.Migrate(guard))
+}
