@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -103,6 +104,18 @@ func newMigrator(d Dialect, db *sql.DB, locked bool, interrupt context.Context) 
 		}
 		if sl != nil {
 			opts = append(opts, goose.WithSessionLocker(interruptibleSession(sl, interrupt)))
+			break
+		}
+		if d == MySQL {
+			// A program that migrates MySQL without linking eventfold's
+			// MySQL dialect (sqldriver/mysqldriver) still takes the lock
+			// table's row, as before the dialect had GET_LOCK: it needs a
+			// second connection from db.
+			l, err := lock.NewMySQLTableLocker(lock.WithTableName(MigrationTable+"_lock"), lock.WithTableLockID(migrationLockID), lock.WithTableLockTimeout(time.Second, 300))
+			if err != nil {
+				return nil, fmt.Errorf("eventfold: migration lock: %w", err)
+			}
+			opts = append(opts, goose.WithLocker(interruptible(l, interrupt)))
 			break
 		}
 		l, err := contract.MigrationLocker(string(d), db)
