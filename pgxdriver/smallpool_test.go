@@ -101,3 +101,50 @@ func TestSmallPools(t *testing.T) {
 		})
 	}
 }
+
+// TestListenerTakesThePoolsDSN: a Listener given the DSN its program opens
+// the pool with, pool_max_conns (pgxpool's) or max_open_conns
+// (sqldriver.Open's) included, passed the parameter to PostgreSQL, which
+// refused every connection ("unrecognized configuration parameter"): the
+// Listener reconnected for ever and never listened. It connects and
+// receives a notification.
+func TestListenerTakesThePoolsDSN(t *testing.T) {
+	base := testdb.DSN(t, eventfold.Postgres)
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	for _, param := range []string{"pool_max_conns=2", "max_open_conns=2"} {
+		t.Run(param, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			sig := listener.NewSignal()
+			pl := &pgxdriver.Listener{ConnString: base + sep + param, Signal: sig, RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond}
+			lctx, stop := context.WithCancel(ctx)
+			done := make(chan error, 1)
+			go func() { done <- pl.Run(lctx) }()
+			for !pl.Connected() {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("the Listener never connected: %v", ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			conn, err := pgx.Connect(ctx, base)
+			require.NoError(t, err)
+			defer conn.Close(ctx)
+			for pl.Received() == 0 {
+				_, err := conn.Exec(ctx, `SELECT pg_notify('eventfold_events', '42')`)
+				require.NoError(t, err)
+				select {
+				case <-ctx.Done():
+					t.Fatalf("no notification received: %v", ctx.Err())
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+			require.Equal(t, int64(42), pl.LastPosition())
+			stop()
+			require.NoError(t, <-done)
+		})
+	}
+}
