@@ -24,7 +24,7 @@ func withMaxOpen(dsn string, n int) string {
 }
 
 // TestCommandsOnOneConnection: every esctl command that works on a
-// database works with max_open_conns=1 (run's 2-minute context turns a
+// database (relay: TestRelayNATS; bench sizes its own pools) works with max_open_conns=1 (run's 2-minute context turns a
 // hang into a failure).
 func TestCommandsOnOneConnection(t *testing.T) {
 	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
@@ -55,7 +55,9 @@ func TestCommandsOnOneConnection(t *testing.T) {
 		}
 		out := mustRun(t, dsn, "tail", "--from", "0", "--limit", "2")
 		require.Equal(t, 2, strings.Count(out, `"stream_id"`), out)
-		mustRun(t, dsn, "archive", "--before", "3", "--to", t.TempDir()+"/a.jsonl.gz")
+		archive := t.TempDir() + "/a.jsonl.gz"
+		mustRun(t, dsn, "archive", "--before", "3", "--to", archive)
+		mustRun(t, dsn, "restore", "--from", archive)
 		mustRun(t, dsn, "migrate", "down", "--to", "0", "--force")
 	})
 }
