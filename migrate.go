@@ -94,13 +94,30 @@ func newMigrator(d Dialect, db *sql.DB, locked bool, interrupt context.Context) 
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
 		opts = append(opts, goose.WithSessionLocker(l))
-	case d == MySQL:
-		l, err := lock.NewMySQLTableLocker(lock.WithTableName(MigrationTable+"_lock"), lock.WithTableLockID(migrationLockID), lock.WithTableLockTimeout(time.Second, 300))
+	default:
+		// A lock taken on the connection goose migrates on (MySQL:
+		// GET_LOCK, see internal/dialect/mysql) needs no second one from
+		// the pool, which max_open_conns=1 would never give.
+		sl, err := contract.MigrationSessionLocker(string(d), db)
 		if err != nil {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
 		}
-		opts = append(opts, goose.WithLocker(interruptible(l, interrupt)))
-	default:
+		if sl != nil {
+			opts = append(opts, goose.WithSessionLocker(interruptibleSession(sl, interrupt)))
+			break
+		}
+		if d == MySQL {
+			// A program that migrates MySQL without linking eventfold's
+			// MySQL dialect (sqldriver/mysqldriver) still takes the lock
+			// table's row, as before the dialect had GET_LOCK: it needs a
+			// second connection from db.
+			l, err := lock.NewMySQLTableLocker(lock.WithTableName(MigrationTable+"_lock"), lock.WithTableLockID(migrationLockID), lock.WithTableLockTimeout(time.Second, 300))
+			if err != nil {
+				return nil, fmt.Errorf("eventfold: migration lock: %w", err)
+			}
+			opts = append(opts, goose.WithLocker(interruptible(l, interrupt)))
+			break
+		}
 		l, err := contract.MigrationLocker(string(d), db)
 		if err != nil {
 			return nil, fmt.Errorf("eventfold: migration lock: %w", err)
@@ -204,6 +221,27 @@ func interruptible(l lock.Locker, interrupt context.Context) lock.Locker {
 		return l
 	}
 	return interruptLocker{l, interrupt}
+}
+
+// interruptibleSession is interruptible for a session locker.
+func interruptibleSession(l lock.SessionLocker, interrupt context.Context) lock.SessionLocker {
+	if interrupt == nil {
+		return l
+	}
+	return interruptSessionLocker{l, interrupt}
+}
+
+type interruptSessionLocker struct {
+	lock.SessionLocker
+	interrupt context.Context
+}
+
+func (l interruptSessionLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.interrupt, cancel)
+	defer stop()
+	return l.SessionLocker.SessionLock(ctx, conn)
 }
 
 type interruptLocker struct {

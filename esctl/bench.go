@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold/bench"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // benchReport is what `esctl bench --json` prints.
@@ -133,7 +134,13 @@ commands that succeeded).`,
 	runs := func(w string) bool { return *workload == "all" || *workload == w }
 	concurrencySet := false
 	fs.Visit(func(f *flag.Flag) { concurrencySet = concurrencySet || f.Name == "concurrency" })
-	target := env.DSN
+	// The benchmarks size their own pools (writers, readers, subscribers):
+	// max_open_conns is not theirs, and pgx would send it to PostgreSQL as
+	// a session parameter, which it refuses.
+	target, err := sqldriver.DriverDSN(env.DSN)
+	if err != nil {
+		return err
+	}
 	rep := benchReport{Machine: machine(), Date: time.Now().UTC().Format(time.RFC3339)}
 	text := env.Stdout
 	if *asJSON {

@@ -159,3 +159,18 @@ func TestBenchExitsNonZeroOnErrors(t *testing.T) {
 	require.NoError(t, store.Ops().Exec(context.Background(), `DROP TABLE bench_accounts`))
 	mustRun(t, dsn, "bench", "--duration", "200ms", "--modes", "dispatch")
 }
+
+// TestBenchIgnoresMaxOpenConns: bench on PostgreSQL with max_open_conns in
+// the DSN failed every command ("unrecognized configuration parameter
+// \"max_open_conns\""): its pgx pools passed the parameter to the server.
+// The benchmarks size their own pools and drop it.
+func TestBenchIgnoresMaxOpenConns(t *testing.T) {
+	dsn := withMaxOpen(testdb.EmptyDSN(t, eventfold.Postgres), 2)
+	out := mustRun(t, dsn, "bench", "--duration", "200ms", "--concurrency", "1", "--workload", "dispatch", "--json")
+	var rep benchReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep), "bench --json printed %q", out)
+	require.NotNil(t, rep.Dispatch)
+	for _, r := range rep.Dispatch.Results {
+		require.NotZero(t, r.Commands, "result %+v", r)
+	}
+}

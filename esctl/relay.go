@@ -19,6 +19,7 @@ import (
 	"github.com/eventfold/eventfold/listener"
 	"github.com/eventfold/eventfold/pgxdriver"
 	"github.com/eventfold/eventfold/relay/natsrelay"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // natsRelayPrefix starts the subscription name of every relay esctl runs
@@ -119,7 +120,13 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 		sig := listener.NewSignal()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		pl := &pgxdriver.Listener{ConnString: env.DSN, Signal: sig, Logger: logger}
+		// Its own connection, outside the pool: max_open_conns is the
+		// pool's, and PostgreSQL would refuse it as a parameter.
+		listenDSN, err := sqldriver.DriverDSN(env.DSN)
+		if err != nil {
+			return err
+		}
+		pl := &pgxdriver.Listener{ConnString: listenDSN, Signal: sig, Logger: logger}
 		go func() { _ = pl.Run(lctx) }()
 		o.Listener.Wakeup = sig
 	}

@@ -51,9 +51,22 @@ func TestRelayNATS(t *testing.T) {
 		t.Skipf("no NATS server at %s: %v", url, err)
 	}
 	defer nc.Close()
-	for _, d := range []eventfold.Dialect{eventfold.SQLite, eventfold.Postgres} {
-		t.Run(string(d), func(t *testing.T) {
+	// max_open_conns=1: the relay's reads, checkpoints and lease share one
+	// connection (PostgreSQL's LISTEN has its own, outside the pool).
+	for _, c := range []struct {
+		d       eventfold.Dialect
+		maxOpen int
+	}{{eventfold.SQLite, 0}, {eventfold.Postgres, 0}, {eventfold.SQLite, 1}, {eventfold.Postgres, 1}, {eventfold.MySQL, 1}} {
+		d := c.d
+		name := string(d) + "/default-pool"
+		if c.maxOpen > 0 {
+			name = fmt.Sprintf("%s/max_open_conns=%d", d, c.maxOpen)
+		}
+		t.Run(name, func(t *testing.T) {
 			dsn := testdb.DSN(t, d)
+			if c.maxOpen > 0 {
+				dsn = withMaxOpen(dsn, c.maxOpen)
+			}
 			for i := range 5 {
 				mustRun(t, dsn, "append", "--stream", fmt.Sprintf("acct-%d", i%2), "--type", "Opened", "--data", `{}`)
 			}

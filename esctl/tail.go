@@ -9,6 +9,7 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
 	"github.com/eventfold/eventfold/pgxdriver"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 func runTail(ctx context.Context, env *Env, args []string) error {
@@ -74,7 +75,13 @@ matching events have been printed (for scripts).`,
 		sig := listener.NewSignal()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		pl := &pgxdriver.Listener{ConnString: env.DSN, Signal: sig, Logger: opts.Logger}
+		// Its own connection, outside the pool: max_open_conns is the
+		// pool's, and PostgreSQL would refuse it as a parameter.
+		listenDSN, err := sqldriver.DriverDSN(env.DSN)
+		if err != nil {
+			return err
+		}
+		pl := &pgxdriver.Listener{ConnString: listenDSN, Signal: sig, Logger: opts.Logger}
 		go func() { _ = pl.Run(lctx) }()
 		opts.Wakeup = sig
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/eventfold/eventfold/internal/backoff"
 	"github.com/eventfold/eventfold/internal/contract"
@@ -33,7 +34,10 @@ type Broadcaster interface {
 // committed while it was away is then caught up by the followers' next read.
 // That is the "listen first, then catch up" order that loses nothing.
 type Listener struct {
-	// ConnString is a pgx connection string (postgres://...).
+	// ConnString is a pgx connection string (postgres://...). The pool
+	// parameters of the DSN the program opens its pool with (pgxpool's
+	// pool_max_conns and other pool_ ones, sqldriver.Open's max_open_conns)
+	// are ignored: the Listener has one connection of its own.
 	ConnString string
 	// Channel defaults to listener.DefaultChannel ("eventfold_events").
 	Channel string
@@ -69,7 +73,7 @@ func (l *Listener) LastPosition() int64 { return l.lastPos.Load() }
 // then. It returns an error at once only for a connection string that
 // cannot be parsed.
 func (l *Listener) Run(ctx context.Context) error {
-	cfg, err := pgx.ParseConfig(l.ConnString)
+	cfg, err := listenConfig(l.ConnString)
 	if err != nil {
 		return fmt.Errorf("pgxdriver: LISTEN connection string: %w", err)
 	}
@@ -102,6 +106,27 @@ func (l *Listener) Run(ctx context.Context) error {
 		backoff.Sleep(ctx, backoff.Delay(fails, minD, maxD))
 	}
 	return nil
+}
+
+// sqldriverPoolParam is the pool parameter sqldriver.Open takes from an
+// eventfold DSN (max_open_conns), which a program may also give the
+// Listener; PostgreSQL would refuse it as a session parameter.
+const sqldriverPoolParam = "max_open_conns"
+
+// listenConfig parses the Listener's connection string as pgxpool does, so
+// that the DSN the program opens its pool with (pool_max_conns=N and the
+// other pool_ parameters, or sqldriver.Open's max_open_conns=N) serves for
+// the LISTEN connection too: pgx.ParseConfig would send those parameters to
+// PostgreSQL, which refuses every connection ("unrecognized configuration
+// parameter"), and the Listener would reconnect for ever.
+func listenConfig(connString string) (*pgx.ConnConfig, error) {
+	pc, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, err
+	}
+	cfg := pc.ConnConfig
+	delete(cfg.RuntimeParams, sqldriverPoolParam)
+	return cfg, nil
 }
 
 func (l *Listener) broadcast() {

@@ -76,6 +76,17 @@ func takeMaxOpen(dsn string) (string, int, error) {
 	return base + "?" + strings.Join(kept, "&"), n, nil
 }
 
+// DriverDSN returns dsn without the parameters that Open takes for its
+// pool (max_open_conns), as the database's own driver accepts it: for a
+// connection or pool of your own beside Open's, such as
+// pgxdriver.Listener's LISTEN connection or a pgxpool (PostgreSQL refuses
+// a parameter it does not know: "unrecognized configuration parameter").
+// A bad max_open_conns is ErrInvalidInput, as in Open.
+func DriverDSN(dsn string) (string, error) {
+	dsn, _, err := takeMaxOpen(dsn)
+	return dsn, err
+}
+
 // Open opens the database an eventfold DSN names and checks that it
 // answers. The scheme picks the driver, whose package the program must
 // import (see ErrNotRegistered):

@@ -138,3 +138,23 @@ func TestOpenCapsOpenConnections(t *testing.T) {
 	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
 	require.Contains(t, err.Error(), "max_open_conns")
 }
+
+// TestDriverDSN: DriverDSN drops max_open_conns (Open's, not the
+// database's) and keeps every other parameter; a bad value is refused as
+// Open refuses it.
+func TestDriverDSN(t *testing.T) {
+	for in, want := range map[string]string{
+		"postgres://u@h/db?sslmode=disable&max_open_conns=3":    "postgres://u@h/db?sslmode=disable",
+		"postgres://u@h/db?max_open_conns=1":                    "postgres://u@h/db",
+		"mysql://u@h/db?max_open_conns=2&parseTime=true&x=y":    "mysql://u@h/db?parseTime=true&x=y",
+		"sqlite:///tmp/x.db":                                    "sqlite:///tmp/x.db",
+		"postgres://u@h/db?application_name=max_open_conns_app": "postgres://u@h/db?application_name=max_open_conns_app",
+	} {
+		got, err := sqldriver.DriverDSN(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	_, err := sqldriver.DriverDSN("postgres://u@h/db?max_open_conns=-1")
+	require.ErrorIs(t, err, eventfold.ErrInvalidInput)
+	require.Contains(t, err.Error(), "max_open_conns")
+}

@@ -54,3 +54,25 @@ func AutocommitDDL(dialect string) bool {
 	_, ok := autocommitDDL.Load(dialect)
 	return ok
 }
+
+// Migration session lockers: a lock held by the connection goose migrates
+// on (MySQL's GET_LOCK), so that migrating needs no second connection from
+// the pool. NewMigrator prefers a dialect's session locker to its locker.
+var sessionLockers sync.Map // dialect -> func(*sql.DB) (lock.SessionLocker, error)
+
+// RegisterMigrationSessionLocker makes newLocker the migration lock of
+// dialect, taken on the connection the migrations run on. newLocker gets
+// the pool, for what the lock may also take beside that connection.
+func RegisterMigrationSessionLocker(dialect string, newLocker func(*sql.DB) (lock.SessionLocker, error)) {
+	sessionLockers.Store(dialect, newLocker)
+}
+
+// MigrationSessionLocker returns a new session migration lock for dialect
+// on db, or nil.
+func MigrationSessionLocker(dialect string, db *sql.DB) (lock.SessionLocker, error) {
+	f, ok := sessionLockers.Load(dialect)
+	if !ok {
+		return nil, nil
+	}
+	return f.(func(*sql.DB) (lock.SessionLocker, error))(db)
+}
