@@ -77,9 +77,15 @@ func newMigrator(d Dialect, db *sql.DB, locked bool, interrupt context.Context) 
 	if err != nil {
 		return nil, err
 	}
+	return newProvider(d, db, fsys, MigrationTable, locked, interrupt)
+}
+
+// newProvider makes a Provider of fsys's migrations with version table
+// table, taking eventfold's migration lock when locked.
+func newProvider(d Dialect, db *sql.DB, fsys fs.FS, table string, locked bool, interrupt context.Context) (*goose.Provider, error) {
 	_, gd, _ := gooseDialect(d)
 	opts := []goose.ProviderOption{
-		goose.WithTableName(MigrationTable),
+		goose.WithTableName(table),
 		goose.WithDisableGlobalRegistry(true),
 	}
 	// Two processes migrating at once (say, two replicas starting) must not
@@ -177,8 +183,22 @@ func (s *Store[TTx]) MigrateUpTo(ctx context.Context, to int64) ([]*goose.Migrat
 
 func (s *Store[TTx]) migrateUp(ctx context.Context, to int64) ([]*goose.MigrationResult, error) {
 	d := s.driver.Dialect()
+	fsys, err := MigrationsFS(d)
+	if err != nil {
+		return nil, err
+	}
+	return upLocked(ctx, d, s.driver.DB(), fsys, MigrationTable, to, "eventfold: ")
+}
+
+// upLocked applies fsys's pending migrations (version table table) up to
+// version to (all when to < 0) under the migration lock. Where DDL commits
+// statement by statement (MySQL, MariaDB) it runs them one at a time under
+// a context that ctx's cancellation does not reach and looks at ctx
+// between them, so a cancellation never leaves one half-applied; waiting
+// for the lock still ends with ctx.
+func upLocked(ctx context.Context, d Dialect, db *sql.DB, fsys fs.FS, table string, to int64, prefix string) ([]*goose.MigrationResult, error) {
 	if !contract.AutocommitDDL(string(d)) {
-		p, err := NewMigrator(d, s.driver.DB())
+		p, err := newProvider(d, db, fsys, table, true, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -187,12 +207,10 @@ func (s *Store[TTx]) migrateUp(ctx context.Context, to int64) ([]*goose.Migratio
 		}
 		return p.Up(ctx)
 	}
-	p, err := newMigrator(d, s.driver.DB(), true, ctx)
+	p, err := newProvider(d, db, fsys, table, true, ctx)
 	if err != nil {
 		return nil, err
 	}
-	// One migration at a time, each under a context that ctx's
-	// cancellation does not reach; ctx is looked at between them.
 	run := context.WithoutCancel(ctx)
 	var done []*goose.MigrationResult
 	for _, src := range p.ListSources() {
@@ -201,8 +219,18 @@ func (s *Store[TTx]) migrateUp(ctx context.Context, to int64) ([]*goose.Migratio
 			break
 		}
 		if err := ctx.Err(); err != nil {
-			reached, _ := s.SchemaVersion(run)
-			return done, fmt.Errorf("eventfold: stopped before migration %d, at version %d (each migration ran whole; migrate up again to go on): %w", v, reached, err)
+			// The version read without the lock: p's would wait for it
+			// under the cancelled ctx.
+			reached := int64(-1)
+			if sp, perr := newProvider(d, db, fsys, table, false, nil); perr == nil {
+				if r, verr := sp.GetDBVersion(run); verr == nil {
+					reached = r
+				}
+			}
+			if v <= reached {
+				continue
+			}
+			return done, fmt.Errorf("%sstopped before migration %d, at version %d (each migration ran whole; migrate up again to go on): %w", prefix, v, reached, err)
 		}
 		res, err := p.UpTo(run, v)
 		done = append(done, res...)
@@ -211,6 +239,20 @@ func (s *Store[TTx]) migrateUp(ctx context.Context, to int64) ([]*goose.Migratio
 		}
 	}
 	return done, nil
+}
+
+// MigrateApp applies a service's own goose migrations (its read-model
+// tables: fsys, recorded in their own version table, never eventfold's)
+// the way Migrate applies eventfold's: under eventfold's migration lock, so
+// that two processes migrating at once (two replicas starting) wait for
+// each other instead of both running a migration, and on MySQL and MariaDB
+// a cancellation of ctx lets the migration in progress finish and stops
+// before the next (see MigrateUpTo). It returns what it applied.
+func MigrateApp(ctx context.Context, d Dialect, db *sql.DB, fsys fs.FS, table string) ([]*goose.MigrationResult, error) {
+	if table == "" || strings.EqualFold(table, MigrationTable) {
+		return nil, &ValidationError{Field: "version table", Reason: fmt.Sprintf("%q: a service's migrations need a version table of their own, not eventfold's", table)}
+	}
+	return upLocked(ctx, d, db, fsys, table, -1, "")
 }
 
 // interruptible makes l's Lock end with interrupt (when not nil) as well

@@ -99,7 +99,8 @@ func inGo(ctx context.Context, dir string) error {
 	if err := store.Migrate(ctx); err != nil { // goose, own version table
 		return err
 	}
-	// Your read model: in an application, your own goose migrations (see examples/bank).
+	// Your read model: in an application, your own goose migrations applied with
+	// eventfold.MigrateApp (under eventfold's migration lock; see examples/bank).
 	_, err = drv.DB().ExecContext(ctx, `CREATE TABLE accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL, version INTEGER NOT NULL)`)
 	if err != nil {
 		return err

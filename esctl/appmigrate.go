@@ -3,7 +3,6 @@ package esctl
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"io/fs"
 	"text/tabwriter"
@@ -11,7 +10,6 @@ import (
 	"github.com/pressly/goose/v3"
 
 	"github.com/eventfold/eventfold"
-	"github.com/eventfold/eventfold/internal/contract"
 )
 
 // AppMigrations are a service's own goose migrations (its read-model
@@ -52,11 +50,11 @@ func appMigrateUp(ctx context.Context, env *Env, d eventfold.Dialect, db *sql.DB
 	if m == nil {
 		return nil
 	}
-	p, err := m.provider(d, db)
+	fsys, err := m.FS(d)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s migrations: %w", m.Name, err)
 	}
-	res, err := appUp(ctx, d, p)
+	res, err := eventfold.MigrateApp(ctx, d, db, fsys, m.Table)
 	printResults(env, res)
 	if err != nil {
 		return fmt.Errorf("migrate up (%s): %w", m.Name, err)
@@ -65,53 +63,6 @@ func appMigrateUp(ctx context.Context, env *Env, d eventfold.Dialect, db *sql.DB
 		fmt.Fprintf(env.Stdout, "no pending %s migrations\n", m.Name)
 	}
 	return nil
-}
-
-// appUp applies p's pending migrations. Where DDL commits statement by
-// statement (MySQL, MariaDB), a cancellation of ctx does not stop a
-// migration that has started, which would stay half-applied and fail when
-// run again: it finishes, the next does not start, and the error matches
-// ctx's and names the version reached (as eventfold's own migrations, see
-// Store.MigrateUpTo). Elsewhere a migration runs in a transaction that a
-// cancellation rolls back.
-func appUp(ctx context.Context, d eventfold.Dialect, p *goose.Provider) ([]*goose.MigrationResult, error) {
-	if !contract.AutocommitDDL(string(d)) {
-		return p.Up(ctx)
-	}
-	run := context.WithoutCancel(ctx)
-	var done []*goose.MigrationResult
-	for {
-		if err := ctx.Err(); err != nil {
-			if has, _ := p.HasPending(run); !has {
-				return done, nil
-			}
-			reached, verr := p.GetDBVersion(run)
-			if verr != nil {
-				return done, fmt.Errorf("stopped before the next migration (each migration ran whole; migrate up again to go on): %w", err)
-			}
-			return done, fmt.Errorf("stopped before migration %d, at version %d (each migration ran whole; migrate up again to go on): %w", next(p, reached), reached, err)
-		}
-		res, err := p.UpByOne(run)
-		if errors.Is(err, goose.ErrNoNextVersion) {
-			return done, nil
-		}
-		if res != nil {
-			done = append(done, res)
-		}
-		if err != nil {
-			return done, err
-		}
-	}
-}
-
-// next is the version of the first of p's migrations above v.
-func next(p *goose.Provider, v int64) int64 {
-	for _, s := range p.ListSources() {
-		if s.Version > v {
-			return s.Version
-		}
-	}
-	return v + 1
 }
 
 // appMigrateStatus lists the service's migrations after eventfold's.

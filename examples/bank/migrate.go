@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 
-	"github.com/pressly/goose/v3"
-
 	"github.com/eventfold/eventfold"
 )
 
@@ -36,23 +34,15 @@ func Migrations(d eventfold.Dialect) (fs.FS, error) {
 }
 
 // Migrate applies the read-model migrations (examples/bank/sql/<dialect>)
-// to db. Apply eventfold's own migrations first (Store.Migrate).
+// to db with eventfold.MigrateApp: under eventfold's migration lock, so
+// replicas starting together do not race. Apply eventfold's own migrations
+// first (Store.Migrate).
 func Migrate(ctx context.Context, db *sql.DB, d eventfold.Dialect) error {
-	gd := map[eventfold.Dialect]goose.Dialect{
-		eventfold.Postgres:  goose.DialectPostgres,
-		eventfold.MySQL:     goose.DialectMySQL,
-		eventfold.SQLite:    goose.DialectSQLite3,
-		eventfold.SQLServer: goose.DialectMSSQL,
-	}[d]
 	fsys, err := Migrations(d)
 	if err != nil {
 		return err
 	}
-	p, err := goose.NewProvider(gd, db, fsys, goose.WithTableName(MigrationTable), goose.WithDisableGlobalRegistry(true))
-	if err != nil {
-		return fmt.Errorf("bank: migrations: %w", err)
-	}
-	if _, err := p.Up(ctx); err != nil {
+	if _, err := eventfold.MigrateApp(ctx, d, db, fsys, MigrationTable); err != nil {
 		return fmt.Errorf("bank: migrate %s: %w", d, err)
 	}
 	return nil
