@@ -404,7 +404,11 @@ func wakeup[TTx any](ctx context.Context, h harness, s sides[TTx], mode string, 
 	// No in-process Signal on the Notifier: the subscriber is woken the
 	// way one in another process would be, through the database.
 	n := listener.NewNotifier(s.writer, &listener.NotifierOptions{Logger: h.logger, MinInterval: h.cfg.NotifyMinInterval})
-	l := &pgxdriver.Listener{ConnString: h.cfg.DSN, Signal: sig, Logger: h.logger}
+	conn, err := sqldriver.DriverDSN(h.cfg.DSN) // without max_open_conns, which PostgreSQL refuses
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &pgxdriver.Listener{ConnString: conn, Signal: sig, Logger: h.logger}
 	wg.Go(func() { _ = l.Run(ctx) })
 	wg.Go(func() { _ = n.Run(ctx) })
 	deadline := time.Now().Add(10 * time.Second)

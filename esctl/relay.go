@@ -19,6 +19,7 @@ import (
 	"github.com/eventfold/eventfold/listener"
 	"github.com/eventfold/eventfold/pgxdriver"
 	"github.com/eventfold/eventfold/relay/natsrelay"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 // natsRelayPrefix starts the subscription name of every relay esctl runs
@@ -119,7 +120,13 @@ stderr every --every; stops cleanly on SIGINT (finishes the batch in flight).`,
 		sig := listener.NewSignal()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		pl := &pgxdriver.Listener{ConnString: env.DSN, Signal: sig, Logger: logger}
+		// The LISTEN connection is pgx's own: without Open's max_open_conns,
+		// which PostgreSQL refuses as an unknown setting.
+		conn, err := sqldriver.DriverDSN(env.DSN)
+		if err != nil {
+			return err
+		}
+		pl := &pgxdriver.Listener{ConnString: conn, Signal: sig, Logger: logger}
 		go func() { _ = pl.Run(lctx) }()
 		o.Listener.Wakeup = sig
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/listener"
 	"github.com/eventfold/eventfold/pgxdriver"
+	"github.com/eventfold/eventfold/sqldriver"
 )
 
 func runTail(ctx context.Context, env *Env, args []string) error {
@@ -74,7 +75,13 @@ matching events have been printed (for scripts).`,
 		sig := listener.NewSignal()
 		lctx, stop := context.WithCancel(ctx)
 		defer stop()
-		pl := &pgxdriver.Listener{ConnString: env.DSN, Signal: sig, Logger: opts.Logger}
+		// The LISTEN connection is pgx's own: without Open's max_open_conns,
+		// which PostgreSQL refuses as an unknown setting.
+		conn, err := sqldriver.DriverDSN(env.DSN)
+		if err != nil {
+			return err
+		}
+		pl := &pgxdriver.Listener{ConnString: conn, Signal: sig, Logger: opts.Logger}
 		go func() { _ = pl.Run(lctx) }()
 		opts.Wakeup = sig
 	}
