@@ -71,3 +71,44 @@ func TestDriverDSNDropsPoolCap(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, dsn, same)
 }
+
+// TestUpperCaseSchemeReachesTheNamedDatabase: POSTGRES:// or Postgresql://
+// was told to be PostgreSQL, but pgx reads only a lower-case scheme as a
+// URL: it parsed the DSN as key=value text, connected to the local Unix
+// socket as the operating-system user and sent the whole DSN, password
+// included, as the name of a setting ('FATAL: invalid configuration
+// parameter name "POSTGRES://postgres:...'), which the server logs. Open
+// and DriverDSN now hand the driver the scheme in lower case.
+func TestUpperCaseSchemeReachesTheNamedDatabase(t *testing.T) {
+	ctx := context.Background()
+	dsn := testdb.DSN(t, eventfold.Postgres)
+	_, rest, ok := strings.Cut(dsn, "://")
+	require.True(t, ok)
+	var want string
+	for _, scheme := range []string{"POSTGRES", "Postgresql", "PostgreSQL"} {
+		drv, err := sqldriver.Open(ctx, scheme+"://"+rest)
+		require.NoError(t, err, scheme)
+		var got string
+		require.NoError(t, drv.DB().QueryRowContext(ctx, "SELECT current_database()").Scan(&got))
+		require.NoError(t, drv.Close())
+		if want == "" {
+			require.NoError(t, func() error {
+				d, err := sqldriver.Open(ctx, dsn)
+				if err != nil {
+					return err
+				}
+				defer d.Close()
+				return d.DB().QueryRowContext(ctx, "SELECT current_database()").Scan(&want)
+			}())
+		}
+		require.Equal(t, want, got, scheme)
+
+		conn, err := sqldriver.DriverDSN(scheme + "://" + rest)
+		require.NoError(t, err)
+		c, err := pgx.Connect(ctx, conn)
+		require.NoError(t, err, scheme)
+		require.NoError(t, c.QueryRow(ctx, "SELECT current_database()").Scan(&got))
+		require.NoError(t, c.Close(ctx))
+		require.Equal(t, want, got, scheme)
+	}
+}

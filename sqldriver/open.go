@@ -94,9 +94,27 @@ func takeMaxOpen(dsn string) (string, int, error) {
 // a connection that carries max_open_conns (unrecognized configuration
 // parameter); MySQL refuses it as an unknown system variable. A bad
 // max_open_conns is refused as Open refuses it.
+//
+// The scheme comes back in lower case, as in the DSN Open hands its driver
+// (see lowerScheme).
 func DriverDSN(dsn string) (string, error) {
-	dsn, _, err := takeMaxOpen(dsn)
+	dsn, _, err := takeMaxOpen(lowerScheme(dsn))
 	return dsn, err
+}
+
+// lowerScheme returns dsn with its scheme in lower case. The dialect is
+// told from the scheme in any case (POSTGRES://, Postgresql://), but pgx
+// reads only a DSN starting with a lower-case postgres:// or postgresql://
+// as a URL: anything else it parsed as key=value text, connected to the
+// local Unix socket as the operating-system user and sent the whole DSN,
+// password included, to that server as the name of a setting, which the
+// server refused and wrote to its log.
+func lowerScheme(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok || scheme == strings.ToLower(scheme) {
+		return dsn
+	}
+	return strings.ToLower(scheme) + "://" + rest
 }
 
 // Open opens the database an eventfold DSN names and checks that it
@@ -183,6 +201,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 //
 // The dialect's package must be imported (see ErrNotRegistered).
 func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
+	dsn = lowerScheme(dsn)
 	d, err := DialectOf(dsn)
 	if err != nil {
 		return nil, "", err
