@@ -274,13 +274,16 @@ func (r *Report) find(mode string) *Result {
 	return nil
 }
 
-// withPoolSize sets pgxpool's pool_max_conns on a PostgreSQL URL.
+// withPoolSize sets pgxpool's pool_max_conns on a PostgreSQL URL, in place
+// of sqldriver's max_open_conns (pgx would send that to the server, which
+// refuses the connection: unrecognized configuration parameter).
 func withPoolSize(dsn string, n int) string {
 	u, err := url.Parse(dsn)
 	if err != nil {
 		return dsn
 	}
 	q := u.Query()
+	q.Del("max_open_conns")
 	q.Set("pool_max_conns", strconv.Itoa(n))
 	u.RawQuery = q.Encode()
 	return u.String()

@@ -430,7 +430,11 @@ func wakeup[TTx any](ctx context.Context, h harness, s sides[TTx], mode string, 
 		ns = s.notify
 	}
 	n := listener.NewNotifier(ns, &listener.NotifierOptions{Logger: h.logger, MinInterval: h.cfg.NotifyMinInterval})
-	l := &pgxdriver.Listener{ConnString: h.cfg.DSN, Signal: sig, Logger: h.logger}
+	conn, err := sqldriver.DriverDSN(h.cfg.DSN) // without max_open_conns, which PostgreSQL refuses
+	if err != nil {
+		return nil, nil, err
+	}
+	l := &pgxdriver.Listener{ConnString: conn, Signal: sig, Logger: h.logger}
 	if h.probe != nil {
 		h.probe.listen, h.probe.notifier = l, n
 	}

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -50,22 +51,32 @@ const DefaultMaxOpenConns = 64
 const maxOpenParam = "max_open_conns"
 
 // takeMaxOpen removes max_open_conns=N from dsn's query and returns dsn
-// without it and N (DefaultMaxOpenConns when absent).
+// without it and N (DefaultMaxOpenConns when absent). The parameter given
+// twice, or without a value, is refused: the one that wins would be a
+// guess, and a bare max_open_conns would go to the server (which refuses
+// it as an unknown setting, on MySQL as a syntax error).
 func takeMaxOpen(dsn string) (string, int, error) {
 	base, query, ok := strings.Cut(dsn, "?")
 	if !ok {
 		return dsn, DefaultMaxOpenConns, nil
 	}
-	n := DefaultMaxOpenConns
+	n, seen := DefaultMaxOpenConns, false
 	var kept []string
 	for _, kv := range strings.Split(query, "&") {
-		v, found := strings.CutPrefix(kv, maxOpenParam+"=")
-		if !found {
+		k, v, hasValue := strings.Cut(kv, "=")
+		if k != maxOpenParam {
 			kept = append(kept, kv)
 			continue
 		}
+		if seen {
+			return "", 0, &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%s given twice: give it once", maxOpenParam)}
+		}
+		seen = true
+		if uv, err := url.QueryUnescape(v); err == nil {
+			v = uv
+		}
 		parsed, err := strconv.Atoi(v)
-		if err != nil || parsed < 0 {
+		if !hasValue || err != nil || parsed < 0 {
 			return "", 0, &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%s=%q: want a whole number of connections >= 0 (0: no cap)", maxOpenParam, v)}
 		}
 		n = parsed
@@ -76,15 +87,34 @@ func takeMaxOpen(dsn string) (string, int, error) {
 	return base + "?" + strings.Join(kept, "&"), n, nil
 }
 
-// DriverDSN returns dsn without the parameters that Open takes for its
-// pool (max_open_conns), as the database's own driver accepts it: for a
-// connection or pool of your own beside Open's, such as
-// pgxdriver.Listener's LISTEN connection or a pgxpool (PostgreSQL refuses
-// a parameter it does not know: "unrecognized configuration parameter").
-// A bad max_open_conns is ErrInvalidInput, as in Open.
+// DriverDSN returns dsn without the parameters only Open reads
+// (max_open_conns), as the database's own driver takes it: for a
+// connection or pool opened beside Open's from the same DSN, such as
+// pgxdriver.Listener's LISTEN connection or a pgxpool. PostgreSQL refuses
+// a connection that carries max_open_conns (unrecognized configuration
+// parameter); MySQL refuses it as an unknown system variable. A bad
+// max_open_conns is refused as Open refuses it.
+//
+// The scheme comes back in lower case, as in the DSN Open hands its driver
+// (see lowerScheme).
 func DriverDSN(dsn string) (string, error) {
-	dsn, _, err := takeMaxOpen(dsn)
+	dsn, _, err := takeMaxOpen(lowerScheme(dsn))
 	return dsn, err
+}
+
+// lowerScheme returns dsn with its scheme in lower case. The dialect is
+// told from the scheme in any case (POSTGRES://, Postgresql://), but pgx
+// reads only a DSN starting with a lower-case postgres:// or postgresql://
+// as a URL: anything else it parsed as key=value text, connected to the
+// local Unix socket as the operating-system user and sent the whole DSN,
+// password included, to that server as the name of a setting, which the
+// server refused and wrote to its log.
+func lowerScheme(dsn string) string {
+	scheme, rest, ok := strings.Cut(dsn, "://")
+	if !ok || scheme == strings.ToLower(scheme) {
+		return dsn
+	}
+	return strings.ToLower(scheme) + "://" + rest
 }
 
 // Open opens the database an eventfold DSN names and checks that it
@@ -171,6 +201,7 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 //
 // The dialect's package must be imported (see ErrNotRegistered).
 func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
+	dsn = lowerScheme(dsn)
 	d, err := DialectOf(dsn)
 	if err != nil {
 		return nil, "", err

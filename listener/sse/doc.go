@@ -18,7 +18,9 @@
 // its last one, and the handler rescans the log from there). A resume
 // position whose events were archived is answered 410 Gone, naming the
 // first position the client can resume from (EventSource does not retry a
-// non-200 answer).
+// non-200 answer); one beyond the log's head (a position from another
+// database, or from this one before a restore) is 409 Conflict, where it
+// was streamed from, skipping every event up to it.
 //
 // Query parameters select events: stream=<id>, prefix=<stream prefix>,
 // type=<event type>, each repeatable or comma-separated (see

@@ -249,6 +249,30 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if hasCursor && cursor > through {
+		// Beyond the ring's head, maybe beyond the log's: a position from
+		// another database, or from this one before it was restored from
+		// a backup or reloaded. Streamed as asked, the client waited with
+		// a 200 and heartbeats for a position the log may never reach, and
+		// every event up to it was skipped without a word. The log's head
+		// (not the ring's, which may lag) decides; a non-200 answer makes
+		// EventSource stop instead of resuming there for ever.
+		head, err := h.head(r.Context())
+		if err != nil {
+			if r.Context().Err() == nil {
+				h.cfg.Logger.Warn("sse: resume check failed", "remote", r.RemoteAddr, "after", cursor, "err", err)
+				w.Header().Set("Retry-After", "1")
+				httperr.Write(w, &HTTPError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "event stream unavailable"})
+			}
+			return
+		}
+		if cursor > head {
+			// The head itself is not named: a client learns no more of the
+			// log than its events (see Config.Heartbeat).
+			httperr.Write(w, &HTTPError{Status: http.StatusConflict, Code: "beyond_head", Message: fmt.Sprintf("resume position %d is beyond the log's head: it comes from another log, or from this one before a restore; connect without Last-Event-ID to follow from the head", cursor)})
+			return
+		}
+	}
 	c := &client{h: h, w: w, rc: http.NewResponseController(w), filter: filter, allow: allow, cursor: cursor}
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
@@ -293,6 +317,17 @@ func (h *Handler) probe(ctx context.Context, cursor int64) error {
 	defer func() { <-h.catch }()
 	_, err := h.store.ReadAll(ctx, eventfold.ReadAllOptions{From: cursor + 1, Limit: 1})
 	return err
+}
+
+// head reads the log's head, under the catch-up limit.
+func (h *Handler) head(ctx context.Context) (int64, error) {
+	select {
+	case h.catch <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	defer func() { <-h.catch }()
+	return h.store.Head(ctx)
 }
 
 // MaxFilterValues is how many stream, prefix and type values one

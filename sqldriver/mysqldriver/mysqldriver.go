@@ -104,6 +104,12 @@ func Config(dsn string) (*gomysql.Config, error) {
 			return nil, &eventfold.ValidationError{Field: "dsn", Reason: "mysql://xxxxx@...: the user name, password or host cannot be told apart"}
 		}
 	}
+	// Given twice, the first socket was used and the second ignored; given
+	// empty, the connection went over TCP to localhost:3306, whatever
+	// server listens there: refuse both rather than guess.
+	if vs, ok := q["socket"]; ok && (len(vs) != 1 || vs[0] == "") {
+		return nil, &eventfold.ValidationError{Field: "dsn", Reason: "the mysql:// URL's socket parameter must be given once, with the path of the server's Unix socket (mysql://user@/db?socket=/run/mysqld/mysqld.sock)"}
+	}
 	socket := q.Get("socket")
 	q.Del("socket")
 	if socket != "" && u.Hostname() != "" && u.Hostname() != "localhost" {
