@@ -35,7 +35,7 @@ func IsTransient(err error) bool {
 		return false
 	}
 	switch pgErr.Code {
-	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable, codeTooManyConnections:
+	case codeSerializationFailure, codeDeadlockDetected, codeLockNotAvailable, codeTooManyConnections, codeCannotConnectNow:
 		return true
 	}
 	return false

@@ -24,6 +24,7 @@ const (
 	codeDeadlockDetected     = "40P01"
 	codeLockNotAvailable     = "55P03"
 	codeTooManyConnections   = "53300" // max_connections, or a role's or database's CONNECTION LIMIT: nothing ran, a retry may get a connection
+	codeCannotConnectNow     = "57P03" // the server is starting up or shutting down: the connection was refused, nothing ran
 
 	constraintEventID       = "events_event_id_key"
 	constraintCommandKey    = "commands_pkey"
