@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pressly/goose/v3/lock"
@@ -50,6 +52,9 @@ const lockName = `CONCAT('eventfold.migrate.', SHA1(DATABASE()))`
 type sessionLocker struct {
 	db    *sql.DB
 	table lock.Locker
+	// restoreMode is the session's sql_mode to give back at unlock when
+	// SessionLock changed it (see migrationSQLMode); "" when unchanged.
+	restoreMode string
 	// tableHeld: the lock table's row was taken (the pool allowed a second
 	// connection), so SessionUnlock frees it.
 	tableHeld bool
@@ -57,7 +62,19 @@ type sessionLocker struct {
 
 // SessionLock implements lock.SessionLocker: GET_LOCK on conn, polled a
 // second at a time so that ctx ends the wait, then the lock table's row.
+// goose migrates on conn, so its sql_mode is set for migrating here first
+// (see migrationSQLMode).
 func (l *sessionLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
+	if err := l.setMigrationSQLMode(ctx, conn); err != nil {
+		return err
+	}
+	if err := l.lock(ctx, conn); err != nil {
+		return errors.Join(err, l.restoreSQLMode(context.WithoutCancel(ctx), conn))
+	}
+	return nil
+}
+
+func (l *sessionLocker) lock(ctx context.Context, conn *sql.Conn) error {
 	deadline := time.Now().Add(lockWaitSeconds * time.Second)
 	for {
 		var got sql.NullInt64
@@ -97,7 +114,66 @@ func (l *sessionLocker) SessionUnlock(ctx context.Context, conn *sql.Conn) error
 		l.tableHeld = false
 		err = l.table.Unlock(ctx, l.db)
 	}
-	return errors.Join(err, release(ctx, conn))
+	return errors.Join(err, release(ctx, conn), l.restoreSQLMode(ctx, conn))
+}
+
+// oracleModes are MariaDB's sql_mode=ORACLE and the modes it brings with
+// it. Under ORACLE MariaDB parses stored procedures as PL/SQL and refuses
+// eventfold's (1064), after 00001's tables were created, so that every
+// later migrate up failed on them ("Table 'eventfold_streams' already
+// exists") and only dropping them by hand got out. The others change what
+// a procedure body means (|| as concatenation, "..." as identifiers,
+// simultaneous assignment in UPDATE).
+var oracleModes = map[string]bool{
+	"ORACLE": true, "PIPES_AS_CONCAT": true, "ANSI_QUOTES": true, "IGNORE_SPACE": true,
+	"NO_KEY_OPTIONS": true, "NO_TABLE_OPTIONS": true, "NO_FIELD_OPTIONS": true, "SIMULTANEOUS_ASSIGNMENT": true,
+}
+
+// migrationSQLMode returns the sql_mode to migrate under, given the
+// session's: without ORACLE and the modes it brings when the session runs
+// in ORACLE mode (a server's or a DSN's sql_mode), else the session's own.
+// A procedure keeps the sql_mode it was created with, so sessions in
+// ORACLE mode then append and read as any other.
+func migrationSQLMode(mode string) (string, bool) {
+	parts := strings.Split(mode, ",")
+	if !slices.Contains(parts, "ORACLE") {
+		return mode, false
+	}
+	kept := parts[:0]
+	for _, p := range parts {
+		if !oracleModes[p] {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ","), true
+}
+
+func (l *sessionLocker) setMigrationSQLMode(ctx context.Context, conn *sql.Conn) error {
+	var mode string
+	if err := conn.QueryRowContext(ctx, `SELECT @@SESSION.sql_mode`).Scan(&mode); err != nil {
+		return fmt.Errorf("read the session's sql_mode: %w", err)
+	}
+	want, changed := migrationSQLMode(mode)
+	if !changed {
+		return nil
+	}
+	if _, err := conn.ExecContext(ctx, `SET SESSION sql_mode = ?`, want); err != nil {
+		return fmt.Errorf("migrate without sql_mode ORACLE (MariaDB cannot parse eventfold's procedures under it): set sql_mode %q: %w", want, err)
+	}
+	l.restoreMode = mode
+	return nil
+}
+
+func (l *sessionLocker) restoreSQLMode(ctx context.Context, conn *sql.Conn) error {
+	if l.restoreMode == "" {
+		return nil
+	}
+	mode := l.restoreMode
+	l.restoreMode = ""
+	if _, err := conn.ExecContext(ctx, `SET SESSION sql_mode = ?`, mode); err != nil {
+		return fmt.Errorf("give the migrating session its sql_mode %q back: %w", mode, err)
+	}
+	return nil
 }
 
 func release(ctx context.Context, conn *sql.Conn) error {
