@@ -87,7 +87,7 @@ commands that succeeded).`,
 	warmup := fs.Duration("warmup", time.Second, "delivery and subscribers workloads: run the delivery workload this long, unmeasured, before measuring (0: none)")
 	deliveryModes := fs.String("delivery-modes", "", "comma-separated wake-up modes of the delivery workload, measured in this order (notify, poll; may repeat); default notify,poll on PostgreSQL, poll elsewhere")
 	poll := fs.Duration("poll", 10*time.Millisecond, "subscribers' poll interval (delivery and subscribers workloads)")
-	notifyMin := fs.Duration("notify-min-interval", 0, "delivery and subscribers workloads on PostgreSQL: the Notifier's MinInterval (at most one pg_notify per interval; 0: the library's default)")
+	notifyMin := fs.Duration("notify-min-interval", 0, "delivery and subscribers workloads on PostgreSQL: the Notifier's MinInterval (at most one notification per interval; 0: the library's default)")
 	withOtel := fs.Bool("otel", false, "also measure dispatch with OpenTelemetry tracing and metrics on, and print the ratio")
 	otelSample := fs.Float64("otel-sample", 1, "with --otel: the share of traces sampled (0..1)")
 	if err := env.parse(fs, dsn, args); err != nil {
