@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,7 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dialect/postgres"
+	"github.com/eventfold/eventfold/internal/dsnurl"
 )
 
 // Driver is eventfold.Driver[pgx.Tx] over a *pgxpool.Pool. It is safe for
@@ -45,6 +47,14 @@ func New(pool *pgxpool.Pool) *Driver {
 // string, as pgxpool.ParseConfig accepts) with a pool of its own, which
 // Close closes.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
+	if strings.Contains(dsn, "://") {
+		// pgx and net/url may split an unescaped password differently:
+		// refuse it, as sqldriver.Open does (key=value strings have no
+		// such doubt).
+		if err := dsnurl.Check(dsn, eventfold.Postgres); err != nil {
+			return nil, fmt.Errorf("pgxdriver: %w", err)
+		}
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgxdriver: parse dsn: %w", err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dsnurl"
 	"github.com/eventfold/eventfold/sqldriver/internal/registry"
 )
 
@@ -164,7 +165,7 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := checkCredentials(dsn, d); err != nil {
+	if err := dsnurl.Check(dsn, d); err != nil {
 		return nil, "", err
 	}
 	e, err := lookup(d)
