@@ -347,22 +347,29 @@ func (s *Store[TTx]) checkWritableTx(ctx context.Context, tx TTx) error {
 	if conn, ok := any(tx).(database.DBTxConn); ok {
 		return s.checkWritable(ctx, conn)
 	}
-	// A driver whose transactions are not database/sql's (pgx) reads the
-	// version through tx itself: reading through the pool waited for ever
-	// when the caller's transactions held every connection (a pool of N
-	// and N concurrent AppendTx as a new Store's first writes).
-	if r, ok := any(s.driver).(schemaVersionTxReader[TTx]); ok {
-		v, ok := r.SchemaVersionTx(ctx, tx, MigrationTable)
-		return s.decideWritable(v, ok)
+	// A driver whose transactions are not database/sql's (pgx) lends tx as
+	// a database/sql connection, and the version is read through it as
+	// through the pool: reading through the pool waited for ever when the
+	// caller's transactions held every connection (a pool of N and N
+	// concurrent AppendTx as a new Store's first writes).
+	if c, ok := any(s.driver).(sqlConnLender[TTx]); ok {
+		var err error
+		if lerr := c.WithSQLConn(ctx, tx, func(conn *sql.Conn) error {
+			err = s.checkWritable(ctx, conn)
+			return nil
+		}); lerr != nil {
+			return nil // not known: as a failed read, no decision
+		}
+		return err
 	}
 	return s.checkWritable(ctx, s.driver.DB())
 }
 
-// schemaVersionTxReader is implemented by drivers that read the goose
-// version recorded in table through one of their transactions (ok false:
-// no table, no version, or it could not be read, without breaking tx).
-type schemaVersionTxReader[TTx any] interface {
-	SchemaVersionTx(ctx context.Context, tx TTx, table string) (v int64, ok bool)
+// sqlConnLender is implemented by drivers whose transactions are not
+// database/sql's: fn gets a database/sql connection whose queries run in
+// tx (pgxdriver.Driver.WithSQLConn).
+type sqlConnLender[TTx any] interface {
+	WithSQLConn(ctx context.Context, tx TTx, fn func(conn *sql.Conn) error) error
 }
 
 func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {

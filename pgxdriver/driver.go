@@ -151,27 +151,6 @@ func (d *Driver) OpsTx(tx pgx.Tx) eventfold.Ops {
 	return postgres.NewPgx(tx)
 }
 
-// SchemaVersionTx reads the goose version recorded in table through tx, for
-// the store's first write check inside a caller's transaction (reading
-// through the pool would wait for a connection the caller's transactions
-// may all hold). The table's existence is asked first, so a missing table
-// never aborts tx; ok is false when it is missing, holds no version, or a
-// query fails.
-func (d *Driver) SchemaVersionTx(ctx context.Context, tx pgx.Tx, table string) (v int64, ok bool) {
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
-		return 0, false
-	}
-	// As goose reads it: the latest row of a version decides whether it
-	// is applied (an older goose recorded a rollback as is_applied false).
-	t := pgx.Identifier{table}.Sanitize()
-	var top *int64
-	if err := tx.QueryRow(ctx, "SELECT max(v.version_id) FROM "+t+" v WHERE v.is_applied AND NOT EXISTS (SELECT 1 FROM "+t+" w WHERE w.version_id = v.version_id AND w.id > v.id)").Scan(&top); err != nil || top == nil || *top <= 0 {
-		return 0, false
-	}
-	return *top, true
-}
-
 // DB returns a *sql.DB on the same pool (pgx stdlib), opened on first use
 // and closed by Close. It borrows pool connections only while in use.
 func (d *Driver) DB() *sql.DB {
