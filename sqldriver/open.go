@@ -19,6 +19,10 @@ import (
 func DialectOf(dsn string) (eventfold.Dialect, error) {
 	scheme, _, ok := strings.Cut(dsn, "://")
 	if !ok {
+		if hint := dsnurl.KeywordsHint(dsn); hint != "" {
+			// The DSN itself is not repeated: the suggestion shows it.
+			return "", &eventfold.ValidationError{Field: "dsn", Reason: hint}
+		}
 		return "", &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%q has no scheme; want postgres://, mysql://, sqlite://PATH or sqlserver://", Redact(dsn))}
 	}
 	d, err := eventfold.ParseDialect(strings.ToLower(scheme))

@@ -183,6 +183,11 @@ func Check(dsn string, d eventfold.Dialect) error {
 	if _, ok := cleanURL(dsn); ok {
 		return nil
 	}
+	if d == eventfold.Postgres {
+		if u, ok := SocketHostAsURL(dsn); ok {
+			return &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("a Unix socket directory is not written as the URL's host here (libpq's %%2F-encoded form): write %s%s", u, passwordNote(u))}
+		}
+	}
 	hint := "percent-encode reserved characters in the user name and password ('@' as %40, ':' as %3A, '/' as %2F, '?' as %3F, '#' as %23, '%' as %25)"
 	if d == eventfold.MySQL && strings.Contains(dsn, "@tcp(") {
 		return &eventfold.ValidationError{Field: "dsn", Reason: "mysql:// takes a URL, not go-sql-driver's user:pass@tcp(host:port)/db form: write mysql://user:pass@host:3306/db (" + hint + ")"}
@@ -208,4 +213,23 @@ func redactKeywords(s string) string {
 func isPasswordKey(k string) bool {
 	k = strings.ToLower(k)
 	return k == "password" || k == "pwd"
+}
+
+// passwordNote tells where the password goes when a suggested URL has the
+// PASSWORD placeholder.
+func passwordNote(suggested string) string {
+	if strings.Contains(suggested, ":PASSWORD@") {
+		return " (the password in place of PASSWORD, percent-encoded)"
+	}
+	return ""
+}
+
+// KeywordsHint returns, for a libpq key=value string, the sentence that
+// says which URL to write, and "" for any other DSN.
+func KeywordsHint(dsn string) string {
+	u, ok := LibpqKeywordsAsURL(dsn)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("a libpq key=value string is not accepted; eventfold takes URLs: write %s%s", u, passwordNote(u))
 }
