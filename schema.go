@@ -232,7 +232,11 @@ func VersionTableMissingError() error {
 // ctx ended pass through; the check costs one query, on the error path only.
 func (s *Store[TTx]) schemaErr(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() != nil || errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrWrongExpectedVersion) ||
-		errors.Is(err, ErrArchived) || errors.Is(err, ErrDuplicateEventID) || errors.Is(err, ErrSchemaNotInstalled) {
+		errors.Is(err, ErrArchived) || errors.Is(err, ErrDuplicateEventID) || errors.Is(err, ErrSchemaNotInstalled) ||
+		s.driver.Ops().PermissionDenied(err) {
+		// A statement refused to the account is no missing schema: on
+		// MySQL such an account sees no version table either, and "not
+		// installed" sent it to run migrate up.
 		return err
 	}
 	return s.versionError(ctx, err)
@@ -345,7 +349,7 @@ func (s *Store[TTx]) checkWritableTx(ctx context.Context, tx TTx) error {
 		return c.err
 	}
 	if conn, ok := any(tx).(database.DBTxConn); ok {
-		return s.checkWritable(ctx, conn)
+		return s.checkWritableIn(ctx, conn)
 	}
 	// A driver whose transactions are not database/sql's (pgx) lends tx as
 	// a database/sql connection, and the version is read through it as
@@ -355,7 +359,7 @@ func (s *Store[TTx]) checkWritableTx(ctx context.Context, tx TTx) error {
 	if c, ok := any(s.driver).(sqlConnLender[TTx]); ok {
 		var err error
 		if lerr := c.WithSQLConn(ctx, tx, func(conn *sql.Conn) error {
-			err = s.checkWritable(ctx, conn)
+			err = s.checkWritableIn(ctx, conn)
 			return nil
 		}); lerr != nil {
 			return nil // not known: as a failed read, no decision
@@ -374,6 +378,18 @@ type sqlConnLender[TTx any] interface {
 
 func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {
 	st, _, err := readVersion(ctx, s.driver.Dialect(), conn)
+	return s.decideWritable(st.Version, err == nil && st.Version > 0)
+}
+
+// checkWritableIn is checkWritable inside the caller's transaction, where
+// a version table the account may not read is an error: on PostgreSQL the
+// refused read aborted the transaction, and the write that followed failed
+// with "current transaction is aborted", hiding the permission error.
+func (s *Store[TTx]) checkWritableIn(ctx context.Context, tx database.DBTxConn) error {
+	st, _, err := readVersion(ctx, s.driver.Dialect(), tx)
+	if err != nil && s.driver.Ops().PermissionDenied(err) {
+		return err
+	}
 	return s.decideWritable(st.Version, err == nil && st.Version > 0)
 }
 
