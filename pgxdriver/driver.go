@@ -66,6 +66,10 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	// Fail now on a wrong host or password rather than on first use.
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if postgres.NotPostgres(err) {
+			// pgx's own words end in "%!w(<nil>)" here.
+			return nil, &notPostgresError{addr: fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), err: err}
+		}
 		return nil, fmt.Errorf("pgxdriver: connect: %w", err)
 	}
 	d := New(pool)
@@ -171,3 +175,16 @@ func (d *Driver) Close() error {
 	}
 	return err
 }
+
+// notPostgresError is Open's error when the server at the address answered
+// in another database's protocol.
+type notPostgresError struct {
+	addr string
+	err  error
+}
+
+func (e *notPostgresError) Error() string {
+	return fmt.Sprintf("pgxdriver: connect: %s answered, but not as a PostgreSQL server: is that another database's port (MySQL's is 3306, PostgreSQL's 5432)?", e.addr)
+}
+
+func (e *notPostgresError) Unwrap() error { return e.err }

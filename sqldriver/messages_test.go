@@ -10,6 +10,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/testdb"
+	"github.com/eventfold/eventfold/pgxdriver"
 	"github.com/eventfold/eventfold/sqldriver"
 )
 
@@ -22,6 +23,10 @@ func TestPostgresDSNAtMySQLPort(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err = sqldriver.Open(ctx, "postgres://postgres@"+u.Host+"/postgres?sslmode=disable")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "%!")
+	require.Contains(t, err.Error(), u.Host+" answered, but not as a PostgreSQL server")
+	_, err = pgxdriver.Open(ctx, "postgres://postgres@"+u.Host+"/postgres?sslmode=disable")
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "%!")
 	require.Contains(t, err.Error(), u.Host+" answered, but not as a PostgreSQL server")
