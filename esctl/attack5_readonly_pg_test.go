@@ -43,7 +43,7 @@ func TestAttack5ReadOnlyPostgresRole(t *testing.T) {
 	require.NoError(t, err)
 	db, err := sql.Open("pgx", u.String())
 	require.NoError(t, err)
-	defer db.Close()
+	t.Cleanup(func() { db.Close() }) // after the role is dropped (cleanups run last-in first-out)
 	role := fmt.Sprintf("eftest_reader_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	_, err = db.Exec(`CREATE ROLE ` + role + ` LOGIN`)
 	require.NoError(t, err)
