@@ -232,7 +232,11 @@ func VersionTableMissingError() error {
 // ctx ended pass through; the check costs one query, on the error path only.
 func (s *Store[TTx]) schemaErr(ctx context.Context, err error) error {
 	if err == nil || ctx.Err() != nil || errors.Is(err, ErrInvalidInput) || errors.Is(err, ErrWrongExpectedVersion) ||
-		errors.Is(err, ErrArchived) || errors.Is(err, ErrDuplicateEventID) || errors.Is(err, ErrSchemaNotInstalled) {
+		errors.Is(err, ErrArchived) || errors.Is(err, ErrDuplicateEventID) || errors.Is(err, ErrSchemaNotInstalled) ||
+		s.driver.Ops().PermissionDenied(err) {
+		// A statement refused to the account is no missing schema: on
+		// MySQL such an account sees no version table either, and "not
+		// installed" sent it to run migrate up.
 		return err
 	}
 	return s.versionError(ctx, err)
@@ -345,28 +349,47 @@ func (s *Store[TTx]) checkWritableTx(ctx context.Context, tx TTx) error {
 		return c.err
 	}
 	if conn, ok := any(tx).(database.DBTxConn); ok {
-		return s.checkWritable(ctx, conn)
+		return s.checkWritableIn(ctx, conn)
 	}
-	// A driver whose transactions are not database/sql's (pgx) reads the
-	// version through tx itself: reading through the pool waited for ever
-	// when the caller's transactions held every connection (a pool of N
-	// and N concurrent AppendTx as a new Store's first writes).
-	if r, ok := any(s.driver).(schemaVersionTxReader[TTx]); ok {
-		v, ok := r.SchemaVersionTx(ctx, tx, MigrationTable)
-		return s.decideWritable(v, ok)
+	// A driver whose transactions are not database/sql's (pgx) lends tx as
+	// a database/sql connection, and the version is read through it as
+	// through the pool: reading through the pool waited for ever when the
+	// caller's transactions held every connection (a pool of N and N
+	// concurrent AppendTx as a new Store's first writes).
+	if c, ok := any(s.driver).(sqlConnLender[TTx]); ok {
+		var err error
+		if lerr := c.WithSQLConn(ctx, tx, func(conn *sql.Conn) error {
+			err = s.checkWritableIn(ctx, conn)
+			return nil
+		}); lerr != nil {
+			return nil // not known: as a failed read, no decision
+		}
+		return err
 	}
 	return s.checkWritable(ctx, s.driver.DB())
 }
 
-// schemaVersionTxReader is implemented by drivers that read the goose
-// version recorded in table through one of their transactions (ok false:
-// no table, no version, or it could not be read, without breaking tx).
-type schemaVersionTxReader[TTx any] interface {
-	SchemaVersionTx(ctx context.Context, tx TTx, table string) (v int64, ok bool)
+// sqlConnLender is implemented by drivers whose transactions are not
+// database/sql's: fn gets a database/sql connection whose queries run in
+// tx (pgxdriver.Driver.WithSQLConn).
+type sqlConnLender[TTx any] interface {
+	WithSQLConn(ctx context.Context, tx TTx, fn func(conn *sql.Conn) error) error
 }
 
 func (s *Store[TTx]) checkWritable(ctx context.Context, conn database.DBTxConn) error {
 	st, _, err := readVersion(ctx, s.driver.Dialect(), conn)
+	return s.decideWritable(st.Version, err == nil && st.Version > 0)
+}
+
+// checkWritableIn is checkWritable inside the caller's transaction, where
+// a version table the account may not read is an error: on PostgreSQL the
+// refused read aborted the transaction, and the write that followed failed
+// with "current transaction is aborted", hiding the permission error.
+func (s *Store[TTx]) checkWritableIn(ctx context.Context, tx database.DBTxConn) error {
+	st, _, err := readVersion(ctx, s.driver.Dialect(), tx)
+	if err != nil && s.driver.Ops().PermissionDenied(err) {
+		return err
+	}
 	return s.decideWritable(st.Version, err == nil && st.Version > 0)
 }
 

@@ -25,7 +25,7 @@ var unguardedOps = map[string]bool{
 	"ServerReported": true, "StatsCommandRecords": true, "StatsEventDays": true,
 	"StatsEventTypes": true, "StatsEventsAfter": true, "StatsEventsBeyond": true,
 	"StatsHorizonHolder": true, "StatsTotals": true, "StoreIdentity": true,
-	"StreamVersion": true, "UndefinedObject": true,
+	"StreamVersion": true, "UndefinedObject": true, "PermissionDenied": true,
 }
 
 // TestEveryOpsMethodIsGuardedOrListed: writeGuardedOps embeds

@@ -132,6 +132,9 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 		h = archiveHeader{From: w, Before: before, Dialect: string(a.store.Dialect()), StoreID: id, CreatedAt: time.Now().UTC()}
 		n, err := a.write(ctx, h)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted while writing %s (%w): nothing was deleted and the archive watermark is unchanged; running the same command again starts over", a.path, err)
+			}
 			return err
 		}
 		if n == 0 {
@@ -151,6 +154,9 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 		// deleted, so reads silently skipped what the higher one deleted).
 		ok, err := ao.SwapArchivedBefore(ctx, w, h.Before)
 		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted while raising the archive watermark to %d (%w): %s is complete and nothing was deleted; run the same command again: it resumes from the file", h.Before, err, a.path)
+			}
 			return fmt.Errorf("raise the archive watermark to %d: %w", h.Before, err)
 		}
 		if !ok {
@@ -166,6 +172,12 @@ func (a *archiver) run(ctx context.Context, pos int64, at time.Time) error {
 	}
 	deleted, err := a.deleteArchived(ctx, h)
 	if err != nil {
+		if ctx.Err() != nil {
+			// Each batch deletes in its own transaction, after checking its
+			// events against the file: what is left is deleted by a rerun.
+			return fmt.Errorf("interrupted after deleting %d events from the hot table (%w): %s is complete and reads below position %d already report archived; run the same command again to delete the rest: it resumes from the file",
+				deleted, err, a.path, h.Before)
+		}
 		return err
 	}
 	if resumed {

@@ -33,14 +33,17 @@ var readOnlyGrants = []string{
 // command works, and a write is refused by the database.
 func TestAttack5ReadOnlyPostgresRole(t *testing.T) {
 	dsn := testdb.DSN(t, eventfold.Postgres)
-	mustRun(t, dsn, "append", "--stream", "acct-1", "--type", "Opened", "--data", `{}`)
+	appended := decodeEvents(t, mustRun(t, dsn, "append", "--stream", "acct-1", "--type", "Opened", "--data", `{}`))
+	// Other tests' transactions in the cluster may hold the head below it
+	// for a while: read once it is readable.
+	waitHead(t, dsn, appended[0].GlobalPosition)
 	readme, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	u, err := url.Parse(dsn)
 	require.NoError(t, err)
 	db, err := sql.Open("pgx", u.String())
 	require.NoError(t, err)
-	defer db.Close()
+	t.Cleanup(func() { db.Close() }) // after the role is dropped (cleanups run last-in first-out)
 	role := fmt.Sprintf("eftest_reader_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
 	_, err = db.Exec(`CREATE ROLE ` + role + ` LOGIN`)
 	require.NoError(t, err)

@@ -51,7 +51,16 @@ Reading into an archived range fails and says so (restore the archive first).`,
 	w := newEventWriter(env.Stdout)
 	if *all {
 		start := max(*from, 0)
-		return forEachEvent(ctx, store, start, *limit, func(e eventfold.Event) error { return w.write(e) })
+		var n int64
+		if err := forEachEvent(ctx, store, start, *limit, func(e eventfold.Event) error { n++; return w.write(e) }); err != nil {
+			return err
+		}
+		if *limit == 0 || n < *limit {
+			// The read stopped at the head: say if committed events are
+			// above it (held back by a running transaction).
+			sayHeldBack(ctx, env, store.Driver().Ops(), "read")
+		}
+		return nil
 	}
 	return readStream(ctx, store, *stream, *from, *limit, *backward, w)
 }

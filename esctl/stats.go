@@ -247,12 +247,7 @@ func printStats(env *Env, st *Stats, days int) error {
 	if hb := st.HeldBack; hb != nil {
 		fmt.Fprintf(tw, "held back\t%d committed events above the head (last position %d): no reader gets them until the transaction holding the head ends\n", hb.Events, st.LastPosition)
 		if h := hb.Holder; h != nil {
-			who := fmt.Sprintf("pid %d", h.PID)
-			if h.PID == 0 {
-				who = "a prepared transaction"
-			}
-			fmt.Fprintf(tw, "\toldest running transaction: %s, %s old (%d xids), %s, database %q, user %q, application %q: %q\n",
-				who, time.Duration(h.AgeSeconds*float64(time.Second)).Round(time.Millisecond), h.XIDAge, h.State, h.Database, h.User, h.Application, h.Query)
+			fmt.Fprintf(tw, "\toldest running transaction: %s\n", describeHolder(h))
 		}
 	}
 	if st.ArchivedBefore > 0 {

@@ -36,14 +36,7 @@ func TestStatsShowsHeldBackLagPostgres(t *testing.T) {
 	require.NoError(t, listener.SetCheckpoint(ctx, store, "projector", evs[0].GlobalPosition))
 
 	// A transaction with an xid, left open: it holds the horizon.
-	other, err := sqldriver.Open(ctx, testdb.ServerDSN(t, eventfold.Postgres))
-	require.NoError(t, err)
-	defer other.Close()
-	holder, err := other.DB().BeginTx(ctx, nil)
-	require.NoError(t, err)
-	defer holder.Rollback() //nolint:errcheck // ends the hold
-	var xid string
-	require.NoError(t, holder.QueryRowContext(ctx, `SELECT pg_current_xact_id()::text`).Scan(&xid))
+	holder := testdb.HoldHorizon(t)
 
 	_, err = store.Append(ctx, "held-1", eventfold.Any,
 		eventfold.EventData{Type: "T", Data: []byte(`{}`)}, eventfold.EventData{Type: "T", Data: []byte(`{}`)})

@@ -89,7 +89,9 @@ matching events have been printed (for scripts).`,
 	var printed int64
 	// listener.Tail reads ReadAll from the last position + 1, which is
 	// gap-free, and waits PollInterval when caught up.
-	err = listener.Tail(ctx, store, after, opts, func(ctx context.Context, b listener.Batch) error {
+	// At the head, tail says when committed events wait above it.
+	log := &heldBackWatch{Log: store, env: env, ops: store.Driver().Ops()}
+	err = listener.Tail(ctx, log, after, opts, func(ctx context.Context, b listener.Batch) error {
 		for _, e := range b.Events {
 			if err := w.write(e); err != nil {
 				return err

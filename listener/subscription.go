@@ -149,7 +149,9 @@ func (s *Subscription[TTx]) Lag(ctx context.Context) (int64, error) {
 // it stands by. It returns an error only for what a retry cannot cure: a
 // *HandlerError (with Options.MaxAttempts), archived events, or a schema
 // newer than this eventfold knows (eventfold.ErrSchemaNewer: its lease and
-// checkpoint writes are refused). Database errors, a missing migration
+// checkpoint writes are refused), or the database refusing the account a
+// statement (a permission error, until a DBA grants the privilege).
+// Other database errors, a missing migration
 // among them, are logged and retried with
 // backoff until ctx ends, so that a subscription started before the
 // database is ready, or while it restarts, recovers by itself.
@@ -168,9 +170,10 @@ func (s *Subscription[TTx]) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			if errors.Is(err, eventfold.ErrSchemaNewer) {
+			if errors.Is(err, eventfold.ErrSchemaNewer) || permissionDenied(s.store, err) {
 				// No retry cures it: the Store keeps its answer until the
-				// program is upgraded (and restarted).
+				// program is upgraded (and restarted); a privilege is
+				// missing until a DBA grants it (see permissionDenied).
 				return fmt.Errorf("listener: subscription %q: %w", s.name, err)
 			}
 			fails++
@@ -326,6 +329,9 @@ func (s *Subscription[TTx]) loadCheckpoint(ctx context.Context) (int64, error) {
 		if err == nil || ctx.Err() != nil {
 			return pos, err
 		}
+		if permissionDenied(s.store, err) {
+			return 0, fmt.Errorf("listener: subscription %q: load checkpoint: %w", s.name, err)
+		}
 		s.fail(err)
 		backoff.Sleep(ctx, backoff.Delay(fails, s.o.RetryMin, s.o.RetryMax))
 	}
@@ -430,7 +436,7 @@ func (s *Subscription[TTx]) advance(ctx context.Context, expected, pos int64) er
 		if err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || permissionDenied(s.store, err) {
 			return fmt.Errorf("listener: save checkpoint of %q at %d: %w", s.name, pos, err)
 		}
 		s.fail(fmt.Errorf("save checkpoint: %w", err))
@@ -494,6 +500,9 @@ func (s *Subscription[TTx]) handleTx(ctx context.Context, pos int64, evs []event
 				return pos, &HandlerError{Subscription: s.name, Event: evs[0], Attempts: attempt, Err: herr}
 			}
 		} else {
+			if permissionDenied(s.store, err) {
+				return pos, fmt.Errorf("listener: subscription %q: transaction for positions %d..%d: %w", s.name, evs[0].GlobalPosition, last, err)
+			}
 			s.fail(fmt.Errorf("transaction for positions %d..%d: %w", evs[0].GlobalPosition, last, err))
 		}
 		if !backoff.Sleep(ctx, backoff.Delay(attempt, s.o.RetryMin, s.o.RetryMax)) {

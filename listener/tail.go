@@ -28,8 +28,9 @@ type Batch struct {
 //
 // Database errors are logged and retried with backoff, so Tail rides out a
 // database restart. Tail returns nil when ctx ends, fn's error when fn fails,
-// and an error matching eventfold.ErrArchived when it must read events that
-// were archived.
+// an error matching eventfold.ErrArchived when it must read events that
+// were archived, and the database's error when it refuses the account the
+// read (a permission error: no retry cures it until a DBA grants it).
 func Tail(ctx context.Context, store eventfold.Log, after int64, opts *Options, fn func(ctx context.Context, b Batch) error) error {
 	o := opts.withDefaults()
 	pos := after
@@ -119,7 +120,7 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if errors.Is(err, eventfold.ErrArchived) || errors.Is(err, eventfold.ErrInvalidInput) {
+			if errors.Is(err, eventfold.ErrArchived) || errors.Is(err, eventfold.ErrInvalidInput) || permissionDenied(r.store, err) {
 				return nil, fmt.Errorf("listener: %w", err)
 			}
 			fails++
@@ -192,6 +193,9 @@ func headWithRetry(ctx context.Context, store eventfold.Log, o *Options) (int64,
 		h, err := store.Head(ctx)
 		if err == nil || ctx.Err() != nil {
 			return h, nil
+		}
+		if permissionDenied(store, err) {
+			return 0, fmt.Errorf("listener: read the head: %w", err)
 		}
 		o.Logger.Warn("listener: reading the head failed; retrying", "attempt", fails, "err", err)
 		backoff.Sleep(ctx, backoff.Delay(fails, o.RetryMin, o.RetryMax))

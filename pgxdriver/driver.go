@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -14,6 +15,7 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/contract"
 	"github.com/eventfold/eventfold/internal/dialect/postgres"
+	"github.com/eventfold/eventfold/internal/dsnurl"
 )
 
 // Driver is eventfold.Driver[pgx.Tx] over a *pgxpool.Pool. It is safe for
@@ -45,6 +47,14 @@ func New(pool *pgxpool.Pool) *Driver {
 // string, as pgxpool.ParseConfig accepts) with a pool of its own, which
 // Close closes.
 func Open(ctx context.Context, dsn string) (*Driver, error) {
+	if strings.Contains(dsn, "://") {
+		// pgx and net/url may split an unescaped password differently:
+		// refuse it, as sqldriver.Open does (key=value strings have no
+		// such doubt).
+		if err := dsnurl.Check(dsn, eventfold.Postgres); err != nil {
+			return nil, fmt.Errorf("pgxdriver: %w", err)
+		}
+	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("pgxdriver: parse dsn: %w", err)
@@ -56,6 +66,10 @@ func Open(ctx context.Context, dsn string) (*Driver, error) {
 	// Fail now on a wrong host or password rather than on first use.
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
+		if postgres.NotPostgres(err) {
+			// pgx's own words end in "%!w(<nil>)" here.
+			return nil, &notPostgresError{addr: fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), err: err}
+		}
 		return nil, fmt.Errorf("pgxdriver: connect: %w", err)
 	}
 	d := New(pool)
@@ -141,27 +155,6 @@ func (d *Driver) OpsTx(tx pgx.Tx) eventfold.Ops {
 	return postgres.NewPgx(tx)
 }
 
-// SchemaVersionTx reads the goose version recorded in table through tx, for
-// the store's first write check inside a caller's transaction (reading
-// through the pool would wait for a connection the caller's transactions
-// may all hold). The table's existence is asked first, so a missing table
-// never aborts tx; ok is false when it is missing, holds no version, or a
-// query fails.
-func (d *Driver) SchemaVersionTx(ctx context.Context, tx pgx.Tx, table string) (v int64, ok bool) {
-	var exists bool
-	if err := tx.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", table).Scan(&exists); err != nil || !exists {
-		return 0, false
-	}
-	// As goose reads it: the latest row of a version decides whether it
-	// is applied (an older goose recorded a rollback as is_applied false).
-	t := pgx.Identifier{table}.Sanitize()
-	var top *int64
-	if err := tx.QueryRow(ctx, "SELECT max(v.version_id) FROM "+t+" v WHERE v.is_applied AND NOT EXISTS (SELECT 1 FROM "+t+" w WHERE w.version_id = v.version_id AND w.id > v.id)").Scan(&top); err != nil || top == nil || *top <= 0 {
-		return 0, false
-	}
-	return *top, true
-}
-
 // DB returns a *sql.DB on the same pool (pgx stdlib), opened on first use
 // and closed by Close. It borrows pool connections only while in use.
 func (d *Driver) DB() *sql.DB {
@@ -182,3 +175,16 @@ func (d *Driver) Close() error {
 	}
 	return err
 }
+
+// notPostgresError is Open's error when the server at the address answered
+// in another database's protocol.
+type notPostgresError struct {
+	addr string
+	err  error
+}
+
+func (e *notPostgresError) Error() string {
+	return fmt.Sprintf("pgxdriver: connect: %s answered, but not as a PostgreSQL server: is that another database's port (MySQL's is 3306, PostgreSQL's 5432)?", e.addr)
+}
+
+func (e *notPostgresError) Unwrap() error { return e.err }

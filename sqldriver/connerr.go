@@ -34,6 +34,8 @@ func explainConnect(d eventfold.Dialect, dsn string, err error) string {
 			return fmt.Sprintf("%s accepted the connection but did not answer as a %s server in time: is that the %s server's port (not another database's), and is it overloaded?", hp, d, d)
 		}
 		return fmt.Sprintf("no answer from %s in time: is the host reachable (no firewall dropping the packets) and the port right?", hp)
+	case e.WrongServer != nil && e.WrongServer(err):
+		return fmt.Sprintf("%s answered, but not as a %s server: is that another database's port (MySQL's is 3306, PostgreSQL's 5432)?", hostPort(d, dsn), dialectName[d])
 	case e.MissingDatabase != nil && e.MissingDatabase(err):
 		return fmt.Sprintf("database %q does not exist on %s: create it (CREATE DATABASE %s) or fix the DSN", dbName(d, dsn), hostPort(d, dsn), dbName(d, dsn))
 	}
@@ -47,6 +49,8 @@ func explainConnect(d eventfold.Dialect, dsn string, err error) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+var dialectName = map[eventfold.Dialect]string{eventfold.Postgres: "PostgreSQL", eventfold.MySQL: "MySQL", eventfold.SQLServer: "SQL Server", eventfold.SQLite: "SQLite"}
 
 var defaultPorts = map[eventfold.Dialect]string{eventfold.Postgres: "5432", eventfold.MySQL: "3306", eventfold.SQLServer: "1433"}
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventfold/eventfold"
+	"github.com/eventfold/eventfold/internal/dsnurl"
 	"github.com/eventfold/eventfold/sqldriver/internal/registry"
 )
 
@@ -19,6 +20,10 @@ import (
 func DialectOf(dsn string) (eventfold.Dialect, error) {
 	scheme, _, ok := strings.Cut(dsn, "://")
 	if !ok {
+		if hint := dsnurl.KeywordsHint(dsn); hint != "" {
+			// The DSN itself is not repeated: the suggestion shows it.
+			return "", &eventfold.ValidationError{Field: "dsn", Reason: hint}
+		}
 		return "", &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("%q has no scheme; want postgres://, mysql://, sqlite://PATH or sqlserver://", Redact(dsn))}
 	}
 	d, err := eventfold.ParseDialect(strings.ToLower(scheme))
@@ -206,7 +211,7 @@ func Connector(dsn string) (driver.Connector, eventfold.Dialect, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	if err := checkCredentials(dsn, d); err != nil {
+	if err := dsnurl.Check(dsn, d); err != nil {
 		return nil, "", err
 	}
 	e, err := lookup(d)

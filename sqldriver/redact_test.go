@@ -13,6 +13,7 @@ import (
 
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/esctl"
+	"github.com/eventfold/eventfold/pgxdriver"
 	"github.com/eventfold/eventfold/sqldriver"
 	"github.com/eventfold/eventfold/sqldriver/mysqldriver"
 )
@@ -58,7 +59,8 @@ func requireNoSecret(t *testing.T, what, s string) {
 // is refused before any driver sees it (pgx cuts at the first '@', net/url
 // at the last), with a message that says to percent-encode and shows no
 // part of the password, on every server scheme, from the library and from
-// esctl alike.
+// esctl alike, and from mysqldriver.Config and pgxdriver.Open, which share
+// the rule (internal/dsnurl).
 func TestAmbiguousDSNRefused(t *testing.T) {
 	ctx := context.Background()
 	for _, scheme := range []string{"postgres", "mysql", "sqlserver"} {
@@ -74,6 +76,17 @@ func TestAmbiguousDSNRefused(t *testing.T) {
 				require.Error(t, err)
 				require.ErrorIs(t, err, eventfold.ErrInvalidInput)
 				requireNoSecret(t, "Open's error", err.Error())
+				require.Contains(t, err.Error(), "percent-encode")
+
+				// The drivers' own entry points apply the same rule.
+				switch scheme {
+				case "mysql":
+					_, err = mysqldriver.Config(dsn)
+				case "postgres":
+					_, err = pgxdriver.Open(ctx, dsn)
+				}
+				require.ErrorIs(t, err, eventfold.ErrInvalidInput, "%s's own entry point", scheme)
+				requireNoSecret(t, scheme+"'s own entry point", err.Error())
 				require.Contains(t, err.Error(), "percent-encode")
 
 				var stdout, stderr bytes.Buffer

@@ -375,6 +375,10 @@ type Errors interface {
 	// never installed from a user's missing table; Store.SchemaError
 	// asks the migration table before it says ErrSchemaNotInstalled.
 	UndefinedObject(err error) bool
+	// PermissionDenied tells whether err says that the account may not
+	// run the statement (no privilege on a table, schema, column or
+	// routine): no retry cures it until a DBA grants it.
+	PermissionDenied(err error) bool
 }
 
 // Savepoints mark a point inside the transaction the Ops run on, to roll

@@ -22,6 +22,7 @@ import (
 	"github.com/eventfold/eventfold"
 	"github.com/eventfold/eventfold/internal/dialect"
 	mysqlops "github.com/eventfold/eventfold/internal/dialect/mysql"
+	"github.com/eventfold/eventfold/internal/dsnurl"
 	"github.com/eventfold/eventfold/sqldriver/internal/registry"
 )
 
@@ -78,8 +79,17 @@ func (c readCommitted) Connect(ctx context.Context) (driver.Conn, error) {
 // client-side argument interpolation. mysql://user@/db?socket=PATH
 // connects through the server's Unix socket instead of TCP.
 func Config(dsn string) (*gomysql.Config, error) {
+	if len(dsn) < len("mysql://") || !strings.EqualFold(dsn[:len("mysql://")], "mysql://") {
+		return nil, fmt.Errorf("not a mysql:// URL")
+	}
+	// A password with an unescaped reserved character (mysql://u:p@ss@h,
+	// mysql://u:12?pw@h/db, whose password would run into the query that
+	// is re-encoded below) is refused, as sqldriver.Open refuses it.
+	if err := dsnurl.Check(dsn, eventfold.MySQL); err != nil {
+		return nil, err
+	}
 	u, err := url.Parse(dsn)
-	if err != nil || u.Scheme != "mysql" {
+	if err != nil {
 		return nil, fmt.Errorf("not a mysql:// URL")
 	}
 	// The query string carries go-sql-driver's own options (tls, timeout,
@@ -95,14 +105,6 @@ func Config(dsn string) (*gomysql.Config, error) {
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
 		return nil, &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("the mysql:// URL's query does not parse: %v", err)}
-	}
-	for k := range q {
-		// mysql://u:12?pw@host/db: the password ran into the query. Say
-		// so (no part of it), as before the query was re-encoded, and
-		// leave the hint on how to write it to sqldriver.Open's check.
-		if strings.Contains(k, "@") {
-			return nil, &eventfold.ValidationError{Field: "dsn", Reason: "mysql://xxxxx@...: the user name, password or host cannot be told apart"}
-		}
 	}
 	// Given twice, the first socket was used and the second ignored; given
 	// empty, the connection went over TCP to localhost:3306, whatever

@@ -33,5 +33,6 @@ func init() {
 			var pg *pgconn.PgError
 			return errors.As(err, &pg) && pg.Code == "3D000" // invalid_catalog_name
 		},
+		WrongServer: postgres.NotPostgres,
 	})
 }

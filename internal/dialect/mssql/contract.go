@@ -57,6 +57,18 @@ func (o *Ops) UndefinedObject(err error) bool {
 	return false
 }
 
+// PermissionDenied implements contract.Errors: 229 (permission denied on
+// an object), 230 (on a column), 262 (in the database). Not exercised: no
+// SQL Server runs where this was written.
+func (o *Ops) PermissionDenied(err error) bool {
+	for _, e := range sqlErrors(err) {
+		if e.Number == 229 || e.Number == 230 || e.Number == 262 {
+			return true
+		}
+	}
+	return false
+}
+
 // Savepoint implements contract.Savepoints (SAVE TRANSACTION: SQL
 // Server's savepoints).
 func (o *Ops) Savepoint(ctx context.Context, name string) error {

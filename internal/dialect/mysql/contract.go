@@ -66,6 +66,22 @@ func (o *Ops) UndefinedObject(err error) bool {
 	return errors.As(err, &me) && (me.Number == 1146 || me.Number == 1305 || me.Number == 1054)
 }
 
+// PermissionDenied implements contract.Errors: ER_DBACCESS_DENIED_ERROR
+// (1044), ER_TABLEACCESS_DENIED_ERROR (1142), ER_COLUMNACCESS_DENIED_ERROR
+// (1143), ER_SPECIFIC_ACCESS_DENIED_ERROR (1227), ER_PROCACCESS_DENIED_ERROR
+// (1370).
+func (o *Ops) PermissionDenied(err error) bool {
+	var me *mysql.MySQLError
+	if !errors.As(err, &me) {
+		return false
+	}
+	switch me.Number {
+	case 1044, errTableAccessDenied, 1143, 1227, 1370:
+		return true
+	}
+	return false
+}
+
 // Savepoint implements contract.Savepoints.
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
 	q, err := dialect.SavepointStatement("SAVEPOINT", name)

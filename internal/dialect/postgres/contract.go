@@ -59,6 +59,13 @@ func (o *Ops) UndefinedObject(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "42883" || pe.Code == "3F000" || pe.Code == "42703")
 }
 
+// PermissionDenied implements contract.Errors: insufficient_privilege
+// (42501), for a table, schema, sequence or function alike.
+func (o *Ops) PermissionDenied(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42501"
+}
+
 // Savepoint implements contract.Savepoints.
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
 	q, err := dialect.SavepointStatement("SAVEPOINT", name)

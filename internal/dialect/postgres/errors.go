@@ -95,3 +95,12 @@ const concurrentAppendMessage = "was appended to by a concurrent transaction"
 func isNoRows(err error) bool {
 	return errors.Is(err, pgx.ErrNoRows) || errors.Is(err, sql.ErrNoRows)
 }
+
+// NotPostgres reports whether err, from a first connection, says that the
+// server at the address answered in another protocol (a MySQL server,
+// which speaks first, on the port a postgres:// DSN named). pgx says
+// "received unexpected message" and formats a nil error after it
+// ("%!w(<nil>)").
+func NotPostgres(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "received unexpected message")
+}

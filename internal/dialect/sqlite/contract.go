@@ -74,6 +74,11 @@ func (o *Ops) UndefinedObject(err error) bool {
 	return strings.Contains(msg, "no such table") || strings.Contains(msg, "no such function") || strings.Contains(msg, "no such column")
 }
 
+// PermissionDenied implements contract.Errors: SQLite has no accounts or
+// grants (a file the process may not open fails at Open), so no error
+// says so.
+func (o *Ops) PermissionDenied(error) bool { return false }
+
 // Savepoint implements contract.Savepoints.
 func (o *Ops) Savepoint(ctx context.Context, name string) error {
 	q, err := dialect.SavepointStatement("SAVEPOINT", name)

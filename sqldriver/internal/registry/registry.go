@@ -32,6 +32,10 @@ type Entry struct {
 	// says that the database the DSN names does not exist; nil if the
 	// dialect cannot tell.
 	MissingDatabase func(error) bool
+	// WrongServer reports whether err, from the first connection, says
+	// that the server at the address answered in another database's
+	// protocol; nil if the dialect cannot tell.
+	WrongServer func(error) bool
 	// ReadCommittedSessions says that every connection Connector opens
 	// runs its transactions READ COMMITTED already, so that a Driver
 	// opened on it begins them without setting the level each time.
