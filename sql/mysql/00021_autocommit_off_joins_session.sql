@@ -21,12 +21,18 @@
 -- leave @@in_transaction = 1 (seen on MariaDB 10.11). A savepoint taken before the first
 -- table is touched is rolled back to correctly: ROLLBACK TO SAVEPOINT undoes every row written
 -- after it (seen on MariaDB 10.11). Cost: one more variable read per CALL (and, in
--- eventfold_append_events, one SET), no statement sent, no round trip; not timed.
+-- eventfold_append_events, one more procedure instruction), no statement sent by the client,
+-- no round trip; not timed.
 --
--- Tested (MariaDB 10.11; MySQL 8 cannot be installed here): SET autocommit=0; CALL ...;
--- INSERT ...; ROLLBACK leaves neither the append nor the INSERT, for each of the three
--- procedures (failed on 00020: the append stayed, or 31002); an upgrade from 00020 with
--- events, down to 00020 and up again (migrate_00021_mysql_test.go).
+-- Tested on MariaDB 10.11 only (MySQL 8 cannot be installed here; on MySQL the change is the
+-- @@autocommit read, the XA probe being MariaDB's): SET autocommit=0; CALL ...; INSERT ...;
+-- ROLLBACK leaves neither the append nor the INSERT, COMMIT keeps both, and a CALL that fails
+-- first leaves the session's transaction usable, for each of the three procedures; with SET
+-- TRANSACTION READ ONLY first, eventfold_append_events is refused (1792) and keeps nothing
+-- (internal/dialect/mysql/attack3_autocommit_off_test.go: on 00020 the append stayed, or
+-- 31002, or READ ONLY was overridden; without the @@in_transaction guard on the XA probe every
+-- case failed with 1399). An upgrade from 00020 with events, down to 00020 and up again:
+-- migrate_00021_mysql_test.go.
 --
 -- Everything else is 00020's procedures unchanged. Down restores them.
 --
