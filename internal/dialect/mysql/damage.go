@@ -23,7 +23,7 @@ var appendRoutines = []struct {
 // routinesMigration is the latest migration that (re)creates every
 // procedure in appendRoutines: down to the one before it and up again
 // recreates them all.
-const routinesMigration = 20
+const routinesMigration = 21
 
 // archiveMigration creates eventfold_archive_watermark (00004_archive.sql).
 const archiveMigration = 4

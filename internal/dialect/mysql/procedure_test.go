@@ -130,9 +130,14 @@ func TestBareCallIsAtomic(t *testing.T) {
 	_, err = conn.ExecContext(ctx, `ROLLBACK`)
 	require.NoError(t, err)
 	require.Equal(t, logState{counter: evs[2].GlobalPosition, events: 3, version: 3}, readLogState(t, db, "acct"))
-	// ... while a CALL that comes first opens and commits its own.
+	// ... and so is it when the CALL comes first (since 00021; before, the
+	// CALL opened and committed its own and the ROLLBACK left it).
 	require.NoError(t, call("acct", 3, procEvents(uuid.NewString())))
 	_, err = conn.ExecContext(ctx, `ROLLBACK`)
+	require.NoError(t, err)
+	require.Equal(t, logState{counter: evs[2].GlobalPosition, events: 3, version: 3}, readLogState(t, db, "acct"))
+	require.NoError(t, call("acct", 3, procEvents(uuid.NewString())))
+	_, err = conn.ExecContext(ctx, `COMMIT`)
 	require.NoError(t, err)
 	st := readLogState(t, db, "acct")
 	require.Equal(t, logState{counter: st.counter, events: 4, version: 4}, st)
