@@ -286,7 +286,8 @@ func TestQuietWakeupReads(t *testing.T) {
 						t.Fatalf("append: %v", err)
 					}
 					if wake == "announce" {
-						sig.Announce(evs[0].GlobalPosition)
+						// A Notifier not running: it feeds the Signal only.
+						listener.NewNotifier(store, &listener.NotifierOptions{Signal: sig}).NotifyEvents(evs)
 					} else {
 						sig.Broadcast()
 					}
