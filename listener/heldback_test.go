@@ -64,7 +64,7 @@ type aloneLog struct {
 // because only a wake-up whose read found nothing was followed by quick
 // re-reads (CI: TestFollowersShareReads/postgres, held back by another test
 // package's transaction). For Tails and Subscriptions, sharing their reads
-// and alone, woken by a Broadcast (no position), by a Notifier's Announce,
+// and alone (batch and pipeline subscriptions too), woken by a Broadcast (no position), by a Notifier's Announce,
 // and on PostgreSQL by NOTIFY through a pgxdriver.Listener.
 func TestHeldBackEventsFollowWithoutWakeup(t *testing.T) {
 	for _, d := range testdb.Dialects() {
@@ -179,6 +179,16 @@ func heldBackCase(t *testing.T, d eventfold.Dialect, mode, wake string) {
 			}
 			return nil
 		}, opts())
+	})
+	sub("pipeline-subscription", func(h listener.Handler) (*listener.Subscription[*sql.Tx], error) {
+		return listener.NewPipeline(store, "held-pipeline", func(ctx context.Context, b listener.Batch) (func() error, error) {
+			for _, ev := range b.Events {
+				if err := h(ctx, ev); err != nil {
+					return nil, err
+				}
+			}
+			return nil, nil
+		}, 2, opts())
 	})
 	defer wg.Wait()
 	defer cancel()
