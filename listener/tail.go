@@ -226,7 +226,7 @@ func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
 		target, broadcasts = g.pos, g.broadcasts
 	}
 	if !r.checked || broadcasts != r.broadcasts {
-		if last, err := r.store.Ops().LastPosition(ctx); err == nil {
+		if last, err := r.lastPosition(ctx, g); err == nil {
 			target = max(target, last)
 			r.checked, r.broadcasts = true, broadcasts
 		}
@@ -240,6 +240,20 @@ func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
 	if r.owed != 0 && through >= r.owed {
 		r.owed, r.soon = 0, 0
 	}
+}
+
+// lastPosition returns the log's last position, from a query that started
+// after g began (shared with the other followers of the log that ask after
+// the same wake-up), or from a query of its own.
+func (r *reader) lastPosition(ctx context.Context, g *signalGen) (int64, error) {
+	if r.shared == nil {
+		return r.store.Ops().LastPosition(ctx)
+	}
+	fresh := monoNow() // at first: nothing to share
+	if r.checked && g != nil {
+		fresh = g.at
+	}
+	return r.shared.lastPosition(ctx, fresh)
 }
 
 // recheck bounds what is owed by the log's last position.
