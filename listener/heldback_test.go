@@ -257,3 +257,47 @@ func heldBackCase(t *testing.T, d eventfold.Dialect, mode, wake string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestForeignAnnouncementStopsReReads: a position announced that this log
+// will not reach (a Signal fed by another log's Notifier, or a stray
+// NOTIFY payload) makes followers re-read for about a second, then check
+// the log's last position once and go back to waiting, instead of
+// re-reading every second for ever.
+func TestForeignAnnouncementStopsReReads(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, store *eventfold.Store[*sql.Tx]) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		log := &countingLog{Log: store}
+		sig := listener.NewSignal()
+		got, wait := followAll(ctx, t, log, 2, 0, func(int) *listener.Options {
+			return &listener.Options{Wakeup: sig, PollInterval: time.Hour, Logger: quietLogger()}
+		}, nil)
+		defer wait()
+		defer cancel()
+		evs, err := store.Append(ctx, "foreign", eventfold.Any, eventfold.EventData{Type: "E", Data: data(1)})
+		if err != nil {
+			t.Fatalf("append: %v", err)
+		}
+		sig.Announce(evs[0].GlobalPosition)
+		waitFor(t, 30*time.Second, "both followers", func() bool { return len(got(0)) == 1 && len(got(1)) == 1 })
+		time.Sleep(200 * time.Millisecond)
+		base := log.reads.Load()
+		sig.Announce(evs[0].GlobalPosition + 1<<40)
+		time.Sleep(3 * time.Second)
+		mid := log.reads.Load()
+		time.Sleep(2 * time.Second)
+		end := log.reads.Load()
+		t.Logf("reads after the foreign announcement: %d in the first 3s, %d in the next 2s", mid-base, end-mid)
+		if store.Ops().Capabilities().HeadLags {
+			// The wake-up's read, then about soonMax+1 re-reads (shared),
+			// twice over for followers out of step.
+			if mid-base > 2*12 || end != mid {
+				t.Errorf("%d reads in the 3s after a foreign announcement, %d in the 2s after: want at most 24, then none", mid-base, end-mid)
+			}
+		} else if mid-base > 1 || end != mid {
+			// Nothing is ever held back here: an announcement is only a
+			// wake-up.
+			t.Errorf("%d reads in the 3s after an announcement, %d after: want at most 1, then none", mid-base, end-mid)
+		}
+	})
+}

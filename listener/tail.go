@@ -187,10 +187,10 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 			// wait again (its read counts as this reader's poll, and as
 			// its re-read: followers owed the same events step together,
 			// and share each re-read).
-			r.step(ctx, pos, wait)
+			r.step(ctx, pos, wait, readAt)
 			floor = readAt + 1
 		case <-t.C:
-			r.step(ctx, pos, wait)
+			r.step(ctx, pos, wait, readAt)
 			// Any read newer than the one that found nothing: one already
 			// in flight for another follower serves as this poll too.
 			floor = readAt + 1
@@ -199,8 +199,9 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 	}
 }
 
-// step counts a re-read made while events are owed (after waiting wait).
-func (r *reader) step(ctx context.Context, pos int64, wait time.Duration) {
+// step counts a re-read made while events are owed (after waiting wait,
+// since a read that started at readAt found nothing).
+func (r *reader) step(ctx context.Context, pos int64, wait time.Duration, readAt int64) {
 	if r.owed <= pos {
 		return
 	}
@@ -210,7 +211,7 @@ func (r *reader) step(ctx context.Context, pos int64, wait time.Duration) {
 		// committed beyond pos (an announcement of another log's
 		// position would keep this reader re-reading every second
 		// instead of polling).
-		r.recheck(ctx, pos)
+		r.recheck(ctx, pos, readAt)
 	}
 }
 
@@ -226,7 +227,11 @@ func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
 		target, broadcasts = g.pos, g.broadcasts
 	}
 	if !r.checked || broadcasts != r.broadcasts {
-		if last, err := r.lastPosition(ctx, g); err == nil {
+		fresh := monoNow() // at first: nothing to share
+		if r.checked && g != nil {
+			fresh = g.at
+		}
+		if last, err := r.lastPosition(ctx, fresh); err == nil {
 			target = max(target, last)
 			r.checked, r.broadcasts = true, broadcasts
 		}
@@ -242,23 +247,21 @@ func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
 	}
 }
 
-// lastPosition returns the log's last position, from a query that started
-// after g began (shared with the other followers of the log that ask after
-// the same wake-up), or from a query of its own.
-func (r *reader) lastPosition(ctx context.Context, g *signalGen) (int64, error) {
+// lastPosition returns the log's last position from a query that started
+// at or after fresh (monoNow), shared with the other followers of the log
+// that ask as fresh (after the same wake-up, or the same read), or from a
+// query of its own.
+func (r *reader) lastPosition(ctx context.Context, fresh int64) (int64, error) {
 	if r.shared == nil {
 		return r.store.Ops().LastPosition(ctx)
-	}
-	fresh := monoNow() // at first: nothing to share
-	if r.checked && g != nil {
-		fresh = g.at
 	}
 	return r.shared.lastPosition(ctx, fresh)
 }
 
-// recheck bounds what is owed by the log's last position.
-func (r *reader) recheck(ctx context.Context, pos int64) {
-	last, err := r.store.Ops().LastPosition(ctx)
+// recheck bounds what is owed by the log's last position, read after the
+// read that started at readAt.
+func (r *reader) recheck(ctx context.Context, pos, readAt int64) {
+	last, err := r.lastPosition(ctx, readAt)
 	switch {
 	case err != nil:
 	case last <= pos:
