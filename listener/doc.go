@@ -39,6 +39,21 @@
 // (rolled-back appends leave holes; on PostgreSQL a position is
 // (xid << 20) + index), so the listener never assumes next = last + 1.
 //
+// # Events held back
+//
+// Where a log's head can lag its commits (PostgreSQL: a transaction with
+// an xid anywhere in the cluster holds the snapshot horizon; MySQL/MariaDB:
+// an append still running with a lower position), a read after a wake-up
+// may return part of what committed, or nothing: the rest becomes readable
+// when that transaction ends, and nothing announces that moment. A follower
+// that knows events are owed re-reads soon, 1 ms doubling to the smaller of
+// a second and [Options.PollInterval], until it has them. It knows from
+// [Signal.Announce] (a [Notifier], or a [pgxdriver.Listener] for a
+// notification that carries a position) at no cost; after a
+// [Signal.Broadcast], which carries no position, it asks the log for its
+// last position once per wake-up (one query per follower, and only on those
+// databases). A wake-up whose read found everything costs no extra read.
+//
 // # Wake-ups and what NOTIFY costs
 //
 // PostgreSQL's NOTIFY takes a database-wide lock at commit; one pg_notify per

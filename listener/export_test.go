@@ -7,3 +7,10 @@ func SetSharedWindow(n int) (restore func()) {
 	sharedWindow = n
 	return func() { sharedWindow = old }
 }
+
+// ReadAlone makes the readers created until restore read the log alone,
+// never through a shared reader.
+func ReadAlone() (restore func()) {
+	shareReads = false
+	return func() { shareReads = true }
+}

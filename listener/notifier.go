@@ -18,8 +18,9 @@ const DefaultChannel = contract.DefaultChannel
 
 // NotifierOptions configures a Notifier. The zero value is usable.
 type NotifierOptions struct {
-	// Signal, when set, is broadcast at once on every Notify, so followers
-	// in this process wake without a database round trip (on every dialect).
+	// Signal, when set, is announced at once on every Notify (Signal.Announce
+	// with the position), so followers in this process wake without a
+	// database round trip (on every dialect).
 	Signal *Signal
 	// Channel is the PostgreSQL channel. Defaults to DefaultChannel.
 	Channel string
@@ -83,7 +84,7 @@ func NewNotifier(store eventfold.Log, opts *NotifierOptions) *Notifier {
 // Notify announces that events up to position pos committed. It does not
 // block. Safe for concurrent use.
 func (n *Notifier) Notify(pos int64) {
-	n.o.Signal.Broadcast()
+	n.o.Signal.Announce(pos)
 	if n.exec == nil {
 		return
 	}

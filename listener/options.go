@@ -24,8 +24,9 @@ type Options struct {
 	// PollInterval is how long a caught-up follower waits before reading
 	// again when no wake-up arrives. It bounds delivery delay on MySQL,
 	// SQLite and SQL Server (and on PostgreSQL without a pgxdriver.Listener or
-	// behind PgBouncer); each poll is one indexed range read. Defaults to
-	// 500ms.
+	// behind PgBouncer); each poll is one indexed range read. A follower
+	// that knows committed events are held back re-reads sooner (see the
+	// package documentation, Events held back). Defaults to 500ms.
 	PollInterval time.Duration
 	// Wakeup, when set, wakes caught-up followers early: feed it from a
 	// Notifier (same process) and/or a pgxdriver.Listener (any process).

@@ -65,6 +65,57 @@ type sharedReader struct {
 	// advanced is closed (and replaced) after each read, waking followers
 	// waiting at the head: they take the new events from the window.
 	advanced chan struct{}
+	// last is the log's last position as of lastAt (monoNow before the
+	// query), lastFlight the query in progress: followers asking after the
+	// same wake-up share one query (tail.go, account).
+	last       int64
+	lastAt     int64
+	lastFlight *lastQuery
+}
+
+// lastQuery is one LastPosition query made for every follower that asks.
+type lastQuery struct {
+	start int64
+	done  chan struct{}
+	pos   int64
+	err   error
+}
+
+// lastPosition returns the log's last position from a query that started
+// at or after fresh: the one in flight or the latest when fresh enough,
+// else a new one.
+func (sr *sharedReader) lastPosition(ctx context.Context, fresh int64) (int64, error) {
+	sr.mu.Lock()
+	if sr.lastAt >= fresh {
+		pos := sr.last
+		sr.mu.Unlock()
+		return pos, nil
+	}
+	q := sr.lastFlight
+	if q == nil || q.start < fresh {
+		q = &lastQuery{start: monoNow(), done: make(chan struct{})}
+		sr.lastFlight = q
+		go func() {
+			pos, err := sr.log.Ops().LastPosition(sr.ctx)
+			sr.mu.Lock()
+			q.pos, q.err = pos, err
+			if err == nil && q.start > sr.lastAt {
+				sr.last, sr.lastAt = pos, q.start
+			}
+			if sr.lastFlight == q {
+				sr.lastFlight = nil
+			}
+			sr.mu.Unlock()
+			close(q.done)
+		}()
+	}
+	sr.mu.Unlock()
+	select {
+	case <-q.done:
+		return q.pos, q.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // staleWindow is how long a window may go unread before a follower past

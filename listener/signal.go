@@ -6,9 +6,13 @@ import (
 )
 
 // Signal is a broadcast wake-up: every follower waiting on it is woken by
-// the next Broadcast. It carries no data, so wake-ups coalesce for free: a
-// follower that was busy when several broadcasts happened reads once and
-// gets everything. A nil *Signal never fires. Safe for concurrent use.
+// the next Broadcast or Announce. Wake-ups coalesce for free: a follower
+// that was busy when several happened reads once and gets everything.
+// Announce also tells the followers the highest position committed (feed
+// one Signal per log): a follower whose read stops short of it knows the
+// rest is held back (Capabilities.HeadLags) and reads again soon, where
+// after a Broadcast it must ask the database. A nil *Signal never fires.
+// Safe for concurrent use.
 type Signal struct {
 	mu  sync.Mutex
 	cur *signalGen
@@ -19,16 +23,21 @@ type Signal struct {
 // Broadcast that ended the previous generation happened: a read that
 // starts at or after at sees everything announced before the generation's
 // channel was taken (shared.go uses it to let followers share a read).
+// pos is the highest position announced before it began, broadcasts the
+// number of wake-ups without a position (Broadcast) before it began: a
+// follower that sees it change asks the log what committed (tail.go).
 type signalGen struct {
-	ch chan struct{}
-	at int64
+	ch         chan struct{}
+	at         int64
+	pos        int64
+	broadcasts uint64
 }
 
 // NewSignal returns a Signal.
 func NewSignal() *Signal { return &Signal{cur: &signalGen{ch: make(chan struct{}), at: monoNow()}} }
 
-// Wait returns a channel that is closed by the next Broadcast after the
-// call. Take it before reading the log, then wait on it only if the read came
+// Wait returns a channel that is closed by the next Broadcast or Announce
+// after the call. Take it before reading the log, then wait on it only if the read came
 // back empty, so that a commit between the read and the wait is not missed.
 func (s *Signal) Wait() <-chan struct{} {
 	if g := s.gen(); g != nil {
@@ -50,16 +59,33 @@ func (s *Signal) gen() *signalGen {
 	return s.cur
 }
 
-// Broadcast wakes every current waiter.
-func (s *Signal) Broadcast() {
+// Broadcast wakes every current waiter. It says nothing about what
+// committed: followers on a log whose head can lag behind its commits
+// (PostgreSQL, MySQL/MariaDB) ask the log once for its last position when
+// their read after it comes back short. Prefer Announce when the position
+// is known.
+func (s *Signal) Broadcast() { s.next(0, 1) }
+
+// Announce wakes every current waiter and tells them that events up to
+// position pos committed (Notifier.Notify calls it, and a
+// pgxdriver.Listener for a notification that carries a position). A
+// follower whose read comes back short of pos knows the rest is held back
+// and reads again soon, backing off towards its poll interval, without a
+// query of its own. Call it after the commit, with a position of the log
+// the followers read.
+func (s *Signal) Announce(pos int64) { s.next(pos, 0) }
+
+func (s *Signal) next(pos int64, broadcasts uint64) {
 	if s == nil {
 		return
 	}
 	s.mu.Lock()
+	g := &signalGen{ch: make(chan struct{}), at: monoNow(), pos: pos, broadcasts: broadcasts}
 	if s.cur != nil {
 		close(s.cur.ch)
+		g.pos, g.broadcasts = max(g.pos, s.cur.pos), g.broadcasts+s.cur.broadcasts
 	}
-	s.cur = &signalGen{ch: make(chan struct{}), at: monoNow()}
+	s.cur = g
 	s.mu.Unlock()
 }
 

@@ -81,19 +81,49 @@ type reader struct {
 	// lastRead is when (monoNow) the read that produced the last events
 	// returned started (0 before the first).
 	lastRead int64
+	// lags: the log's head can stay below committed events
+	// (Capabilities.HeadLags).
+	lags bool
+	// owed is a position this reader knows committed and has not read
+	// yet (0: none): announced, or the log's last position. While it is
+	// owed, a read that finds nothing is repeated soon, backing off
+	// (soon counts those re-reads) towards the poll interval: the events
+	// held back become readable when a transaction ends, and nothing
+	// announces that. It is kept across next calls, so a read that
+	// returned part of what was announced is followed up too.
+	owed int64
+	soon int
+	// taken is the highest position ever taken as owed: an announcement
+	// at or below it is not taken again.
+	taken int64
+	// broadcasts is the signal's count of wake-ups without a position
+	// that this reader has answered by asking the log (checked: at least
+	// once).
+	broadcasts uint64
+	checked    bool
 }
 
+// shareReads is false only in tests that follow readers reading alone.
+var shareReads = true
+
 func newReader(store eventfold.Log, o *Options, caughtUp func(bool)) *reader {
-	return &reader{store: store, o: o, caughtUp: caughtUp, shared: joinShared(store)}
+	r := &reader{store: store, o: o, caughtUp: caughtUp, lags: store.Ops().Capabilities().HeadLags}
+	if shareReads {
+		r.shared = joinShared(store)
+	}
+	return r
 }
 
 // close leaves the shared reader.
 func (r *reader) close() { r.shared.leave() }
 
+// soonMax caps the re-read backoff while events are owed (1.024s).
+const soonMax = 10
+
 // next returns at least one event after pos, or an error: ctx's, or one a
 // retry cannot cure (archived events).
 func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Event, error) {
-	fails, woken := 0, 0
+	fails := 0
 	// floor is how fresh the next read must be (monoNow at its start): at
 	// least as fresh as what this reader already saw (commits announced
 	// since raise it through the wake-up generation), or, at first, from
@@ -112,7 +142,8 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 		// before it, so it is fresh enough to share.
 		fresh := floor
 		var wake <-chan struct{}
-		if g := r.o.Wakeup.gen(); g != nil {
+		g := r.o.Wakeup.gen()
+		if g != nil {
 			wake, fresh = g.ch, max(fresh, g.at)
 		}
 		evs, readAt, advanced, err := r.read(ctx, pos, limit, fresh)
@@ -140,37 +171,104 @@ func (r *reader) next(ctx context.Context, pos int64, limit int) ([]eventfold.Ev
 		if r.caughtUp != nil {
 			r.caughtUp(true)
 		}
-		// After a wake-up that found nothing (on PostgreSQL, a transaction
-		// that started earlier still holds the read horizon back), the
-		// committed events become readable as soon as it ends, and no
-		// further wake-up may come: re-read soon, backing off towards the
-		// poll interval.
+		if r.lags {
+			r.account(ctx, g, pos)
+		}
 		wait := r.o.PollInterval
-		if woken > 0 {
-			wait = min(wait, time.Millisecond<<min(woken, 10))
+		if r.owed > pos {
+			wait = min(wait, time.Millisecond<<min(r.soon, soonMax))
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 		case <-wake:
-			woken = 1
 			floor = 0 // the next generation's start is fresh enough
 		case <-advanced:
 			// Another follower's read completed: take what it found, or
-			// wait again (its read counts as this reader's poll).
+			// wait again (its read counts as this reader's poll, and as
+			// its re-read: followers owed the same events step together,
+			// and share each re-read).
+			r.step(ctx, pos, wait, readAt)
 			floor = readAt + 1
 		case <-t.C:
-			if woken > 0 {
-				woken++
-			}
-			if wait >= r.o.PollInterval {
-				woken = 0
-			}
+			r.step(ctx, pos, wait, readAt)
 			// Any read newer than the one that found nothing: one already
 			// in flight for another follower serves as this poll too.
 			floor = readAt + 1
 		}
 		t.Stop()
+	}
+}
+
+// step counts a re-read made while events are owed (after waiting wait,
+// since a read that started at readAt found nothing).
+func (r *reader) step(ctx context.Context, pos int64, wait time.Duration, readAt int64) {
+	if r.owed <= pos {
+		return
+	}
+	r.soon++
+	if r.soon == soonMax && wait < r.o.PollInterval {
+		// Held back for a second already: make sure the log has
+		// committed beyond pos (an announcement of another log's
+		// position would keep this reader re-reading every second
+		// instead of polling).
+		r.recheck(ctx, pos, readAt)
+	}
+}
+
+// account updates what this reader is owed after a read after through
+// found nothing, before it waits: from what was announced before the read
+// began (g) and, after a wake-up without a position (or at first), from
+// the log's last position. Only an empty read waits, so a read that
+// returned part of what committed is followed up by the next call's.
+func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
+	var target int64
+	var broadcasts uint64
+	if g != nil {
+		target, broadcasts = g.pos, g.broadcasts
+	}
+	if !r.checked || broadcasts != r.broadcasts {
+		fresh := monoNow() // at first: nothing to share
+		if r.checked && g != nil {
+			fresh = g.at
+		}
+		if last, err := r.lastPosition(ctx, fresh); err == nil {
+			target = max(target, last)
+			r.checked, r.broadcasts = true, broadcasts
+		}
+	}
+	if target > through && target > r.taken {
+		if r.owed == 0 {
+			r.soon = 0
+		}
+		r.owed, r.taken = target, target
+	}
+	if r.owed != 0 && through >= r.owed {
+		r.owed, r.soon = 0, 0
+	}
+}
+
+// lastPosition returns the log's last position from a query that started
+// at or after fresh (monoNow), shared with the other followers of the log
+// that ask as fresh (after the same wake-up, or the same read), or from a
+// query of its own.
+func (r *reader) lastPosition(ctx context.Context, fresh int64) (int64, error) {
+	if r.shared == nil {
+		return r.store.Ops().LastPosition(ctx)
+	}
+	return r.shared.lastPosition(ctx, fresh)
+}
+
+// recheck bounds what is owed by the log's last position, read after the
+// read that started at readAt.
+func (r *reader) recheck(ctx context.Context, pos, readAt int64) {
+	last, err := r.lastPosition(ctx, readAt)
+	switch {
+	case err != nil:
+	case last <= pos:
+		r.owed, r.soon = 0, 0
+	default:
+		r.owed = min(r.owed, last)
 	}
 }
 

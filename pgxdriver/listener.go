@@ -21,6 +21,18 @@ type Broadcaster interface {
 	Broadcast()
 }
 
+// Announcer is a Broadcaster that can also be told the position a
+// notification carries (listener.Signal implements it): a notification
+// whose payload is a position (a listener.Notifier's) is passed on with
+// Announce, so followers whose read stops short of it know the rest is
+// held back by a running transaction and read again soon, without asking
+// the database. An empty payload (the notify trigger's) and a
+// (re)connection are passed on with Broadcast.
+type Announcer interface {
+	Broadcaster
+	Announce(pos int64)
+}
+
 // Listener LISTENs for eventfold notifications on a dedicated PostgreSQL
 // connection and broadcasts a Signal (a listener.Signal) for each one. It
 // lives in the driver package because LISTEN is PostgreSQL's and needs a
@@ -41,8 +53,9 @@ type Listener struct {
 	ConnString string
 	// Channel defaults to listener.DefaultChannel ("eventfold_events").
 	Channel string
-	// Signal is broadcast on every notification and every (re)connection;
-	// nil broadcasts nothing.
+	// Signal is broadcast on every notification and every (re)connection
+	// (announced, when it is an Announcer and the notification carries a
+	// position); nil broadcasts nothing.
 	Signal Broadcaster
 	// RetryMin and RetryMax bound the reconnection backoff. Defaults 100ms
 	// and 10s.
@@ -163,9 +176,18 @@ func (l *Listener) listenOnce(ctx context.Context, cfg *pgx.ConnConfig, channel 
 			return fmt.Errorf("wait for notification: %w", err)
 		}
 		l.received.Add(1)
-		if p, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && p > l.lastPos.Load() {
+		p, err := strconv.ParseInt(n.Payload, 10, 64)
+		if err != nil || p <= 0 {
+			l.broadcast()
+			continue
+		}
+		if p > l.lastPos.Load() {
 			l.lastPos.Store(p)
 		}
-		l.broadcast()
+		if a, ok := l.Signal.(Announcer); ok {
+			a.Announce(p)
+		} else {
+			l.broadcast()
+		}
 	}
 }

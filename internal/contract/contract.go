@@ -94,6 +94,14 @@ type Capabilities struct {
 	// a second committer would only wait for the lock with a batch it took
 	// too early, and both batches would be smaller.
 	SingleWriter bool
+	// HeadLags: committed events can stay unreadable for a while, Head
+	// below LastPosition, until appends that began before them end
+	// (PostgreSQL: a transaction holding the snapshot horizon back;
+	// MySQL/MariaDB: an append still running with a lower position). A
+	// reader whose read came back short of what it knows committed must
+	// read again when they end: nothing announces that moment. Elsewhere
+	// a read sees every event committed before it started.
+	HeadLags bool
 }
 
 // CommitPipeline queues writes, on the Ops of one transaction, to be sent
@@ -204,8 +212,9 @@ type LogReader interface {
 	// (0 for an empty log).
 	Head(ctx context.Context) (int64, error)
 	// LastPosition returns the highest committed position, horizon or not
-	// (0 for an empty log). It equals Head except on PostgreSQL, where the
-	// difference is the lag that running transactions cause.
+	// (0 for an empty log). It equals Head except where Capabilities.HeadLags
+	// (PostgreSQL, MySQL/MariaDB): the difference is the lag that running
+	// transactions cause.
 	LastPosition(ctx context.Context) (int64, error)
 	// StreamVersion returns a stream's current version (0: no stream).
 	StreamVersion(ctx context.Context, streamID string) (int64, error)

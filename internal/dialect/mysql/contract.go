@@ -17,7 +17,7 @@ import (
 
 // Capabilities implements contract.Ops.
 func (o *Ops) Capabilities() contract.Capabilities {
-	return contract.Capabilities{CommitMarkers: true, PositionCheck: true}
+	return contract.Capabilities{CommitMarkers: true, PositionCheck: true, HeadLags: true}
 }
 
 // Notify implements contract.Notifications: unsupported.

@@ -20,7 +20,7 @@ import (
 // (pgxdriver's).
 func (o *Ops) Capabilities() contract.Capabilities {
 	_, pipeline := o.queue()
-	return contract.Capabilities{CommitMarkers: true, PositionCheck: true, Notify: true, MaxSavepoints: maxSavepoints, CommitPipeline: pipeline}
+	return contract.Capabilities{CommitMarkers: true, PositionCheck: true, Notify: true, MaxSavepoints: maxSavepoints, CommitPipeline: pipeline, HeadLags: true}
 }
 
 // maxSavepoints bounds the savepoints of one transaction, below the
