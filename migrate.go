@@ -279,9 +279,7 @@ type interruptSessionLocker struct {
 }
 
 func (l interruptSessionLocker) SessionLock(ctx context.Context, conn *sql.Conn) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(l.interrupt, cancel)
+	ctx, stop := endedBy(ctx, l.interrupt)
 	defer stop()
 	return l.SessionLocker.SessionLock(ctx, conn)
 }
@@ -292,11 +290,16 @@ type interruptLocker struct {
 }
 
 func (l interruptLocker) Lock(ctx context.Context, db *sql.DB) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stop := context.AfterFunc(l.interrupt, cancel)
+	ctx, stop := endedBy(ctx, l.interrupt)
 	defer stop()
 	return l.Locker.Lock(ctx, db)
+}
+
+// endedBy returns ctx ended by interrupt as well; call stop when done.
+func endedBy(ctx, interrupt context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(interrupt, cancel)
+	return ctx, func() { unhook(); cancel() }
 }
 
 // PositionsMigration is the first PostgreSQL migration version that has
