@@ -62,3 +62,30 @@ func TestAttack4MigrateAppRefusesEventfoldsTableQualified(t *testing.T) {
 		assert.ErrorIs(t, err, eventfold.ErrInvalidInput, "MigrateApp(%q) ran against eventfold's own version table (applied %d, app_s created: %v)", table, len(res), exists)
 	})
 }
+
+// TestAttack4MigrateAppRefusesBadTableNames: the version table's name goes
+// into goose's SQL as written (not quoted, not checked). A name with a
+// space, a quote, a backtick or a semicolon is met by the server's syntax
+// error after about 3 s (goose retries its initialisation), not by a clear
+// error naming the bad input; on PostgreSQL the name's text runs as SQL:
+// "v (id INT); DROP TABLE victim; CREATE TABLE w" as one statement was
+// accepted by the server (goose failed only at its next one, "insert
+// version 0"; its transaction rolled back and the table victim survived). Finding (attack4), not fixed: refuse names that are not
+// plain [A-Za-z_][A-Za-z0-9_]* (optionally schema-qualified) as invalid input.
+func TestAttack4MigrateAppRefusesBadTableNames(t *testing.T) {
+	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
+		ctx := context.Background()
+		dsn := testdb.DSN(t, d)
+		c, _, err := sqldriver.Connector(dsn)
+		require.NoError(t, err)
+		db := sql.OpenDB(c)
+		defer db.Close()
+		fsys := fstest.MapFS{
+			"00001_s.sql": {Data: []byte("-- +goose Up\nCREATE TABLE app_s (id INT PRIMARY KEY);\n\n-- +goose Down\nDROP TABLE app_s;\n")},
+		}
+		for _, table := range []string{"App Version", `a"b`, "a`b", "a'b", "v (id INT); DROP TABLE victim; CREATE TABLE w"} {
+			_, err := eventfold.MigrateApp(ctx, d, db, fsys, table)
+			assert.ErrorIs(t, err, eventfold.ErrInvalidInput, "MigrateApp(%q)", table)
+		}
+	})
+}
