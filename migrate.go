@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"regexp"
 	"strings"
 	"time"
 
@@ -249,10 +250,26 @@ func upLocked(ctx context.Context, d Dialect, db *sql.DB, fsys fs.FS, table stri
 // a cancellation of ctx lets the migration in progress finish and stops
 // before the next (see MigrateUpTo). It returns what it applied.
 func MigrateApp(ctx context.Context, d Dialect, db *sql.DB, fsys fs.FS, table string) ([]*goose.MigrationResult, error) {
-	if table == "" || strings.EqualFold(table, MigrationTable) {
+	if !appTableName.MatchString(table) {
+		return nil, &ValidationError{Field: "version table", Reason: fmt.Sprintf("%q: a table name of letters, digits and underscores (not starting with a digit, at most 63), optionally after a schema name and a dot", table)}
+	}
+	if _, name, _ := cutLast(table, "."); strings.EqualFold(name, MigrationTable) {
 		return nil, &ValidationError{Field: "version table", Reason: fmt.Sprintf("%q: a service's migrations need a version table of their own, not eventfold's", table)}
 	}
 	return upLocked(ctx, d, db, fsys, table, -1, "")
+}
+
+// appTableName is what MigrateApp accepts as a version table's name: goose
+// puts it into its SQL as it is, unquoted.
+var appTableName = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// cutLast is strings.Cut at the last sep; without sep, before is "" and
+// after is s.
+func cutLast(s, sep string) (before, after string, found bool) {
+	if i := strings.LastIndex(s, sep); i >= 0 {
+		return s[:i], s[i+len(sep):], true
+	}
+	return "", s, false
 }
 
 // interruptible makes l's Lock end with interrupt (when not nil) as well

@@ -24,9 +24,8 @@ import (
 // its 00100 is applied and recorded there: eventfold's schema version
 // becomes 100, so every eventfold binary then sees a newer schema.
 //
-// Finding (attack4), not fixed: the check should refuse any name that
-// resolves to eventfold's table (or the service's migrations should not
-// run against it).
+// Finding (attack4), fixed: a name whose table part is eventfold's, with
+// or without a schema, is refused.
 func TestAttack4MigrateAppRefusesEventfoldsTableQualified(t *testing.T) {
 	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
 		ctx := context.Background()
@@ -70,8 +69,8 @@ func TestAttack4MigrateAppRefusesEventfoldsTableQualified(t *testing.T) {
 // error naming the bad input; on PostgreSQL the name's text runs as SQL:
 // "v (id INT); DROP TABLE victim; CREATE TABLE w" as one statement was
 // accepted by the server (goose failed only at its next one, "insert
-// version 0"; its transaction rolled back and the table victim survived). Finding (attack4), not fixed: refuse names that are not
-// plain [A-Za-z_][A-Za-z0-9_]* (optionally schema-qualified) as invalid input.
+// version 0"; its transaction rolled back and the table victim survived). Finding (attack4), fixed: names that are not plain
+// [A-Za-z_][A-Za-z0-9_]* (optionally schema-qualified) are invalid input.
 func TestAttack4MigrateAppRefusesBadTableNames(t *testing.T) {
 	testdb.EachDialectOf(t, testdb.WithoutSQLServer(), func(t *testing.T, d eventfold.Dialect) {
 		ctx := context.Background()

@@ -21,7 +21,7 @@ import (
 // connects in the clear. Seen here (server ssl=on): pg_stat_ssl.ssl is
 // false for ?sslmode=require&sslmode=disable, true for
 // ?sslmode=disable&sslmode=require; both are accepted.
-// Finding (attack4), not fixed: refuse a parameter given twice, as
+// Finding (attack4), fixed: a parameter given twice is refused, as
 // max_open_conns is.
 func TestAttack4DuplicateSSLModeRefused(t *testing.T) {
 	testdb.EachDialectOf(t, []eventfold.Dialect{eventfold.Postgres}, func(t *testing.T, d eventfold.Dialect) {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/eventfold/eventfold"
@@ -180,7 +181,22 @@ func Check(dsn string, d eventfold.Dialect) error {
 	if d == eventfold.SQLite {
 		return nil
 	}
-	if _, ok := cleanURL(dsn); ok {
+	if u, ok := cleanURL(dsn); ok {
+		// A parameter given twice: the driver uses one and ignores the
+		// other without a word (?sslmode=require&sslmode=disable
+		// connected in the clear). The values are not shown: one may be
+		// a password.
+		q := u.Query()
+		keys := make([]string, 0, len(q))
+		for k, vs := range q {
+			if len(vs) > 1 {
+				keys = append(keys, k)
+			}
+		}
+		if len(keys) > 0 {
+			sort.Strings(keys)
+			return &eventfold.ValidationError{Field: "dsn", Reason: fmt.Sprintf("the parameter %q is given more than once (the driver would use one and ignore the others): give it once", keys[0])}
+		}
 		return nil
 	}
 	if d == eventfold.Postgres {
