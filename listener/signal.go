@@ -31,7 +31,18 @@ type signalGen struct {
 	at         int64
 	pos        int64
 	broadcasts uint64
+	// posAt is when pos was announced (monoNow): a position is carried
+	// into later generations for announceMemory only, so that one
+	// announced by mistake (another log's, a NOTIFY with any number sent
+	// by anyone who can connect) does not hide the real ones for good.
+	posAt int64
 }
+
+// announceMemory is how long an announced position outlives the
+// generation that announced it: long enough for every follower to wake
+// and read (wake-ups coalesce), short enough that a stray one is soon
+// forgotten.
+const announceMemory = time.Second
 
 // NewSignal returns a Signal.
 func NewSignal() *Signal { return &Signal{cur: &signalGen{ch: make(chan struct{}), at: monoNow()}} }
@@ -80,10 +91,14 @@ func (s *Signal) next(pos int64, broadcasts uint64) {
 		return
 	}
 	s.mu.Lock()
-	g := &signalGen{ch: make(chan struct{}), at: monoNow(), pos: pos, broadcasts: broadcasts}
+	now := monoNow()
+	g := &signalGen{ch: make(chan struct{}), at: now, pos: pos, posAt: now, broadcasts: broadcasts}
 	if s.cur != nil {
 		close(s.cur.ch)
-		g.pos, g.broadcasts = max(g.pos, s.cur.pos), g.broadcasts+s.cur.broadcasts
+		if s.cur.pos > g.pos && now-s.cur.posAt < int64(announceMemory) {
+			g.pos, g.posAt = s.cur.pos, s.cur.posAt
+		}
+		g.broadcasts += s.cur.broadcasts
 	}
 	s.cur = g
 	s.mu.Unlock()

@@ -96,6 +96,12 @@ type reader struct {
 	// taken is the highest position ever taken as owed: an announcement
 	// at or below it is not taken again.
 	taken int64
+	// owedAt is when the announcement that set owed was made (its
+	// signalGen.posAt; 0 when owed came from the log's last position), and
+	// discredited the latest such time whose announcement the log did not
+	// bear out (recheck): announcements made no later are not taken again,
+	// so one of another log's positions costs a second of re-reads once.
+	owedAt, discredited int64
 	// broadcasts is the signal's count of wake-ups without a position
 	// that this reader has answered by asking the log (checked: at least
 	// once).
@@ -222,10 +228,13 @@ func (r *reader) step(ctx context.Context, pos int64, wait time.Duration, readAt
 // the log's last position. Only an empty read waits, so a read that
 // returned part of what committed is followed up by the next call's.
 func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
-	var target int64
+	var target, targetAt int64
 	var broadcasts uint64
 	if g != nil {
-		target, broadcasts = g.pos, g.broadcasts
+		broadcasts = g.broadcasts
+		if g.posAt > r.discredited {
+			target, targetAt = g.pos, g.posAt
+		}
 	}
 	if !r.checked || broadcasts != r.broadcasts {
 		fresh := monoNow() // at first: nothing to share
@@ -233,7 +242,9 @@ func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
 			fresh = g.at
 		}
 		if last, err := r.lastPosition(ctx, fresh); err == nil {
-			target = max(target, last)
+			if last >= target {
+				target, targetAt = last, 0
+			}
 			r.checked, r.broadcasts = true, broadcasts
 		}
 	}
@@ -241,7 +252,7 @@ func (r *reader) account(ctx context.Context, g *signalGen, through int64) {
 		if r.owed == 0 {
 			r.soon = 0
 		}
-		r.owed, r.taken = target, target
+		r.owed, r.taken, r.owedAt = target, target, targetAt
 	}
 	if r.owed != 0 && through >= r.owed {
 		r.owed, r.soon = 0, 0
@@ -266,9 +277,16 @@ func (r *reader) recheck(ctx context.Context, pos, readAt int64) {
 	switch {
 	case err != nil:
 	case last <= pos:
-		r.owed, r.soon = 0, 0
+		// Nothing beyond pos committed: what was owed was announced by
+		// mistake (or rolled back). Announcements made later, above pos,
+		// are taken again.
+		r.discredited = max(r.discredited, r.owedAt)
+		r.owed, r.soon, r.taken = 0, 0, min(r.taken, pos)
 	default:
-		r.owed = min(r.owed, last)
+		if r.owed > last {
+			r.discredited = max(r.discredited, r.owedAt)
+		}
+		r.owed, r.taken = min(r.owed, last), min(r.taken, last)
 	}
 }
 
